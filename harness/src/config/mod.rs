@@ -1,0 +1,222 @@
+//! Reading scenario and profile files: YAML into closed types, then semantic validation. Every
+//! problem found is returned at once, each with its file, line, column and field path.
+
+pub mod dist;
+pub mod profile;
+pub mod scenario;
+pub mod units;
+pub mod validate;
+pub mod yaml;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+pub use profile::Profile;
+pub use scenario::Scenario;
+pub use yaml::Pos;
+
+/// One problem in a config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub pos: Pos,
+    /// Field path such as `fleet.classes[1].rate`; empty for the file as a whole.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}:{}: {}", self.file, self.pos, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file, self.pos, self.path, self.message
+            )
+        }
+    }
+}
+
+/// Why a config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {file}: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render_invalid(.file, .diagnostics))]
+    Invalid {
+        file: String,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+fn render_invalid(file: &str, diagnostics: &[Diagnostic]) -> String {
+    let n = diagnostics.len();
+    let mut out = format!("{file}: {n} problem{}", if n == 1 { "" } else { "s" });
+    for d in diagnostics {
+        out.push_str("\n  ");
+        out.push_str(&d.to_string());
+    }
+    out
+}
+
+impl ConfigError {
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            ConfigError::Invalid { diagnostics, .. } => diagnostics,
+            ConfigError::Io { .. } => &[],
+        }
+    }
+}
+
+/// A parsed config together with where it came from.
+#[derive(Clone, Debug)]
+pub struct Loaded<T> {
+    pub value: T,
+    pub file: PathBuf,
+    /// The file's text as read, for fingerprints and for echoing into reports.
+    pub source: String,
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        file: path.display().to_string(),
+        source,
+    })
+}
+
+fn diagnostics(file: &str, errors: Vec<yaml::YamlError>) -> ConfigError {
+    ConfigError::Invalid {
+        file: file.to_string(),
+        diagnostics: errors
+            .into_iter()
+            .map(|e| Diagnostic {
+                file: file.to_string(),
+                pos: e.pos,
+                path: e.path,
+                message: e.message,
+            })
+            .collect(),
+    }
+}
+
+fn decode<T: DeserializeOwned>(file: &str, root: &yaml::Node) -> Result<T, ConfigError> {
+    yaml::from_node(root).map_err(|errs| diagnostics(file, errs))
+}
+
+fn semantic(
+    file: &str,
+    root: &yaml::Node,
+    problems: Vec<(String, String)>,
+) -> Result<(), ConfigError> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let index = yaml::path_index(root);
+    let mut errors: Vec<yaml::YamlError> = problems
+        .into_iter()
+        .map(|(path, message)| yaml::YamlError {
+            pos: yaml::locate(&index, &path),
+            path,
+            message,
+        })
+        .collect();
+    errors.sort_by(|a, b| a.pos.cmp(&b.pos));
+    Err(diagnostics(file, errors))
+}
+
+/// Parse and validate scenario text; `file` names it in diagnostics.
+pub fn parse_scenario(file: &str, src: &str) -> Result<Scenario, ConfigError> {
+    let root = yaml::parse(src).map_err(|e| diagnostics(file, vec![e]))?;
+    let scenario: Scenario = decode(file, &root)?;
+    semantic(file, &root, validate::scenario(&scenario))?;
+    Ok(scenario)
+}
+
+/// Parse and validate profile text, expanding `${VAR}` references with `env`.
+pub fn parse_profile(
+    file: &str,
+    src: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Profile, ConfigError> {
+    let mut root = yaml::parse(src).map_err(|e| diagnostics(file, vec![e]))?;
+    let mut env_errors = Vec::new();
+    root.for_each_scalar_mut("", &mut |path, pos, text| {
+        if text.contains('$') {
+            match profile::interpolate(text, env) {
+                Ok(v) => *text = v,
+                Err(message) => env_errors.push(yaml::YamlError {
+                    pos,
+                    path: path.to_string(),
+                    message,
+                }),
+            }
+        }
+    });
+    if !env_errors.is_empty() {
+        return Err(diagnostics(file, env_errors));
+    }
+    let profile: Profile = decode(file, &root)?;
+    semantic(file, &root, validate::profile(&profile))?;
+    Ok(profile)
+}
+
+pub fn load_scenario(path: &Path) -> Result<Loaded<Scenario>, ConfigError> {
+    let source = read(path)?;
+    let value = parse_scenario(&path.display().to_string(), &source)?;
+    Ok(Loaded {
+        value,
+        file: path.to_path_buf(),
+        source,
+    })
+}
+
+pub fn load_profile(path: &Path) -> Result<Loaded<Profile>, ConfigError> {
+    let source = read(path)?;
+    let env = |name: &str| std::env::var(name).ok();
+    let value = parse_profile(&path.display().to_string(), &source, &env)?;
+    Ok(Loaded {
+        value,
+        file: path.to_path_buf(),
+        source,
+    })
+}
+
+/// What kind of file `validate` was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Scenario,
+    Profile,
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileKind::Scenario => "scenario",
+            FileKind::Profile => "profile",
+        })
+    }
+}
+
+/// Validate a file of either kind: a mapping with a `kind` key (and no `fleet`) is a profile.
+pub fn validate_file(path: &Path) -> Result<FileKind, ConfigError> {
+    let source = read(path)?;
+    let file = path.display().to_string();
+    let is_profile = yaml::parse(&source)
+        .map(|root| root.get("kind").is_some() && root.get("fleet").is_none())
+        .unwrap_or(false);
+    if is_profile {
+        // Unset variables are not an error when only validating: the shape is what matters.
+        let env = |name: &str| Some(std::env::var(name).unwrap_or_else(|_| format!("<{name}>")));
+        parse_profile(&file, &source, &env).map(|_| FileKind::Profile)
+    } else {
+        parse_scenario(&file, &source).map(|_| FileKind::Scenario)
+    }
+}

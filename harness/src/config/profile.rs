@@ -1,0 +1,255 @@
+//! The profile: which Kafka-compatible target a scenario runs against and how to reach it.
+//!
+//! Values may reference environment variables (`${KAFKA_PASSWORD}`, `${REGION:-eu-west-1}`);
+//! `$${` writes a literal `${`. Secrets (any librdkafka property whose name says password,
+//! secret, token, jaas or private key) never appear in output, logs or reports: see [`Redactor`].
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::units::Dur;
+
+/// A profile file.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Profile {
+    /// Required. Short name, shown in reports and comparisons, e.g. `local-kafka`, `msk-prod`.
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Required. `embedded` (librdkafka's in-process mock cluster, zero set-up) or `kafka`
+    /// (any Kafka-compatible cluster reached through `bootstrap_servers`).
+    pub kind: TargetKind,
+    /// Brokers in the embedded cluster. Default 3. Only for `kind: embedded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brokers: Option<u32>,
+    /// Bootstrap servers, a list or a comma-separated string. Required for `kind: kafka`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_servers: Option<Servers>,
+    /// librdkafka properties for every client (security, TLS, SASL, timeouts...).
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+    /// How long to wait for the target to answer before giving up (exit 3). Default `15s`.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Dur,
+}
+
+fn default_connect_timeout() -> Dur {
+    Dur::from_secs(15)
+}
+
+/// The kind of target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Embedded,
+    Kafka,
+}
+
+/// Bootstrap servers written as a list or as one comma-separated string.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Servers {
+    List(Vec<String>),
+    Joined(String),
+}
+
+impl Servers {
+    pub fn joined(&self) -> String {
+        match self {
+            Servers::List(items) => items.join(","),
+            Servers::Joined(s) => s.split(',').map(str::trim).collect::<Vec<_>>().join(","),
+        }
+    }
+}
+
+impl Profile {
+    /// The default target: a 3-broker embedded cluster.
+    pub fn embedded() -> Self {
+        Profile {
+            name: "embedded".into(),
+            description: Some("librdkafka's in-process mock cluster".into()),
+            kind: TargetKind::Embedded,
+            brokers: Some(3),
+            bootstrap_servers: None,
+            librdkafka: BTreeMap::new(),
+            connect_timeout: default_connect_timeout(),
+        }
+    }
+
+    pub fn embedded_brokers(&self) -> u32 {
+        self.brokers.unwrap_or(3)
+    }
+}
+
+/// Is this librdkafka property a secret?
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "jaas",
+        "private",
+        "credentials",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+        || k == "ssl.key.pem"
+        || k == "ssl_key"
+}
+
+/// The text shown instead of a secret.
+pub const REDACTED: &str = "[redacted]";
+
+/// Removes secret values from anything headed for output. Built from the profile and scenario
+/// properties; every string that leaves the process through logs, errors or reports passes it.
+#[derive(Clone, Debug, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    pub fn from_properties<'a>(props: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
+        let mut secrets: Vec<String> = props
+            .into_iter()
+            .filter(|(k, v)| is_secret_key(k) && v.len() >= 3)
+            .map(|(_, v)| v.clone())
+            .collect();
+        // Longest first, so a secret containing another is removed whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Redactor { secrets }
+    }
+
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+
+    /// A copy of `props` with secret values replaced.
+    pub fn redact_map(props: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        props
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    if is_secret_key(k) {
+                        REDACTED.to_string()
+                    } else {
+                        v.clone()
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// Expand `${VAR}` and `${VAR:-default}` in `text`. Returns the missing variable's name on failure.
+pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix("${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let Some(end) = body.find('}') else {
+                return Err("unterminated `${` (write `$${` for a literal)".to_string());
+            };
+            let expr = &body[..end];
+            let (name, default) = match expr.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (expr, None),
+            };
+            let valid =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!("`${{{expr}}}` is not a valid variable reference"));
+            }
+            match lookup(name).or_else(|| default.map(str::to_string)) {
+                Some(v) => out.push_str(&v),
+                None => return Err(format!("environment variable `{name}` is not set")),
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "PASS" => Some("hunter22".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn interpolation_expands_and_defaults() {
+        assert_eq!(interpolate("a-${PASS}-b", &env).unwrap(), "a-hunter22-b");
+        assert_eq!(interpolate("${NOPE:-x}", &env).unwrap(), "x");
+        assert_eq!(interpolate("$${PASS}", &env).unwrap(), "${PASS}");
+        assert_eq!(interpolate("cost $5", &env).unwrap(), "cost $5");
+        assert!(
+            interpolate("${NOPE}", &env)
+                .unwrap_err()
+                .contains("`NOPE` is not set")
+        );
+        assert!(interpolate("${PASS", &env).is_err());
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_and_redacted() {
+        let mut props = BTreeMap::new();
+        props.insert("sasl.password".to_string(), "hunter22".to_string());
+        props.insert("sasl.username".to_string(), "alice".to_string());
+        let r = Redactor::from_properties(&props);
+        assert_eq!(
+            r.scrub("auth failed for alice with hunter22"),
+            "auth failed for alice with [redacted]"
+        );
+        let red = Redactor::redact_map(&props);
+        assert_eq!(red["sasl.password"], REDACTED);
+        assert_eq!(red["sasl.username"], "alice");
+    }
+
+    #[test]
+    fn secret_keys_are_recognised() {
+        for k in [
+            "sasl.password",
+            "ssl.key.password",
+            "ssl.keystore.password",
+            "sasl.oauthbearer.client.secret",
+            "ssl.key.pem",
+            "sasl.jaas.config",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in [
+            "bootstrap.servers",
+            "security.protocol",
+            "sasl.username",
+            "ssl.ca.location",
+        ] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The scenario: what a device fleet sends, who reads it, for how long.
+//!
+//! The doc comments on these types are the user documentation of the scenario format
+//! (`docs/scenario.md` is written from them). Every field is optional unless marked required;
+//! unknown fields are errors.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::dist::Dist;
+use super::units::{ByteSize, Dur, Rate, Ratio};
+
+/// A scenario file.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Scenario {
+    /// Required. Short name, used in the report and in default consumer group ids.
+    /// Letters, digits, `.`, `_` and `-`.
+    pub name: String,
+    /// What this scenario exercises and what to look at in its report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Required. Seed for every random choice (device phases, shares, sizes, arrivals). The same
+    /// seed gives the same schedule of device events, whatever the target.
+    pub seed: u64,
+    /// Required. How long the load runs, warm-up included, e.g. `30s`, `10m`.
+    pub duration: Dur,
+    /// Initial part of the run left out of latency histograms and rates (still audited).
+    #[serde(default)]
+    pub warmup: Dur,
+    /// After the load stops, how long to wait at most for outstanding acknowledgements, the
+    /// delivery audit and the consumer groups to catch up. Default `30s`.
+    #[serde(default = "default_drain")]
+    pub drain: Dur,
+    /// Abort the run (status `failed`, exit 3) when no acknowledgement arrives for this long
+    /// while messages are outstanding. Default `60s`.
+    #[serde(default = "default_target_timeout")]
+    pub target_timeout: Dur,
+    /// Required. The topics the fleet writes to. Created when missing; an existing topic whose
+    /// partitions, replication or configs differ is reported as a warning.
+    pub topics: Vec<TopicSpec>,
+    /// Required. The simulated devices and what they send.
+    pub fleet: Fleet,
+    /// Producer settings shared by every payload class.
+    #[serde(default)]
+    pub producer: ProducerSpec,
+    /// Consumer groups reading the fleet's topics while it runs.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerGroupSpec>,
+    /// The delivery audit: an extra reader that checks every acknowledged message arrived once.
+    #[serde(default)]
+    pub audit: AuditSpec,
+}
+
+fn default_drain() -> Dur {
+    Dur::from_secs(30)
+}
+
+fn default_target_timeout() -> Dur {
+    Dur::from_secs(60)
+}
+
+/// A topic the scenario writes to.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct TopicSpec {
+    /// Required. Topic name.
+    pub name: String,
+    /// Number of partitions. Default 12.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// Replication factor. Default 3.
+    #[serde(default = "default_replication")]
+    pub replication: u16,
+    /// Topic configs applied on creation, e.g. `retention.ms: 3600000`, `min.insync.replicas: 2`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+fn default_partitions() -> u32 {
+    12
+}
+
+fn default_replication() -> u16 {
+    3
+}
+
+/// The simulated fleet.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Fleet {
+    /// Required. Number of simulated devices.
+    pub devices: u64,
+    /// Device id pattern: `{n}` is the device number, `{n:06}` pads it with zeros to 6 digits.
+    /// The id is the record key. Default `device-{n:06}`.
+    #[serde(default = "default_id_pattern")]
+    pub id_pattern: String,
+    /// Required. What the devices send: one entry per payload class.
+    pub classes: Vec<PayloadClass>,
+}
+
+fn default_id_pattern() -> String {
+    "device-{n:06}".into()
+}
+
+/// A kind of message some devices send at some rate.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct PayloadClass {
+    /// Required. Class name, e.g. `heartbeat`, `telemetry`, `diagnostics`.
+    pub name: String,
+    /// Required. Topic this class is written to (one of `topics`).
+    pub topic: String,
+    /// Share of the fleet's devices that send this class, chosen with the seed. Default `100%`.
+    #[serde(default = "full_share")]
+    pub share: Ratio,
+    /// How often each participating device sends, e.g. `1/30s`. Give this or `total_rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
+    /// The class's rate across all its devices, e.g. `2000/s`; spread evenly over them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_rate: Option<Rate>,
+    /// How sends are spaced in time: `fixed` (periodic, each device at its own seeded phase) or
+    /// `poisson` (exponential gaps). Default `fixed`.
+    #[serde(default)]
+    pub arrival: Arrival,
+    /// Size of each record value: a plain size (`256B`) or a distribution. Default `256B`.
+    #[serde(default = "default_size")]
+    pub size: Dist<ByteSize>,
+    /// Record value format. Both carry the fields the delivery audit needs. Default `json`.
+    #[serde(default)]
+    pub format: ValueFormat,
+    /// Record headers added to every message of this class.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn full_share() -> Ratio {
+    Ratio(1.0)
+}
+
+fn default_size() -> Dist<ByteSize> {
+    Dist::Fixed(ByteSize(256))
+}
+
+/// How a device's sends are spaced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrival {
+    /// Every device sends at a fixed period; phases are spread evenly over the period.
+    #[default]
+    Fixed,
+    /// Exponentially distributed gaps (a Poisson process per device).
+    Poisson,
+}
+
+/// Format of record values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueFormat {
+    /// A JSON envelope `{"fs":1,"run":..,"dev":..,"seq":..,..,"pad":".."}`.
+    #[default]
+    Json,
+    /// A 48-byte binary header followed by random bytes.
+    Binary,
+}
+
+/// Producer settings. Each maps onto a librdkafka property; `librdkafka` passes any other
+/// property through (and wins over the fields above).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct ProducerSpec {
+    /// `all`, `1` or `0`. Default `all`.
+    #[serde(default)]
+    pub acks: Acks,
+    /// How long librdkafka waits to fill a batch (`linger.ms`). Default `5ms`.
+    #[serde(default = "default_linger")]
+    pub linger: Dur,
+    /// Maximum batch size (`batch.size`). Default `1MiB`.
+    #[serde(default = "default_batch")]
+    pub batch_size: ByteSize,
+    /// `none`, `gzip`, `snappy`, `lz4` or `zstd`. Default `none`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Idempotent producer (`enable.idempotence`). Default `true`.
+    #[serde(default = "yes")]
+    pub idempotence: bool,
+    /// Messages each producer instance may have awaiting acknowledgement
+    /// (`queue.buffering.max.messages`). When full, due sends wait: each wait is counted as
+    /// backpressure and shows up as send lag, never hidden. Default 100000.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: u64,
+    /// How long a message may wait for acknowledgement before it fails (`message.timeout.ms`).
+    /// Default `30s`.
+    #[serde(default = "default_message_timeout")]
+    pub message_timeout: Dur,
+    /// Number of producer instances; devices are split evenly between them. Default 1.
+    #[serde(default = "one")]
+    pub instances: u32,
+    /// Any other librdkafka producer property, passed through as is.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl Default for ProducerSpec {
+    fn default() -> Self {
+        ProducerSpec {
+            acks: Acks::default(),
+            linger: default_linger(),
+            batch_size: default_batch(),
+            compression: Compression::default(),
+            idempotence: true,
+            max_in_flight: default_in_flight(),
+            message_timeout: default_message_timeout(),
+            instances: 1,
+            librdkafka: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_linger() -> Dur {
+    Dur::from_millis(5)
+}
+
+fn default_batch() -> ByteSize {
+    ByteSize(1 << 20)
+}
+
+fn default_in_flight() -> u64 {
+    100_000
+}
+
+fn default_message_timeout() -> Dur {
+    Dur::from_secs(30)
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Producer acknowledgement level.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum Acks {
+    #[default]
+    #[serde(rename = "all", alias = "-1")]
+    All,
+    #[serde(rename = "1")]
+    Leader,
+    #[serde(rename = "0")]
+    None,
+}
+
+impl Acks {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            Acks::All => "all",
+            Acks::Leader => "1",
+            Acks::None => "0",
+        }
+    }
+}
+
+/// Producer compression codec.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    pub fn as_librdkafka(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// A consumer group reading while the fleet sends.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct ConsumerGroupSpec {
+    /// Required. Name in the scenario and the report, e.g. `warehouse`.
+    pub name: String,
+    /// Kafka `group.id`. Default `fleetstorm.<scenario>.<name>.<run id>`, so every run starts clean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// Number of members (consumer instances) in the group. Default 1.
+    #[serde(default = "one")]
+    pub members: u32,
+    /// Required. Topics the group subscribes to.
+    pub topics: Vec<String>,
+    /// Where the group starts reading. Default `latest`.
+    #[serde(default)]
+    pub start: StartOffset,
+    /// Simulated work per record, a plain duration (`2ms`) or a distribution. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing_time: Option<Dist<Dur>>,
+    /// Any other librdkafka consumer property, passed through as is.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+/// Where a consumer group starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StartOffset {
+    /// The end of each partition when the run starts: the group reads everything this run
+    /// produces and nothing older.
+    #[default]
+    Latest,
+    /// The start of each partition's retained log: the group replays history, then keeps up.
+    Earliest,
+    /// The group's committed offsets (for a named `group_id`); `latest` where none exist.
+    Committed,
+}
+
+/// The delivery audit.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct AuditSpec {
+    /// Read back everything the run produced and check it arrived once and in order. Default `true`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for AuditSpec {
+    fn default() -> Self {
+        AuditSpec { enabled: true }
+    }
+}

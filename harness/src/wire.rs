@@ -1,0 +1,368 @@
+//! The record value formats, and the audit fields every record carries.
+//!
+//! Both formats carry: the run id, the device (number and, in JSON, its id), the payload class,
+//! the per-device sequence number of that class, the event's creation time and the time it was
+//! intended to be sent (unix microseconds, derived from the harness's monotonic clock: see
+//! ARCHITECTURE.md). Consumers use them for end-to-end latency; the audit for lost, duplicated
+//! and reordered records.
+//!
+//! JSON (`format: json`), keys always in this order so a reader can decode without a JSON parser:
+//! `{"fs":1,"run":"<16 hex>","dev":"<device id>","di":<n>,"cls":<n>,"fw":<n>,"seq":<n>,"ct":<us>,"it":<us>,"pad":"<filler>"}`
+//!
+//! Binary (`format: binary`), little-endian, then filler bytes:
+//! `"FS" | version u8 = 1 | 0u8 | run u64 | device u32 | class u16 | firmware u16 | seq u64 |
+//! created_us u64 | intended_us u64 | 0u32` (48 bytes).
+
+use std::io::Write;
+
+use crate::config::scenario::ValueFormat;
+
+/// Size of the binary header.
+pub const BINARY_HEADER: usize = 48;
+
+/// What the audit and the latency recorders read from a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub run: u64,
+    pub device: u32,
+    pub class: u16,
+    pub firmware: u16,
+    pub seq: u64,
+    /// When the device created the event, unix microseconds.
+    pub created_us: u64,
+    /// When the schedule intended it to be sent, unix microseconds.
+    pub intended_us: u64,
+}
+
+/// Random filler shared by all encoders: incompressible bytes, and their JSON-safe rendering.
+pub struct Filler {
+    bytes: Vec<u8>,
+    text: Vec<u8>,
+}
+
+const FILLER_LEN: usize = 1 << 20;
+const TEXT_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+impl Filler {
+    pub fn new(seed: u64) -> Self {
+        let mut rng = crate::plan::rng::SplitMix::new(seed ^ 0xF111_E5);
+        let mut bytes = vec![0u8; FILLER_LEN];
+        for chunk in bytes.chunks_mut(8) {
+            let v = rng.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+        let text = bytes
+            .iter()
+            .map(|b| TEXT_ALPHABET[(b & 63) as usize])
+            .collect();
+        Filler { bytes, text }
+    }
+
+    fn slice(source: &[u8], offset: u64, len: usize) -> impl Iterator<Item = &[u8]> {
+        let start = (offset as usize) % source.len();
+        let mut remaining = len;
+        let mut pos = start;
+        std::iter::from_fn(move || {
+            if remaining == 0 {
+                return None;
+            }
+            let take = remaining.min(source.len() - pos);
+            let s = &source[pos..pos + take];
+            remaining -= take;
+            pos = 0;
+            Some(s)
+        })
+    }
+}
+
+/// The smallest value `format` can produce for device ids up to `max_id_len` bytes.
+pub fn min_value_size(format: ValueFormat, max_id_len: usize) -> usize {
+    match format {
+        ValueFormat::Binary => BINARY_HEADER,
+        ValueFormat::Json => json_overhead(max_id_len, &Stamp::widest()),
+    }
+}
+
+impl Stamp {
+    fn widest() -> Stamp {
+        Stamp {
+            run: u64::MAX,
+            device: u32::MAX,
+            class: u16::MAX,
+            firmware: u16::MAX,
+            seq: 9_999_999_999,
+            created_us: 9_999_999_999_999_999,
+            intended_us: 9_999_999_999_999_999,
+        }
+    }
+}
+
+fn json_overhead(id_len: usize, s: &Stamp) -> usize {
+    // {"fs":1,"run":"<16>","dev":"<id>","di":N,"cls":N,"fw":N,"seq":N,"ct":N,"it":N,"pad":""}
+    let fixed =
+        r#"{"fs":1,"run":"","dev":"","di":,"cls":,"fw":,"seq":,"ct":,"it":,"pad":""}"#.len();
+    fixed
+        + 16
+        + id_len
+        + digits(u64::from(s.device))
+        + digits(u64::from(s.class))
+        + digits(u64::from(s.firmware))
+        + digits(s.seq)
+        + digits(s.created_us)
+        + digits(s.intended_us)
+}
+
+fn digits(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 10 {
+        v /= 10;
+        n += 1;
+    }
+    n
+}
+
+/// Write a record value of `size` bytes (or the format's minimum, if larger) into `out`.
+pub fn encode(
+    format: ValueFormat,
+    stamp: &Stamp,
+    device_id: &[u8],
+    size: usize,
+    filler: &Filler,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    let offset = stamp
+        .seq
+        .wrapping_mul(0x9E37_79B9)
+        .wrapping_add(u64::from(stamp.device) << 7);
+    match format {
+        ValueFormat::Binary => {
+            out.extend_from_slice(b"FS");
+            out.push(1);
+            out.push(0);
+            out.extend_from_slice(&stamp.run.to_le_bytes());
+            out.extend_from_slice(&stamp.device.to_le_bytes());
+            out.extend_from_slice(&stamp.class.to_le_bytes());
+            out.extend_from_slice(&stamp.firmware.to_le_bytes());
+            out.extend_from_slice(&stamp.seq.to_le_bytes());
+            out.extend_from_slice(&stamp.created_us.to_le_bytes());
+            out.extend_from_slice(&stamp.intended_us.to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes());
+            let pad = size.saturating_sub(out.len());
+            for s in Filler::slice(&filler.bytes, offset, pad) {
+                out.extend_from_slice(s);
+            }
+        }
+        ValueFormat::Json => {
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, r#"{{"fs":1,"run":"{:016x}","dev":""#, stamp.run);
+            out.extend_from_slice(device_id);
+            let _ = write!(
+                out,
+                r#"","di":{},"cls":{},"fw":{},"seq":{},"ct":{},"it":{},"pad":""#,
+                stamp.device,
+                stamp.class,
+                stamp.firmware,
+                stamp.seq,
+                stamp.created_us,
+                stamp.intended_us
+            );
+            let pad = size.saturating_sub(out.len() + 2);
+            for s in Filler::slice(&filler.text, offset, pad) {
+                out.extend_from_slice(s);
+            }
+            out.extend_from_slice(b"\"}");
+        }
+    }
+}
+
+/// Read the audit fields back from a record value; `None` when the value is not one of ours.
+pub fn decode(value: &[u8]) -> Option<Stamp> {
+    if value.len() >= BINARY_HEADER && value.starts_with(b"FS\x01") {
+        let u64_at = |i: usize| {
+            value
+                .get(i..i + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+        };
+        let u32_at = |i: usize| {
+            value
+                .get(i..i + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+        };
+        let u16_at = |i: usize| {
+            value
+                .get(i..i + 2)
+                .and_then(|b| b.try_into().ok())
+                .map(u16::from_le_bytes)
+        };
+        return Some(Stamp {
+            run: u64_at(4)?,
+            device: u32_at(12)?,
+            class: u16_at(16)?,
+            firmware: u16_at(18)?,
+            seq: u64_at(20)?,
+            created_us: u64_at(28)?,
+            intended_us: u64_at(36)?,
+        });
+    }
+    decode_json(value)
+}
+
+fn decode_json(value: &[u8]) -> Option<Stamp> {
+    let mut c = Cursor { b: value, i: 0 };
+    c.lit(br#"{"fs":1,"run":""#)?;
+    let run_hex = c.take(16)?;
+    let run = u64::from_str_radix(std::str::from_utf8(run_hex).ok()?, 16).ok()?;
+    c.lit(br#"","dev":""#)?;
+    c.skip_until(b'"')?;
+    c.lit(br#"","di":"#)?;
+    let device = u32::try_from(c.num()?).ok()?;
+    c.lit(br#","cls":"#)?;
+    let class = u16::try_from(c.num()?).ok()?;
+    c.lit(br#","fw":"#)?;
+    let firmware = u16::try_from(c.num()?).ok()?;
+    c.lit(br#","seq":"#)?;
+    let seq = c.num()?;
+    c.lit(br#","ct":"#)?;
+    let created_us = c.num()?;
+    c.lit(br#","it":"#)?;
+    let intended_us = c.num()?;
+    Some(Stamp {
+        run,
+        device,
+        class,
+        firmware,
+        seq,
+        created_us,
+        intended_us,
+    })
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn lit(&mut self, s: &[u8]) -> Option<()> {
+        if self.b.get(self.i..self.i + s.len())? == s {
+            self.i += s.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.i..self.i + n)?;
+        self.i += n;
+        Some(s)
+    }
+
+    fn skip_until(&mut self, byte: u8) -> Option<()> {
+        let off = self.b.get(self.i..)?.iter().position(|&c| c == byte)?;
+        self.i += off;
+        Some(())
+    }
+
+    fn num(&mut self) -> Option<u64> {
+        let start = self.i;
+        let mut v: u64 = 0;
+        while let Some(&c) = self.b.get(self.i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+            self.i += 1;
+        }
+        (self.i > start).then_some(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp() -> Stamp {
+        Stamp {
+            run: 0xDEAD_BEEF_0123_4567,
+            device: 4242,
+            class: 3,
+            firmware: 2,
+            seq: 77,
+            created_us: 1_764_000_000_000_000,
+            intended_us: 1_764_000_000_123_456,
+        }
+    }
+
+    #[test]
+    fn json_round_trips_at_exact_size_and_is_valid_json() {
+        let f = Filler::new(1);
+        let mut out = Vec::new();
+        encode(
+            ValueFormat::Json,
+            &stamp(),
+            b"device-004242",
+            700,
+            &f,
+            &mut out,
+        );
+        assert_eq!(out.len(), 700);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["dev"], "device-004242");
+        assert_eq!(v["seq"], 77);
+        assert_eq!(decode(&out), Some(stamp()));
+    }
+
+    #[test]
+    fn binary_round_trips_at_exact_size() {
+        let f = Filler::new(1);
+        let mut out = Vec::new();
+        encode(
+            ValueFormat::Binary,
+            &stamp(),
+            b"ignored",
+            4096,
+            &f,
+            &mut out,
+        );
+        assert_eq!(out.len(), 4096);
+        assert_eq!(decode(&out), Some(stamp()));
+    }
+
+    #[test]
+    fn undersized_requests_get_the_minimum() {
+        let f = Filler::new(1);
+        let mut out = Vec::new();
+        encode(ValueFormat::Binary, &stamp(), b"", 10, &f, &mut out);
+        assert_eq!(out.len(), BINARY_HEADER);
+        encode(
+            ValueFormat::Json,
+            &stamp(),
+            b"device-004242",
+            10,
+            &f,
+            &mut out,
+        );
+        assert!(out.len() <= min_value_size(ValueFormat::Json, 13));
+        assert_eq!(decode(&out), Some(stamp()));
+    }
+
+    #[test]
+    fn foreign_values_are_not_decoded() {
+        assert_eq!(decode(b"hello"), None);
+        assert_eq!(decode(br#"{"fs":1,"run":"zz"}"#), None);
+        assert_eq!(decode(b""), None);
+    }
+
+    #[test]
+    fn filler_is_incompressible_enough() {
+        // A sanity check that payloads are not all zeros: compression ratio matters in bake-offs.
+        let f = Filler::new(9);
+        let distinct: std::collections::HashSet<u8> = f.bytes[..4096].iter().copied().collect();
+        assert!(distinct.len() > 200);
+    }
+}

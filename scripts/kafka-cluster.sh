@@ -1,0 +1,724 @@
+#!/usr/bin/env bash
+# kafka-cluster.sh - a real 3-node Apache Kafka cluster (KRaft, combined
+# broker+controller mode) on 127.0.0.1, run as plain JVM processes. No Docker.
+#
+# Usage: scripts/kafka-cluster.sh COMMAND [ARGS]
+#
+#   fetch          download the Kafka jars with Maven into .kafka/libs/ (idempotent)
+#   start          fetch if needed, format storage on first start, start nodes 1..3,
+#                  wait until every broker answers and the quorum has 3 voters.
+#                  No-op if all three are already running; starts only missing ones.
+#   stop           SIGTERM the nodes this script started (pid files), wait up to
+#                  FLEETSTORM_KAFKA_STOP_TIMEOUT s (30), then SIGKILL
+#   status         one line per node; exit 0 if all 3 are up, 1 otherwise
+#   kill N         SIGKILL node N (1..3)
+#   restart N      start node N again on its existing data, wait until it answers
+#   pause N        SIGSTOP node N           resume N    SIGCONT node N
+#   wait [N...]    wait until the given nodes (default: all) answer
+#   clean          stop, then delete .kafka/cluster (the jars are kept)
+#   bootstrap      print the bootstrap list, e.g. 127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094
+#   tool CLASS ARGS...   run a Kafka tool class with the fetched jars, e.g.
+#                  tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(... bootstrap)" --list
+#   logs N         print the path of node N's log file
+#   -h | --help    this text
+#
+# Typical test use:
+#   scripts/kafka-cluster.sh start && export KAFKA_BOOTSTRAP=$(scripts/kafka-cluster.sh bootstrap)
+#
+# Environment (all optional):
+#   FLEETSTORM_KAFKA_BASE_PORT             first client port (19092); node N uses BASE+N-1
+#   FLEETSTORM_KAFKA_CONTROLLER_BASE_PORT  first controller port (BASE_PORT+100 = 19192)
+#   FLEETSTORM_KAFKA_HEAP_OPTS             broker heap ("-Xmx512m -Xms256m")
+#   FLEETSTORM_KAFKA_JVM_OPTS              extra broker JVM flags
+#   FLEETSTORM_KAFKA_EXTRA_PROPS           extra server.properties lines (newline separated,
+#                                          applied last so they override the defaults)
+#   FLEETSTORM_KAFKA_START_TIMEOUT         seconds to wait for readiness (90)
+#   FLEETSTORM_KAFKA_STOP_TIMEOUT          seconds to wait for graceful stop (30)
+#   FLEETSTORM_KAFKA_DIR                   state dir (<repo>/.kafka); cluster in $DIR/cluster
+#   FLEETSTORM_KAFKA_PROBE=tools           readiness via BrokerApiVersionsCommand/MetadataQuorumCommand
+#                                          instead of the compiled AdminClient probe (automatic w/o javac)
+#
+# Layout: .kafka/libs/ (jars + .fetched marker), .kafka/etc/ (log4j2 configs),
+# .kafka/probe/ (readiness checker), .kafka/cluster/cluster.id,
+# .kafka/cluster/node-N/{server.properties,data/,server.log,console.log,kafka.pid}.
+# .kafka/ ignores itself (.kafka/.gitignore contains '*').
+#
+# Only processes whose pid file points at a live `java ... kafka.Kafka
+# <node-N/server.properties>` are ever signalled. Everything binds 127.0.0.1.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
+POM="$SCRIPT_DIR/kafka/pom.xml"
+
+KAFKA_DIR="${FLEETSTORM_KAFKA_DIR:-$REPO_ROOT/.kafka}"
+LIBS_DIR="$KAFKA_DIR/libs"
+ETC_DIR="$KAFKA_DIR/etc"
+PROBE_DIR="$KAFKA_DIR/probe"
+CLUSTER_DIR="$KAFKA_DIR/cluster"
+MARKER="$LIBS_DIR/.fetched"
+
+NODES=(1 2 3)
+BASE_PORT="${FLEETSTORM_KAFKA_BASE_PORT:-19092}"
+CONTROLLER_BASE_PORT="${FLEETSTORM_KAFKA_CONTROLLER_BASE_PORT:-$((BASE_PORT + 100))}"
+HEAP_OPTS="${FLEETSTORM_KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
+EXTRA_JVM_OPTS="${FLEETSTORM_KAFKA_JVM_OPTS:-}"
+START_TIMEOUT="${FLEETSTORM_KAFKA_START_TIMEOUT:-90}"
+STOP_TIMEOUT="${FLEETSTORM_KAFKA_STOP_TIMEOUT:-30}"
+JAVA="${JAVA:-java}"
+# Short-lived tool JVMs (StorageTool, probe): small heap, C1 only -> faster startup.
+TOOL_JVM_OPTS=(-Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
+
+log() { printf 'kafka-cluster: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
+
+[[ $BASE_PORT =~ ^[0-9]+$ && $CONTROLLER_BASE_PORT =~ ^[0-9]+$ ]] || die "ports must be numbers"
+
+kafka_version() { sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM" | head -n1; }
+client_port() { echo $((BASE_PORT + $1 - 1)); }
+controller_port() { echo $((CONTROLLER_BASE_PORT + $1 - 1)); }
+node_dir() { echo "$CLUSTER_DIR/node-$1"; }
+node_conf() { echo "$CLUSTER_DIR/node-$1/server.properties"; }
+pid_file() { echo "$CLUSTER_DIR/node-$1/kafka.pid"; }
+
+bootstrap_list() {
+  local n out=()
+  for n in "${NODES[@]}"; do out+=("127.0.0.1:$(client_port "$n")"); done
+  (IFS=,; echo "${out[*]}")
+}
+
+voters() {
+  local n out=()
+  for n in "${NODES[@]}"; do out+=("$n@127.0.0.1:$(controller_port "$n")"); done
+  (IFS=,; echo "${out[*]}")
+}
+
+check_node_arg() {
+  [[ ${1:-} =~ ^[1-3]$ ]] || die "expected a node number 1..3, got '${1:-}'"
+}
+
+ensure_state_dir() {
+  mkdir -p "$KAFKA_DIR"
+  [[ -f $KAFKA_DIR/.gitignore ]] || printf '# generated by scripts/kafka-cluster.sh\n*\n' >"$KAFKA_DIR/.gitignore"
+}
+
+# Serialise mutating commands (two test runners calling `start` at once).
+# fd 9 is closed for every child we spawn so brokers never hold the lock.
+take_lock() {
+  ensure_state_dir
+  exec 9>"$KAFKA_DIR/.lock"
+  command -v flock >/dev/null 2>&1 || return 0
+  flock -w 300 9 || die "could not lock $KAFKA_DIR/.lock"
+}
+
+# ---------------------------------------------------------------- fetch ----
+
+fetch_marker() { echo "kafka_2.13=$(kafka_version) pom-sha256=$(sha256sum "$POM" | cut -d' ' -f1)"; }
+
+libs_ok() {
+  [[ -f $MARKER && "$(cat "$MARKER")" == "$(fetch_marker)" ]]
+}
+
+cmd_fetch() {
+  ensure_state_dir
+  if libs_ok; then
+    log "jars for Kafka $(kafka_version) already in ${LIBS_DIR#"$REPO_ROOT"/}"
+    return 0
+  fi
+  command -v mvn >/dev/null 2>&1 || die "mvn not found (needed once to download the Kafka jars)"
+  log "fetching Kafka $(kafka_version) jars with Maven into ${LIBS_DIR#"$REPO_ROOT"/} ..."
+  local tmp="$KAFKA_DIR/libs.tmp.$$" t0=$SECONDS
+  rm -rf "$tmp"
+  # (mvn -q still emits bare ANSI resets; strip them and the empty lines)
+  if ! mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
+      -DoutputDirectory="$tmp" -DincludeScope=runtime 9>&- 2>&1 \
+      | { sed -e 's/\x1b\[[0-9;]*m//g' | grep -v '^[[:space:]]*$' || true; } >&2; then
+    rm -rf "$tmp"
+    die "maven failed to download the Kafka jars"
+  fi
+  ls "$tmp"/kafka_2.13-*.jar >/dev/null 2>&1 || { rm -rf "$tmp"; die "maven produced no kafka_2.13 jar"; }
+  rm -rf "$LIBS_DIR"
+  mv "$tmp" "$LIBS_DIR"
+  fetch_marker >"$MARKER"
+  rm -rf "$PROBE_DIR/classes"   # recompile the probe against the new jars
+  log "fetched $(find "$LIBS_DIR" -name '*.jar' | wc -l) jars ($(du -sh "$LIBS_DIR" | cut -f1)) in $((SECONDS - t0))s"
+}
+
+fetch_if_needed() { libs_ok || cmd_fetch; }
+
+# ------------------------------------------------------- generated files ----
+
+write_log4j_configs() {
+  mkdir -p "$ETC_DIR"
+  # Brokers: INFO to <node>/server.log (rolled at 50 MB, 3 kept); nothing on the console.
+  cat >"$ETC_DIR/broker-log4j2.properties.tmp" <<'EOF'
+# generated by scripts/kafka-cluster.sh
+status = warn
+name = fleetstorm-kafka-broker
+appender.file.type = RollingFile
+appender.file.name = FILE
+appender.file.fileName = ${sys:kafka.logs.dir}/server.log
+appender.file.filePattern = ${sys:kafka.logs.dir}/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 50MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.request.additivity = false
+logger.request.appenderRef.file.ref = FILE
+EOF
+  # Tools (probe, StorageTool, `tool`): WARN (or -Dfleetstorm.log.level) to stderr.
+  cat >"$ETC_DIR/tools-log4j2.properties.tmp" <<'EOF'
+# generated by scripts/kafka-cluster.sh
+status = warn
+name = fleetstorm-kafka-tools
+shutdownHook = disable
+appender.err.type = Console
+appender.err.name = STDERR
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = ${sys:fleetstorm.log.level:-WARN}
+rootLogger.appenderRef.err.ref = STDERR
+EOF
+  local f
+  for f in broker-log4j2.properties tools-log4j2.properties; do
+    if cmp -s "$ETC_DIR/$f.tmp" "$ETC_DIR/$f"; then rm -f "$ETC_DIR/$f.tmp"; else mv "$ETC_DIR/$f.tmp" "$ETC_DIR/$f"; fi
+  done
+}
+
+write_server_properties() {
+  local n=$1 dir conf
+  dir="$(node_dir "$n")"
+  conf="$(node_conf "$n")"
+  mkdir -p "$dir/data"
+  {
+    echo "# generated by scripts/kafka-cluster.sh on every start; edit FLEETSTORM_KAFKA_EXTRA_PROPS instead"
+    echo "process.roles=broker,controller"
+    echo "node.id=$n"
+    echo "controller.quorum.voters=$(voters)"
+    echo "listeners=PLAINTEXT://127.0.0.1:$(client_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")"
+    echo "advertised.listeners=PLAINTEXT://127.0.0.1:$(client_port "$n")"
+    echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    echo "inter.broker.listener.name=PLAINTEXT"
+    echo "controller.listener.names=CONTROLLER"
+    echo "log.dirs=$dir/data"
+    echo "min.insync.replicas=2"
+    echo "default.replication.factor=3"
+    echo "offsets.topic.replication.factor=3"
+    echo "transaction.state.log.replication.factor=3"
+    echo "transaction.state.log.min.isr=2"
+    echo "share.coordinator.state.topic.replication.factor=3"
+    echo "share.coordinator.state.topic.min.isr=2"
+    echo "group.initial.rebalance.delay.ms=0"
+    echo "auto.create.topics.enable=false"
+    if [[ -n ${FLEETSTORM_KAFKA_EXTRA_PROPS:-} ]]; then
+      echo "# FLEETSTORM_KAFKA_EXTRA_PROPS"
+      printf '%s\n' "$FLEETSTORM_KAFKA_EXTRA_PROPS"
+    fi
+  } >"$conf.tmp"
+  mv "$conf.tmp" "$conf"
+}
+
+# A single JVM that polls the cluster through the AdminClient until the given
+# brokers answer: each listed broker must be registered+unfenced (DescribeCluster)
+# and answer a DescribeConfigs request sent to it directly, and the KRaft quorum
+# must have a leader and exactly the 3 static voters, with the listed nodes
+# caught up. Exits early if one of the given pids dies.
+write_probe() {
+  mkdir -p "$PROBE_DIR"
+  cat >"$PROBE_DIR/FleetstormKafkaProbe.java.tmp" <<'EOF'
+// generated by scripts/kafka-cluster.sh
+import java.util.*;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.common.Node;
+import org.apache.kafka.common.config.ConfigResource;
+
+public class FleetstormKafkaProbe {
+  // args: timeoutSeconds bootstrapList votersCsv requiredIdsCsv [pidsCsv]
+  public static void main(String[] a) throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(Long.parseLong(a[0]));
+    Set<Integer> voters = ids(a[2]);
+    Set<Integer> required = ids(a[3]);
+    List<Long> pids = new ArrayList<>();
+    if (a.length > 4 && !a[4].isEmpty()) for (String p : a[4].split(",")) pids.add(Long.parseLong(p));
+    Properties p = new Properties();
+    p.put("bootstrap.servers", a[1]);
+    p.put("client.id", "fleetstorm-probe");
+    p.put("request.timeout.ms", "3000");
+    p.put("default.api.timeout.ms", "4000");
+    p.put("socket.connection.setup.timeout.ms", "1000");
+    p.put("socket.connection.setup.timeout.max.ms", "2000");
+    p.put("reconnect.backoff.ms", "100");
+    p.put("reconnect.backoff.max.ms", "500");
+    p.put("retry.backoff.ms", "100");
+    p.put("retry.backoff.max.ms", "500");
+    String last = null;
+    try (Admin admin = Admin.create(p)) {
+      while (true) {
+        for (long pid : pids) {
+          if (ProcessHandle.of(pid).map(ph -> !ph.isAlive()).orElse(true)) {
+            System.err.println("kafka-cluster: process " + pid + " exited while waiting");
+            System.exit(2);
+          }
+        }
+        String why;
+        try {
+          why = check(admin, voters, required);
+        } catch (Exception e) {
+          Throwable c = e.getCause() != null ? e.getCause() : e;
+          why = "no broker answering yet (" + c.getClass().getSimpleName() + ")";
+        }
+        if (why == null) System.exit(0);
+        if (!why.equals(last)) System.err.println("kafka-cluster:   waiting: " + why);
+        last = why;
+        if (System.nanoTime() > deadline) {
+          System.err.println("kafka-cluster: not ready after " + a[0] + "s: " + why);
+          System.exit(1);
+        }
+        Thread.sleep(300);
+      }
+    }
+  }
+
+  static Set<Integer> ids(String csv) {
+    Set<Integer> s = new TreeSet<>();
+    for (String x : csv.split(",")) if (!x.isEmpty()) s.add(Integer.parseInt(x));
+    return s;
+  }
+
+  static String check(Admin admin, Set<Integer> voters, Set<Integer> required) throws Exception {
+    Set<Integer> up = new TreeSet<>();
+    for (Node n : admin.describeCluster().nodes().get(5, TimeUnit.SECONDS)) up.add(n.id());
+    Set<Integer> missing = new TreeSet<>(required);
+    missing.removeAll(up);
+    if (!missing.isEmpty()) return "brokers " + missing + " not registered/unfenced yet (alive: " + up + ")";
+    // DescribeConfigs for a BROKER resource is sent to that broker itself.
+    Map<Integer, DescribeConfigsResult> asked = new TreeMap<>();
+    for (int id : required)
+      asked.put(id, admin.describeConfigs(List.of(new ConfigResource(ConfigResource.Type.BROKER, String.valueOf(id)))));
+    for (Map.Entry<Integer, DescribeConfigsResult> e : asked.entrySet()) {
+      try {
+        e.getValue().all().get(5, TimeUnit.SECONDS);
+      } catch (Exception ex) {
+        Throwable c = ex.getCause() != null ? ex.getCause() : ex;
+        return "broker " + e.getKey() + " does not answer: " + c.getClass().getSimpleName();
+      }
+    }
+    QuorumInfo q = admin.describeMetadataQuorum().quorumInfo().get(5, TimeUnit.SECONDS);
+    Set<Integer> vs = new TreeSet<>();
+    long leaderLeo = -1;
+    for (QuorumInfo.ReplicaState r : q.voters()) {
+      vs.add(r.replicaId());
+      if (r.replicaId() == q.leaderId()) leaderLeo = r.logEndOffset();
+    }
+    if (!vs.equals(voters)) return "quorum voters " + vs + ", expected " + voters;
+    if (q.leaderId() < 0 || !vs.contains(q.leaderId())) return "quorum has no leader";
+    for (QuorumInfo.ReplicaState r : q.voters()) {
+      if (required.contains(r.replicaId()) && r.replicaId() != q.leaderId()
+          && (r.logEndOffset() < 0 || leaderLeo - r.logEndOffset() > 100))
+        return "controller " + r.replicaId() + " not caught up (LEO " + r.logEndOffset() + " vs leader " + leaderLeo + ")";
+    }
+    System.err.println("kafka-cluster: ready: brokers " + up + " answering, quorum voters " + vs
+        + ", leader " + q.leaderId() + ", epoch " + q.leaderEpoch());
+    return null;
+  }
+}
+EOF
+  if cmp -s "$PROBE_DIR/FleetstormKafkaProbe.java.tmp" "$PROBE_DIR/FleetstormKafkaProbe.java" \
+      && [[ -f $PROBE_DIR/classes/FleetstormKafkaProbe.class ]]; then
+    rm -f "$PROBE_DIR/FleetstormKafkaProbe.java.tmp"
+    return 0
+  fi
+  mv "$PROBE_DIR/FleetstormKafkaProbe.java.tmp" "$PROBE_DIR/FleetstormKafkaProbe.java"
+  rm -rf "$PROBE_DIR/classes"
+  command -v javac >/dev/null 2>&1 || return 0   # falls back to the tool classes
+  mkdir -p "$PROBE_DIR/classes"
+  javac -nowarn -d "$PROBE_DIR/classes" -cp "$LIBS_DIR/*" "$PROBE_DIR/FleetstormKafkaProbe.java" 9>&- >&2 \
+    || { rm -rf "$PROBE_DIR/classes"; log "warning: could not compile the readiness probe; using the slower tool classes"; }
+}
+
+prepare() {
+  fetch_if_needed
+  write_log4j_configs
+  write_probe
+}
+
+# ------------------------------------------------------------- processes ----
+
+# Prints the pid of node N if its pid file names a live java process running
+# kafka.Kafka with exactly this node's server.properties; fails otherwise.
+node_pid() {
+  local n=$1 f pid state args=()
+  f="$(pid_file "$n")"
+  [[ -f $f ]] || return 1
+  pid="$(<"$f")"
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  [[ -r /proc/$pid/cmdline ]] || return 1
+  mapfile -d '' args <"/proc/$pid/cmdline" 2>/dev/null || return 1
+  ((${#args[@]} >= 3)) || return 1
+  [[ ${args[0]##*/} == java ]] || return 1
+  [[ ${args[-2]} == kafka.Kafka && ${args[-1]} == "$(node_conf "$n")" ]] || return 1
+  state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null)" || return 1
+  [[ -n $state && $state != Z && $state != X ]] || return 1
+  echo "$pid"
+}
+
+node_state() {   # running | paused | stopped
+  local pid
+  if pid="$(node_pid "$1")"; then
+    if [[ "$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null)" == T ]]; then
+      echo paused
+    else
+      echo running
+    fi
+  else
+    echo stopped
+  fi
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+java_tool() {   # java_tool [JVM-FLAGS] CLASS ARGS...  (quiet logging; classpath $TOOL_CP or the jars)
+  "$JAVA" "${TOOL_JVM_OPTS[@]}" -Dlog4j2.configurationFile="$ETC_DIR/tools-log4j2.properties" \
+    -cp "${TOOL_CP:-$LIBS_DIR/*}" "$@" 9>&-
+}
+
+cluster_id() {
+  local f="$CLUSTER_DIR/cluster.id" id n meta
+  if [[ -s $f ]]; then cat "$f"; return 0; fi
+  mkdir -p "$CLUSTER_DIR"
+  # Data from an earlier run without cluster.id? Reuse its id.
+  for n in "${NODES[@]}"; do
+    meta="$(node_dir "$n")/data/meta.properties"
+    if [[ -f $meta ]]; then
+      id="$(sed -n 's/^cluster\.id=//p' "$meta")"
+      [[ -n $id ]] && { echo "$id" >"$f"; echo "$id"; return 0; }
+    fi
+  done
+  id="$(java_tool kafka.tools.StorageTool random-uuid | tail -n1 | tr -d '[:space:]')"
+  [[ $id =~ ^[A-Za-z0-9_-]{22}$ ]] || die "StorageTool random-uuid returned '$id'"
+  echo "$id" >"$f"
+  log "generated cluster id $id"
+  echo "$id"
+}
+
+is_formatted() { [[ -f "$(node_dir "$1")/data/meta.properties" ]]; }
+
+format_nodes() {   # format_nodes ID N...  (in parallel; static voters => no --standalone etc.)
+  local id=$1 n i pids=() rc=0
+  shift
+  local nodes=("$@")
+  for n in "${nodes[@]}"; do
+    log "formatting node $n storage"
+    java_tool kafka.tools.StorageTool format -t "$id" -c "$(node_conf "$n")" \
+      >"$(node_dir "$n")/format.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    if ! wait "${pids[$i]}"; then
+      rc=1
+      log "format failed for node ${nodes[$i]}:"
+      sed 's/^/    /' "$(node_dir "${nodes[$i]}")/format.log" >&2
+    fi
+  done
+  return $rc
+}
+
+launch_node() {
+  local n=$1 dir conf pf i
+  dir="$(node_dir "$n")"
+  conf="$(node_conf "$n")"
+  pf="$(pid_file "$n")"
+  rm -f "$pf"
+  local heap=() extra=()
+  read -r -a heap <<<"$HEAP_OPTS"
+  read -r -a extra <<<"$EXTRA_JVM_OPTS"
+  local jvm=(
+    "$JAVA" "${heap[@]}"
+    -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
+    -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError
+    -Djava.awt.headless=true
+    -Dkafka.logs.dir="$dir"
+    -Dlog4j2.configurationFile="$ETC_DIR/broker-log4j2.properties"
+    "${extra[@]}"
+    -cp "$LIBS_DIR/*"
+    kafka.Kafka "$conf"
+  )
+  {
+    echo "=== $(date -u '+%Y-%m-%dT%H:%M:%SZ') starting node $n"
+  } >>"$dir/console.log"
+  # The child writes its own pid and then execs java, so the pid file always
+  # holds the java pid; setsid detaches it from our session/terminal.
+  # shellcheck disable=SC2016  # $$ / $1 / $@ are for the inner shell
+  nohup setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' fleetstorm-kafka "$pf" "${jvm[@]}" \
+    </dev/null >>"$dir/console.log" 2>&1 9>&- &
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $pf ]] && break
+    sleep 0.1
+  done
+  [[ -s $pf ]] || die "node $n did not start (see $dir/console.log)"
+}
+
+show_log_tails() {
+  local n dir
+  for n in "$@"; do
+    dir="$(node_dir "$n")"
+    log "---- node $n ($(node_state "$n")) tail of $dir/server.log"
+    tail -n 12 "$dir/server.log" 2>/dev/null | cut -c1-300 | sed 's/^/    /' >&2 || true
+    if [[ -s $dir/console.log ]]; then
+      log "---- node $n tail of $dir/console.log"
+      tail -n 8 "$dir/console.log" | cut -c1-300 | sed 's/^/    /' >&2
+    fi
+  done
+}
+
+# wait_ready TIMEOUT N...  : the given nodes answer; quorum has the 3 voters.
+wait_ready() {
+  local timeout=$1 n pids=() pid
+  shift
+  for n in "$@"; do
+    pid="$(node_pid "$n")" || { log "node $n is not running"; show_log_tails "$n"; return 1; }
+    pids+=("$pid")
+  done
+  local req pidcsv
+  req="$(IFS=,; echo "$*")"
+  pidcsv="$(IFS=,; echo "${pids[*]}")"
+  if [[ -f $PROBE_DIR/classes/FleetstormKafkaProbe.class && ${FLEETSTORM_KAFKA_PROBE:-} != tools ]]; then
+    if TOOL_CP="$PROBE_DIR/classes:$LIBS_DIR/*" java_tool -Dfleetstorm.log.level=OFF FleetstormKafkaProbe \
+        "$timeout" "$(bootstrap_list)" "$(IFS=,; echo "${NODES[*]}")" "$req" "$pidcsv"; then
+      return 0
+    fi
+  else
+    wait_ready_tools "$timeout" "$@" && return 0
+  fi
+  log "not ready; recent logs:"
+  show_log_tails "$@"
+  return 1
+}
+
+# Fallback without javac: BrokerApiVersionsCommand + MetadataQuorumCommand (2 JVMs per try).
+wait_ready_tools() {
+  local timeout=$1 end n ok out
+  shift
+  end=$((SECONDS + timeout))
+  while ((SECONDS < end)); do
+    ok=1
+    out="$(java_tool -Dfleetstorm.log.level=OFF org.apache.kafka.tools.BrokerApiVersionsCommand \
+      --bootstrap-server "$(bootstrap_list)" 2>/dev/null || true)"
+    for n in "$@"; do
+      grep -q "127.0.0.1:$(client_port "$n") (id: $n rack: .*) -> (" <<<"$out" || ok=0
+    done
+    if ((ok)); then
+      out="$(java_tool -Dfleetstorm.log.level=OFF org.apache.kafka.tools.MetadataQuorumCommand \
+        --bootstrap-server "$(bootstrap_list)" describe --status 2>/dev/null || true)"
+      if grep -Eq '^CurrentVoters:[[:space:]]*\[.*"id": ?1.*"id": ?2.*"id": ?3' <<<"$out" \
+          || grep -Eq '^CurrentVoters:[[:space:]]*\[1,2,3\]' <<<"$out"; then
+        log "ready: brokers $* answering, quorum has 3 voters"
+        return 0
+      fi
+    fi
+    sleep 1
+  done
+  return 1
+}
+
+# --------------------------------------------------------------- commands ----
+
+cmd_start() {
+  take_lock
+  local n todo=() unformatted=() t0=$SECONDS
+  local paused=()
+  for n in "${NODES[@]}"; do
+    case "$(node_state "$n")" in
+      stopped) todo+=("$n") ;;
+      paused) paused+=("$n") ;;
+    esac
+  done
+  if ((${#todo[@]} == 0 && ${#paused[@]} == 0)); then
+    log "cluster already running ($(bootstrap_list))"
+    return 0
+  fi
+  ((${#paused[@]} == 0)) || die "node(s) ${paused[*]} paused (SIGSTOP); run 'resume N' first"
+  prepare
+  mkdir -p "$CLUSTER_DIR"
+  for n in "${todo[@]}"; do
+    if port_in_use "$(client_port "$n")" || port_in_use "$(controller_port "$n")"; then
+      die "port $(client_port "$n") or $(controller_port "$n") (node $n) is already in use by another process"
+    fi
+  done
+  local id
+  id="$(cluster_id)"
+  for n in "${todo[@]}"; do
+    write_server_properties "$n"
+    is_formatted "$n" || unformatted+=("$n")
+  done
+  if ((${#unformatted[@]})); then
+    format_nodes "$id" "${unformatted[@]}" || die "storage format failed"
+  fi
+  for n in "${todo[@]}"; do
+    launch_node "$n"
+    log "started node $n (pid $(<"$(pid_file "$n")"), 127.0.0.1:$(client_port "$n"), controller :$(controller_port "$n"))"
+  done
+  log "waiting up to ${START_TIMEOUT}s for brokers ${NODES[*]} and the KRaft quorum ..."
+  wait_ready "$START_TIMEOUT" "${NODES[@]}" || die "cluster failed to start (see above)"
+  log "cluster up in $((SECONDS - t0))s: $(bootstrap_list)"
+}
+
+cmd_restart() {
+  check_node_arg "${1:-}"
+  local n=$1 t0=$SECONDS
+  take_lock
+  prepare
+  if [[ "$(node_state "$n")" != stopped ]]; then
+    log "node $n is already running (pid $(node_pid "$n")); waiting until it answers"
+  else
+    is_formatted "$n" || die "node $n has no formatted data; use 'start' for a fresh cluster"
+    if port_in_use "$(client_port "$n")" || port_in_use "$(controller_port "$n")"; then
+      die "port $(client_port "$n") or $(controller_port "$n") (node $n) is already in use by another process"
+    fi
+    write_server_properties "$n"
+    launch_node "$n"
+    log "restarted node $n (pid $(<"$(pid_file "$n")")), waiting up to ${START_TIMEOUT}s ..."
+  fi
+  wait_ready "$START_TIMEOUT" "$n" || die "node $n did not come back (see above)"
+  log "node $n answering after $((SECONDS - t0))s"
+}
+
+cmd_wait() {
+  local ids=("$@") n
+  ((${#ids[@]})) || ids=("${NODES[@]}")
+  for n in "${ids[@]}"; do check_node_arg "$n"; done
+  prepare
+  wait_ready "$START_TIMEOUT" "${ids[@]}"
+}
+
+cmd_stop() {
+  take_lock
+  local n pid pids=() ids=() end
+  for n in "${NODES[@]}"; do
+    if pid="$(node_pid "$n")"; then
+      pids+=("$pid")
+      ids+=("$n")
+    else
+      rm -f "$(pid_file "$n")"
+    fi
+  done
+  if ((${#pids[@]} == 0)); then
+    log "no nodes running"
+    return 0
+  fi
+  log "stopping nodes ${ids[*]} (SIGTERM) ..."
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+    kill -CONT "$pid" 2>/dev/null || true   # in case it was paused
+  done
+  end=$((SECONDS + STOP_TIMEOUT))
+  local alive
+  while :; do
+    alive=()
+    for n in "${ids[@]}"; do node_pid "$n" >/dev/null && alive+=("$n"); done
+    ((${#alive[@]} == 0)) && break
+    if ((SECONDS >= end)); then
+      log "nodes ${alive[*]} still up after ${STOP_TIMEOUT}s; sending SIGKILL"
+      for n in "${alive[@]}"; do
+        if pid="$(node_pid "$n")"; then kill -KILL "$pid" 2>/dev/null || true; fi
+      done
+      sleep 0.5
+      end=$((SECONDS + 5))
+      STOP_TIMEOUT=5
+      continue
+    fi
+    sleep 0.2
+  done
+  for n in "${ids[@]}"; do rm -f "$(pid_file "$n")"; done
+  # The JVMs were re-parented to init, which may reap them a moment later;
+  # give it up to 5 s so "no java left" checks right after stop are reliable.
+  local i
+  for ((i = 0; i < 25; i++)); do
+    alive=()
+    for pid in "${pids[@]}"; do [[ -e /proc/$pid ]] && alive+=("$pid"); done
+    ((${#alive[@]} == 0)) && break
+    sleep 0.2
+  done
+  log "stopped"
+}
+
+cmd_signal() {   # cmd_signal SIGNAL VERB N
+  local sig=$1 verb=$2 n=${3:-} pid
+  check_node_arg "$n"
+  take_lock
+  pid="$(node_pid "$n")" || die "node $n is not running"
+  kill -"$sig" "$pid"
+  if [[ $sig == KILL ]]; then
+    local i
+    for ((i = 0; i < 50; i++)); do node_pid "$n" >/dev/null || break; sleep 0.1; done
+    rm -f "$(pid_file "$n")"
+  fi
+  log "$verb node $n (pid $pid)"
+}
+
+cmd_status() {
+  local n st pid up=0
+  for n in "${NODES[@]}"; do
+    st="$(node_state "$n")"
+    pid="$(node_pid "$n" || echo -)"
+    printf 'node %s  %-8s pid %-8s client 127.0.0.1:%s  controller 127.0.0.1:%s\n' \
+      "$n" "$st" "$pid" "$(client_port "$n")" "$(controller_port "$n")"
+    [[ $st == running ]] && up=$((up + 1))
+  done
+  ((up == ${#NODES[@]}))
+}
+
+cmd_clean() {
+  cmd_stop
+  # Nothing of ours may still be running on these data dirs.
+  local n
+  for n in "${NODES[@]}"; do
+    node_pid "$n" >/dev/null && die "node $n still running; not deleting"
+  done
+  rm -rf "$CLUSTER_DIR"
+  log "deleted ${CLUSTER_DIR#"$REPO_ROOT"/} (jars kept)"
+}
+
+cmd_tool() {
+  (($#)) || die "usage: tool CLASS [ARGS...]"
+  prepare >&2
+  # full JIT here: `tool` may run load generators such as ProducerPerformance
+  TOOL_JVM_OPTS=(-Xmx512m -Djava.awt.headless=true)
+  java_tool "$@"
+}
+
+main() {
+  local cmd=${1:-}
+  (($#)) && shift
+  case $cmd in
+    fetch) take_lock; cmd_fetch ;;
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    kill) cmd_signal KILL killed "$@" ;;
+    pause) cmd_signal STOP paused "$@" ;;
+    resume) cmd_signal CONT resumed "$@" ;;
+    restart) cmd_restart "$@" ;;
+    wait) cmd_wait "$@" ;;
+    clean) cmd_clean ;;
+    bootstrap) bootstrap_list ;;
+    tool) cmd_tool "$@" ;;
+    logs) check_node_arg "${1:-}"; echo "$(node_dir "$1")/server.log" ;;
+    -h | --help | help) usage ;;
+    "") usage >&2; exit 2 ;;
+    *) log "unknown command '$cmd'"; usage >&2; exit 2 ;;
+  esac
+}
+
+main "$@"
