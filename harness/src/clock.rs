@@ -29,10 +29,7 @@ impl MonotonicClock {
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(0))
             .unwrap_or(0);
-        MonotonicClock {
-            origin: Instant::now(),
-            origin_unix_us,
-        }
+        MonotonicClock { origin: Instant::now(), origin_unix_us }
     }
 
     pub fn origin(&self) -> Instant {
@@ -100,10 +97,7 @@ pub struct Pacer<I: Iterator<Item = Event>> {
 
 impl<I: Iterator<Item = Event>> Pacer<I> {
     pub fn new(events: I, end_us: u64) -> Self {
-        Pacer {
-            events: events.peekable(),
-            end_us,
-        }
+        Pacer { events: events.peekable(), end_us }
     }
 
     /// Stop releasing events intended at or after `end_us` (an abort moves the end earlier).
@@ -129,14 +123,7 @@ mod tests {
     use super::*;
 
     fn ev(t: u64) -> Event {
-        Event {
-            intended_us: t,
-            created_us: t,
-            device: 0,
-            class: 0,
-            seq: t,
-            size: 1,
-        }
+        Event { intended_us: t, created_us: t, device: 0, class: 0, seq: t, size: 1 }
     }
 
     #[test]

@@ -1,1 +1,5 @@
-fn main() {}
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    fleetstorm::run(fleetstorm::cli::Cli::parse()).into()
+}

@@ -41,21 +41,17 @@ pub struct Filler {
 }
 
 const FILLER_LEN: usize = 1 << 20;
-const TEXT_ALPHABET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const TEXT_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 impl Filler {
     pub fn new(seed: u64) -> Self {
-        let mut rng = crate::plan::rng::SplitMix::new(seed ^ 0xF111_E5);
+        let mut rng = crate::plan::rng::SplitMix::new(seed ^ 0x00F1_11E5);
         let mut bytes = vec![0u8; FILLER_LEN];
         for chunk in bytes.chunks_mut(8) {
-            let v = rng.next().to_le_bytes();
+            let v = rng.step().to_le_bytes();
             chunk.copy_from_slice(&v[..chunk.len()]);
         }
-        let text = bytes
-            .iter()
-            .map(|b| TEXT_ALPHABET[(b & 63) as usize])
-            .collect();
+        let text = bytes.iter().map(|b| TEXT_ALPHABET[(b & 63) as usize]).collect();
         Filler { bytes, text }
     }
 
@@ -100,8 +96,7 @@ impl Stamp {
 
 fn json_overhead(id_len: usize, s: &Stamp) -> usize {
     // {"fs":1,"run":"<16>","dev":"<id>","di":N,"cls":N,"fw":N,"seq":N,"ct":N,"it":N,"pad":""}
-    let fixed =
-        r#"{"fs":1,"run":"","dev":"","di":,"cls":,"fw":,"seq":,"ct":,"it":,"pad":""}"#.len();
+    let fixed = r#"{"fs":1,"run":"","dev":"","di":,"cls":,"fw":,"seq":,"ct":,"it":,"pad":""}"#.len();
     fixed
         + 16
         + id_len
@@ -123,19 +118,9 @@ fn digits(mut v: u64) -> usize {
 }
 
 /// Write a record value of `size` bytes (or the format's minimum, if larger) into `out`.
-pub fn encode(
-    format: ValueFormat,
-    stamp: &Stamp,
-    device_id: &[u8],
-    size: usize,
-    filler: &Filler,
-    out: &mut Vec<u8>,
-) {
+pub fn encode(format: ValueFormat, stamp: &Stamp, device_id: &[u8], size: usize, filler: &Filler, out: &mut Vec<u8>) {
     out.clear();
-    let offset = stamp
-        .seq
-        .wrapping_mul(0x9E37_79B9)
-        .wrapping_add(u64::from(stamp.device) << 7);
+    let offset = stamp.seq.wrapping_mul(0x9E37_79B9).wrapping_add(u64::from(stamp.device) << 7);
     match format {
         ValueFormat::Binary => {
             out.extend_from_slice(b"FS");
@@ -161,12 +146,7 @@ pub fn encode(
             let _ = write!(
                 out,
                 r#"","di":{},"cls":{},"fw":{},"seq":{},"ct":{},"it":{},"pad":""#,
-                stamp.device,
-                stamp.class,
-                stamp.firmware,
-                stamp.seq,
-                stamp.created_us,
-                stamp.intended_us
+                stamp.device, stamp.class, stamp.firmware, stamp.seq, stamp.created_us, stamp.intended_us
             );
             let pad = size.saturating_sub(out.len() + 2);
             for s in Filler::slice(&filler.text, offset, pad) {
@@ -180,24 +160,9 @@ pub fn encode(
 /// Read the audit fields back from a record value; `None` when the value is not one of ours.
 pub fn decode(value: &[u8]) -> Option<Stamp> {
     if value.len() >= BINARY_HEADER && value.starts_with(b"FS\x01") {
-        let u64_at = |i: usize| {
-            value
-                .get(i..i + 8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_le_bytes)
-        };
-        let u32_at = |i: usize| {
-            value
-                .get(i..i + 4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_le_bytes)
-        };
-        let u16_at = |i: usize| {
-            value
-                .get(i..i + 2)
-                .and_then(|b| b.try_into().ok())
-                .map(u16::from_le_bytes)
-        };
+        let u64_at = |i: usize| value.get(i..i + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+        let u32_at = |i: usize| value.get(i..i + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+        let u16_at = |i: usize| value.get(i..i + 2).and_then(|b| b.try_into().ok()).map(u16::from_le_bytes);
         return Some(Stamp {
             run: u64_at(4)?,
             device: u32_at(12)?,
@@ -230,15 +195,7 @@ fn decode_json(value: &[u8]) -> Option<Stamp> {
     let created_us = c.num()?;
     c.lit(br#","it":"#)?;
     let intended_us = c.num()?;
-    Some(Stamp {
-        run,
-        device,
-        class,
-        firmware,
-        seq,
-        created_us,
-        intended_us,
-    })
+    Some(Stamp { run, device, class, firmware, seq, created_us, intended_us })
 }
 
 struct Cursor<'a> {
@@ -302,14 +259,7 @@ mod tests {
     fn json_round_trips_at_exact_size_and_is_valid_json() {
         let f = Filler::new(1);
         let mut out = Vec::new();
-        encode(
-            ValueFormat::Json,
-            &stamp(),
-            b"device-004242",
-            700,
-            &f,
-            &mut out,
-        );
+        encode(ValueFormat::Json, &stamp(), b"device-004242", 700, &f, &mut out);
         assert_eq!(out.len(), 700);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["dev"], "device-004242");
@@ -321,14 +271,7 @@ mod tests {
     fn binary_round_trips_at_exact_size() {
         let f = Filler::new(1);
         let mut out = Vec::new();
-        encode(
-            ValueFormat::Binary,
-            &stamp(),
-            b"ignored",
-            4096,
-            &f,
-            &mut out,
-        );
+        encode(ValueFormat::Binary, &stamp(), b"ignored", 4096, &f, &mut out);
         assert_eq!(out.len(), 4096);
         assert_eq!(decode(&out), Some(stamp()));
     }
@@ -339,14 +282,7 @@ mod tests {
         let mut out = Vec::new();
         encode(ValueFormat::Binary, &stamp(), b"", 10, &f, &mut out);
         assert_eq!(out.len(), BINARY_HEADER);
-        encode(
-            ValueFormat::Json,
-            &stamp(),
-            b"device-004242",
-            10,
-            &f,
-            &mut out,
-        );
+        encode(ValueFormat::Json, &stamp(), b"device-004242", 10, &f, &mut out);
         assert!(out.len() <= min_value_size(ValueFormat::Json, 13));
         assert_eq!(decode(&out), Some(stamp()));
     }

@@ -143,10 +143,7 @@ impl<U: Quantity> Dist<U> {
             if let (Some(lo), Some(hi)) = (min, max)
                 && lo.to_f64() > hi.to_f64()
             {
-                out.push((
-                    format!("{prefix}.min"),
-                    format!("min {lo} is greater than max {hi}"),
-                ));
+                out.push((format!("{prefix}.min"), format!("min {lo} is greater than max {hi}")));
             }
         };
         match self {
@@ -156,24 +153,15 @@ impl<U: Quantity> Dist<U> {
             Dist::Lognormal(p) => {
                 bounds(p.min, p.max, "lognormal");
                 if !(p.sigma.is_finite() && p.sigma >= 0.0 && p.sigma <= 10.0) {
-                    out.push((
-                        "lognormal.sigma".into(),
-                        format!("sigma must be between 0 and 10, found {}", p.sigma),
-                    ));
+                    out.push(("lognormal.sigma".into(), format!("sigma must be between 0 and 10, found {}", p.sigma)));
                 }
                 if p.median.to_f64() <= 0.0 {
-                    out.push((
-                        "lognormal.median".into(),
-                        "median must be greater than zero".into(),
-                    ));
+                    out.push(("lognormal.median".into(), "median must be greater than zero".into()));
                 }
             }
             Dist::Exponential(p) => {
                 if p.mean.to_f64() <= 0.0 {
-                    out.push((
-                        "exponential.mean".into(),
-                        "mean must be greater than zero".into(),
-                    ));
+                    out.push(("exponential.mean".into(), "mean must be greater than zero".into()));
                 }
             }
         }
@@ -185,21 +173,13 @@ impl<U: Quantity> Dist<U> {
         let clamp = |v: f64, min: Option<U>, max: Option<U>| {
             let lo = min.map_or(0.0, Quantity::to_f64);
             let hi = max.map_or(f64::MAX, Quantity::to_f64);
-            U::from_f64(if v.is_finite() {
-                v.clamp(lo, hi.max(lo))
-            } else {
-                lo
-            })
+            U::from_f64(if v.is_finite() { v.clamp(lo, hi.max(lo)) } else { lo })
         };
         match self {
             Dist::Fixed(v) => *v,
             Dist::Uniform(p) => {
                 let (lo, hi) = (p.min.to_f64(), p.max.to_f64());
-                if hi <= lo {
-                    p.min
-                } else {
-                    U::from_f64(rng.random_range(lo..=hi))
-                }
+                if hi <= lo { p.min } else { U::from_f64(rng.random_range(lo..=hi)) }
             }
             Dist::Normal(p) => match Normal::new(p.mean.to_f64(), p.stddev.to_f64()) {
                 Ok(d) => clamp(d.sample(rng), p.min, p.max),
@@ -307,10 +287,7 @@ mod tests {
     fn tagged_forms_parse() {
         assert_eq!(
             load("size: {uniform: {min: 1KiB, max: 2KiB}}").unwrap(),
-            Dist::Uniform(UniformParams {
-                min: ByteSize(1024),
-                max: ByteSize(2048)
-            })
+            Dist::Uniform(UniformParams { min: ByteSize(1024), max: ByteSize(2048) })
         );
         let d = load("size:\n  lognormal:\n    median: 800B\n    sigma: 0.5\n").unwrap();
         assert!(matches!(d, Dist::Lognormal(_)));
@@ -321,11 +298,7 @@ mod tests {
         let errs = load("size:\n  gaussian: {mean: 1KiB}\n").unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].pos.line, 2);
-        assert!(
-            errs[0].message.contains("unknown distribution `gaussian`"),
-            "{}",
-            errs[0].message
-        );
+        assert!(errs[0].message.contains("unknown distribution `gaussian`"), "{}", errs[0].message);
     }
 
     #[test]

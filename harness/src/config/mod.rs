@@ -32,11 +32,7 @@ impl fmt::Display for Diagnostic {
         if self.path.is_empty() {
             write!(f, "{}:{}: {}", self.file, self.pos, self.message)
         } else {
-            write!(
-                f,
-                "{}:{}: {}: {}",
-                self.file, self.pos, self.path, self.message
-            )
+            write!(f, "{}:{}: {}: {}", self.file, self.pos, self.path, self.message)
         }
     }
 }
@@ -51,10 +47,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{}", render_invalid(.file, .diagnostics))]
-    Invalid {
-        file: String,
-        diagnostics: Vec<Diagnostic>,
-    },
+    Invalid { file: String, diagnostics: Vec<Diagnostic> },
 }
 
 fn render_invalid(file: &str, diagnostics: &[Diagnostic]) -> String {
@@ -86,10 +79,7 @@ pub struct Loaded<T> {
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        file: path.display().to_string(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: path.display().to_string(), source })
 }
 
 fn diagnostics(file: &str, errors: Vec<yaml::YamlError>) -> ConfigError {
@@ -97,12 +87,7 @@ fn diagnostics(file: &str, errors: Vec<yaml::YamlError>) -> ConfigError {
         file: file.to_string(),
         diagnostics: errors
             .into_iter()
-            .map(|e| Diagnostic {
-                file: file.to_string(),
-                pos: e.pos,
-                path: e.path,
-                message: e.message,
-            })
+            .map(|e| Diagnostic { file: file.to_string(), pos: e.pos, path: e.path, message: e.message })
             .collect(),
     }
 }
@@ -111,52 +96,52 @@ fn decode<T: DeserializeOwned>(file: &str, root: &yaml::Node) -> Result<T, Confi
     yaml::from_node(root).map_err(|errs| diagnostics(file, errs))
 }
 
-fn semantic(
-    file: &str,
-    root: &yaml::Node,
-    problems: Vec<(String, String)>,
-) -> Result<(), ConfigError> {
+fn located(root: &yaml::Node, problems: Vec<(String, String)>) -> Vec<yaml::YamlError> {
+    let index = yaml::path_index(root);
+    problems
+        .into_iter()
+        .map(|(path, message)| yaml::YamlError { pos: yaml::locate(&index, &path), path, message })
+        .collect()
+}
+
+fn semantic(file: &str, root: &yaml::Node, problems: Vec<(String, String)>) -> Result<(), ConfigError> {
     if problems.is_empty() {
         return Ok(());
     }
-    let index = yaml::path_index(root);
-    let mut errors: Vec<yaml::YamlError> = problems
-        .into_iter()
-        .map(|(path, message)| yaml::YamlError {
-            pos: yaml::locate(&index, &path),
-            path,
-            message,
-        })
-        .collect();
-    errors.sort_by(|a, b| a.pos.cmp(&b.pos));
+    let mut errors = located(root, problems);
+    errors.sort_by(|a, b| a.pos.cmp(&b.pos).then_with(|| a.path.cmp(&b.path)));
     Err(diagnostics(file, errors))
 }
 
-/// Parse and validate scenario text; `file` names it in diagnostics.
+/// Parse and validate scenario text; `file` names it in diagnostics. Cross-references are
+/// checked on the document itself, so they are reported even when type errors stop the rest.
 pub fn parse_scenario(file: &str, src: &str) -> Result<Scenario, ConfigError> {
     let root = yaml::parse(src).map_err(|e| diagnostics(file, vec![e]))?;
-    let scenario: Scenario = decode(file, &root)?;
-    semantic(file, &root, validate::scenario(&scenario))?;
-    Ok(scenario)
+    let references = validate::references(&root);
+    match yaml::from_node::<Scenario>(&root) {
+        Ok(scenario) => {
+            let mut problems = references;
+            problems.extend(validate::scenario(&scenario));
+            semantic(file, &root, problems)?;
+            Ok(scenario)
+        }
+        Err(mut errors) => {
+            errors.extend(located(&root, references));
+            errors.sort_by(|a, b| a.pos.cmp(&b.pos).then_with(|| a.path.cmp(&b.path)));
+            Err(diagnostics(file, errors))
+        }
+    }
 }
 
 /// Parse and validate profile text, expanding `${VAR}` references with `env`.
-pub fn parse_profile(
-    file: &str,
-    src: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Profile, ConfigError> {
+pub fn parse_profile(file: &str, src: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Profile, ConfigError> {
     let mut root = yaml::parse(src).map_err(|e| diagnostics(file, vec![e]))?;
     let mut env_errors = Vec::new();
     root.for_each_scalar_mut("", &mut |path, pos, text| {
         if text.contains('$') {
             match profile::interpolate(text, env) {
                 Ok(v) => *text = v,
-                Err(message) => env_errors.push(yaml::YamlError {
-                    pos,
-                    path: path.to_string(),
-                    message,
-                }),
+                Err(message) => env_errors.push(yaml::YamlError { pos, path: path.to_string(), message }),
             }
         }
     });
@@ -171,22 +156,14 @@ pub fn parse_profile(
 pub fn load_scenario(path: &Path) -> Result<Loaded<Scenario>, ConfigError> {
     let source = read(path)?;
     let value = parse_scenario(&path.display().to_string(), &source)?;
-    Ok(Loaded {
-        value,
-        file: path.to_path_buf(),
-        source,
-    })
+    Ok(Loaded { value, file: path.to_path_buf(), source })
 }
 
 pub fn load_profile(path: &Path) -> Result<Loaded<Profile>, ConfigError> {
     let source = read(path)?;
     let env = |name: &str| std::env::var(name).ok();
     let value = parse_profile(&path.display().to_string(), &source, &env)?;
-    Ok(Loaded {
-        value,
-        file: path.to_path_buf(),
-        source,
-    })
+    Ok(Loaded { value, file: path.to_path_buf(), source })
 }
 
 /// What kind of file `validate` was given.
@@ -209,9 +186,8 @@ impl fmt::Display for FileKind {
 pub fn validate_file(path: &Path) -> Result<FileKind, ConfigError> {
     let source = read(path)?;
     let file = path.display().to_string();
-    let is_profile = yaml::parse(&source)
-        .map(|root| root.get("kind").is_some() && root.get("fleet").is_none())
-        .unwrap_or(false);
+    let is_profile =
+        yaml::parse(&source).map(|root| root.get("kind").is_some() && root.get("fleet").is_none()).unwrap_or(false);
     if is_profile {
         // Unset variables are not an error when only validating: the shape is what matters.
         let env = |name: &str| Some(std::env::var(name).unwrap_or_else(|_| format!("<{name}>")));

@@ -87,16 +87,7 @@ impl Profile {
 /// Is this librdkafka property a secret?
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    [
-        "password",
-        "secret",
-        "token",
-        "jaas",
-        "private",
-        "credentials",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
+    ["password", "secret", "token", "jaas", "private", "credentials"].iter().any(|s| k.contains(s))
         || k == "ssl.key.pem"
         || k == "ssl_key"
 }
@@ -113,11 +104,8 @@ pub struct Redactor {
 
 impl Redactor {
     pub fn from_properties<'a>(props: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
-        let mut secrets: Vec<String> = props
-            .into_iter()
-            .filter(|(k, v)| is_secret_key(k) && v.len() >= 3)
-            .map(|(_, v)| v.clone())
-            .collect();
+        let mut secrets: Vec<String> =
+            props.into_iter().filter(|(k, v)| is_secret_key(k) && v.len() >= 3).map(|(_, v)| v.clone()).collect();
         // Longest first, so a secret containing another is removed whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
@@ -138,16 +126,7 @@ impl Redactor {
     pub fn redact_map(props: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         props
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    if is_secret_key(k) {
-                        REDACTED.to_string()
-                    } else {
-                        v.clone()
-                    },
-                )
-            })
+            .map(|(k, v)| (k.clone(), if is_secret_key(k) { REDACTED.to_string() } else { v.clone() }))
             .collect()
     }
 }
@@ -171,8 +150,7 @@ pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            let valid =
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 return Err(format!("`${{{expr}}}` is not a valid variable reference"));
             }
@@ -208,11 +186,7 @@ mod tests {
         assert_eq!(interpolate("${NOPE:-x}", &env).unwrap(), "x");
         assert_eq!(interpolate("$${PASS}", &env).unwrap(), "${PASS}");
         assert_eq!(interpolate("cost $5", &env).unwrap(), "cost $5");
-        assert!(
-            interpolate("${NOPE}", &env)
-                .unwrap_err()
-                .contains("`NOPE` is not set")
-        );
+        assert!(interpolate("${NOPE}", &env).unwrap_err().contains("`NOPE` is not set"));
         assert!(interpolate("${PASS", &env).is_err());
     }
 
@@ -222,10 +196,7 @@ mod tests {
         props.insert("sasl.password".to_string(), "hunter22".to_string());
         props.insert("sasl.username".to_string(), "alice".to_string());
         let r = Redactor::from_properties(&props);
-        assert_eq!(
-            r.scrub("auth failed for alice with hunter22"),
-            "auth failed for alice with [redacted]"
-        );
+        assert_eq!(r.scrub("auth failed for alice with hunter22"), "auth failed for alice with [redacted]");
         let red = Redactor::redact_map(&props);
         assert_eq!(red["sasl.password"], REDACTED);
         assert_eq!(red["sasl.username"], "alice");
@@ -243,12 +214,7 @@ mod tests {
         ] {
             assert!(is_secret_key(k), "{k}");
         }
-        for k in [
-            "bootstrap.servers",
-            "security.protocol",
-            "sasl.username",
-            "ssl.ca.location",
-        ] {
+        for k in ["bootstrap.servers", "security.protocol", "sasl.username", "ssl.ca.location"] {
             assert!(!is_secret_key(k), "{k}");
         }
     }

@@ -93,9 +93,7 @@ impl FromStr for Dur {
         let scale = duration_unit_secs(unit).ok_or_else(bad)?;
         let secs = value * scale;
         if secs > 10.0 * 365.0 * 86400.0 {
-            return Err(UnitError(format!(
-                "invalid duration `{raw}`: longer than ten years"
-            )));
+            return Err(UnitError(format!("invalid duration `{raw}`: longer than ten years")));
         }
         Ok(Dur(Duration::from_secs_f64(secs)))
     }
@@ -187,11 +185,7 @@ impl FromStr for Rate {
     type Err = UnitError;
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            UnitError(format!(
-                "invalid rate `{raw}`: expected COUNT/PERIOD, e.g. `500/s`, `1/30s` or `12/h`"
-            ))
-        };
+        let bad = || UnitError(format!("invalid rate `{raw}`: expected COUNT/PERIOD, e.g. `500/s`, `1/30s` or `12/h`"));
         let (count, period) = raw.trim().split_once('/').ok_or_else(bad)?;
         let count = parse_number(count.trim()).ok_or_else(bad)?;
         let period = period.trim();
@@ -202,9 +196,7 @@ impl FromStr for Rate {
         if period_secs <= 0.0 {
             return Err(bad());
         }
-        Ok(Rate {
-            per_sec: count / period_secs,
-        })
+        Ok(Rate { per_sec: count / period_secs })
     }
 }
 

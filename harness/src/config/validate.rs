@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use super::profile::{Profile, TargetKind};
 use super::scenario::Scenario;
+use super::yaml::{Kind, Node};
 use crate::plan::IdPattern;
 use crate::wire;
 
@@ -12,18 +13,59 @@ use crate::wire;
 const MAX_VALUE: f64 = 64.0 * 1024.0 * 1024.0;
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 200
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    !s.is_empty() && s.len() <= 200 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 fn duplicates<'a>(names: impl Iterator<Item = &'a str>) -> Vec<(usize, &'a str)> {
     let mut seen = HashSet::new();
-    names
-        .enumerate()
-        .filter(|(_, n)| !seen.insert(*n))
-        .collect()
+    names.enumerate().filter(|(_, n)| !seen.insert(*n)).collect()
+}
+
+/// Cross-references and duplicate names, checked on the document itself so that they are
+/// reported together with type errors (which stop typed validation).
+pub fn references(root: &Node) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let list = |node: Option<&Node>| -> Vec<Node> {
+        match node.map(|n| &n.kind) {
+            Some(Kind::Seq(items)) => items.clone(),
+            _ => Vec::new(),
+        }
+    };
+    let names = |items: &[Node]| -> Vec<String> {
+        items.iter().map(|i| i.get("name").and_then(Node::as_str).unwrap_or_default().to_string()).collect()
+    };
+    let topics = list(root.get("topics"));
+    let topic_names = names(&topics);
+    let declared: BTreeSet<&str> = topic_names.iter().map(String::as_str).filter(|n| !n.is_empty()).collect();
+    let declared_list = declared.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
+    let check = |out: &mut Vec<(String, String)>, path: String, name: &str| {
+        if !declared.contains(name) {
+            out.push((path, format!("unknown topic `{name}`: declared topics are {declared_list}")));
+        }
+    };
+    let classes = list(root.get("fleet").and_then(|f| f.get("classes")));
+    for (i, c) in classes.iter().enumerate() {
+        if let Some(t) = c.get("topic").and_then(Node::as_str) {
+            check(&mut out, format!("fleet.classes[{i}].topic"), t);
+        }
+    }
+    let groups = list(root.get("consumers"));
+    for (i, g) in groups.iter().enumerate() {
+        for (j, t) in list(g.get("topics")).iter().enumerate() {
+            if let Some(t) = t.as_str() {
+                check(&mut out, format!("consumers[{i}].topics[{j}]"), t);
+            }
+        }
+    }
+    for (what, path, items) in
+        [("topic", "topics", &topics), ("class", "fleet.classes", &classes), ("consumer group", "consumers", &groups)]
+    {
+        let n = names(items);
+        for (i, name) in duplicates(n.iter().map(String::as_str).filter(|n| !n.is_empty())) {
+            out.push((format!("{path}[{i}].name"), format!("{what} `{name}` is declared twice")));
+        }
+    }
+    out
 }
 
 pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
@@ -31,34 +73,16 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
     let mut err = |path: String, msg: String| out.push((path, msg));
 
     if !valid_name(&s.name) {
-        err(
-            "name".into(),
-            format!(
-                "`{}` is not a valid name: use letters, digits, `.`, `_` and `-`",
-                s.name
-            ),
-        );
+        err("name".into(), format!("`{}` is not a valid name: use letters, digits, `.`, `_` and `-`", s.name));
     }
     if s.duration.is_zero() {
-        err(
-            "duration".into(),
-            "duration must be greater than zero".into(),
-        );
+        err("duration".into(), "duration must be greater than zero".into());
     }
     if s.warmup >= s.duration && !s.duration.is_zero() {
-        err(
-            "warmup".into(),
-            format!(
-                "warmup {} must be shorter than duration {}",
-                s.warmup, s.duration
-            ),
-        );
+        err("warmup".into(), format!("warmup {} must be shorter than duration {}", s.warmup, s.duration));
     }
     if s.target_timeout.0.as_secs() < 5 {
-        err(
-            "target_timeout".into(),
-            "target_timeout must be at least 5s".into(),
-        );
+        err("target_timeout".into(), "target_timeout must be at least 5s".into());
     }
 
     // Topics.
@@ -67,46 +91,25 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
     }
     for (i, t) in s.topics.iter().enumerate() {
         if !valid_name(&t.name) || t.name.len() > 249 {
-            err(
-                format!("topics[{i}].name"),
-                format!("`{}` is not a valid Kafka topic name", t.name),
-            );
+            err(format!("topics[{i}].name"), format!("`{}` is not a valid Kafka topic name", t.name));
         }
         if t.partitions == 0 || t.partitions > 10_000 {
-            err(
-                format!("topics[{i}].partitions"),
-                "partitions must be between 1 and 10000".into(),
-            );
+            err(format!("topics[{i}].partitions"), "partitions must be between 1 and 10000".into());
         }
         if t.replication == 0 {
-            err(
-                format!("topics[{i}].replication"),
-                "replication must be at least 1".into(),
-            );
+            err(format!("topics[{i}].replication"), "replication must be at least 1".into());
         }
     }
     for (i, name) in duplicates(s.topics.iter().map(|t| t.name.as_str())) {
-        err(
-            format!("topics[{i}].name"),
-            format!("topic `{name}` is declared twice"),
-        );
+        err(format!("topics[{i}].name"), format!("topic `{name}` is declared twice"));
     }
     let topics: BTreeSet<&str> = s.topics.iter().map(|t| t.name.as_str()).collect();
-    let topic_list = || {
-        topics
-            .iter()
-            .map(|t| format!("`{t}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let topic_list = || topics.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
 
     // Fleet.
     let f = &s.fleet;
     if f.devices == 0 || f.devices > u64::from(u32::MAX) {
-        err(
-            "fleet.devices".into(),
-            format!("devices must be between 1 and {}", u32::MAX),
-        );
+        err("fleet.devices".into(), format!("devices must be between 1 and {}", u32::MAX));
     }
     let id_len = match IdPattern::parse(&f.id_pattern) {
         Ok(p) => p.max_len(f.devices),
@@ -116,10 +119,7 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
         }
     };
     if f.classes.is_empty() {
-        err(
-            "fleet.classes".into(),
-            "at least one payload class is required".into(),
-        );
+        err("fleet.classes".into(), "at least one payload class is required".into());
     }
     if f.classes.len() > usize::from(u16::MAX) {
         err("fleet.classes".into(), "too many payload classes".into());
@@ -127,26 +127,15 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
     for (i, c) in f.classes.iter().enumerate() {
         let p = format!("fleet.classes[{i}]");
         if !valid_name(&c.name) {
-            err(
-                format!("{p}.name"),
-                format!("`{}` is not a valid name", c.name),
-            );
+            err(format!("{p}.name"), format!("`{}` is not a valid name", c.name));
         }
         if !topics.contains(c.topic.as_str()) {
-            err(
-                format!("{p}.topic"),
-                format!(
-                    "unknown topic `{}`: declared topics are {}",
-                    c.topic,
-                    topic_list()
-                ),
-            );
+            err(format!("{p}.topic"), format!("unknown topic `{}`: declared topics are {}", c.topic, topic_list()));
         }
         match (c.rate, c.total_rate) {
-            (Some(_), Some(_)) => err(
-                format!("{p}.total_rate"),
-                "give `rate` (per device) or `total_rate`, not both".into(),
-            ),
+            (Some(_), Some(_)) => {
+                err(format!("{p}.total_rate"), "give `rate` (per device) or `total_rate`, not both".into())
+            }
             (None, None) => err(
                 format!("{p}.rate"),
                 "missing `rate` (per device, e.g. `1/30s`) or `total_rate` (e.g. `500/s`)".into(),
@@ -154,20 +143,13 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
             (Some(r), None) if r.as_per_sec() <= 0.0 => {
                 err(format!("{p}.rate"), "rate must be greater than zero".into())
             }
-            (None, Some(r)) if r.as_per_sec() <= 0.0 => err(
-                format!("{p}.total_rate"),
-                "total_rate must be greater than zero".into(),
-            ),
+            (None, Some(r)) if r.as_per_sec() <= 0.0 => {
+                err(format!("{p}.total_rate"), "total_rate must be greater than zero".into())
+            }
             _ => {}
         }
         if c.share.0 * (f.devices as f64) < 0.5 {
-            err(
-                format!("{p}.share"),
-                format!(
-                    "share {} of {} devices selects no device",
-                    c.share, f.devices
-                ),
-            );
+            err(format!("{p}.share"), format!("share {} of {} devices selects no device", c.share, f.devices));
         }
         for (field, msg) in c.size.problems() {
             err(format!("{p}.size.{field}"), msg);
@@ -183,62 +165,37 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
                 format!(
                     "values can be as small as {}B but the {fmt} envelope needs {min}B for this fleet's device ids; raise the size{}",
                     c.size.lower_bound(),
-                    if fmt == "json" {
-                        " or use `format: binary` (48B minimum)"
-                    } else {
-                        ""
-                    }
+                    if fmt == "json" { " or use `format: binary` (48B minimum)" } else { "" }
                 ),
             );
         }
         if c.size.upper_bound().unwrap_or(c.size.mean()) > MAX_VALUE {
-            err(
-                format!("{p}.size"),
-                "values above 64MiB are not supported".into(),
-            );
+            err(format!("{p}.size"), "values above 64MiB are not supported".into());
         }
         for k in c.headers.keys() {
             if k.is_empty() {
-                err(
-                    format!("{p}.headers"),
-                    "header names must not be empty".into(),
-                );
+                err(format!("{p}.headers"), "header names must not be empty".into());
             }
         }
     }
     for (i, name) in duplicates(f.classes.iter().map(|c| c.name.as_str())) {
-        err(
-            format!("fleet.classes[{i}].name"),
-            format!("class `{name}` is declared twice"),
-        );
+        err(format!("fleet.classes[{i}].name"), format!("class `{name}` is declared twice"));
     }
 
     // Producer.
     let pr = &s.producer;
     if pr.instances == 0 || pr.instances > 64 {
-        err(
-            "producer.instances".into(),
-            "instances must be between 1 and 64".into(),
-        );
+        err("producer.instances".into(), "instances must be between 1 and 64".into());
     }
     if pr.max_in_flight == 0 || pr.max_in_flight > 2_147_483_647 {
-        err(
-            "producer.max_in_flight".into(),
-            "max_in_flight must be between 1 and 2147483647".into(),
-        );
+        err("producer.max_in_flight".into(), "max_in_flight must be between 1 and 2147483647".into());
     }
     if pr.message_timeout.is_zero() {
-        err(
-            "producer.message_timeout".into(),
-            "message_timeout must be greater than zero".into(),
-        );
+        err("producer.message_timeout".into(), "message_timeout must be greater than zero".into());
     }
     for key in pr.librdkafka.keys() {
         if key == "bootstrap.servers" {
-            err(
-                format!("producer.librdkafka.{key}"),
-                "bootstrap servers belong in the profile".into(),
-            );
+            err(format!("producer.librdkafka.{key}"), "bootstrap servers belong in the profile".into());
         }
     }
 
@@ -246,29 +203,17 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
     for (i, g) in s.consumers.iter().enumerate() {
         let p = format!("consumers[{i}]");
         if !valid_name(&g.name) {
-            err(
-                format!("{p}.name"),
-                format!("`{}` is not a valid name", g.name),
-            );
+            err(format!("{p}.name"), format!("`{}` is not a valid name", g.name));
         }
         if g.members == 0 || g.members > 256 {
-            err(
-                format!("{p}.members"),
-                "members must be between 1 and 256".into(),
-            );
+            err(format!("{p}.members"), "members must be between 1 and 256".into());
         }
         if g.topics.is_empty() {
-            err(
-                format!("{p}.topics"),
-                "a consumer group needs at least one topic".into(),
-            );
+            err(format!("{p}.topics"), "a consumer group needs at least one topic".into());
         }
         for (j, t) in g.topics.iter().enumerate() {
             if !topics.contains(t.as_str()) {
-                err(
-                    format!("{p}.topics[{j}]"),
-                    format!("unknown topic `{t}`: declared topics are {}", topic_list()),
-                );
+                err(format!("{p}.topics[{j}]"), format!("unknown topic `{t}`: declared topics are {}", topic_list()));
             }
         }
         if let Some(d) = &g.processing_time {
@@ -283,10 +228,7 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
         }
     }
     for (i, name) in duplicates(s.consumers.iter().map(|g| g.name.as_str())) {
-        err(
-            format!("consumers[{i}].name"),
-            format!("consumer group `{name}` is declared twice"),
-        );
+        err(format!("consumers[{i}].name"), format!("consumer group `{name}` is declared twice"));
     }
     out
 }
@@ -299,10 +241,7 @@ pub fn profile(p: &Profile) -> Vec<(String, String)> {
     match p.kind {
         TargetKind::Embedded => {
             if p.bootstrap_servers.is_some() {
-                out.push((
-                    "bootstrap_servers".into(),
-                    "an embedded target has no bootstrap servers".into(),
-                ));
+                out.push(("bootstrap_servers".into(), "an embedded target has no bootstrap servers".into()));
             }
             if let Some(b) = p.brokers
                 && !(1..=16).contains(&b)
@@ -312,27 +251,19 @@ pub fn profile(p: &Profile) -> Vec<(String, String)> {
         }
         TargetKind::Kafka => {
             if p.brokers.is_some() {
-                out.push((
-                    "brokers".into(),
-                    "`brokers` is only for `kind: embedded`".into(),
-                ));
+                out.push(("brokers".into(), "`brokers` is only for `kind: embedded`".into()));
             }
             match &p.bootstrap_servers {
-                None => out.push((
-                    "bootstrap_servers".into(),
-                    "missing field `bootstrap_servers` for `kind: kafka`".into(),
-                )),
-                Some(s) if s.joined().split(',').any(|h| h.trim().is_empty()) => out.push((
-                    "bootstrap_servers".into(),
-                    "bootstrap_servers must not be empty".into(),
-                )),
+                None => {
+                    out.push(("bootstrap_servers".into(), "missing field `bootstrap_servers` for `kind: kafka`".into()))
+                }
+                Some(s) if s.joined().split(',').any(|h| h.trim().is_empty()) => {
+                    out.push(("bootstrap_servers".into(), "bootstrap_servers must not be empty".into()))
+                }
                 Some(s) => {
                     for server in s.joined().split(',') {
                         if !server.contains(':') {
-                            out.push((
-                                "bootstrap_servers".into(),
-                                format!("`{server}` has no port: write host:port"),
-                            ));
+                            out.push(("bootstrap_servers".into(), format!("`{server}` has no port: write host:port")));
                         }
                     }
                 }
@@ -340,16 +271,10 @@ pub fn profile(p: &Profile) -> Vec<(String, String)> {
         }
     }
     if p.librdkafka.contains_key("bootstrap.servers") {
-        out.push((
-            "librdkafka.bootstrap.servers".into(),
-            "use the `bootstrap_servers` field instead".into(),
-        ));
+        out.push(("librdkafka.bootstrap.servers".into(), "use the `bootstrap_servers` field instead".into()));
     }
     if p.connect_timeout.0.as_secs() == 0 || p.connect_timeout.0.as_secs() > 300 {
-        out.push((
-            "connect_timeout".into(),
-            "connect_timeout must be between 1s and 5m".into(),
-        ));
+        out.push(("connect_timeout".into(), "connect_timeout must be between 1s and 5m".into()));
     }
     out
 }

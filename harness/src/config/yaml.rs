@@ -21,8 +21,8 @@ use std::fmt;
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
 use serde::de::{
-    self, DeserializeOwned, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
-    Unexpected, VariantAccess, Visitor,
+    self, DeserializeOwned, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess, Unexpected,
+    VariantAccess, Visitor,
 };
 
 /// A 1-based line and column in the source text.
@@ -73,10 +73,7 @@ impl Node {
     /// The value under `key` if this node is a mapping.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.kind {
-            Kind::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(key))
-                .map(|(_, v)| v),
+            Kind::Map(entries) => entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v),
             _ => None,
         }
     }
@@ -105,11 +102,7 @@ fn is_null_text(text: &str) -> bool {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 /// A problem found in a YAML document: where, which field, what.
@@ -137,17 +130,11 @@ pub fn parse(src: &str) -> Result<Node, YamlError> {
     let mut docs = 0;
     for item in Parser::new_from_str(src) {
         let (event, span) = item.map_err(|e| YamlError {
-            pos: Pos {
-                line: e.marker().line() as u32,
-                col: e.marker().col() as u32 + 1,
-            },
+            pos: Pos { line: e.marker().line() as u32, col: e.marker().col() as u32 + 1 },
             path: String::new(),
             message: format!("YAML syntax error: {}", e.info()),
         })?;
-        let pos = Pos {
-            line: span.start.line() as u32,
-            col: span.start.col() as u32 + 1,
-        };
+        let pos = Pos { line: span.start.line() as u32, col: span.start.col() as u32 + 1 };
         match event {
             Event::DocumentStart(_) => {
                 docs += 1;
@@ -155,20 +142,13 @@ pub fn parse(src: &str) -> Result<Node, YamlError> {
                     return Err(YamlError {
                         pos,
                         path: String::new(),
-                        message: "expected a single YAML document, found a second one (`---`)"
-                            .into(),
+                        message: "expected a single YAML document, found a second one (`---`)".into(),
                     });
                 }
             }
             Event::Scalar(text, style, anchor, _) => {
                 let plain = matches!(style, ScalarStyle::Plain);
-                let node = builder.node(
-                    pos,
-                    Kind::Scalar {
-                        text: text.into_owned(),
-                        plain,
-                    },
-                );
+                let node = builder.node(pos, Kind::Scalar { text: text.into_owned(), plain });
                 builder.complete(node, anchor);
             }
             Event::SequenceStart(anchor, _) => builder.open(pos, Kind::Seq(Vec::new()), anchor),
@@ -188,10 +168,7 @@ pub fn parse(src: &str) -> Result<Node, YamlError> {
     Ok(builder.root.unwrap_or(Node {
         id: 0,
         pos: Pos { line: 1, col: 1 },
-        kind: Kind::Scalar {
-            text: String::new(),
-            plain: true,
-        },
+        kind: Kind::Scalar { text: String::new(), plain: true },
     }))
 }
 
@@ -207,11 +184,7 @@ struct Builder {
 impl Builder {
     fn node(&mut self, pos: Pos, kind: Kind) -> Node {
         self.next_id += 1;
-        Node {
-            id: self.next_id,
-            pos,
-            kind,
-        }
+        Node { id: self.next_id, pos, kind }
     }
 
     fn open(&mut self, pos: Pos, kind: Kind, anchor: usize) {
@@ -250,35 +223,18 @@ pub fn from_node<T: DeserializeOwned>(root: &Node) -> Result<T, Vec<YamlError>> 
     // Each round either succeeds or masks at least one more node, so this terminates.
     let max_rounds = count_nodes(root) + 2;
     for _ in 0..max_rounds {
-        let de = De {
-            node: root,
-            path: String::new(),
-            parent: None,
-            ctx: &ctx,
-        };
+        let de = De { node: root, path: String::new(), parent: None, ctx: &ctx };
         match T::deserialize(de) {
             Ok(value) => {
                 let errors = ctx.errors.into_inner();
-                return if errors.is_empty() {
-                    Ok(value)
-                } else {
-                    Err(sorted(errors))
-                };
+                return if errors.is_empty() { Ok(value) } else { Err(sorted(errors)) };
             }
             Err(err) => {
-                let loc = err.loc.unwrap_or(Loc {
-                    node_id: root.id,
-                    pos: root.pos,
-                    path: String::new(),
-                    parent: None,
-                });
+                let loc = err.loc.unwrap_or(Loc { node_id: root.id, pos: root.pos, path: String::new(), parent: None });
                 match err.missing_field {
                     _ if err.silent => {}
                     Some(field) => {
-                        let suppressed = ctx
-                            .suppress
-                            .borrow()
-                            .contains(&(loc.node_id, field.to_string()));
+                        let suppressed = ctx.suppress.borrow().contains(&(loc.node_id, field.to_string()));
                         if !suppressed {
                             ctx.record(YamlError {
                                 pos: loc.pos,
@@ -287,11 +243,7 @@ pub fn from_node<T: DeserializeOwned>(root: &Node) -> Result<T, Vec<YamlError>> 
                             });
                         }
                     }
-                    None => ctx.record(YamlError {
-                        pos: loc.pos,
-                        path: loc.path.clone(),
-                        message: err.msg,
-                    }),
+                    None => ctx.record(YamlError { pos: loc.pos, path: loc.path.clone(), message: err.msg }),
                 }
                 if loc.node_id == root.id || !ctx.masked.borrow_mut().insert(loc.node_id) {
                     return Err(sorted(ctx.errors.into_inner()));
@@ -315,10 +267,7 @@ fn count_nodes(node: &Node) -> usize {
     1 + match &node.kind {
         Kind::Scalar { .. } => 0,
         Kind::Seq(items) => items.iter().map(count_nodes).sum(),
-        Kind::Map(entries) => entries
-            .iter()
-            .map(|(k, v)| count_nodes(k) + count_nodes(v))
-            .sum(),
+        Kind::Map(entries) => entries.iter().map(|(k, v)| count_nodes(k) + count_nodes(v)).sum(),
     }
 }
 
@@ -402,12 +351,7 @@ pub struct DeError {
 
 impl DeError {
     fn silent() -> Self {
-        DeError {
-            msg: String::new(),
-            missing_field: None,
-            silent: true,
-            loc: None,
-        }
+        DeError { msg: String::new(), missing_field: None, silent: true, loc: None }
     }
 }
 
@@ -421,21 +365,11 @@ impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError {
-            msg: msg.to_string(),
-            missing_field: None,
-            silent: false,
-            loc: None,
-        }
+        DeError { msg: msg.to_string(), missing_field: None, silent: false, loc: None }
     }
 
     fn missing_field(field: &'static str) -> Self {
-        DeError {
-            msg: format!("missing field `{field}`"),
-            missing_field: Some(field),
-            silent: false,
-            loc: None,
-        }
+        DeError { msg: format!("missing field `{field}`"), missing_field: Some(field), silent: false, loc: None }
     }
 }
 
@@ -449,12 +383,7 @@ struct De<'a> {
 
 impl<'a> De<'a> {
     fn child(&self, node: &'a Node, path: String, parent: Option<(u32, String)>) -> De<'a> {
-        De {
-            node,
-            path,
-            parent,
-            ctx: self.ctx,
-        }
+        De { node, path, parent, ctx: self.ctx }
     }
 
     fn locate<V>(&self, r: Result<V, DeError>) -> Result<V, DeError> {
@@ -473,9 +402,7 @@ impl<'a> De<'a> {
 
     fn unexpected(&self) -> Unexpected<'a> {
         match &self.node.kind {
-            Kind::Scalar { text, .. } if self.node.is_null() && text.is_empty() => {
-                Unexpected::Other("an empty value")
-            }
+            Kind::Scalar { text, .. } if self.node.is_null() && text.is_empty() => Unexpected::Other("an empty value"),
             Kind::Scalar { .. } if self.node.is_null() => Unexpected::Other("null"),
             Kind::Scalar { text, .. } => Unexpected::Str(text),
             Kind::Seq(_) => Unexpected::Other("a list"),
@@ -548,15 +475,10 @@ fn parse_float(text: &str) -> Option<f64> {
         ".nan" | ".NaN" | ".NAN" => return Some(f64::NAN),
         _ => {}
     }
-    let looks_numeric = text
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-' | b'_'))
-        && text.bytes().any(|b| b.is_ascii_digit());
-    if looks_numeric {
-        text.replace('_', "").parse().ok()
-    } else {
-        None
-    }
+    let looks_numeric =
+        text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-' | b'_'))
+            && text.bytes().any(|b| b.is_ascii_digit());
+    if looks_numeric { text.replace('_', "").parse().ok() } else { None }
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
@@ -635,9 +557,7 @@ impl<'de> de::Deserializer<'de> for De<'_> {
     }
 
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let parsed = self
-            .scalar()
-            .and_then(|(t, _)| parse_float(t).or_else(|| parse_int(t).map(|i| i as f64)));
+        let parsed = self.scalar().and_then(|(t, _)| parse_float(t).or_else(|| parse_int(t).map(|i| i as f64)));
         let r = match parsed {
             Some(f) => visitor.visit_f64(f),
             None => self.invalid(&visitor),
@@ -680,57 +600,32 @@ impl<'de> de::Deserializer<'de> for De<'_> {
     }
 
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let r = if self.node.is_null() {
-            visitor.visit_unit()
-        } else {
-            self.invalid(&visitor)
-        };
+        let r = if self.node.is_null() { visitor.visit_unit() } else { self.invalid(&visitor) };
         self.locate(r)
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
         self.deserialize_unit(visitor)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_newtype_struct(self)
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let r = match &self.node.kind {
             Kind::Seq(items) => {
-                let items: Vec<(usize, &Node)> = items
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, n)| !self.ctx.is_masked(n))
-                    .collect();
-                visitor.visit_seq(Seq {
-                    de: &self,
-                    items: items.into_iter(),
-                })
+                let items: Vec<(usize, &Node)> =
+                    items.iter().enumerate().filter(|(_, n)| !self.ctx.is_masked(n)).collect();
+                visitor.visit_seq(Seq { de: &self, items: items.into_iter() })
             }
-            _ if self.node.is_null() => visitor.visit_seq(Seq {
-                de: &self,
-                items: Vec::new().into_iter(),
-            }),
+            _ if self.node.is_null() => visitor.visit_seq(Seq { de: &self, items: Vec::new().into_iter() }),
             _ => self.invalid(&visitor),
         };
         self.locate(r)
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -748,17 +643,11 @@ impl<'de> de::Deserializer<'de> for De<'_> {
             Kind::Map(_) => {
                 let entries = self.entries();
                 let entries = self.report_duplicates(&entries);
-                visitor.visit_map(Map {
-                    de: &self,
-                    entries: entries.into_iter(),
-                    value: None,
-                })
+                visitor.visit_map(Map { de: &self, entries: entries.into_iter(), value: None })
             }
-            _ if self.node.is_null() => visitor.visit_map(Map {
-                de: &self,
-                entries: Vec::new().into_iter(),
-                value: None,
-            }),
+            _ if self.node.is_null() => {
+                visitor.visit_map(Map { de: &self, entries: Vec::new().into_iter(), value: None })
+            }
             _ => self.invalid(&visitor),
         };
         self.locate(r)
@@ -787,17 +676,11 @@ impl<'de> de::Deserializer<'de> for De<'_> {
                         });
                     }
                 }
-                visitor.visit_map(Map {
-                    de: &self,
-                    entries: known.into_iter(),
-                    value: None,
-                })
+                visitor.visit_map(Map { de: &self, entries: known.into_iter(), value: None })
             }
-            _ if self.node.is_null() => visitor.visit_map(Map {
-                de: &self,
-                entries: Vec::new().into_iter(),
-                value: None,
-            }),
+            _ if self.node.is_null() => {
+                visitor.visit_map(Map { de: &self, entries: Vec::new().into_iter(), value: None })
+            }
             _ => self.invalid(&visitor),
         };
         self.locate(r)
@@ -810,11 +693,9 @@ impl<'de> de::Deserializer<'de> for De<'_> {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         let r = match &self.node.kind {
-            Kind::Scalar { .. } if !self.node.is_null() => visitor.visit_enum(Enum {
-                de: &self,
-                tag: self.node,
-                value: None,
-            }),
+            Kind::Scalar { .. } if !self.node.is_null() => {
+                visitor.visit_enum(Enum { de: &self, tag: self.node, value: None })
+            }
             Kind::Map(_) => {
                 let entries = self.entries();
                 let raw = match &self.node.kind {
@@ -826,11 +707,7 @@ impl<'de> de::Deserializer<'de> for De<'_> {
                     Err(DeError::silent())
                 } else if entries.len() == 1 {
                     let (k, v) = entries[0];
-                    visitor.visit_enum(Enum {
-                        de: &self,
-                        tag: k,
-                        value: Some(v),
-                    })
+                    visitor.visit_enum(Enum { de: &self, tag: k, value: Some(v) })
                 } else {
                     Err(de::Error::custom(format!(
                         "expected exactly one of {} as the only key, found {} keys",
@@ -839,10 +716,7 @@ impl<'de> de::Deserializer<'de> for De<'_> {
                     )))
                 }
             }
-            _ => Err(de::Error::custom(format!(
-                "expected one of {}",
-                one_of(variants)
-            ))),
+            _ => Err(de::Error::custom(format!("expected one of {}", one_of(variants)))),
         };
         self.locate(r)
     }
@@ -857,11 +731,7 @@ impl<'de> de::Deserializer<'de> for De<'_> {
 }
 
 fn one_of(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
 fn unknown_field_message(key: &str, fields: &[&str]) -> String {
@@ -872,10 +742,7 @@ fn unknown_field_message(key: &str, fields: &[&str]) -> String {
         .min()
         .map(|(_, f)| format!(" (did you mean `{f}`?)"))
         .unwrap_or_default();
-    format!(
-        "unknown field `{key}`{suggestion}; expected one of {}",
-        one_of(fields)
-    )
+    format!("unknown field `{key}`{suggestion}; expected one of {}", one_of(fields))
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -900,10 +767,7 @@ struct Seq<'a, 'b> {
 impl<'de> SeqAccess<'de> for Seq<'_, '_> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
         match self.items.next() {
             Some((i, node)) => {
                 let child = self.de.child(node, format!("{}[{i}]", self.de.path), None);
@@ -927,10 +791,7 @@ struct Map<'a, 'b> {
 impl<'de> MapAccess<'de> for Map<'_, '_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
         match self.entries.next() {
             Some((k, v)) => {
                 self.value = Some((k, v));
@@ -947,9 +808,7 @@ impl<'de> MapAccess<'de> for Map<'_, '_> {
             return Err(de::Error::custom("value requested before key"));
         };
         let key = k.as_str().unwrap_or_default().to_string();
-        let child = self
-            .de
-            .child(v, join(&self.de.path, &key), Some((self.de.node.id, key)));
+        let child = self.de.child(v, join(&self.de.path, &key), Some((self.de.node.id, key)));
         seed.deserialize(child)
     }
 
@@ -968,21 +827,11 @@ impl<'de, 'a, 'b> EnumAccess<'de> for Enum<'a, 'b> {
     type Error = DeError;
     type Variant = Variant<'a, 'b>;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(
-        self,
-        seed: V,
-    ) -> Result<(V::Value, Self::Variant), DeError> {
+    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self::Variant), DeError> {
         let tag_text = self.tag.as_str().unwrap_or_default().to_string();
         let tag_de = self.de.child(self.tag, self.de.path.clone(), None);
         let v = tag_de.locate(seed.deserialize(tag_text.as_str().into_deserializer()))?;
-        Ok((
-            v,
-            Variant {
-                de: self.de,
-                tag: tag_text,
-                value: self.value,
-            },
-        ))
+        Ok((v, Variant { de: self.de, tag: tag_text, value: self.value }))
     }
 }
 
@@ -995,15 +844,8 @@ struct Variant<'a, 'b> {
 impl Variant<'_, '_> {
     fn content(&self) -> Result<De<'_>, DeError> {
         match self.value {
-            Some(v) => Ok(self.de.child(
-                v,
-                join(&self.de.path, &self.tag),
-                Some((self.de.node.id, self.tag.clone())),
-            )),
-            None => Err(de::Error::custom(format!(
-                "`{}` needs settings: write `{}: {{...}}`",
-                self.tag, self.tag
-            ))),
+            Some(v) => Ok(self.de.child(v, join(&self.de.path, &self.tag), Some((self.de.node.id, self.tag.clone())))),
+            None => Err(de::Error::custom(format!("`{}` needs settings: write `{}: {{...}}`", self.tag, self.tag))),
         }
     }
 }
@@ -1015,10 +857,7 @@ impl<'de> VariantAccess<'de> for Variant<'_, '_> {
         match self.value {
             None => Ok(()),
             Some(v) if v.is_null() => Ok(()),
-            Some(_) => Err(de::Error::custom(format!(
-                "`{}` takes no settings",
-                self.tag
-            ))),
+            Some(_) => Err(de::Error::custom(format!("`{}` takes no settings", self.tag))),
         }
     }
 
@@ -1032,11 +871,7 @@ impl<'de> VariantAccess<'de> for Variant<'_, '_> {
         de::Deserializer::deserialize_seq(de, visitor)
     }
 
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn struct_variant<V: Visitor<'de>>(self, fields: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
         let de = self.content()?;
         de::Deserializer::deserialize_struct(de, "", fields, visitor)
     }
@@ -1085,21 +920,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(doc.count, 3);
-        assert_eq!(
-            doc.items[0],
-            Inner {
-                size: 4,
-                label: Some("x".into())
-            }
-        );
-        assert_eq!(
-            doc.shapes,
-            vec![
-                Shape::Fixed(3),
-                Shape::Uniform { min: 1, max: 2 },
-                Shape::Nothing
-            ]
-        );
+        assert_eq!(doc.items[0], Inner { size: 4, label: Some("x".into()) });
+        assert_eq!(doc.shapes, vec![Shape::Fixed(3), Shape::Uniform { min: 1, max: 2 }, Shape::Nothing]);
     }
 
     #[test]
@@ -1109,13 +931,7 @@ mod tests {
         let lines: Vec<(u32, &str)> = errs.iter().map(|e| (e.pos.line, e.path.as_str())).collect();
         assert_eq!(
             lines,
-            vec![
-                (2, "count"),
-                (3, "bogus"),
-                (5, "items[0].size"),
-                (7, "items[1].colour"),
-                (8, "items[2].size"),
-            ],
+            vec![(2, "count"), (3, "bogus"), (5, "items[0].size"), (7, "items[1].colour"), (8, "items[2].size"),],
             "{errs:#?}"
         );
         assert!(errs[1].message.contains("unknown field `bogus`"));
@@ -1132,11 +948,7 @@ mod tests {
     #[test]
     fn unknown_field_suggests_the_closest_name() {
         let errs = load("name: a\ncount: 1\nflga: true\n").unwrap_err();
-        assert!(
-            errs[0].message.contains("did you mean `flag`"),
-            "{}",
-            errs[0].message
-        );
+        assert!(errs[0].message.contains("did you mean `flag`"), "{}", errs[0].message);
     }
 
     #[test]
@@ -1144,11 +956,7 @@ mod tests {
         let errs = load("name: a\ncount: 1\nshapes:\n  - gaussian: 3\n").unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!((errs[0].pos.line, errs[0].pos.col), (4, 5));
-        assert!(
-            errs[0].message.contains("unknown variant `gaussian`"),
-            "{}",
-            errs[0].message
-        );
+        assert!(errs[0].message.contains("unknown variant `gaussian`"), "{}", errs[0].message);
     }
 
     #[test]

@@ -55,11 +55,7 @@ pub struct ClassPlan {
 impl ClassPlan {
     /// Planned events per second across the class.
     pub fn planned_rate(&self) -> f64 {
-        if self.period_us > 0.0 {
-            self.participants as f64 * 1e6 / self.period_us
-        } else {
-            0.0
-        }
+        if self.period_us > 0.0 { self.participants as f64 * 1e6 / self.period_us } else { 0.0 }
     }
 
     /// The device's rank among this class's senders, if it is one.
@@ -98,28 +94,18 @@ impl Plan {
                 let participants = (c.share.0 * devices as f64).round() as u64;
                 let per_device = match (c.rate, c.total_rate) {
                     (Some(r), _) => r.as_per_sec(),
-                    (None, Some(total)) if participants > 0 => {
-                        total.as_per_sec() / participants as f64
-                    }
+                    (None, Some(total)) if participants > 0 => total.as_per_sec() / participants as f64,
                     _ => 0.0,
                 };
                 ClassPlan {
                     name: c.name.clone(),
                     topic: topics.iter().position(|t| *t == c.topic).unwrap_or(0),
                     participants,
-                    period_us: if per_device > 0.0 {
-                        1e6 / per_device
-                    } else {
-                        f64::INFINITY
-                    },
+                    period_us: if per_device > 0.0 { 1e6 / per_device } else { f64::INFINITY },
                     arrival: c.arrival,
                     size: c.size.clone(),
                     format: c.format,
-                    headers: c
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
+                    headers: c.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                     members: Permutation::new(devices, mix(s.seed, &[SALT_SHARE, i as u64])),
                 }
             })
@@ -208,22 +194,13 @@ impl<'p> Schedule<'p> {
                 if let Some(rank) = class.rank(device) {
                     let t = plan.first_ns(ci, device, rank);
                     if t < end_ns {
-                        entries.push(Reverse(Entry {
-                            t,
-                            device: device as u32,
-                            class: ci as u16,
-                            k: 0,
-                        }));
+                        entries.push(Reverse(Entry { t, device: device as u32, class: ci as u16, k: 0 }));
                     }
                 }
                 device += u64::from(shards);
             }
         }
-        Schedule {
-            plan,
-            heap: BinaryHeap::from(entries),
-            end_ns,
-        }
+        Schedule { plan, heap: BinaryHeap::from(entries), end_ns }
     }
 
     /// Intended time of the next event in microseconds, if any.
@@ -255,8 +232,7 @@ impl Iterator for Schedule<'_> {
             size: plan.size_of(class, device, u64::from(e.k)),
         };
         let k = e.k.saturating_add(1);
-        let next_t =
-            e.t.saturating_add(plan.gap_ns(class, device, u64::from(k)).round() as u64);
+        let next_t = e.t.saturating_add(plan.gap_ns(class, device, u64::from(k)).round() as u64);
         if next_t < self.end_ns && k != u32::MAX {
             top.0 = Entry { t: next_t, k, ..e };
         } else {
@@ -276,31 +252,22 @@ pub struct IdPattern {
 
 impl Default for IdPattern {
     fn default() -> Self {
-        IdPattern {
-            prefix: "device-".into(),
-            width: 6,
-            suffix: String::new(),
-        }
+        IdPattern { prefix: "device-".into(), width: 6, suffix: String::new() }
     }
 }
 
 impl IdPattern {
     /// Parse a pattern with exactly one `{n}` or `{n:0W}` placeholder.
     pub fn parse(s: &str) -> Result<IdPattern, String> {
-        let open = s
-            .find('{')
-            .ok_or("the pattern needs a `{n}` placeholder for the device number")?;
-        let close = s[open..]
-            .find('}')
-            .map(|i| open + i)
-            .ok_or("unclosed `{` in the pattern")?;
+        let open = s.find('{').ok_or("the pattern needs a `{n}` placeholder for the device number")?;
+        let close = s[open..].find('}').map(|i| open + i).ok_or("unclosed `{` in the pattern")?;
         let inner = &s[open + 1..close];
         let width = match inner {
             "n" => 0,
             _ => {
-                let spec = inner.strip_prefix("n:").ok_or_else(|| {
-                    format!("unknown placeholder `{{{inner}}}`: use `{{n}}` or `{{n:06}}`")
-                })?;
+                let spec = inner
+                    .strip_prefix("n:")
+                    .ok_or_else(|| format!("unknown placeholder `{{{inner}}}`: use `{{n}}` or `{{n:06}}`"))?;
                 spec.trim_start_matches('0')
                     .parse::<usize>()
                     .ok()
@@ -312,11 +279,7 @@ impl IdPattern {
         if suffix.contains('{') || s[..open].contains('}') {
             return Err("the pattern may contain only one `{n}` placeholder".into());
         }
-        Ok(IdPattern {
-            prefix: s[..open].to_string(),
-            width,
-            suffix: suffix.to_string(),
-        })
+        Ok(IdPattern { prefix: s[..open].to_string(), width, suffix: suffix.to_string() })
     }
 
     /// Write the id of device `n` into `out` (cleared first).

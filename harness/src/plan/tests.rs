@@ -84,9 +84,7 @@ fn events_come_in_intended_time_order() {
 fn shards_partition_the_fleet_exactly() {
     let plan = Plan::from_scenario(&scenario(7, ""));
     let whole: Vec<Event> = plan.schedule(0, 1).collect();
-    let mut parts: Vec<Event> = (0..3)
-        .flat_map(|s| plan.schedule(s, 3).collect::<Vec<_>>())
-        .collect();
+    let mut parts: Vec<Event> = (0..3).flat_map(|s| plan.schedule(s, 3).collect::<Vec<_>>()).collect();
     parts.sort_by_key(|e| (e.intended_us, e.device, e.class));
     let mut whole_sorted = whole.clone();
     whole_sorted.sort_by_key(|e| (e.intended_us, e.device, e.class));
@@ -118,18 +116,8 @@ fn achieved_counts_match_planned_rates() {
     for (i, c) in plan.classes.iter().enumerate() {
         let planned = c.planned_rate() * secs;
         let err = (per_class[i] as f64 - planned).abs() / planned;
-        let tolerance = if c.arrival == Arrival::Fixed {
-            0.01
-        } else {
-            0.03
-        };
-        assert!(
-            err < tolerance,
-            "class {} got {} planned {planned:.0} ({:.2}%)",
-            c.name,
-            per_class[i],
-            err * 100.0
-        );
+        let tolerance = if c.arrival == Arrival::Fixed { 0.01 } else { 0.03 };
+        assert!(err < tolerance, "class {} got {} planned {planned:.0} ({:.2}%)", c.name, per_class[i], err * 100.0);
     }
 }
 
@@ -185,10 +173,7 @@ fn paced_sending_matches_the_plan_without_sleeping() {
         match pacer.step(clock.now_us()) {
             Step::Send(e) => {
                 assert!(e.intended_us <= clock.now_us());
-                assert!(
-                    clock.now_us() - e.intended_us < 1000,
-                    "sent more than 1ms late"
-                );
+                assert!(clock.now_us() - e.intended_us < 1000, "sent more than 1ms late");
                 per_second[(clock.now_us() / 1_000_000) as usize] += 1;
             }
             // The real driver sleeps here; the test jumps, in steps of at most 1 ms.

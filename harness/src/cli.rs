@@ -1,0 +1,56 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::units::Dur;
+
+/// Workload-shaped load, faults and a delivery audit for Kafka-compatible backbones carrying
+/// device-fleet telemetry.
+#[derive(Debug, Parser)]
+#[command(name = "fleetstorm", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario against a target and write its report.
+    Run(RunArgs),
+    /// Check scenario and profile files; list every problem with its file, line and field.
+    Validate {
+        /// Scenario or profile files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// The target's profile. Default: the embedded cluster (librdkafka's mock, 3 brokers, in process).
+    #[arg(short, long)]
+    pub profile: Option<PathBuf>,
+    /// Directory for the report. Default: reports/<scenario>-<time>.
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    /// Override the scenario's duration, e.g. 10s.
+    #[arg(long, value_parser = parse_dur)]
+    pub duration: Option<Dur>,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+fn parse_dur(s: &str) -> Result<Dur, String> {
+    s.parse::<Dur>().map_err(|e| e.to_string())
+}

@@ -1,0 +1,140 @@
+//! Drivers: the only code that talks to Kafka (through rdkafka / librdkafka).
+//!
+//! - [`target`]: connecting to the target (or starting the embedded cluster), creating and
+//!   checking topics, reading watermarks, committing start offsets;
+//! - [`producer`]: one thread per producer instance, sending the plan open-loop;
+//! - [`consumer`]: one thread per consumer-group member;
+//! - [`audit`]: the delivery-audit reader.
+//!
+//! **Invariant:** nothing outside this module imports `rdkafka`. Drivers report through the
+//! recorder's [`Source`](crate::recorder::Source) windows and [`OffsetBook`](crate::recorder::OffsetBook).
+
+pub mod audit;
+pub mod consumer;
+pub mod producer;
+pub mod target;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
+
+use crate::config::profile::Redactor;
+
+/// How the run tells its drivers to stop.
+#[derive(Debug)]
+pub struct Control {
+    /// Producers: stop sending new records (abort, or target lost).
+    pub stop_sending: AtomicBool,
+    /// Producers: the latest time (µs since load start) to keep waiting for acknowledgements.
+    pub drain_until_us: AtomicU64,
+    /// Consumers and the audit: stop reading.
+    pub stop_reading: AtomicBool,
+    /// Everyone: stop now, skip draining (second Ctrl-C).
+    pub hard_stop: AtomicBool,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            stop_sending: AtomicBool::new(false),
+            drain_until_us: AtomicU64::new(u64::MAX),
+            stop_reading: AtomicBool::new(false),
+            hard_stop: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Control {
+    pub fn hard(&self) -> bool {
+        self.hard_stop.load(Ordering::Relaxed)
+    }
+}
+
+/// Client-level events from librdkafka, shared by every client of a run.
+#[derive(Debug, Default)]
+pub struct ClientEvents {
+    errors: Mutex<BTreeMap<String, u64>>,
+    /// librdkafka said all brokers are down at least once.
+    pub all_brokers_down: AtomicBool,
+}
+
+impl ClientEvents {
+    pub fn count(&self, kind: &str) {
+        if let Ok(mut m) = self.errors.lock() {
+            *m.entry(kind.to_string()).or_insert(0) += 1;
+        }
+    }
+
+    /// Errors by kind, prefixed `client.`.
+    pub fn errors(&self) -> BTreeMap<String, u64> {
+        self.errors.lock().map(|m| m.iter().map(|(k, v)| (format!("client.{k}"), *v)).collect()).unwrap_or_default()
+    }
+}
+
+/// The name of an error's kind, e.g. `MessageTimedOut`, for "errors by kind" tables.
+pub fn error_kind(e: &KafkaError) -> String {
+    match e.rdkafka_error_code() {
+        Some(code) => format!("{code:?}"),
+        None => {
+            let s = format!("{e:?}");
+            s.split(['(', ' ', '{']).next().unwrap_or("Unknown").to_string()
+        }
+    }
+}
+
+/// The context of every client: logs go to `tracing` with secrets scrubbed, errors are counted.
+#[derive(Clone)]
+pub struct Ctx {
+    pub role: Arc<str>,
+    pub events: Arc<ClientEvents>,
+    pub redactor: Arc<Redactor>,
+}
+
+impl ClientContext for Ctx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let msg = self.redactor.scrub(log_message);
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", role = %self.role, "{fac}: {msg}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", role = %self.role, "{fac}: {msg}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", role = %self.role, "{fac}: {msg}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", role = %self.role, "{fac}: {msg}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let kind = error_kind(&error);
+        if kind == "AllBrokersDown" {
+            self.events.all_brokers_down.store(true, Ordering::Relaxed);
+        }
+        self.events.count(&kind);
+        // Transport errors repeat every reconnect backoff while a broker is down: keep them quiet.
+        tracing::debug!(target: "librdkafka", role = %self.role, "{kind}: {}", self.redactor.scrub(reason));
+    }
+}
+
+/// Properties for a client: the target's, then the role's, then the user's overrides.
+pub fn client_config(bootstrap: &str, layers: &[&BTreeMap<String, String>]) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap);
+    for layer in layers {
+        for (k, v) in *layer {
+            cfg.set(k, v);
+        }
+    }
+    cfg
+}
+
+/// Make a map from `(key, value)` pairs.
+pub fn props<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+impl rdkafka::consumer::ConsumerContext for Ctx {}

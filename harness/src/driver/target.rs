@@ -1,0 +1,328 @@
+//! Connecting to the target: the embedded mock cluster or a real Kafka-compatible cluster.
+//!
+//! The embedded cluster is librdkafka's mock cluster, in process. Its limits shape the rest of the
+//! harness (see librdkafka's `rdkafka_mock.c`): it keeps at most 5 MiB or 100,000 message sets per
+//! partition and drops the oldest beyond that, and it answers neither CreateTopics nor
+//! DescribeConfigs, so topics are created through the mock's own API and topic configs are ignored.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::TopicPartitionList;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::{ClientEvents, Ctx, client_config};
+use crate::config::profile::{Profile, Redactor, TargetKind};
+use crate::config::scenario::TopicSpec;
+
+/// Per-partition retention of the embedded cluster, in bytes and message sets.
+pub const MOCK_MAX_BYTES: u64 = 5 * 1024 * 1024;
+pub const MOCK_MAX_SETS: u64 = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("target unreachable: no answer from bootstrap servers {servers} within {timeout:?}: {reason}")]
+    Unreachable { servers: String, timeout: Duration, reason: String },
+    #[error("could not start the embedded cluster: {0}")]
+    Embedded(String),
+    #[error("could not create client: {0}")]
+    Client(String),
+    #[error("topic `{topic}`: {reason}")]
+    Topic { topic: String, reason: String },
+    #[error("could not read offsets of {topic}[{partition}]: {reason}")]
+    Offsets { topic: String, partition: i32, reason: String },
+    #[error("could not commit start offsets for group `{group}`: {reason}")]
+    Commit { group: String, reason: String },
+}
+
+/// A connected target. Holds the embedded cluster, if any, for the whole run (so it stays on the
+/// thread that created it).
+pub struct Connection {
+    pub bootstrap: String,
+    /// librdkafka properties every client gets (from the profile).
+    pub base: BTreeMap<String, String>,
+    pub embedded: Option<MockCluster<'static, DefaultProducerContext>>,
+    /// Broker ids reported by the target.
+    pub brokers: Vec<i32>,
+    ctx: Ctx,
+    timeout: Duration,
+}
+
+/// What ensuring topics found.
+#[derive(Debug, Default)]
+pub struct TopicsOutcome {
+    /// Actual partition count of each topic, in scenario order.
+    pub partitions: Vec<u32>,
+    pub created: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+fn reason(e: impl std::fmt::Display, r: &Redactor) -> String {
+    r.scrub(&e.to_string())
+}
+
+impl Connection {
+    /// Connect to the profile's target, or start the embedded cluster. Fails within the
+    /// profile's `connect_timeout` when the target does not answer.
+    pub fn open(
+        profile: &Profile,
+        events: Arc<ClientEvents>,
+        redactor: Arc<Redactor>,
+    ) -> Result<Connection, TargetError> {
+        let timeout = profile.connect_timeout.0;
+        let ctx = Ctx { role: "admin".into(), events, redactor };
+        let (bootstrap, embedded) = match profile.kind {
+            TargetKind::Embedded => {
+                let brokers = i32::try_from(profile.embedded_brokers()).unwrap_or(3);
+                let mock = MockCluster::new(brokers).map_err(|e| TargetError::Embedded(e.to_string()))?;
+                (mock.bootstrap_servers(), Some(mock))
+            }
+            TargetKind::Kafka => (profile.bootstrap_servers.as_ref().map(|s| s.joined()).unwrap_or_default(), None),
+        };
+        let mut conn =
+            Connection { bootstrap, base: profile.librdkafka.clone(), embedded, brokers: Vec::new(), ctx, timeout };
+        let probe = conn.consumer(None)?;
+        let md = probe.fetch_metadata(None, timeout).map_err(|e| TargetError::Unreachable {
+            servers: conn.bootstrap.clone(),
+            timeout,
+            reason: reason(e, &conn.ctx.redactor),
+        })?;
+        conn.brokers = md.brokers().iter().map(|b| b.id()).collect();
+        conn.brokers.sort_unstable();
+        if conn.brokers.is_empty() {
+            return Err(TargetError::Unreachable {
+                servers: conn.bootstrap.clone(),
+                timeout,
+                reason: "metadata listed no brokers".into(),
+            });
+        }
+        Ok(conn)
+    }
+
+    /// Reader properties this target needs. The embedded cluster answers an empty fetch only
+    /// after the full `fetch.wait.max.ms` (500 ms by default) even when data arrives meanwhile, so
+    /// readers there poll with a short wait; otherwise end-to-end latency would measure the mock.
+    pub fn reader_defaults(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        if self.is_embedded() {
+            m.insert("fetch.wait.max.ms".to_string(), "10".to_string());
+        }
+        m
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    fn consumer(&self, group: Option<&str>) -> Result<BaseConsumer<Ctx>, TargetError> {
+        let mut extra = BTreeMap::new();
+        if let Some(g) = group {
+            extra.insert("group.id".to_string(), g.to_string());
+            extra.insert("enable.auto.commit".to_string(), "false".to_string());
+        }
+        client_config(&self.bootstrap, &[&self.base, &extra])
+            .create_with_context(self.ctx.clone())
+            .map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))
+    }
+
+    /// Create missing topics; report existing ones that differ from the scenario.
+    pub fn ensure_topics(&self, topics: &[TopicSpec]) -> Result<TopicsOutcome, TargetError> {
+        let mut out = TopicsOutcome::default();
+        let probe = self.consumer(None)?;
+        let existing = |name: &str| -> Result<Option<(u32, usize)>, TargetError> {
+            let md = probe
+                .fetch_metadata(None, self.timeout)
+                .map_err(|e| TargetError::Topic { topic: name.to_string(), reason: reason(e, &self.ctx.redactor) })?;
+            Ok(md.topics().iter().find(|t| t.name() == name && t.error().is_none()).map(|t| {
+                let replicas = t.partitions().first().map_or(0, |p| p.replicas().len());
+                (t.partitions().len() as u32, replicas)
+            }))
+        };
+
+        let mut to_create = Vec::new();
+        for t in topics {
+            match existing(&t.name)? {
+                Some((partitions, replicas)) => {
+                    if partitions != t.partitions {
+                        out.warnings.push(format!(
+                            "topic `{}` exists with {partitions} partitions, the scenario declares {}; using {partitions}",
+                            t.name, t.partitions
+                        ));
+                    }
+                    if replicas != usize::from(t.replication) {
+                        out.warnings.push(format!(
+                            "topic `{}` exists with replication {replicas}, the scenario declares {}",
+                            t.name, t.replication
+                        ));
+                    }
+                }
+                None => to_create.push(t),
+            }
+        }
+
+        if let Some(mock) = &self.embedded {
+            for t in &to_create {
+                mock.create_topic(&t.name, t.partitions as i32, i32::from(t.replication))
+                    .map_err(|e| TargetError::Topic { topic: t.name.clone(), reason: e.to_string() })?;
+                out.created.push(t.name.clone());
+                if !t.config.is_empty() {
+                    out.warnings.push(format!(
+                        "topic `{}`: the embedded cluster ignores topic configs ({})",
+                        t.name,
+                        t.config.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+        } else if !to_create.is_empty() {
+            self.create_topics(&to_create)?;
+            out.created.extend(to_create.iter().map(|t| t.name.clone()));
+        }
+        if !self.is_embedded() {
+            out.warnings.extend(self.config_mismatches(topics, &out.created)?);
+        }
+
+        // Wait until every partition of every topic has a leader.
+        let deadline = Instant::now() + self.timeout.max(Duration::from_secs(30));
+        for t in topics {
+            loop {
+                let md = probe
+                    .fetch_metadata(Some(&t.name), self.timeout)
+                    .map_err(|e| TargetError::Topic { topic: t.name.clone(), reason: reason(e, &self.ctx.redactor) })?;
+                let ready = md.topics().first().filter(|m| m.error().is_none()).map(|m| {
+                    let n = m.partitions().len() as u32;
+                    (n, n > 0 && m.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none()))
+                });
+                match ready {
+                    Some((n, true)) => {
+                        out.partitions.push(n);
+                        break;
+                    }
+                    _ if Instant::now() > deadline => {
+                        return Err(TargetError::Topic {
+                            topic: t.name.clone(),
+                            reason: "partitions have no leader after waiting".into(),
+                        });
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(200)),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn admin(&self) -> Result<AdminClient<Ctx>, TargetError> {
+        client_config(&self.bootstrap, &[&self.base])
+            .create_with_context(self.ctx.clone())
+            .map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, TargetError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| TargetError::Client(e.to_string()))?;
+        Ok(rt.block_on(f))
+    }
+
+    fn create_topics(&self, topics: &[&TopicSpec]) -> Result<(), TargetError> {
+        let admin = self.admin()?;
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|t| {
+                let mut n =
+                    NewTopic::new(&t.name, t.partitions as i32, TopicReplication::Fixed(i32::from(t.replication)));
+                for (k, v) in &t.config {
+                    n = n.set(k, v);
+                }
+                n
+            })
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(self.timeout));
+        let results = Self::block_on(admin.create_topics(new.iter(), &opts))?.map_err(|e| TargetError::Topic {
+            topic: topics.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(","),
+            reason: reason(e, &self.ctx.redactor),
+        })?;
+        for r in results {
+            match r {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(TargetError::Topic { topic, reason: format!("create failed: {code:?}") });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn config_mismatches(&self, topics: &[TopicSpec], created: &[String]) -> Result<Vec<String>, TargetError> {
+        let wanted: Vec<&TopicSpec> =
+            topics.iter().filter(|t| !t.config.is_empty() && !created.contains(&t.name)).collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let admin = self.admin()?;
+        let specs: Vec<ResourceSpecifier<'_>> = wanted.iter().map(|t| ResourceSpecifier::Topic(&t.name)).collect();
+        let opts = AdminOptions::new().request_timeout(Some(self.timeout));
+        let mut warnings = Vec::new();
+        let results = match Self::block_on(admin.describe_configs(specs.iter(), &opts))? {
+            Ok(r) => r,
+            Err(e) => {
+                warnings.push(format!("could not read topic configs to compare: {}", reason(e, &self.ctx.redactor)));
+                return Ok(warnings);
+            }
+        };
+        for (t, r) in wanted.iter().zip(results) {
+            let Ok(resource) = r else {
+                warnings.push(format!("topic `{}`: could not read its configs", t.name));
+                continue;
+            };
+            for (k, v) in &t.config {
+                match resource.get(k).and_then(|e| e.value.as_deref()) {
+                    Some(actual) if actual == v => {}
+                    actual => warnings.push(format!(
+                        "topic `{}` exists with {k}={}, the scenario declares {v}",
+                        t.name,
+                        actual.unwrap_or("(unset)")
+                    )),
+                }
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// (low, high) watermarks of every partition, flattened in topic order.
+    pub fn watermarks(&self, topics: &[String], partitions: &[u32]) -> Result<Vec<(i64, i64)>, TargetError> {
+        let probe = self.consumer(None)?;
+        let mut out = Vec::new();
+        for (t, &n) in topics.iter().zip(partitions) {
+            for p in 0..n as i32 {
+                let wm = probe.fetch_watermarks(t, p, self.timeout).map_err(|e| TargetError::Offsets {
+                    topic: t.clone(),
+                    partition: p,
+                    reason: reason(e, &self.ctx.redactor),
+                })?;
+                out.push(wm);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commit `offsets` (topic, partition, offset) for `group` before its members join, so that
+    /// they start exactly there.
+    pub fn commit_offsets(&self, group: &str, offsets: &[(String, i32, i64)]) -> Result<(), TargetError> {
+        let consumer = self.consumer(Some(group))?;
+        let mut tpl = TopicPartitionList::new();
+        for (t, p, o) in offsets {
+            tpl.add_partition_offset(t, *p, rdkafka::Offset::Offset(*o))
+                .map_err(|e| TargetError::Commit { group: group.to_string(), reason: e.to_string() })?;
+        }
+        consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| TargetError::Commit { group: group.to_string(), reason: reason(e, &self.ctx.redactor) })
+    }
+}

@@ -1,0 +1,331 @@
+//! The delivery audit's bookkeeping: which messages were acknowledged, which failed, which were
+//! read back, how often and in what order. Pure logic, fed by the drivers.
+//!
+//! A message is identified by its stream (payload class and device) and its sequence number in
+//! that stream. Each side keeps one bit per message in sparse 64-bit words, so memory follows the
+//! number of messages, not the size of the fleet.
+//!
+//! Definitions (per stream, i.e. per device and class, which is one partition):
+//! - **lost**: acknowledged, never read back;
+//! - **duplicate**: read back more than once (each extra copy counts);
+//! - **reordered**: read back after a higher sequence number of the same stream had been read
+//!   (first copies only: a duplicate is not also a reorder);
+//! - **failed but seen**: the producer reported an error, yet the record arrived;
+//! - **unacked seen**: read back but never resolved by the producer (should be zero).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Multiply-rotate hasher for integer keys (the std SipHash is several times slower here).
+#[derive(Default, Clone, Copy)]
+pub struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(u64::from(v));
+    }
+}
+
+pub type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+
+/// A stream: one device's messages of one payload class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Stream {
+    pub class: u16,
+    pub device: u32,
+}
+
+impl Stream {
+    fn key(self) -> u64 {
+        (u64::from(self.class) << 32) | u64::from(self.device)
+    }
+
+    fn from_key(k: u64) -> Stream {
+        Stream { class: (k >> 32) as u16, device: k as u32 }
+    }
+}
+
+/// A sparse set of (stream, seq) pairs.
+#[derive(Clone, Debug, Default)]
+pub struct BitSet {
+    words: IntMap<(u64, u64), u64>,
+}
+
+impl BitSet {
+    /// Insert; returns false if it was already present.
+    pub fn insert(&mut self, s: Stream, seq: u64) -> bool {
+        let w = self.words.entry((s.key(), seq >> 6)).or_insert(0);
+        let bit = 1u64 << (seq & 63);
+        let fresh = *w & bit == 0;
+        *w |= bit;
+        fresh
+    }
+
+    pub fn contains(&self, s: Stream, seq: u64) -> bool {
+        self.words.get(&(s.key(), seq >> 6)).is_some_and(|w| w & (1 << (seq & 63)) != 0)
+    }
+
+    pub fn len(&self) -> u64 {
+        self.words.values().map(|w| u64::from(w.count_ones())).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.values().all(|w| *w == 0)
+    }
+
+    fn word(&self, key: &(u64, u64)) -> u64 {
+        self.words.get(key).copied().unwrap_or(0)
+    }
+
+    fn merge(&mut self, other: &BitSet) {
+        for (k, w) in &other.words {
+            *self.words.entry(*k).or_insert(0) |= w;
+        }
+    }
+}
+
+/// What the producer side knows: acknowledged and failed messages.
+#[derive(Clone, Debug, Default)]
+pub struct AckLedger {
+    pub acked: BitSet,
+    pub failed: BitSet,
+}
+
+impl AckLedger {
+    pub fn acked(&mut self, s: Stream, seq: u64) {
+        self.acked.insert(s, seq);
+    }
+
+    pub fn failed(&mut self, s: Stream, seq: u64) {
+        self.failed.insert(s, seq);
+    }
+
+    pub fn merge(&mut self, other: &AckLedger) {
+        self.acked.merge(&other.acked);
+        self.failed.merge(&other.failed);
+    }
+}
+
+/// What the audit reader saw.
+#[derive(Clone, Debug, Default)]
+pub struct SeenLedger {
+    pub seen: BitSet,
+    max_seq: IntMap<u64, u64>,
+    pub reads: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    /// Records of other runs or not written by fleetstorm.
+    pub foreign: u64,
+}
+
+impl SeenLedger {
+    /// Record one read of (stream, seq).
+    pub fn saw(&mut self, s: Stream, seq: u64) {
+        self.reads += 1;
+        if !self.seen.insert(s, seq) {
+            self.duplicates += 1;
+            return;
+        }
+        let max = self.max_seq.entry(s.key()).or_insert(seq);
+        if seq < *max {
+            self.reordered += 1;
+        } else {
+            *max = seq;
+        }
+    }
+
+    pub fn foreign(&mut self) {
+        self.foreign += 1;
+    }
+
+    /// Distinct messages seen.
+    pub fn distinct(&self) -> u64 {
+        self.reads - self.duplicates
+    }
+}
+
+/// The audit's verdict.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditCounts {
+    /// Messages the target acknowledged.
+    pub acked: u64,
+    /// Distinct messages of this run read back.
+    pub seen: u64,
+    /// Acknowledged, never read back.
+    pub lost: u64,
+    /// Extra copies read back (a message read three times counts two).
+    pub duplicates: u64,
+    /// Read back after a later message of the same device and class.
+    pub reordered: u64,
+    /// The producer reported a failure, yet the record arrived.
+    pub failed_but_seen: u64,
+    /// Read back but neither acknowledged nor failed by the producer.
+    pub unacked_seen: u64,
+    /// Records in the audited topics from other runs or other writers (skipped).
+    pub foreign: u64,
+    /// Up to 10 lost messages, as `class/device#seq`, to start an investigation from.
+    pub lost_examples: Vec<String>,
+}
+
+/// Compare what was acknowledged with what was read.
+pub fn reconcile(acks: &AckLedger, seen: &SeenLedger, describe: &dyn Fn(Stream, u64) -> String) -> AuditCounts {
+    let mut c = AuditCounts {
+        acked: acks.acked.len(),
+        seen: seen.distinct(),
+        duplicates: seen.duplicates,
+        reordered: seen.reordered,
+        foreign: seen.foreign,
+        ..AuditCounts::default()
+    };
+    let mut lost: Vec<(Stream, u64)> = Vec::new();
+    for (key, &a) in &acks.acked.words {
+        let missing = a & !seen.seen.word(key);
+        c.lost += u64::from(missing.count_ones());
+        if missing != 0 && lost.len() < 1000 {
+            for bit in 0..64 {
+                if missing & (1 << bit) != 0 {
+                    lost.push((Stream::from_key(key.0), (key.1 << 6) | bit));
+                }
+            }
+        }
+    }
+    for (key, &f) in &acks.failed.words {
+        c.failed_but_seen += u64::from((f & seen.seen.word(key)).count_ones());
+    }
+    for (key, &s) in &seen.seen.words {
+        let resolved = acks.acked.word(key) | acks.failed.word(key);
+        c.unacked_seen += u64::from((s & !resolved).count_ones());
+    }
+    lost.sort();
+    c.lost_examples = lost.iter().take(10).map(|(s, q)| describe(*s, *q)).collect();
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(device: u32) -> Stream {
+        Stream { class: 0, device }
+    }
+
+    fn describe(s: Stream, seq: u64) -> String {
+        format!("{}/{}#{seq}", s.class, s.device)
+    }
+
+    #[test]
+    fn clean_delivery_has_no_findings() {
+        let mut a = AckLedger::default();
+        let mut s = SeenLedger::default();
+        for d in 0..50 {
+            for q in 0..200 {
+                a.acked(st(d), q);
+                s.saw(st(d), q);
+            }
+        }
+        let c = reconcile(&a, &s, &describe);
+        assert_eq!((c.acked, c.seen, c.lost, c.duplicates, c.reordered), (10_000, 10_000, 0, 0, 0));
+    }
+
+    #[test]
+    fn lost_messages_are_counted_and_named() {
+        let mut a = AckLedger::default();
+        let mut s = SeenLedger::default();
+        for q in 0..100 {
+            a.acked(st(1), q);
+            if q != 7 && q != 70 {
+                s.saw(st(1), q);
+            }
+        }
+        let c = reconcile(&a, &s, &describe);
+        assert_eq!(c.lost, 2);
+        assert_eq!(c.lost_examples, vec!["0/1#7", "0/1#70"]);
+    }
+
+    #[test]
+    fn duplicates_count_every_extra_copy() {
+        let mut a = AckLedger::default();
+        let mut s = SeenLedger::default();
+        for q in 0..10 {
+            a.acked(st(2), q);
+            s.saw(st(2), q);
+        }
+        s.saw(st(2), 3);
+        s.saw(st(2), 3);
+        s.saw(st(2), 9);
+        let c = reconcile(&a, &s, &describe);
+        assert_eq!(c.duplicates, 3);
+        assert_eq!(c.seen, 10);
+        assert_eq!(c.reordered, 0, "a re-read is a duplicate, not a reorder");
+    }
+
+    #[test]
+    fn reordering_is_per_stream() {
+        let mut a = AckLedger::default();
+        let mut s = SeenLedger::default();
+        for q in 0..5 {
+            a.acked(st(1), q);
+            a.acked(st(2), q);
+        }
+        // Stream 1 arrives 0,1,3,2,4: one message (2) came after a later one.
+        for q in [0, 1, 3, 2, 4] {
+            s.saw(st(1), q);
+        }
+        // Stream 2 interleaves with stream 1 but is in order itself.
+        for q in 0..5 {
+            s.saw(st(2), q);
+        }
+        let c = reconcile(&a, &s, &describe);
+        assert_eq!(c.reordered, 1);
+        assert_eq!(c.lost, 0);
+    }
+
+    #[test]
+    fn failed_but_seen_and_unacked_seen() {
+        let mut a = AckLedger::default();
+        let mut s = SeenLedger::default();
+        a.acked(st(1), 0);
+        a.failed(st(1), 1);
+        a.failed(st(1), 2);
+        s.saw(st(1), 0);
+        s.saw(st(1), 1);
+        s.saw(st(1), 5);
+        let c = reconcile(&a, &s, &describe);
+        assert_eq!(c.failed_but_seen, 1);
+        assert_eq!(c.unacked_seen, 1);
+        assert_eq!(c.lost, 0, "a failed message that never arrived is not lost: it was never acknowledged");
+    }
+
+    #[test]
+    fn ledgers_from_several_producers_merge() {
+        let mut a = AckLedger::default();
+        let mut b = AckLedger::default();
+        a.acked(st(1), 0);
+        b.acked(st(1), 1);
+        b.acked(st(2), 64);
+        a.merge(&b);
+        assert_eq!(a.acked.len(), 3);
+        assert!(a.acked.contains(st(2), 64));
+    }
+}

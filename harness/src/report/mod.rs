@@ -1,0 +1,212 @@
+//! The report: `report.json` first; everything else (summary, charts, comparisons) is drawn from
+//! it alone. The JSON schema is generated from these types (`docs/report.schema.json`, kept in
+//! sync by a test) and their doc comments are its documentation.
+
+pub mod summary;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::scenario::Scenario;
+use crate::recorder::audit::AuditCounts;
+use crate::recorder::{LatencySummary, TimelinePoint};
+
+/// Bumped on any incompatible change to the report's shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A run's report.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Report {
+    pub schema_version: u32,
+    pub fleetstorm_version: String,
+    /// Random per run; carried in every record the run writes.
+    pub run_id: String,
+    /// `completed`: ran its full duration. `aborted`: interrupted (Ctrl-C, SIGTERM).
+    /// `failed`: could not start, or lost its target.
+    pub status: Status,
+    /// Why the run was aborted or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    pub scenario: ScenarioInfo,
+    pub target: TargetInfo,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub ended_at: String,
+    /// Seconds the load ran (sending), from its start to the last send.
+    pub load_s: f64,
+    /// Seconds from the end of warm-up to the end of the load: the window rates are computed on.
+    pub measured_s: f64,
+    /// Seconds the whole run took, connection and drain included.
+    pub elapsed_s: f64,
+    /// Which clock latencies were measured on.
+    pub clock: String,
+    /// Things the reader should know before trusting the numbers.
+    pub warnings: Vec<String>,
+    /// Errors by kind: delivery errors (`MessageTimedOut`...), send errors (`send.*`), consumer
+    /// errors (`consumer.<group>.*`) and client-level errors (`client.*`).
+    pub errors: BTreeMap<String, u64>,
+    pub produce: ProduceReport,
+    /// Per consumer group, by name.
+    pub consumers: BTreeMap<String, GroupReport>,
+    pub audit: AuditReport,
+    /// One point per second since the load started.
+    pub timeline: Vec<TimelinePoint>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Completed,
+    Aborted,
+    Failed,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Completed => "completed",
+            Status::Aborted => "aborted",
+            Status::Failed => "failed",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ScenarioInfo {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub file: String,
+    /// SHA-256 of the scenario as run (after `--duration`/`--seed` overrides): two runs with the
+    /// same fingerprint ran the same workload.
+    pub fingerprint: String,
+    pub seed: u64,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub devices: u64,
+    /// The scenario as run, every default filled in.
+    pub definition: Scenario,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TargetInfo {
+    /// The profile's name (`embedded` when none was given).
+    pub profile: String,
+    /// `embedded` or `kafka`.
+    pub kind: String,
+    pub bootstrap_servers: String,
+    pub brokers: Vec<i32>,
+    /// librdkafka properties from the profile, secrets replaced by `[redacted]`.
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ProduceReport {
+    /// Events whose intended time fell inside the load.
+    pub planned: u64,
+    /// Records handed to the client library.
+    pub attempted: u64,
+    pub acked: u64,
+    pub failed: u64,
+    /// Still unacknowledged when the drain ended; purged and counted in `failed`.
+    pub purged: u64,
+    /// Sends that found the client's queue full and waited.
+    pub backpressure: u64,
+    /// Events per second the schedule planned over the measured window (exact, seeded).
+    pub planned_rate: f64,
+    /// Events per second the scenario declares (the schedule's long-run average).
+    pub nominal_rate: f64,
+    /// Records sent per second over the measured window.
+    pub achieved_rate: f64,
+    /// Records acknowledged per second over the measured window.
+    pub msgs_per_s: f64,
+    /// Acknowledged value bytes per second over the measured window.
+    pub bytes_per_s: f64,
+    /// Acknowledgement latency from the intended send time (coordinated-omission free).
+    pub latency_from_intended: LatencySummary,
+    /// Acknowledgement latency from the actual send time.
+    pub latency_from_send: LatencySummary,
+    /// Actual minus intended send time.
+    pub send_lag: LatencySummary,
+    pub classes: BTreeMap<String, ClassReport>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ClassReport {
+    pub topic: String,
+    pub devices: u64,
+    pub planned_rate: f64,
+    pub attempted: u64,
+    pub acked: u64,
+    pub failed: u64,
+    pub acked_bytes: u64,
+    pub msgs_per_s: f64,
+    pub bytes_per_s: f64,
+    pub latency_from_intended: LatencySummary,
+    pub latency_from_send: LatencySummary,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct GroupReport {
+    pub group_id: String,
+    pub members: u32,
+    pub topics: Vec<String>,
+    pub consumed: u64,
+    /// Records not written by this run.
+    pub foreign: u64,
+    pub msgs_per_s: f64,
+    /// Consumption time minus intended send time, records of this run only.
+    pub e2e_latency: LatencySummary,
+    /// Largest lag (records) sampled once a second.
+    pub max_lag: u64,
+    /// Lag when the run ended.
+    pub final_lag: u64,
+    pub assignments: u32,
+    pub revocations: u32,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct AuditReport {
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub counts: AuditCounts,
+    /// The reader caught up with everything acknowledged before the drain ended. When false,
+    /// `lost` may include records that were simply not read yet.
+    pub complete: bool,
+    /// Seconds spent after the load waiting for acknowledgements and readers.
+    pub drain_s: f64,
+}
+
+impl Report {
+    /// Write `report.json` atomically (temporary file, then rename).
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        let tmp = dir.join(".report.json.tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(tmp, dir.join("report.json"))
+    }
+
+    pub fn read(dir: &Path) -> Result<Report, String> {
+        let path = if dir.is_dir() { dir.join("report.json") } else { dir.to_path_buf() };
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+        match v.get("schema_version").and_then(serde_json::Value::as_u64) {
+            Some(n) if n == u64::from(SCHEMA_VERSION) => {}
+            Some(n) => {
+                return Err(format!("{}: schema version {n}, this fleetstorm reads {SCHEMA_VERSION}", path.display()));
+            }
+            None => return Err(format!("{}: not a fleetstorm report (no schema_version)", path.display())),
+        }
+        serde_json::from_value(v).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// The JSON Schema of `report.json`.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Report)).unwrap_or_default()
+}

@@ -1,0 +1,213 @@
+//! Human summaries of a report: a few lines for the terminal, and `summary.md`.
+
+use std::fmt::Write;
+
+use super::{Report, Status};
+use crate::recorder::LatencySummary;
+
+/// `850us`, `12.3ms`, `4.20s`.
+pub fn us(v: u64) -> String {
+    if v < 1_000 {
+        format!("{v}us")
+    } else if v < 1_000_000 {
+        format!("{:.1}ms", v as f64 / 1e3)
+    } else {
+        format!("{:.2}s", v as f64 / 1e6)
+    }
+}
+
+/// `1,234,567`.
+pub fn count(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn rate(v: f64) -> String {
+    if v >= 100.0 { format!("{v:.0}/s") } else { format!("{v:.1}/s") }
+}
+
+fn lat(l: &LatencySummary) -> String {
+    if l.count == 0 {
+        return "no samples".into();
+    }
+    format!("p50 {} p99 {} p99.9 {} max {}", us(l.p50_us), us(l.p99_us), us(l.p999_us), us(l.max_us))
+}
+
+/// The terminal summary.
+pub fn text(r: &Report, report_path: &str) -> String {
+    let mut o = String::new();
+    let p = &r.produce;
+    let pct = if p.planned_rate > 0.0 { p.achieved_rate / p.planned_rate * 100.0 } else { 0.0 };
+    let _ = writeln!(
+        o,
+        "fleetstorm {} on {} ({}): {} in {:.1}s{}",
+        r.scenario.name,
+        r.target.profile,
+        r.target.kind,
+        r.status,
+        r.elapsed_s,
+        r.status_reason.as_ref().map(|s| format!(" ({s})")).unwrap_or_default()
+    );
+    let _ = writeln!(
+        o,
+        "  produce    planned {}  achieved {} ({pct:.2}%)  acked {}  failed {}  backpressure {}",
+        rate(p.planned_rate),
+        rate(p.achieved_rate),
+        count(p.acked),
+        count(p.failed),
+        count(p.backpressure)
+    );
+    let _ = writeln!(o, "  ack lat.   from intended {}", lat(&p.latency_from_intended));
+    let _ = writeln!(o, "             from send     {}", lat(&p.latency_from_send));
+    let _ = writeln!(o, "  send lag   {}", lat(&p.send_lag));
+    for (name, g) in &r.consumers {
+        let _ = writeln!(
+            o,
+            "  {name:<10} consumed {}  e2e {}  max lag {}",
+            count(g.consumed),
+            lat(&g.e2e_latency),
+            count(g.max_lag)
+        );
+    }
+    let a = &r.audit;
+    if a.enabled {
+        let c = &a.counts;
+        let _ = writeln!(
+            o,
+            "  audit      acked {} seen {} lost {} duplicates {} reordered {} failed-but-seen {}{}",
+            count(c.acked),
+            count(c.seen),
+            count(c.lost),
+            count(c.duplicates),
+            count(c.reordered),
+            count(c.failed_but_seen),
+            if a.complete { "" } else { "  (INCOMPLETE: reader did not catch up)" }
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(o, "  warning    {w}");
+    }
+    let _ = writeln!(o, "  report     {report_path}");
+    o
+}
+
+/// `summary.md`.
+pub fn markdown(r: &Report) -> String {
+    let mut o = String::new();
+    let p = &r.produce;
+    let _ = writeln!(o, "# fleetstorm: {}\n", r.scenario.name);
+    if r.status != Status::Completed {
+        let _ = writeln!(
+            o,
+            "> **Run {}**{}\n",
+            r.status,
+            r.status_reason.as_ref().map(|s| format!(": {s}")).unwrap_or_default()
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(o, "> Warning: {w}\n");
+    }
+    let _ = writeln!(o, "| | |\n|---|---|");
+    let _ = writeln!(o, "| target | {} ({}, {}) |", r.target.profile, r.target.kind, r.target.bootstrap_servers);
+    let _ = writeln!(o, "| seed | {} |", r.scenario.seed);
+    let _ = writeln!(o, "| started | {} |", r.started_at);
+    let _ = writeln!(o, "| load / measured | {:.1}s / {:.1}s |", r.load_s, r.measured_s);
+    let _ = writeln!(o, "| run id | `{}` |", r.run_id);
+    let _ = writeln!(o, "\n## Produce\n");
+    let _ = writeln!(o, "| planned | achieved | acked | failed | backpressure | MB/s |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        o,
+        "| {} | {} | {} | {} | {} | {:.2} |",
+        rate(p.planned_rate),
+        rate(p.achieved_rate),
+        count(p.acked),
+        count(p.failed),
+        count(p.backpressure),
+        p.bytes_per_s / 1e6
+    );
+    let _ = writeln!(o, "\n| latency | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|");
+    let mut row = |name: &str, l: &LatencySummary| {
+        let _ = writeln!(
+            o,
+            "| {name} | {} | {} | {} | {} | {} |",
+            us(l.p50_us),
+            us(l.p90_us),
+            us(l.p99_us),
+            us(l.p999_us),
+            us(l.max_us)
+        );
+    };
+    row("ack, from intended", &p.latency_from_intended);
+    row("ack, from send", &p.latency_from_send);
+    row("send lag", &p.send_lag);
+    for (name, c) in &p.classes {
+        row(&format!("class `{name}`, from intended"), &c.latency_from_intended);
+    }
+    for (name, g) in &r.consumers {
+        row(&format!("group `{name}` end-to-end"), &g.e2e_latency);
+    }
+    if !r.consumers.is_empty() {
+        let _ =
+            writeln!(o, "\n## Consumers\n\n| group | consumed | msgs/s | max lag | final lag |\n|---|---|---|---|---|");
+        for (name, g) in &r.consumers {
+            let _ = writeln!(
+                o,
+                "| {name} | {} | {} | {} | {} |",
+                count(g.consumed),
+                rate(g.msgs_per_s),
+                count(g.max_lag),
+                count(g.final_lag)
+            );
+        }
+    }
+    let a = &r.audit;
+    if a.enabled {
+        let c = &a.counts;
+        let _ = writeln!(
+            o,
+            "\n## Delivery audit\n\n| acked | seen | lost | duplicates | reordered | failed but seen | complete |\n|---|---|---|---|---|---|---|"
+        );
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            count(c.acked),
+            count(c.seen),
+            count(c.lost),
+            count(c.duplicates),
+            count(c.reordered),
+            count(c.failed_but_seen),
+            if a.complete { "yes" } else { "**no**" }
+        );
+        if !c.lost_examples.is_empty() {
+            let _ = writeln!(o, "\nFirst lost records: {}", c.lost_examples.join(", "));
+        }
+    }
+    if !r.errors.is_empty() {
+        let _ = writeln!(o, "\n## Errors\n\n| kind | count |\n|---|---|");
+        for (k, v) in &r.errors {
+            let _ = writeln!(o, "| {k} | {} |", count(*v));
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_readable() {
+        assert_eq!(us(850), "850us");
+        assert_eq!(us(12_345), "12.3ms");
+        assert_eq!(us(4_200_000), "4.20s");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(count(12), "12");
+    }
+}

@@ -1,0 +1,781 @@
+//! The run: wires config, plan, drivers, recorder and report together, in that order.
+//!
+//! 1. apply overrides, check the scenario against the profile;
+//! 2. connect (or start the embedded cluster), create topics, read watermarks;
+//! 3. commit consumer groups' start offsets; start the collector, audit reader, group members and
+//!    producers; wait until all are connected and every group has joined;
+//! 4. start the clock: the load runs open-loop for the scenario's duration, while this thread
+//!    watches for interrupts and a lost target;
+//! 5. drain: producers wait for outstanding acknowledgements, readers catch up, bounded by the
+//!    scenario's `drain`;
+//! 6. reconcile the audit, write `report.json` and `summary.md`, print the summary.
+//!
+//! Whatever happens after the output directory exists, a report is written.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::clock::{Clock, MonotonicClock};
+use crate::config::profile::{Profile, Redactor, TargetKind};
+use crate::config::scenario::{Scenario, StartOffset};
+use crate::config::units::Dur;
+use crate::config::{Loaded, validate};
+use crate::driver::target::{Connection, MOCK_MAX_BYTES, MOCK_MAX_SETS};
+use crate::driver::{ClientEvents, Control, Ctx, audit, client_config, consumer, producer, props};
+use crate::plan::Plan;
+use crate::plan::rng::mix;
+use crate::recorder::audit::{AckLedger, AuditCounts, SeenLedger, Stream, reconcile};
+use crate::recorder::{Collector, CollectorConfig, Hist, OffsetBook, Recording};
+use crate::report::{
+    AuditReport, ClassReport, GroupReport, ProduceReport, Report, SCHEMA_VERSION, ScenarioInfo, Status, TargetInfo,
+    summary,
+};
+use crate::signals::Interrupts;
+use crate::wire::Filler;
+
+/// Options from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub out: Option<PathBuf>,
+    pub duration: Option<Dur>,
+    pub seed: Option<u64>,
+}
+
+/// Why a run did not even start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Bad input: exit 2.
+    #[error("{0}")]
+    Invalid(String),
+    /// Nowhere to write the report: exit 3.
+    #[error("{0}")]
+    CouldNotStart(String),
+}
+
+/// A run that wrote its report.
+#[derive(Debug)]
+pub struct Finished {
+    pub report: Report,
+    pub dir: PathBuf,
+}
+
+/// Everything known about the run before any measurement.
+struct Meta {
+    scenario: Scenario,
+    scenario_file: String,
+    fingerprint: String,
+    profile: Profile,
+    run_id: u64,
+    started: SystemTime,
+    t0: Instant,
+    dir: PathBuf,
+    warnings: Vec<String>,
+    bootstrap: String,
+    brokers: Vec<i32>,
+}
+
+pub fn run(
+    sc: Loaded<Scenario>,
+    pr: Loaded<Profile>,
+    opts: &RunOptions,
+    intr: &Interrupts,
+) -> Result<Finished, RunError> {
+    let started = SystemTime::now();
+    let t0 = Instant::now();
+    let mut scenario = sc.value;
+    if let Some(d) = opts.duration {
+        scenario.duration = d;
+    }
+    if let Some(s) = opts.seed {
+        scenario.seed = s;
+    }
+    let mut problems: Vec<String> = validate::scenario(&scenario)
+        .into_iter()
+        .map(|(path, msg)| format!("{} (with the command-line overrides): {path}: {msg}", sc.file.display()))
+        .collect();
+    let profile = pr.value;
+    if profile.kind == TargetKind::Embedded {
+        let brokers = profile.embedded_brokers();
+        for (i, t) in scenario.topics.iter().enumerate() {
+            if u32::from(t.replication) > brokers {
+                problems.push(format!(
+                    "{}: topics[{i}].replication: {} is more than the {brokers} brokers of the embedded target ({})",
+                    sc.file.display(),
+                    t.replication,
+                    pr.file.display()
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(RunError::Invalid(problems.join("\n")));
+    }
+
+    let run_id = mix(
+        started.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+        &[u64::from(std::process::id())],
+    );
+    let dir = opts.out.clone().unwrap_or_else(|| default_dir(&scenario.name, started));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| RunError::CouldNotStart(format!("cannot create the report directory {}: {e}", dir.display())))?;
+    let canonical = serde_json::to_vec(&scenario).unwrap_or_default();
+    let meta = Meta {
+        fingerprint: format!("{:x}", Sha256::digest(&canonical)),
+        scenario_file: sc.file.display().to_string(),
+        scenario,
+        profile,
+        run_id,
+        started,
+        t0,
+        dir,
+        warnings: Vec::new(),
+        bootstrap: String::new(),
+        brokers: Vec::new(),
+    };
+    Ok(Runner { meta, intr: intr.clone() }.go())
+}
+
+fn default_dir(name: &str, at: SystemTime) -> PathBuf {
+    let stamp =
+        humantime::format_rfc3339_seconds(at).to_string().replace([':', '-'], "").replace('T', "-").replace('Z', "");
+    PathBuf::from("reports").join(format!("{name}-{stamp}"))
+}
+
+struct Runner {
+    meta: Meta,
+    intr: Interrupts,
+}
+
+/// How the load phase ended.
+#[derive(Default)]
+struct Ending {
+    status: Option<(Status, String)>,
+}
+
+impl Ending {
+    fn set(&mut self, status: Status, reason: impl Into<String>) {
+        if self.status.is_none() {
+            self.status = Some((status, reason.into()));
+        }
+    }
+}
+
+impl Runner {
+    fn go(mut self) -> Finished {
+        let s = self.meta.scenario.clone();
+        let redactor = Arc::new(Redactor::from_properties(
+            self.meta
+                .profile
+                .librdkafka
+                .iter()
+                .chain(s.producer.librdkafka.iter())
+                .chain(s.consumers.iter().flat_map(|g| g.librdkafka.iter())),
+        ));
+        let events = Arc::new(ClientEvents::default());
+        let plan = Arc::new(Plan::from_scenario(&s));
+        tracing::info!(
+            "run {:016x}: {} devices, {} classes, planned {:.1} events/s for {}",
+            self.meta.run_id,
+            s.fleet.devices,
+            s.fleet.classes.len(),
+            plan.planned_rate(),
+            s.duration
+        );
+        let target_desc = match self.meta.profile.kind {
+            TargetKind::Embedded => format!("the embedded cluster ({} brokers)", self.meta.profile.embedded_brokers()),
+            TargetKind::Kafka => self.meta.profile.bootstrap_servers.as_ref().map(|b| b.joined()).unwrap_or_default(),
+        };
+        tracing::info!("connecting to {target_desc}");
+        let conn = match Connection::open(&self.meta.profile, events.clone(), redactor.clone()) {
+            Ok(c) => c,
+            Err(e) => return self.fail_early(redactor.scrub(&e.to_string())),
+        };
+        self.meta.bootstrap = conn.bootstrap.clone();
+        self.meta.brokers = conn.brokers.clone();
+        let topics = match conn.ensure_topics(&s.topics) {
+            Ok(t) => t,
+            Err(e) => return self.fail_early(redactor.scrub(&e.to_string())),
+        };
+        if !topics.created.is_empty() {
+            tracing::info!("created topics: {}", topics.created.join(", "));
+        }
+        for w in &topics.warnings {
+            tracing::warn!("{w}");
+        }
+        self.meta.warnings.extend(topics.warnings.iter().cloned());
+        let marks = match conn.watermarks(&plan.topics, &topics.partitions) {
+            Ok(m) => m,
+            Err(e) => return self.fail_early(redactor.scrub(&e.to_string())),
+        };
+        let lows: Vec<i64> = marks.iter().map(|m| m.0).collect();
+        let highs: Vec<i64> = marks.iter().map(|m| m.1).collect();
+
+        // The offset book: partition ends, and one reader per group plus the audit.
+        let mut book = OffsetBook::new(&topics.partitions, &highs);
+        let topic_index = |name: &str| plan.topics.iter().position(|t| t == name).unwrap_or(0);
+        let mut group_readers = Vec::new();
+        let mut group_ids = Vec::new();
+        for g in &s.consumers {
+            let tix: Vec<usize> = g.topics.iter().map(|t| topic_index(t)).collect();
+            let start = if g.start == StartOffset::Earliest { &lows } else { &highs };
+            group_readers.push(book.add_reader(&tix, start));
+            group_ids.push(
+                g.group_id
+                    .clone()
+                    .unwrap_or_else(|| format!("fleetstorm.{}.{}.{:08x}", s.name, g.name, self.meta.run_id >> 32)),
+            );
+        }
+        let audit_reader = book.add_reader(&(0..plan.topics.len()).collect::<Vec<_>>(), &highs);
+        let book = Arc::new(book);
+        for (g, gid) in s.consumers.iter().zip(&group_ids) {
+            let start = match g.start {
+                StartOffset::Latest => &highs,
+                StartOffset::Earliest => &lows,
+                StartOffset::Committed => continue,
+            };
+            let offsets: Vec<(String, i32, i64)> = g
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    let ti = topic_index(t);
+                    book.partitions
+                        .iter()
+                        .enumerate()
+                        .filter(move |(_, (pt, _))| *pt == ti)
+                        .map(|(i, (_, p))| (t.clone(), *p, start[i]))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            if let Err(e) = conn.commit_offsets(gid, &offsets) {
+                return self.fail_early(redactor.scrub(&e.to_string()));
+            }
+        }
+
+        // Drivers.
+        let template = match Hist::template() {
+            Ok(t) => t,
+            Err(e) => return self.fail_early(format!("histogram: {e}")),
+        };
+        let start: crate::recorder::Start = Arc::new(OnceLock::new());
+        let control = Arc::new(Control::default());
+        let ready = Arc::new(AtomicU32::new(0));
+        let mut collector = Collector::new(CollectorConfig {
+            classes: plan.classes.len(),
+            groups: s.consumers.iter().map(|g| g.name.clone()).collect(),
+            group_readers: group_readers.clone(),
+            warmup_us: plan.warmup_us,
+            template: template.clone(),
+            book: book.clone(),
+            start: start.clone(),
+        });
+        let ctx = |role: String| Ctx { role: role.into(), events: events.clone(), redactor: redactor.clone() };
+        let base = &conn.base;
+        let reader_defaults = conn.reader_defaults();
+        let mut expected_ready = 0u32;
+
+        let audit_handle = if s.audit.enabled {
+            expected_ready += 1;
+            let assignment: Vec<(String, i32, i64)> =
+                book.partitions.iter().enumerate().map(|(i, (t, p))| (plan.topics[*t].clone(), *p, highs[i])).collect();
+            let extra = props([
+                ("group.id", format!("fleetstorm.audit.{:016x}", self.meta.run_id)),
+                ("client.id", "fleetstorm-audit".to_string()),
+                ("enable.auto.commit", "false".into()),
+                ("enable.auto.offset.store", "false".into()),
+                ("auto.offset.reset", "earliest".into()),
+            ]);
+            let spawned = audit::spawn(audit::AuditArgs {
+                config: client_config(&conn.bootstrap, &[base, &reader_defaults, &extra]),
+                assignment,
+                plan_topics: plan.topics.clone(),
+                ctx: ctx("audit".into()),
+                start: start.clone(),
+                control: control.clone(),
+                source: collector.source(),
+                book: book.clone(),
+                reader: audit_reader,
+                run_id: self.meta.run_id,
+                ready: ready.clone(),
+            });
+            match spawned {
+                Ok(h) => Some(h),
+                Err(e) => return self.fail_early(format!("cannot start the audit thread: {e}")),
+            }
+        } else {
+            None
+        };
+
+        let mut members = Vec::new();
+        for (gi, g) in s.consumers.iter().enumerate() {
+            for m in 0..g.members {
+                expected_ready += 1;
+                let extra = props([
+                    ("group.id", group_ids[gi].clone()),
+                    ("client.id", format!("fleetstorm-{}-{m}", g.name)),
+                    ("enable.auto.commit", "true".into()),
+                    ("auto.commit.interval.ms", "1000".into()),
+                    ("auto.offset.reset", if g.start == StartOffset::Committed { "latest" } else { "earliest" }.into()),
+                ]);
+                let spawned = consumer::spawn(consumer::MemberArgs {
+                    group: gi,
+                    member: m,
+                    config: client_config(&conn.bootstrap, &[base, &reader_defaults, &extra, &g.librdkafka]),
+                    topics: g.topics.clone(),
+                    plan_topics: plan.topics.clone(),
+                    ctx: ctx(format!("consumer {}#{m}", g.name)),
+                    start: start.clone(),
+                    control: control.clone(),
+                    source: collector.source(),
+                    template: template.clone(),
+                    book: book.clone(),
+                    reader: group_readers[gi],
+                    run_id: self.meta.run_id,
+                    processing: g.processing_time.clone(),
+                    seed: s.seed,
+                    ready: ready.clone(),
+                });
+                match spawned {
+                    Ok(h) => members.push((gi, h)),
+                    Err(e) => return self.fail_early(format!("cannot start a consumer thread: {e}")),
+                }
+            }
+        }
+
+        let filler = Arc::new(Filler::new(s.seed));
+        let pspec = &s.producer;
+        let pprops = props([
+            ("acks", pspec.acks.as_librdkafka().to_string()),
+            ("linger.ms", format!("{}", pspec.linger.as_secs_f64() * 1e3)),
+            ("batch.size", pspec.batch_size.0.min(2_147_483_647).to_string()),
+            ("compression.type", pspec.compression.as_librdkafka().to_string()),
+            ("enable.idempotence", pspec.idempotence.to_string()),
+            ("queue.buffering.max.messages", pspec.max_in_flight.to_string()),
+            ("queue.buffering.max.kbytes", "2097151".to_string()),
+            ("message.timeout.ms", (pspec.message_timeout.as_micros() / 1000).max(1).to_string()),
+        ]);
+        let mut producers = Vec::new();
+        for i in 0..pspec.instances {
+            expected_ready += 1;
+            let id = props([("client.id", format!("fleetstorm-producer-{i}"))]);
+            let spawned = producer::spawn(producer::ProducerArgs {
+                instance: i,
+                instances: pspec.instances,
+                plan: plan.clone(),
+                run_id: self.meta.run_id,
+                config: client_config(&conn.bootstrap, &[base, &pprops, &id, &pspec.librdkafka]),
+                ctx: ctx(format!("producer {i}")),
+                start: start.clone(),
+                control: control.clone(),
+                source: collector.source(),
+                template: template.clone(),
+                book: book.clone(),
+                filler: filler.clone(),
+                drain: s.drain.0,
+                ready: ready.clone(),
+            });
+            match spawned {
+                Ok(h) => producers.push(h),
+                Err(e) => return self.fail_early(format!("cannot start a producer thread: {e}")),
+            }
+        }
+        let collector = match collector.spawn() {
+            Ok(h) => h,
+            Err(e) => return self.fail_early(format!("cannot start the collector: {e}")),
+        };
+
+        let mut ending = Ending::default();
+        // Wait until every client is connected and every group member has its partitions.
+        let join_deadline = Instant::now() + Duration::from_secs(60);
+        tracing::info!("waiting for {expected_ready} clients to connect and consumer groups to join");
+        while ready.load(Ordering::SeqCst) < expected_ready {
+            if self.intr.count() > 0 {
+                ending.set(Status::Aborted, "interrupted before the load started");
+                break;
+            }
+            if Instant::now() > join_deadline {
+                let w = format!(
+                    "only {} of {expected_ready} clients were ready after 60s; the load started anyway",
+                    ready.load(Ordering::SeqCst)
+                );
+                tracing::warn!("{w}");
+                self.meta.warnings.push(w);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let setup_s = self.meta.t0.elapsed().as_secs_f64();
+
+        // The load.
+        let clock = MonotonicClock::start();
+        let _ = start.set(clock);
+        if ending.status.is_some() {
+            control.stop_sending.store(true, Ordering::SeqCst);
+            control.drain_until_us.store(0, Ordering::SeqCst);
+        } else {
+            tracing::info!("load started ({setup_s:.1}s after launch)");
+        }
+        let drain_us = s.drain.as_micros();
+        let target_timeout_us = s.target_timeout.as_micros();
+        let mut last_acked = 0u64;
+        let mut last_change = 0u64;
+        let mut next_progress = 5_000_000u64;
+        while producers.iter().any(|h| !h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = clock.now_us();
+            self.check_interrupts(&control, &clock, &mut ending);
+            let acked: u64 = book.acked_per_partition().iter().map(|(_, c)| c).sum();
+            if acked != last_acked {
+                last_acked = acked;
+                last_change = now;
+            } else if now.saturating_sub(last_change) > target_timeout_us
+                && !control.stop_sending.load(Ordering::Relaxed)
+            {
+                let reason = format!("target lost: no acknowledgement for {}", s.target_timeout);
+                tracing::error!("{reason}; stopping the load");
+                ending.set(Status::Failed, reason);
+                control.stop_sending.store(true, Ordering::SeqCst);
+                control.drain_until_us.store(now, Ordering::SeqCst);
+            }
+            if now >= next_progress {
+                next_progress += 5_000_000;
+                let lags: Vec<String> = s
+                    .consumers
+                    .iter()
+                    .zip(&group_readers)
+                    .map(|(g, r)| format!("{}={}", g.name, book.lag(*r)))
+                    .collect();
+                tracing::info!(
+                    "t={}s/{}s acked {} lag {}",
+                    now / 1_000_000,
+                    s.duration.0.as_secs(),
+                    summary::count(acked),
+                    if lags.is_empty() { "-".into() } else { lags.join(" ") }
+                );
+            }
+        }
+        let mut outcomes = Vec::new();
+        for h in producers {
+            match h.join() {
+                Ok(o) => outcomes.push(o),
+                Err(_) => ending.set(Status::Failed, "a producer thread panicked"),
+            }
+        }
+        let load_end_us = outcomes.iter().map(|o| o.last_send_us).max().unwrap_or(0).min(plan.duration_us.max(1));
+        for o in &outcomes {
+            if let Some(e) = &o.error {
+                ending.set(Status::Failed, e.clone());
+            }
+        }
+
+        // Drain the readers: until they caught up with every acknowledgement, or time is up.
+        let drain_started = clock.now_us();
+        let reader_deadline = load_end_us.saturating_add(drain_us).max(drain_started);
+        let caught_up = |book: &OffsetBook| {
+            (audit_handle.is_none() || book.lag(audit_reader) == 0) && group_readers.iter().all(|r| book.lag(*r) == 0)
+        };
+        loop {
+            self.check_interrupts(&control, &clock, &mut ending);
+            let deadline = reader_deadline.min(control.drain_until_us.load(Ordering::Relaxed).max(drain_started));
+            if caught_up(&book) || control.hard() || clock.now_us() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let audit_complete = audit_handle.is_some() && book.lag(audit_reader) == 0;
+        control.stop_reading.store(true, Ordering::SeqCst);
+        let drain_s = (clock.now_us().saturating_sub(load_end_us)) as f64 / 1e6;
+
+        let mut member_outcomes: Vec<Vec<consumer::MemberOutcome>> = s.consumers.iter().map(|_| Vec::new()).collect();
+        for (g, h) in members {
+            match h.join() {
+                Ok(o) => {
+                    if let Some(e) = &o.error {
+                        ending.set(Status::Failed, e.clone());
+                    }
+                    member_outcomes[g].push(o);
+                }
+                Err(_) => ending.set(Status::Failed, "a consumer thread panicked"),
+            }
+        }
+        let seen = match audit_handle.map(|h| h.join()) {
+            Some(Ok(o)) => {
+                if let Some(e) = &o.error {
+                    ending.set(Status::Failed, e.clone());
+                }
+                Some(o.ledger)
+            }
+            Some(Err(_)) => {
+                ending.set(Status::Failed, "the audit thread panicked");
+                None
+            }
+            None => None,
+        };
+        let rec = match collector.join() {
+            Ok(r) => r,
+            Err(_) => return self.fail_early("the collector thread panicked".into()),
+        };
+
+        // Warnings the numbers need.
+        if conn.is_embedded() {
+            for (i, (bytes, count)) in book.acked_per_partition().iter().enumerate() {
+                if *bytes > MOCK_MAX_BYTES || *count > MOCK_MAX_SETS {
+                    let (t, p) = book.partitions[i];
+                    self.meta.warnings.push(format!(
+                        "embedded cluster retention exceeded: {}[{p}] received {:.1} MiB in {} records; it keeps at most 5 MiB or 100,000 message sets per partition and dropped the oldest, so readers that fell behind may have missed records",
+                        plan.topics[t],
+                        *bytes as f64 / 1048576.0,
+                        count
+                    ));
+                }
+            }
+        }
+        if s.audit.enabled && !audit_complete {
+            self.meta.warnings.push(format!(
+                "the audit reader did not catch up within the drain ({} records behind): `lost` may count records not yet read",
+                book.lag(audit_reader)
+            ));
+        }
+        if rec.late_windows > 0 {
+            self.meta.warnings.push(format!(
+                "{} recorder windows arrived late and are missing from the timeline percentiles",
+                rec.late_windows
+            ));
+        }
+        if ending.status.is_none() && load_end_us + 1_000_000 < plan.duration_us {
+            ending.set(Status::Failed, "the load stopped before its duration");
+        }
+        drop(conn);
+
+        let mut acks = AckLedger::default();
+        for o in &outcomes {
+            acks.merge(&o.ledger);
+        }
+        let audit = seen.map(|seen| audit_counts(&plan, &acks, &seen));
+        let mut errors = rec.errors.clone();
+        errors.extend(events.errors());
+        for (g, totals) in s.consumers.iter().zip(&rec.groups) {
+            for (k, v) in &totals.errors {
+                *errors.entry(format!("consumer.{}.{k}", g.name)).or_insert(0) += v;
+            }
+        }
+
+        let (status, reason) = ending.status.unwrap_or((Status::Completed, String::new()));
+        let load = Load {
+            rec: &rec,
+            plan: &plan,
+            outcomes: &outcomes,
+            members: &member_outcomes,
+            group_ids: &group_ids,
+            audit,
+            audit_complete,
+            drain_s,
+            load_s: load_end_us as f64 / 1e6,
+            errors,
+        };
+        let report = self.assemble(status, (!reason.is_empty()).then_some(reason), Some(load));
+        self.finish(report)
+    }
+
+    fn check_interrupts(&self, control: &Control, clock: &MonotonicClock, ending: &mut Ending) {
+        let n = self.intr.count();
+        if n >= 1 && !control.stop_sending.load(Ordering::Relaxed) {
+            ending.set(Status::Aborted, "interrupted");
+            control.stop_sending.store(true, Ordering::SeqCst);
+            control.drain_until_us.store(clock.now_us() + 5_000_000, Ordering::SeqCst);
+        }
+        if n >= 1 {
+            ending.set(Status::Aborted, "interrupted");
+        }
+        if n >= 2 {
+            control.hard_stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The run could not start or could not go on: write what is known, status failed.
+    fn fail_early(self, reason: String) -> Finished {
+        tracing::error!("{reason}");
+        let status = if self.intr.count() > 0 { Status::Aborted } else { Status::Failed };
+        let report = self.assemble(status, Some(reason), None);
+        self.finish(report)
+    }
+
+    fn finish(self, report: Report) -> Finished {
+        let dir = self.meta.dir.clone();
+        let path = dir.join("report.json");
+        if let Err(e) = report.write(&dir) {
+            tracing::error!("could not write {}: {e}", path.display());
+        }
+        if let Err(e) = std::fs::write(dir.join("summary.md"), summary::markdown(&report)) {
+            tracing::error!("could not write summary.md: {e}");
+        }
+        print!("{}", summary::text(&report, &path.display().to_string()));
+        Finished { report, dir }
+    }
+
+    fn assemble(&self, status: Status, reason: Option<String>, load: Option<Load<'_>>) -> Report {
+        let m = &self.meta;
+        let s = &m.scenario;
+        let ended = SystemTime::now();
+        let mut report = Report {
+            schema_version: SCHEMA_VERSION,
+            fleetstorm_version: env!("CARGO_PKG_VERSION").to_string(),
+            run_id: format!("{:016x}", m.run_id),
+            status,
+            status_reason: reason,
+            scenario: ScenarioInfo {
+                name: s.name.clone(),
+                description: s.description.clone(),
+                file: m.scenario_file.clone(),
+                fingerprint: m.fingerprint.clone(),
+                seed: s.seed,
+                duration_s: s.duration.as_secs_f64(),
+                warmup_s: s.warmup.as_secs_f64(),
+                devices: s.fleet.devices,
+                definition: redact_scenario(s),
+            },
+            target: TargetInfo {
+                profile: m.profile.name.clone(),
+                kind: match m.profile.kind {
+                    TargetKind::Embedded => "embedded".into(),
+                    TargetKind::Kafka => "kafka".into(),
+                },
+                bootstrap_servers: m.bootstrap.clone(),
+                brokers: m.brokers.clone(),
+                librdkafka: Redactor::redact_map(&m.profile.librdkafka),
+            },
+            started_at: humantime::format_rfc3339_millis(m.started).to_string(),
+            ended_at: humantime::format_rfc3339_millis(ended).to_string(),
+            load_s: 0.0,
+            measured_s: 0.0,
+            elapsed_s: m.t0.elapsed().as_secs_f64(),
+            clock: "monotonic clock of the fleetstorm process; producers and consumers share it, so end-to-end latency needs no clock sync".into(),
+            warnings: m.warnings.clone(),
+            errors: BTreeMap::new(),
+            produce: ProduceReport::default(),
+            consumers: BTreeMap::new(),
+            audit: AuditReport { enabled: s.audit.enabled, ..AuditReport::default() },
+            timeline: Vec::new(),
+        };
+        if let Some(l) = load {
+            fill(&mut report, s, l);
+        }
+        report
+    }
+}
+
+/// The measurements of a run that got as far as its load.
+struct Load<'a> {
+    rec: &'a Recording,
+    plan: &'a Plan,
+    outcomes: &'a [producer::ProducerOutcome],
+    members: &'a [Vec<consumer::MemberOutcome>],
+    group_ids: &'a [String],
+    audit: Option<AuditCounts>,
+    audit_complete: bool,
+    drain_s: f64,
+    load_s: f64,
+    errors: BTreeMap<String, u64>,
+}
+
+fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
+    let rec = l.rec;
+    let plan = l.plan;
+    let warmup_s = (plan.warmup_us as f64 / 1e6).ceil();
+    let measured = (l.load_s - warmup_s).max(0.0);
+    let per_s = |v: u64| if measured > 0.0 { v as f64 / measured } else { 0.0 };
+    r.load_s = l.load_s;
+    r.measured_s = measured;
+    r.errors = l.errors;
+
+    let mut from_intended = rec.send_lag.empty_like();
+    let mut from_send = rec.send_lag.empty_like();
+    let p = &mut r.produce;
+    for (i, c) in rec.classes.iter().enumerate() {
+        from_intended.add(&c.from_intended);
+        from_send.add(&c.from_send);
+        let cp = &plan.classes[i];
+        p.classes.insert(
+            cp.name.clone(),
+            ClassReport {
+                topic: plan.topics[cp.topic].clone(),
+                devices: cp.participants,
+                planned_rate: cp.planned_rate(),
+                attempted: c.sent,
+                acked: c.acked,
+                failed: c.failed,
+                acked_bytes: c.acked_bytes,
+                msgs_per_s: per_s(c.measured_acked),
+                bytes_per_s: per_s(c.measured_bytes),
+                latency_from_intended: c.from_intended.summary(),
+                latency_from_send: c.from_send.summary(),
+            },
+        );
+        p.attempted += c.sent;
+        p.acked += c.acked;
+        p.failed += c.failed;
+    }
+    p.planned = l.outcomes.iter().map(|o| o.planned).sum();
+    p.purged = l.outcomes.iter().map(|o| o.purged).sum();
+    p.backpressure = rec.backpressure;
+    p.planned_rate = per_s(l.outcomes.iter().map(|o| o.planned_measured).sum());
+    p.nominal_rate = plan.planned_rate();
+    p.achieved_rate = per_s(rec.classes.iter().map(|c| c.measured_sent).sum());
+    p.msgs_per_s = per_s(rec.classes.iter().map(|c| c.measured_acked).sum());
+    p.bytes_per_s = per_s(rec.classes.iter().map(|c| c.measured_bytes).sum());
+    p.latency_from_intended = from_intended.summary();
+    p.latency_from_send = from_send.summary();
+    p.send_lag = rec.send_lag.summary();
+
+    for (gi, g) in s.consumers.iter().enumerate() {
+        let t = &rec.groups[gi];
+        let members = &l.members[gi];
+        r.consumers.insert(
+            g.name.clone(),
+            GroupReport {
+                group_id: l.group_ids[gi].clone(),
+                members: g.members,
+                topics: g.topics.clone(),
+                consumed: t.consumed,
+                foreign: t.foreign,
+                msgs_per_s: per_s(t.consumed),
+                e2e_latency: t.e2e.summary(),
+                max_lag: t.max_lag,
+                final_lag: t.final_lag,
+                assignments: members.iter().map(|m| m.assignments).sum(),
+                revocations: members.iter().map(|m| m.revocations).sum(),
+            },
+        );
+    }
+    if let Some(a) = l.audit {
+        r.audit.counts = a;
+    }
+    r.audit.complete = l.audit_complete;
+    r.audit.drain_s = l.drain_s;
+    r.timeline = rec.timeline.clone();
+    let clamped: u64 = rec.classes.iter().map(|c| c.from_intended.clamped).sum::<u64>() + rec.send_lag.clamped;
+    if clamped > 0 {
+        r.warnings.push(format!("{clamped} latency samples exceeded one hour and were recorded as one hour"));
+    }
+}
+
+fn audit_counts(plan: &Plan, acks: &AckLedger, seen: &SeenLedger) -> AuditCounts {
+    let describe = |st: Stream, seq: u64| {
+        let class = plan.classes.get(usize::from(st.class)).map_or("?", |c| c.name.as_str());
+        format!("{class}/{}#{seq}", plan.ids.render(u64::from(st.device)))
+    };
+    reconcile(acks, seen, &describe)
+}
+
+fn redact_scenario(s: &Scenario) -> Scenario {
+    let mut s = s.clone();
+    s.producer.librdkafka = Redactor::redact_map(&s.producer.librdkafka);
+    for g in &mut s.consumers {
+        g.librdkafka = Redactor::redact_map(&g.librdkafka);
+    }
+    s
+}

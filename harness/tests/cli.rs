@@ -1,0 +1,139 @@
+//! The binary's contract: exit codes, error messages, signals.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn validate_accepts_every_shipped_scenario_and_profile() {
+    let root = root();
+    let mut files: Vec<_> = Vec::new();
+    for dir in ["scenarios", "profiles"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() >= 2);
+    let o = bin().arg("validate").args(&files).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn validate_lists_every_problem_with_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "bad.yaml",
+        "name: bad\nseed: 1\nduration: 30x\ntopics: [{name: t}]\nfleet:\n  devices: 10\n  classes:\n    - name: a\n      topic: nope\n      rate: 1/5s\n      colour: red\n",
+    );
+    let o = bin().arg("validate").arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o);
+    let file = f.display().to_string();
+    assert!(err.contains(&format!("{file}:3:11: duration: invalid duration `30x`")), "{err}");
+    assert!(err.contains(&format!("{file}:11:7: fleet.classes[0].colour: unknown field `colour`")), "{err}");
+    assert!(err.contains("3 problems"), "{err}");
+}
+
+#[test]
+fn semantic_errors_are_located_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "bad.yaml",
+        "name: bad\nseed: 1\nduration: 10s\nwarmup: 20s\ntopics: [{name: t}]\nfleet:\n  devices: 10\n  classes:\n    - name: a\n      topic: nope\n      rate: 1/5s\n",
+    );
+    let o = bin().arg("validate").arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o);
+    assert!(err.contains(":4:9: warmup: warmup 20s must be shorter than duration 10s"), "{err}");
+    assert!(err.contains(":10:14: fleet.classes[0].topic: unknown topic `nope`"), "{err}");
+}
+
+#[test]
+fn an_invalid_scenario_exits_2_without_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "bad.yaml", "name: bad\n");
+    let o = bin().args(["run"]).arg(&f).arg("--out").arg(dir.path().join("out")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("missing field `seed`"));
+    assert!(!dir.path().join("out").exists(), "nothing ran, nothing was written");
+}
+
+#[test]
+fn a_missing_file_exits_2_naming_it() {
+    let o = bin().args(["run", "/nonexistent/scenario.yaml"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("/nonexistent/scenario.yaml"), "{}", text(&o));
+}
+
+#[test]
+fn an_unreachable_target_exits_3_within_30s_naming_the_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "s.yaml", &small_scenario("unreach", 10, "5s"));
+    // Port 9 (discard) on loopback: nothing listens there.
+    let profile = write(
+        dir.path(),
+        "p.yaml",
+        "name: nowhere\nkind: kafka\nbootstrap_servers: [127.0.0.1:9, 127.0.0.1:19]\nconnect_timeout: 5s\nlibrdkafka:\n  sasl.password: hunter22-secret\n",
+    );
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    let o = bin().arg("run").arg(&scenario).arg("--profile").arg(&profile).arg("--out").arg(&out).output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("127.0.0.1:9,127.0.0.1:19"), "{t}");
+    assert!(!t.contains("hunter22-secret"), "secrets never reach output");
+    let r = read_report(&out);
+    assert_eq!(r.status, fleetstorm::report::Status::Failed);
+    assert!(r.status_reason.unwrap().contains("unreachable"));
+    let json = std::fs::read_to_string(out.join("report.json")).unwrap();
+    assert!(!json.contains("hunter22-secret"), "secrets never reach reports");
+    assert!(json.contains("[redacted]"));
+}
+
+#[test]
+fn sigint_stops_the_run_writes_an_aborted_report_and_exits_130() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "s.yaml", &small_scenario("sigint", 300, "2m"));
+    let out = dir.path().join("out");
+    let mut child = bin().arg("run").arg(&scenario).arg("--out").arg(&out).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(12));
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let started = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(status.code(), Some(130));
+    let r = read_report(&out);
+    assert_eq!(r.status, fleetstorm::report::Status::Aborted);
+    assert!(r.produce.acked > 0);
+}
+
+#[test]
+fn a_profile_with_an_unset_variable_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "s.yaml", &small_scenario("envp", 10, "5s"));
+    let profile = write(
+        dir.path(),
+        "p.yaml",
+        "name: cloud\nkind: kafka\nbootstrap_servers: b:9092\nlibrdkafka:\n  sasl.password: ${FLEETSTORM_TEST_UNSET_VAR}\n",
+    );
+    let o = bin().arg("run").arg(&scenario).arg("--profile").arg(&profile).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o)
+            .contains(":5:18: librdkafka.sasl.password: environment variable `FLEETSTORM_TEST_UNSET_VAR` is not set"),
+        "{}",
+        text(&o)
+    );
+}
