@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The project's test command (README Quick start, and what .ci/run runs).
+#
+#   scripts/test.sh            everything: build deps, fmt, clippy, unit + embedded tests, then the
+#                              real-Kafka tier against a 3-broker Apache Kafka cluster that this
+#                              script starts on 127.0.0.1 and stops when it ends (also on failure)
+#   scripts/test.sh --fast     skip the real-Kafka tier (no JVM, a few minutes less)
+#
+# It installs what it needs: Debian build packages when missing (apt-get, as root or via sudo),
+# and the Kafka broker jars from Maven Central (scripts/kafka-cluster.sh fetch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fast=0
+for a in "$@"; do
+  case "$a" in
+    --fast) fast=1 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $a" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "build dependencies"
+scripts/deps.sh
+if [ "$fast" = 0 ]; then scripts/deps.sh --java; fi
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+
+step "unit, validation and embedded-cluster tests"
+cargo test --locked
+
+if [ "$fast" = 1 ]; then
+  echo "skipped the real-Kafka tier (--fast)" >&2
+  exit 0
+fi
+
+step "real Apache Kafka cluster (3 brokers, KRaft, 127.0.0.1)"
+scripts/kafka-cluster.sh clean >/dev/null 2>&1 || true
+cleanup() {
+  rc=$?
+  if [ "$rc" != 0 ]; then
+    for n in 1 2 3; do
+      log=$(scripts/kafka-cluster.sh logs "$n" 2>/dev/null || true)
+      [ -n "$log" ] && [ -f "$log" ] && { echo "--- tail of node $n log ($log)" >&2; tail -n 30 "$log" >&2; }
+    done
+  fi
+  scripts/kafka-cluster.sh stop >&2 || true
+  exit "$rc"
+}
+trap cleanup EXIT
+scripts/kafka-cluster.sh start
+FLEETSTORM_KAFKA_BOOTSTRAP=$(scripts/kafka-cluster.sh bootstrap)
+export FLEETSTORM_KAFKA_BOOTSTRAP
+
+step "real-Kafka tests against $FLEETSTORM_KAFKA_BOOTSTRAP"
+cargo test --locked --features kafka-tests --test kafka -- --test-threads 1
