@@ -135,12 +135,30 @@ pub fn parse_scenario(file: &str, src: &str) -> Result<Scenario, ConfigError> {
 
 /// Parse and validate profile text, expanding `${VAR}` references with `env`.
 pub fn parse_profile(file: &str, src: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Profile, ConfigError> {
+    parse_profile_with(file, src, env, false)
+}
+
+/// With `lenient`, unset variables are not errors (for `validate` on a machine without the
+/// secrets): they become placeholders, and checks of the fields that held them are skipped.
+fn parse_profile_with(
+    file: &str,
+    src: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    lenient: bool,
+) -> Result<Profile, ConfigError> {
     let mut root = yaml::parse(src).map_err(|e| diagnostics(file, vec![e]))?;
     let mut env_errors = Vec::new();
+    let mut unresolved = Vec::new();
     root.for_each_scalar_mut("", &mut |path, pos, text| {
         if text.contains('$') {
-            match profile::interpolate(text, env) {
-                Ok(v) => *text = v,
+            let placeholder = |name: &str| env(name).or_else(|| lenient.then(|| format!("<{name}>")));
+            match profile::interpolate(text, &placeholder) {
+                Ok(v) => {
+                    if v.contains('<') && profile::interpolate(text, env).is_err() {
+                        unresolved.push(path.to_string());
+                    }
+                    *text = v;
+                }
                 Err(message) => env_errors.push(yaml::YamlError { pos, path: path.to_string(), message }),
             }
         }
@@ -149,7 +167,8 @@ pub fn parse_profile(file: &str, src: &str, env: &dyn Fn(&str) -> Option<String>
         return Err(diagnostics(file, env_errors));
     }
     let profile: Profile = decode(file, &root)?;
-    semantic(file, &root, validate::profile(&profile))?;
+    let problems = validate::profile(&profile).into_iter().filter(|(path, _)| !unresolved.contains(path)).collect();
+    semantic(file, &root, problems)?;
     Ok(profile)
 }
 
@@ -190,8 +209,8 @@ pub fn validate_file(path: &Path) -> Result<FileKind, ConfigError> {
         yaml::parse(&source).map(|root| root.get("kind").is_some() && root.get("fleet").is_none()).unwrap_or(false);
     if is_profile {
         // Unset variables are not an error when only validating: the shape is what matters.
-        let env = |name: &str| Some(std::env::var(name).unwrap_or_else(|_| format!("<{name}>")));
-        parse_profile(&file, &source, &env).map(|_| FileKind::Profile)
+        let env = |name: &str| std::env::var(name).ok();
+        parse_profile_with(&file, &source, &env, true).map(|_| FileKind::Profile)
     } else {
         parse_scenario(&file, &source).map(|_| FileKind::Scenario)
     }
