@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod driver;
 pub mod exit;
+pub mod faults;
 pub mod plan;
 pub mod recorder;
 pub mod report;

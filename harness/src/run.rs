@@ -13,7 +13,7 @@
 //! Whatever happens after the output directory exists, a report is written.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -27,10 +27,12 @@ use crate::config::units::Dur;
 use crate::config::{Loaded, validate};
 use crate::driver::target::{Connection, MOCK_MAX_BYTES, MOCK_MAX_SETS};
 use crate::driver::{ClientEvents, Control, Ctx, audit, client_config, consumer, producer, props};
+use crate::faults::mechanism::Mechanism;
+use crate::faults::{FaultRun, Scheduler};
 use crate::plan::Plan;
 use crate::plan::rng::mix;
 use crate::recorder::audit::{AckLedger, AuditCounts, SeenLedger, Stream, reconcile};
-use crate::recorder::{Collector, CollectorConfig, Hist, OffsetBook, Recording};
+use crate::recorder::{Collector, CollectorConfig, Hist, OffsetBook, RebalanceEvent, Recording};
 use crate::report::{
     AuditReport, ClassReport, GroupReport, ProduceReport, Report, SCHEMA_VERSION, ScenarioInfo, Status, TargetInfo,
     summary,
@@ -77,6 +79,8 @@ struct Meta {
     warnings: Vec<String>,
     bootstrap: String,
     brokers: Vec<i32>,
+    /// Where the profile's relative paths and fault commands are resolved.
+    base_dir: PathBuf,
 }
 
 pub fn run(
@@ -112,6 +116,12 @@ pub fn run(
             }
         }
     }
+    let base_dir =
+        pr.file.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| ".".into());
+    let mechanism = Mechanism::new(profile.fault_mechanism().as_ref(), base_dir.clone());
+    for (i, problem) in mechanism.check(&scenario.faults) {
+        problems.push(format!("{}: faults[{i}]: {problem} ({})", sc.file.display(), pr.file.display()));
+    }
     if !problems.is_empty() {
         return Err(RunError::Invalid(problems.join("\n")));
     }
@@ -136,6 +146,7 @@ pub fn run(
         warnings: Vec::new(),
         bootstrap: String::new(),
         brokers: Vec::new(),
+        base_dir,
     };
     Ok(Runner { meta, intr: intr.clone() }.go())
 }
@@ -176,7 +187,8 @@ impl Runner {
                 .chain(s.producer.librdkafka.iter())
                 .chain(s.consumers.iter().flat_map(|g| g.librdkafka.iter())),
         ));
-        let events = Arc::new(ClientEvents::default());
+        let start: crate::recorder::Start = Arc::new(OnceLock::new());
+        let events = Arc::new(ClientEvents::new(start.clone()));
         let plan = Arc::new(Plan::from_scenario(&s));
         tracing::info!(
             "run {:016x}: {} devices, {} classes, planned {:.1} events/s for {}",
@@ -261,7 +273,6 @@ impl Runner {
             Ok(t) => t,
             Err(e) => return self.fail_early(format!("histogram: {e}")),
         };
-        let start: crate::recorder::Start = Arc::new(OnceLock::new());
         let control = Arc::new(Control::default());
         let ready = Arc::new(AtomicU32::new(0));
         let mut collector = Collector::new(CollectorConfig {
@@ -419,6 +430,15 @@ impl Runner {
         } else {
             tracing::info!("load started ({setup_s:.1}s after launch)");
         }
+        let mut faults = Scheduler::new(
+            &s.faults,
+            self.meta.profile.fault_mechanism().as_ref(),
+            self.meta.base_dir.clone(),
+            s.seed,
+            plan.topics.clone(),
+            clock,
+        );
+        let mut faults_restored = faults.is_empty();
         let drain_us = s.drain.as_micros();
         let target_timeout_us = s.target_timeout.as_micros();
         let mut last_acked = 0u64;
@@ -428,6 +448,15 @@ impl Runner {
             std::thread::sleep(Duration::from_millis(50));
             let now = clock.now_us();
             self.check_interrupts(&control, &clock, &mut ending);
+            if !faults_restored {
+                if now >= plan.duration_us || control.stop_sending.load(Ordering::Relaxed) {
+                    // The load is over: bring every broker back before draining.
+                    faults.restore_all(&conn, &book);
+                    faults_restored = true;
+                } else {
+                    faults.tick(&conn, &book);
+                }
+            }
             let acked: u64 = book.acked_per_partition().iter().map(|(_, c)| c).sum();
             if acked != last_acked {
                 last_acked = acked;
@@ -449,15 +478,21 @@ impl Runner {
                     .zip(&group_readers)
                     .map(|(g, r)| format!("{}={}", g.name, book.lag(*r)))
                     .collect();
+                let active = faults.active();
                 tracing::info!(
-                    "t={}s/{}s acked {} lag {}",
+                    "t={}s/{}s acked {} lag {}{}",
                     now / 1_000_000,
                     s.duration.0.as_secs(),
                     summary::count(acked),
-                    if lags.is_empty() { "-".into() } else { lags.join(" ") }
+                    if lags.is_empty() { "-".into() } else { lags.join(" ") },
+                    if active.is_empty() { String::new() } else { format!(" faults {}", active.join(",")) }
                 );
             }
         }
+        if !faults_restored {
+            faults.restore_all(&conn, &book);
+        }
+        let fault_runs = faults.finish(&book);
         let mut outcomes = Vec::new();
         for h in producers {
             match h.join() {
@@ -522,16 +557,21 @@ impl Runner {
 
         // Warnings the numbers need.
         if conn.is_embedded() {
-            for (i, (bytes, count)) in book.acked_per_partition().iter().enumerate() {
-                if *bytes > MOCK_MAX_BYTES || *count > MOCK_MAX_SETS {
-                    let (t, p) = book.partitions[i];
-                    self.meta.warnings.push(format!(
-                        "embedded cluster retention exceeded: {}[{p}] received {:.1} MiB in {} records; it keeps at most 5 MiB or 100,000 message sets per partition and dropped the oldest, so readers that fell behind may have missed records",
-                        plan.topics[t],
-                        *bytes as f64 / 1048576.0,
-                        count
-                    ));
-                }
+            let over: Vec<(usize, u64, u64)> = book
+                .acked_per_partition()
+                .iter()
+                .enumerate()
+                .filter(|(_, (bytes, count))| *bytes > MOCK_MAX_BYTES || *count > MOCK_MAX_SETS)
+                .map(|(i, (b, c))| (i, *b, *c))
+                .collect();
+            if let Some(worst) = over.iter().max_by_key(|(_, b, _)| *b) {
+                let (t, p) = book.partitions[worst.0];
+                self.meta.warnings.push(format!(
+                    "embedded cluster retention exceeded on {} partition(s), up to {:.1} MiB in {}[{p}]: it keeps at most 5 MiB or 100,000 message sets per partition and drops the oldest, so a reader that fell further behind than that missed records (the audit reads live and says whether it did)",
+                    over.len(),
+                    worst.1 as f64 / 1048576.0,
+                    plan.topics[t]
+                ));
             }
         }
         if s.audit.enabled && !audit_complete {
@@ -555,7 +595,18 @@ impl Runner {
         for o in &outcomes {
             acks.merge(&o.ledger);
         }
+        let audit_seconds = seen.as_ref().map(|seen| {
+            crate::recorder::audit::by_second(&acks, seen, &|st, seq| {
+                plan.intended_us(usize::from(st.class), u64::from(st.device), seq).map(|us| (us / 1_000_000) as u32)
+            })
+        });
         let audit = seen.map(|seen| audit_counts(&plan, &acks, &seen));
+        let client_errors = events.errors_by_second();
+        let partition_names: Vec<(String, String)> = book
+            .partitions
+            .iter()
+            .map(|(t, p)| (format!("{}[{p}]", plan.topics[*t]), plan.topics[*t].clone()))
+            .collect();
         let mut errors = rec.errors.clone();
         errors.extend(events.errors());
         for (g, totals) in s.consumers.iter().zip(&rec.groups) {
@@ -576,6 +627,10 @@ impl Runner {
             drain_s,
             load_s: load_end_us as f64 / 1e6,
             errors,
+            audit_seconds,
+            client_errors,
+            fault_runs,
+            partition_names,
         };
         let report = self.assemble(status, (!reason.is_empty()).then_some(reason), Some(load));
         self.finish(report)
@@ -659,6 +714,7 @@ impl Runner {
             produce: ProduceReport::default(),
             consumers: BTreeMap::new(),
             audit: AuditReport { enabled: s.audit.enabled, ..AuditReport::default() },
+            faults: Vec::new(),
             timeline: Vec::new(),
         };
         if let Some(l) = load {
@@ -680,6 +736,10 @@ struct Load<'a> {
     drain_s: f64,
     load_s: f64,
     errors: BTreeMap<String, u64>,
+    audit_seconds: Option<Vec<crate::recorder::audit::AuditPoint>>,
+    client_errors: BTreeMap<u32, BTreeMap<String, u64>>,
+    fault_runs: Vec<FaultRun>,
+    partition_names: Vec<(String, String)>,
 }
 
 fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
@@ -746,8 +806,15 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
                 e2e_latency: t.e2e.summary(),
                 max_lag: t.max_lag,
                 final_lag: t.final_lag,
-                assignments: members.iter().map(|m| m.assignments).sum(),
-                revocations: members.iter().map(|m| m.revocations).sum(),
+                assignments: count_kind(members, "assign"),
+                revocations: count_kind(members, "revoke"),
+                rebalances: {
+                    let mut all: Vec<RebalanceEvent> =
+                        members.iter().flat_map(|m| m.rebalances.iter().cloned()).collect();
+                    all.sort_by_key(|e| (e.t_us, e.member));
+                    all.truncate(1000);
+                    all
+                },
             },
         );
     }
@@ -757,10 +824,54 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
     r.audit.complete = l.audit_complete;
     r.audit.drain_s = l.drain_s;
     r.timeline = rec.timeline.clone();
+    for (second, errors) in &l.client_errors {
+        if let Some(p) = r.timeline.get_mut(*second as usize) {
+            for (k, v) in errors {
+                *p.errors.entry(k.clone()).or_insert(0) += v;
+            }
+        }
+    }
+    if let Some(points) = &l.audit_seconds {
+        for (i, a) in points.iter().enumerate() {
+            if let Some(p) = r.timeline.get_mut(i) {
+                p.audit = Some(a.clone());
+            }
+        }
+    }
+    for f in &l.fault_runs {
+        if let Some(start) = f.injected_at_us {
+            let end = f.restored_at_us.unwrap_or((l.load_s * 1e6) as u64);
+            for p in r.timeline.iter_mut().filter(|p| {
+                let (a, b) = (u64::from(p.t) * 1_000_000, u64::from(p.t + 1) * 1_000_000);
+                a < end && b > start
+            }) {
+                p.faults.push(f.label.clone());
+            }
+        }
+    }
+    let rebalances: BTreeMap<String, Vec<RebalanceEvent>> =
+        r.consumers.iter().map(|(name, g)| (name.clone(), g.rebalances.clone())).collect();
+    let cx = crate::report::faults::Context {
+        timeline: &r.timeline,
+        partitions: &l.partition_names,
+        warmup_s: plan.warmup_us as f64 / 1e6,
+        load_end_s: l.load_s,
+        rebalances: &rebalances,
+    };
+    r.faults = l.fault_runs.iter().map(|f| crate::report::faults::build(f, &cx)).collect();
+    for f in &r.faults {
+        if let Some(e) = &f.error {
+            r.warnings.push(format!("fault `{}`: {e}", f.name));
+        }
+    }
     let clamped: u64 = rec.classes.iter().map(|c| c.from_intended.clamped).sum::<u64>() + rec.send_lag.clamped;
     if clamped > 0 {
         r.warnings.push(format!("{clamped} latency samples exceeded one hour and were recorded as one hour"));
     }
+}
+
+fn count_kind(members: &[consumer::MemberOutcome], kind: &str) -> u32 {
+    members.iter().flat_map(|m| &m.rebalances).filter(|e| e.kind == kind).count() as u32
 }
 
 fn audit_counts(plan: &Plan, acks: &AckLedger, seen: &SeenLedger) -> AuditCounts {

@@ -91,3 +91,53 @@ fn overrides_change_duration_and_seed() {
     assert_eq!(r.scenario.duration_s, 3.0);
     assert!(r.load_s <= 3.5, "{}", r.load_s);
 }
+
+#[test]
+fn a_broker_kill_on_the_embedded_cluster_is_reported_with_its_recovery() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = small_scenario("kill", 2000, "18s").replace("replication: 1", "replication: 3")
+        + "faults:\n  - {name: kill-leader, at: 5s, kind: broker_kill, broker: {leader_of: {topic: kill.tel, partition: 0}}, restore_after: 4s}\n";
+    let scenario = write(dir.path(), "s.yaml", &scenario);
+    let out = dir.path().join("out");
+    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None };
+    assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
+    let r = read_report(&out);
+    assert_eq!(r.faults.len(), 1);
+    let f = &r.faults[0];
+    assert_eq!(f.kind, "broker_kill");
+    assert_eq!(f.mechanism, "embedded");
+    assert!(f.error.is_none(), "{:?}", f.error);
+    let (start, end) = (f.started_s.unwrap(), f.ended_s.unwrap());
+    assert!((5.0..5.5).contains(&start), "{start}");
+    assert!((9.0..9.5).contains(&end), "{end}");
+    assert!(f.affected_partitions.contains(&"kill.tel[0]".to_string()), "{:?}", f.affected_partitions);
+    let unavailable = f.unavailable.affected_partitions_s.expect("writes resumed");
+    assert!(unavailable > 0.0 && unavailable < 4.0, "{unavailable}");
+    assert!(f.recovery.baseline_p99_us.is_some());
+    let p99s: Vec<(u32, u64)> = r.timeline.iter().map(|p| (p.t, p.produce.p99_us)).collect();
+    assert!(f.recovery.recovered_s.is_some(), "{:?} {p99s:?}", f.recovery);
+    assert_eq!(f.actions.len(), 2);
+    assert!(f.actions.iter().all(|a| a.ok));
+    // The timeline shades the fault, and the audit holds across it.
+    assert!(r.timeline.iter().filter(|p| p.faults.contains(&"kill-leader".to_string())).count() >= 4);
+    assert!(f.audit.acked > 0);
+    assert_eq!((f.audit.lost, r.audit.counts.lost, r.audit.counts.duplicates), (0, 0, 0));
+    // Per-second audit points add up to the totals.
+    let acked: u64 = r.timeline.iter().filter_map(|p| p.audit.as_ref()).map(|a| a.acked).sum();
+    assert_eq!(acked, r.audit.counts.acked);
+}
+
+#[test]
+fn a_fault_the_profile_cannot_perform_is_invalid_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "s.yaml",
+        &(small_scenario("nomech", 10, "5s") + "faults:\n  - {at: 1s, kind: broker_kill}\n"),
+    );
+    let profile = write(dir.path(), "p.yaml", "name: bare\nkind: kafka\nbootstrap_servers: 127.0.0.1:9\n");
+    let o = bin().arg("run").arg(&scenario).arg("--profile").arg(&profile).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("faults[0]: the profile declares no fault mechanism"), "{}", text(&o));
+}

@@ -135,3 +135,134 @@ fn run_exit_code_is_ok_on_kafka() {
     let exit = fleetstorm::run_scenario(&args, &fleetstorm::signals::Interrupts::default()).unwrap();
     assert_eq!(exit, Exit::Ok);
 }
+
+/// Read every record of `topic` from the beginning with a plain consumer (not the audit's code
+/// path: its own JSON parsing) and count the distinct records of run `run_id`.
+fn independent_count(topic: &str, run_id: &str) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", "independent-check")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let md = consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(10)).unwrap();
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for p in md.topics()[0].partitions() {
+        let (_, high) = consumer.fetch_watermarks(topic, p.id(), std::time::Duration::from_secs(10)).unwrap();
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+        ends.push((p.id(), high));
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut distinct = std::collections::HashSet::new();
+    let mut positions: std::collections::HashMap<i32, i64> = std::collections::HashMap::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ends.iter().any(|(p, high)| positions.get(p).copied().unwrap_or(0) < *high) {
+        assert!(std::time::Instant::now() < deadline, "independent read did not finish");
+        if let Some(Ok(m)) = consumer.poll(std::time::Duration::from_millis(500)) {
+            positions.insert(m.partition(), m.offset() + 1);
+            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            if v["run"] == run_id {
+                distinct.insert((v["dev"].as_str().unwrap().to_string(), v["cls"].as_u64(), v["seq"].as_u64()));
+            }
+        }
+    }
+    distinct.len()
+}
+
+fn kill_scenario(name: &str, duration: &str, restore_after: &str) -> String {
+    format!(
+        r#"
+name: {name}
+seed: 11
+duration: {duration}
+warmup: 3s
+drain: 60s
+topics:
+  - {{name: {name}.tel, partitions: 6, replication: 3, config: {{min.insync.replicas: "2"}}}}
+fleet:
+  devices: 1500
+  classes:
+    - {{name: telemetry, topic: {name}.tel, rate: 1/2s, size: {{uniform: {{min: 200B, max: 600B}}}}}}
+producer: {{acks: all, idempotence: true, message_timeout: 120s}}
+consumers:
+  - {{name: sink, members: 2, topics: [{name}.tel]}}
+faults:
+  - name: kill-leader
+    at: 8s
+    kind: broker_kill
+    broker: {{leader_of: {{topic: {name}.tel, partition: 0}}}}
+    restore_after: {restore_after}
+"#
+    )
+}
+
+#[test]
+fn sigkill_of_a_partition_leader_loses_no_acknowledged_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("kill");
+    let scenario = write(dir.path(), "s.yaml", &kill_scenario(&name, "45s", "20s"));
+    let profile = common::root().join("profiles/local-kafka.yaml");
+    let out = dir.path().join("out");
+    let o = bin().arg("run").arg(&scenario).arg("--profile").arg(&profile).arg("--out").arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r = read_report(&out);
+    assert_eq!(r.status, Status::Completed);
+    let f = &r.faults[0];
+    assert_eq!((f.kind.as_str(), f.mechanism.as_str()), ("broker_kill", "process"));
+    assert!(f.error.is_none(), "{:?}", f.error);
+    assert!(f.actions[0].output.contains("SIGKILL sent to pid"), "{:?}", f.actions);
+    assert!(f.started_s.is_some() && f.ended_s.is_some());
+    let unavailable = f.unavailable.affected_partitions_s.expect("writes resumed after the kill");
+    assert!(unavailable > 0.0, "{unavailable}");
+    assert!(f.recovery.recovered_s.is_some(), "{:?}", f.recovery);
+    // Nothing acknowledged was lost, across the kill and the restart.
+    let a = &r.audit.counts;
+    assert!(r.audit.complete);
+    assert_eq!(a.lost, 0, "{a:?}");
+    assert_eq!(a.duplicates, 0, "idempotent producer: {a:?}");
+    assert_eq!(f.audit.lost, 0);
+    // A plain consumer, independent of the audit, finds at least every acknowledged record.
+    let distinct = independent_count(&format!("{name}.tel"), &r.run_id);
+    assert!(distinct as u64 >= a.acked, "independent consumer saw {distinct}, acknowledged {}", a.acked);
+    // All three brokers are back for the next test.
+    let status =
+        std::process::Command::new(common::root().join("scripts/kafka-cluster.sh")).arg("status").output().unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+}
+
+#[test]
+fn a_command_mechanism_fault_works_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("cmd");
+    let script = common::root().join("scripts/kafka-cluster.sh");
+    let profile = write(
+        dir.path(),
+        "p.yaml",
+        &format!(
+            "name: local-kafka-commands\nkind: kafka\nbootstrap_servers: {}\nfaults:\n  command:\n    broker_pause: {s} pause {{broker}}\n    broker_resume: {s} resume {{broker}}\n    broker_kill: {s} kill {{broker}}\n    broker_start: {s} restart {{broker}}\n    timeout: 120s\n",
+            bootstrap(),
+            s = script.display()
+        ),
+    );
+    let scenario = kill_scenario(&name, "30s", "6s").replace("kind: broker_kill", "kind: broker_pause");
+    let scenario = write(dir.path(), "s.yaml", &scenario);
+    let out = dir.path().join("out");
+    let o = bin().arg("run").arg(&scenario).arg("--profile").arg(&profile).arg("--out").arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r = read_report(&out);
+    let f = &r.faults[0];
+    assert_eq!((f.kind.as_str(), f.mechanism.as_str()), ("broker_pause", "command"));
+    assert!(f.error.is_none(), "{:?}", f.error);
+    assert_eq!(f.actions.len(), 2);
+    assert!(f.actions[0].command.as_deref().unwrap().ends_with(&format!("pause {}", f.broker.unwrap())));
+    assert!(f.actions[1].command.as_deref().unwrap().ends_with(&format!("resume {}", f.broker.unwrap())));
+    assert!(f.actions.iter().all(|a| a.ok && a.exit_code == Some(0)), "{:?}", f.actions);
+    let ended = f.ended_s.unwrap() - f.started_s.unwrap();
+    assert!((5.5..12.0).contains(&ended), "paused for {ended}s");
+    assert_eq!(r.audit.counts.lost, 0);
+    let status = std::process::Command::new(&script).arg("status").output().unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+}

@@ -34,6 +34,95 @@ pub struct Profile {
     /// How long to wait for the target to answer before giving up (exit 3). Default `15s`.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: Dur,
+    /// How this target's brokers are faulted. Default for `kind: embedded`: the embedded
+    /// cluster's own controls; a `kafka` target without it cannot run scenarios with faults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultMechanism>,
+}
+
+/// How faults reach the brokers.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultMechanism {
+    /// The embedded cluster's controls: broker down/up (leadership moves to a surviving
+    /// replica, as an election would), round-trip time.
+    Embedded,
+    /// Signals to local broker processes found through pid files (SIGKILL, SIGTERM, SIGSTOP,
+    /// SIGCONT), restarts through a command. For `scripts/kafka-cluster.sh`.
+    Process(ProcessFaults),
+    /// Shell command templates, for docker, kubectl, ssh or systemd. `{broker}` is replaced by
+    /// the broker id, `{latency_ms}` by the added latency.
+    Command(CommandFaults),
+}
+
+/// The `process` fault mechanism.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct ProcessFaults {
+    /// Required. Pid file of broker `{broker}`. Relative paths are relative to the profile file.
+    pub pid_file: String,
+    /// Required. Command that starts broker `{broker}` again with its data and returns once it
+    /// answers. Runs with `sh -c` in the profile file's directory.
+    pub restart: String,
+    /// How long a graceful stop may take before SIGKILL. Default `30s`.
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout: Dur,
+    /// How long `restart` may take. Default `120s`.
+    #[serde(default = "default_command_timeout")]
+    pub timeout: Dur,
+}
+
+/// The `command` fault mechanism: one template per action; a fault whose actions have no
+/// template is rejected before the run starts.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct CommandFaults {
+    /// Kill broker `{broker}` at once, e.g. `docker kill kafka-{broker}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_kill: Option<String>,
+    /// Stop broker `{broker}` gracefully, e.g. `docker stop kafka-{broker}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_stop: Option<String>,
+    /// Start a killed or stopped broker again, e.g. `docker start kafka-{broker}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_start: Option<String>,
+    /// Freeze broker `{broker}`, e.g. `docker pause kafka-{broker}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_pause: Option<String>,
+    /// Unfreeze it, e.g. `docker unpause kafka-{broker}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_resume: Option<String>,
+    /// Add `{latency_ms}` of delay to broker `{broker}` (e.g. `tc qdisc ... netem delay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_add: Option<String>,
+    /// Remove it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_remove: Option<String>,
+    /// How long each command may run before it is killed (and the action counted as failed).
+    /// Default `120s`.
+    #[serde(default = "default_command_timeout")]
+    pub timeout: Dur,
+}
+
+impl Default for CommandFaults {
+    fn default() -> Self {
+        CommandFaults {
+            broker_kill: None,
+            broker_stop: None,
+            broker_start: None,
+            broker_pause: None,
+            broker_resume: None,
+            latency_add: None,
+            latency_remove: None,
+            timeout: default_command_timeout(),
+        }
+    }
+}
+
+fn default_stop_timeout() -> Dur {
+    Dur::from_secs(30)
+}
+
+fn default_command_timeout() -> Dur {
+    Dur::from_secs(120)
 }
 
 fn default_connect_timeout() -> Dur {
@@ -76,6 +165,17 @@ impl Profile {
             bootstrap_servers: None,
             librdkafka: BTreeMap::new(),
             connect_timeout: default_connect_timeout(),
+            faults: None,
+        }
+    }
+
+    /// The fault mechanism in effect: the declared one, or the embedded controls for an
+    /// embedded target.
+    pub fn fault_mechanism(&self) -> Option<FaultMechanism> {
+        match (&self.faults, self.kind) {
+            (Some(m), _) => Some(m.clone()),
+            (None, TargetKind::Embedded) => Some(FaultMechanism::Embedded),
+            (None, TargetKind::Kafka) => None,
         }
     }
 

@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use super::profile::{Profile, TargetKind};
-use super::scenario::Scenario;
+use super::profile::{FaultMechanism, Profile, TargetKind};
+use super::scenario::{BrokerSelector, FaultKind, Scenario};
+use super::units::Dur;
 use super::yaml::{Kind, Node};
 use crate::plan::IdPattern;
 use crate::wire;
@@ -55,6 +56,14 @@ pub fn references(root: &Node) -> Vec<(String, String)> {
             if let Some(t) = t.as_str() {
                 check(&mut out, format!("consumers[{i}].topics[{j}]"), t);
             }
+        }
+    }
+    let faults = list(root.get("faults"));
+    for (i, f) in faults.iter().enumerate() {
+        if let Some(t) =
+            f.get("broker").and_then(|b| b.get("leader_of")).and_then(|l| l.get("topic")).and_then(Node::as_str)
+        {
+            check(&mut out, format!("faults[{i}].broker.leader_of.topic"), t);
         }
     }
     for (what, path, items) in
@@ -200,6 +209,48 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
     }
 
     // Consumers.
+    for (i, fault) in s.faults.iter().enumerate() {
+        let p = format!("faults[{i}]");
+        if fault.at >= s.duration {
+            err(format!("{p}.at"), format!("at {} is not before the end of the load ({})", fault.at, s.duration));
+        }
+        match (fault.kind, fault.latency) {
+            (FaultKind::Latency, None) => {
+                err(format!("{p}.latency"), "a `latency` fault needs `latency`, e.g. `200ms`".into())
+            }
+            (FaultKind::Latency, Some(l)) if l.is_zero() => {
+                err(format!("{p}.latency"), "latency must be greater than zero".into())
+            }
+            (FaultKind::Latency, Some(_)) => {}
+            (kind, Some(_)) => err(
+                format!("{p}.latency"),
+                format!("`latency` applies only to `kind: latency`, not `{}`", kind.as_str()),
+            ),
+            (_, None) => {}
+        }
+        if fault.restore_after.is_some_and(Dur::is_zero) {
+            err(format!("{p}.restore_after"), "restore_after must be greater than zero (or left out)".into());
+        }
+        match &fault.broker {
+            BrokerSelector::Id(id) if *id < 0 => err(format!("{p}.broker"), "broker ids are not negative".into()),
+            BrokerSelector::LeaderOf { topic, partition } => {
+                if let Some(t) = s.topics.iter().find(|t| &t.name == topic)
+                    && (*partition < 0 || *partition as u32 >= t.partitions)
+                {
+                    err(
+                        format!("{p}.broker.leader_of.partition"),
+                        format!("topic `{topic}` has partitions 0 to {}", t.partitions.saturating_sub(1)),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    let labels: Vec<String> = s.faults.iter().enumerate().map(|(i, f)| f.label(i)).collect();
+    for (i, name) in duplicates(labels.iter().map(String::as_str)) {
+        err(format!("faults[{i}].name"), format!("fault `{name}` is named twice"));
+    }
+
     for (i, g) in s.consumers.iter().enumerate() {
         let p = format!("consumers[{i}]");
         if !valid_name(&g.name) {
@@ -269,6 +320,44 @@ pub fn profile(p: &Profile) -> Vec<(String, String)> {
                 }
             }
         }
+    }
+    match (&p.faults, p.kind) {
+        (Some(FaultMechanism::Embedded), TargetKind::Kafka) => {
+            out.push(("faults".into(), "`embedded` faults need `kind: embedded`".into()));
+        }
+        (Some(FaultMechanism::Process(pf)), _) => {
+            if !pf.pid_file.contains("{broker}") {
+                out.push(("faults.process.pid_file".into(), "the pid file path needs a `{broker}` placeholder".into()));
+            }
+            if !pf.restart.contains("{broker}") {
+                out.push((
+                    "faults.process.restart".into(),
+                    "the restart command needs a `{broker}` placeholder".into(),
+                ));
+            }
+        }
+        (Some(FaultMechanism::Command(c)), _) => {
+            let templates = [
+                ("broker_kill", &c.broker_kill),
+                ("broker_stop", &c.broker_stop),
+                ("broker_start", &c.broker_start),
+                ("broker_pause", &c.broker_pause),
+                ("broker_resume", &c.broker_resume),
+                ("latency_add", &c.latency_add),
+                ("latency_remove", &c.latency_remove),
+            ];
+            if templates.iter().all(|(_, t)| t.is_none()) {
+                out.push(("faults.command".into(), "declare at least one command template".into()));
+            }
+            for (name, t) in templates {
+                if let Some(t) = t
+                    && t.trim().is_empty()
+                {
+                    out.push((format!("faults.command.{name}"), "the command is empty".into()));
+                }
+            }
+        }
+        _ => {}
     }
     if p.librdkafka.contains_key("bootstrap.servers") {
         out.push(("librdkafka.bootstrap.servers".into(), "use the `bootstrap_servers` field instead".into()));

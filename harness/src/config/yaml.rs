@@ -193,7 +193,8 @@ impl Builder {
     }
 
     fn close(&mut self) {
-        if let Some((node, anchor, _)) = self.stack.pop() {
+        if let Some((mut node, anchor, _)) = self.stack.pop() {
+            resolve_merge_keys(&mut node);
             self.complete(node, anchor);
         }
     }
@@ -215,6 +216,37 @@ impl Builder {
             Kind::Scalar { .. } => {}
         }
     }
+}
+
+/// Apply YAML merge keys (`<<: *defaults`, `<<: [*a, *b]`): the merged mappings' entries are
+/// added where the mapping does not set the key itself.
+fn resolve_merge_keys(node: &mut Node) {
+    let Kind::Map(entries) = &mut node.kind else { return };
+    if !entries.iter().any(|(k, _)| matches!(&k.kind, Kind::Scalar { text, plain: true } if text == "<<")) {
+        return;
+    }
+    let (merges, mut own): (Vec<_>, Vec<_>) = std::mem::take(entries)
+        .into_iter()
+        .partition(|(k, _)| matches!(&k.kind, Kind::Scalar { text, plain: true } if text == "<<"));
+    let mut sources = Vec::new();
+    for (_, v) in merges {
+        match v.kind {
+            Kind::Map(m) => sources.push(m),
+            Kind::Seq(items) => sources.extend(items.into_iter().filter_map(|i| match i.kind {
+                Kind::Map(m) => Some(m),
+                _ => None,
+            })),
+            Kind::Scalar { .. } => {}
+        }
+    }
+    for source in sources {
+        for (k, v) in source {
+            if !own.iter().any(|(ok, _)| ok.as_str() == k.as_str()) {
+                own.push((k, v));
+            }
+        }
+    }
+    *entries = own;
 }
 
 /// Deserialize a parsed tree into `T`, collecting every error.
@@ -979,6 +1011,18 @@ mod tests {
         let doc = load("name: &n a\ncount: 2\nitems:\n  - &i {size: 1}\n  - *i\n").unwrap();
         assert_eq!(doc.items.len(), 2);
         assert_eq!(doc.name, "a");
+    }
+
+    #[test]
+    fn merge_keys_fill_in_what_the_mapping_does_not_set() {
+        let doc = load("base: &b {size: 1, label: x}\nname: a\ncount: 2\nitems:\n  - <<: *b\n    size: 5\n");
+        // `base` is not a field of Doc: only the merge result matters here.
+        let errs = doc.unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        let root = parse("d: &d {a: 1, b: 2}\ne:\n  <<: *d\n  b: 3\n").unwrap();
+        let e = root.get("e").unwrap();
+        assert_eq!(e.get("a").and_then(Node::as_str), Some("1"));
+        assert_eq!(e.get("b").and_then(Node::as_str), Some("3"));
     }
 
     #[test]

@@ -81,7 +81,10 @@ fn run(args: AuditArgs) -> AuditOutcome {
                 reads += 1;
                 match m.payload().and_then(wire::decode) {
                     Some(s) if s.run == args.run_id => {
-                        out.ledger.saw(Stream { class: s.class, device: s.device }, s.seq);
+                        let origin = args.start.get().map_or(0, |c| c.origin_unix_us());
+                        let second =
+                            u32::try_from(s.intended_us.saturating_sub(origin) / 1_000_000).unwrap_or(u32::MAX);
+                        out.ledger.saw(Stream { class: s.class, device: s.device }, s.seq, second);
                     }
                     _ => out.ledger.foreign(),
                 }

@@ -25,7 +25,7 @@ use crate::clock::{Clock, MonotonicClock};
 use crate::config::dist::Dist;
 use crate::config::units::Dur;
 use crate::plan::rng::{SplitMix, mix};
-use crate::recorder::{ConsumerWindow, Hist, OffsetBook, Source, Start, WindowClock, WindowData};
+use crate::recorder::{ConsumerWindow, Hist, OffsetBook, RebalanceEvent, Source, Start, WindowClock, WindowData};
 use crate::wire;
 
 /// Everything a group member needs.
@@ -55,8 +55,7 @@ pub struct MemberArgs {
 #[derive(Debug, Default)]
 pub struct MemberOutcome {
     pub consumed: u64,
-    pub assignments: u32,
-    pub revocations: u32,
+    pub rebalances: Vec<RebalanceEvent>,
     pub error: Option<String>,
 }
 
@@ -64,7 +63,9 @@ struct MCtx {
     base: Ctx,
     ready: Arc<AtomicU32>,
     joined: AtomicBool,
-    rebalances: Mutex<(u32, u32)>,
+    member: u32,
+    start: Start,
+    rebalances: Mutex<Vec<RebalanceEvent>>,
 }
 
 impl ClientContext for MCtx {
@@ -79,17 +80,22 @@ impl ClientContext for MCtx {
 
 impl ConsumerContext for MCtx {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let mut r = self.rebalances.lock().unwrap_or_else(|p| p.into_inner());
-        match rebalance {
-            Rebalance::Assign(_) => {
-                r.0 += 1;
+        let t_us = self.start.get().map_or(0, |c| c.now_us());
+        let (kind, partitions) = match rebalance {
+            Rebalance::Assign(tpl) => {
                 if !self.joined.swap(true, Ordering::SeqCst) {
                     self.ready.fetch_add(1, Ordering::SeqCst);
                 }
+                ("assign", tpl.count())
             }
-            Rebalance::Revoke(_) => r.1 += 1,
-            Rebalance::Error(e) => tracing::warn!("rebalance error: {e}"),
-        }
+            Rebalance::Revoke(tpl) => ("revoke", tpl.count()),
+            Rebalance::Error(e) => {
+                tracing::warn!("rebalance error: {e}");
+                return;
+            }
+        };
+        let mut r = self.rebalances.lock().unwrap_or_else(|p| p.into_inner());
+        r.push(RebalanceEvent { t_us, member: self.member, kind: kind.into(), partitions });
     }
 }
 
@@ -121,7 +127,9 @@ fn run(args: MemberArgs) -> MemberOutcome {
         base: args.ctx.clone(),
         ready: args.ready.clone(),
         joined: AtomicBool::new(false),
-        rebalances: Mutex::new((0, 0)),
+        member: args.member,
+        start: args.start.clone(),
+        rebalances: Mutex::new(Vec::new()),
     };
     let consumer: BaseConsumer<MCtx> = match args.config.create_with_context(ctx) {
         Ok(c) => c,
@@ -186,9 +194,7 @@ fn run(args: MemberArgs) -> MemberOutcome {
         }
     }
     flush(&mut window, windows.current());
-    let (a, r) = *consumer.context().rebalances.lock().unwrap_or_else(|p| p.into_inner());
-    out.assignments = a;
-    out.revocations = r;
+    out.rebalances = std::mem::take(&mut *consumer.context().rebalances.lock().unwrap_or_else(|p| p.into_inner()));
     if !consumer.context().joined.load(Ordering::SeqCst) {
         // Never joined: do not leave the run waiting for this member.
         args.ready.fetch_add(1, Ordering::SeqCst);

@@ -22,7 +22,9 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 
+use crate::clock::Clock;
 use crate::config::profile::Redactor;
+use crate::recorder::Start;
 
 /// How the run tells its drivers to stop.
 #[derive(Debug)]
@@ -57,21 +59,44 @@ impl Control {
 /// Client-level events from librdkafka, shared by every client of a run.
 #[derive(Debug, Default)]
 pub struct ClientEvents {
-    errors: Mutex<BTreeMap<String, u64>>,
+    /// Errors by second of the load (0 before it started) and kind.
+    errors: Mutex<BTreeMap<u32, BTreeMap<String, u64>>>,
     /// librdkafka said all brokers are down at least once.
     pub all_brokers_down: AtomicBool,
+    start: Start,
 }
 
 impl ClientEvents {
+    pub fn new(start: Start) -> Self {
+        ClientEvents { start, ..ClientEvents::default() }
+    }
+
     pub fn count(&self, kind: &str) {
+        let second = self.start.get().map_or(0, |c| u32::try_from(c.now_us() / 1_000_000).unwrap_or(u32::MAX));
         if let Ok(mut m) = self.errors.lock() {
-            *m.entry(kind.to_string()).or_insert(0) += 1;
+            *m.entry(second).or_default().entry(kind.to_string()).or_insert(0) += 1;
         }
     }
 
-    /// Errors by kind, prefixed `client.`.
+    /// Errors by kind over the run, prefixed `client.`.
     pub fn errors(&self) -> BTreeMap<String, u64> {
-        self.errors.lock().map(|m| m.iter().map(|(k, v)| (format!("client.{k}"), *v)).collect()).unwrap_or_default()
+        let mut out = BTreeMap::new();
+        for (k, v) in self.errors_by_second().into_values().flatten() {
+            *out.entry(k).or_insert(0) += v;
+        }
+        out
+    }
+
+    /// Errors by second and kind, prefixed `client.`.
+    pub fn errors_by_second(&self) -> BTreeMap<u32, BTreeMap<String, u64>> {
+        self.errors
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(s, kinds)| (*s, kinds.iter().map(|(k, v)| (format!("client.{k}"), *v)).collect()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -97,6 +122,9 @@ pub struct Ctx {
 impl ClientContext for Ctx {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         let msg = self.redactor.scrub(log_message);
+        // Connection failures (`FAIL`) repeat every reconnect backoff while a broker is down,
+        // which a fault makes routine; they are counted as client errors, logged at debug.
+        let level = if fac == "FAIL" { RDKafkaLogLevel::Debug } else { level };
         match level {
             RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
                 tracing::error!(target: "librdkafka", role = %self.role, "{fac}: {msg}")

@@ -128,9 +128,9 @@ impl ProducerContext for PCtx {
                     w.from_intended.record(now.saturating_sub(f.intended_us));
                     w.from_send.record(now.saturating_sub(f.send_us));
                 }
-                st.ledger.acked(f.stream, f.seq);
+                st.ledger.acked(f.stream, f.seq, u32::try_from(f.intended_us / 1_000_000).unwrap_or(u32::MAX));
                 if let Some(idx) = self.book.index(usize::from(f.topic), msg.partition()) {
-                    self.book.acked(idx, msg.offset(), u64::from(f.bytes));
+                    self.book.acked(idx, msg.offset(), u64::from(f.bytes), f.send_us, now);
                 }
             }
             Err((e, _)) => {

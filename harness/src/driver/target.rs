@@ -326,3 +326,56 @@ impl Connection {
             .map_err(|e| TargetError::Commit { group: group.to_string(), reason: reason(e, &self.ctx.redactor) })
     }
 }
+
+impl crate::faults::Target for Connection {
+    fn broker_ids(&self) -> Vec<i32> {
+        self.brokers.clone()
+    }
+
+    fn leaders(&self, topics: &[String]) -> Result<Vec<crate::faults::PartitionLeader>, String> {
+        let probe = self.consumer(None).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for t in topics {
+            let md = probe
+                .fetch_metadata(Some(t), Duration::from_secs(5))
+                .map_err(|e| format!("metadata for {t}: {}", reason(e, &self.ctx.redactor)))?;
+            for m in md.topics() {
+                for p in m.partitions() {
+                    out.push(crate::faults::PartitionLeader {
+                        topic: m.name().to_string(),
+                        partition: p.id(),
+                        leader: p.leader(),
+                        replicas: p.replicas().to_vec(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn embedded(&self) -> Option<&dyn crate::faults::EmbeddedControls> {
+        self.embedded.as_ref().map(|_| self as &dyn crate::faults::EmbeddedControls)
+    }
+}
+
+impl crate::faults::EmbeddedControls for Connection {
+    fn broker_down(&self, broker: i32) -> Result<(), String> {
+        let mock = self.embedded.as_ref().ok_or("not the embedded cluster")?;
+        mock.broker_down(broker).map_err(|e| e.to_string())
+    }
+
+    fn broker_up(&self, broker: i32) -> Result<(), String> {
+        let mock = self.embedded.as_ref().ok_or("not the embedded cluster")?;
+        mock.broker_up(broker).map_err(|e| e.to_string())
+    }
+
+    fn set_rtt(&self, broker: i32, rtt: Duration) -> Result<(), String> {
+        let mock = self.embedded.as_ref().ok_or("not the embedded cluster")?;
+        mock.broker_round_trip_time(broker, rtt).map_err(|e| e.to_string())
+    }
+
+    fn set_leader(&self, topic: &str, partition: i32, broker: i32) -> Result<(), String> {
+        let mock = self.embedded.as_ref().ok_or("not the embedded cluster")?;
+        mock.partition_leader(topic, partition, Some(broker)).map_err(|e| e.to_string())
+    }
+}

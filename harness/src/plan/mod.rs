@@ -158,6 +158,21 @@ impl Plan {
         }
     }
 
+    /// Intended send time (µs) of event `seq` of a device's class stream, recomputed from the
+    /// seed. O(1) for fixed arrivals, O(seq) for poisson; `None` if the device does not send the
+    /// class.
+    pub fn intended_us(&self, class: usize, device: u64, seq: u64) -> Option<u64> {
+        let c = self.classes.get(class)?;
+        let rank = c.rank(device)?;
+        let first = self.first_ns(class, device, rank);
+        let t = match c.arrival {
+            Arrival::Fixed => first.saturating_add(seq.saturating_mul(self.gap_ns(class, device, 1).round() as u64)),
+            Arrival::Poisson => (1..=seq.min(50_000_000))
+                .fold(first, |t, k| t.saturating_add(self.gap_ns(class, device, k).round() as u64)),
+        };
+        Some(t / 1000)
+    }
+
     fn size_of(&self, class: usize, device: u64, k: u64) -> u32 {
         let mut rng = SplitMix::new(mix(self.seed, &[SALT_SIZE, class as u64, device, k]));
         let bytes = self.classes[class].size.sample(&mut rng).0;

@@ -205,3 +205,11 @@ fn id_patterns_render_and_reject() {
     assert!(IdPattern::parse("d-{n}-{n}").is_err());
     assert_eq!(p.max_len(10_000_000), 11);
 }
+
+#[test]
+fn intended_times_can_be_recomputed_for_any_event() {
+    let plan = Plan::from_scenario(&scenario(13, ""));
+    for e in plan.schedule(0, 1).step_by(97) {
+        assert_eq!(plan.intended_us(usize::from(e.class), u64::from(e.device), e.seq), Some(e.intended_us), "{e:?}");
+    }
+}

@@ -110,11 +110,33 @@ impl BitSet {
 pub struct AckLedger {
     pub acked: BitSet,
     pub failed: BitSet,
+    /// Acknowledged records by intended send second.
+    pub acked_by_second: Vec<u64>,
+}
+
+fn bump(v: &mut Vec<u64>, second: u32) {
+    let i = second as usize;
+    if v.len() <= i {
+        v.resize(i + 1, 0);
+    }
+    v[i] += 1;
+}
+
+fn merge_counts(a: &mut Vec<u64>, b: &[u64]) {
+    if a.len() < b.len() {
+        a.resize(b.len(), 0);
+    }
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
 }
 
 impl AckLedger {
-    pub fn acked(&mut self, s: Stream, seq: u64) {
-        self.acked.insert(s, seq);
+    /// `second`: the record's intended send second.
+    pub fn acked(&mut self, s: Stream, seq: u64, second: u32) {
+        if self.acked.insert(s, seq) {
+            bump(&mut self.acked_by_second, second);
+        }
     }
 
     pub fn failed(&mut self, s: Stream, seq: u64) {
@@ -124,6 +146,7 @@ impl AckLedger {
     pub fn merge(&mut self, other: &AckLedger) {
         self.acked.merge(&other.acked);
         self.failed.merge(&other.failed);
+        merge_counts(&mut self.acked_by_second, &other.acked_by_second);
     }
 }
 
@@ -137,19 +160,26 @@ pub struct SeenLedger {
     pub reordered: u64,
     /// Records of other runs or not written by fleetstorm.
     pub foreign: u64,
+    /// By intended send second: distinct records seen, extra copies, reordered.
+    pub seen_by_second: Vec<u64>,
+    pub duplicates_by_second: Vec<u64>,
+    pub reordered_by_second: Vec<u64>,
 }
 
 impl SeenLedger {
-    /// Record one read of (stream, seq).
-    pub fn saw(&mut self, s: Stream, seq: u64) {
+    /// Record one read of (stream, seq), intended to be sent in `second`.
+    pub fn saw(&mut self, s: Stream, seq: u64, second: u32) {
         self.reads += 1;
         if !self.seen.insert(s, seq) {
             self.duplicates += 1;
+            bump(&mut self.duplicates_by_second, second);
             return;
         }
+        bump(&mut self.seen_by_second, second);
         let max = self.max_seq.entry(s.key()).or_insert(seq);
         if seq < *max {
             self.reordered += 1;
+            bump(&mut self.reordered_by_second, second);
         } else {
             *max = seq;
         }
@@ -186,6 +216,59 @@ pub struct AuditCounts {
     pub foreign: u64,
     /// Up to 10 lost messages, as `class/device#seq`, to start an investigation from.
     pub lost_examples: Vec<String>,
+}
+
+/// The audit's verdict on the records intended to be sent in one second.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditPoint {
+    pub acked: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+}
+
+/// Per intended send second: acknowledged, lost, duplicated and reordered records.
+/// `second_of` gives a record's intended send second (from the plan); it is asked only about
+/// the rare records seen without an acknowledgement.
+pub fn by_second(
+    acks: &AckLedger,
+    seen: &SeenLedger,
+    second_of: &dyn Fn(Stream, u64) -> Option<u32>,
+) -> Vec<AuditPoint> {
+    let n = acks
+        .acked_by_second
+        .len()
+        .max(seen.seen_by_second.len())
+        .max(seen.duplicates_by_second.len())
+        .max(seen.reordered_by_second.len());
+    let at = |v: &[u64], i: usize| v.get(i).copied().unwrap_or(0);
+    // Seen records that were not acknowledged do not offset lost ones: count them per second.
+    let mut seen_unacked = vec![0u64; n];
+    for (key, &s) in &seen.seen.words {
+        let extra = s & !acks.acked.word(key);
+        if extra != 0 {
+            for bit in 0..64 {
+                if extra & (1 << bit) != 0
+                    && let Some(sec) = second_of(Stream::from_key(key.0), (key.1 << 6) | bit)
+                    && (sec as usize) < n
+                {
+                    seen_unacked[sec as usize] += 1;
+                }
+            }
+        }
+    }
+    (0..n)
+        .map(|i| {
+            let acked = at(&acks.acked_by_second, i);
+            let seen_acked = at(&seen.seen_by_second, i).saturating_sub(seen_unacked[i]);
+            AuditPoint {
+                acked,
+                lost: acked.saturating_sub(seen_acked),
+                duplicates: at(&seen.duplicates_by_second, i),
+                reordered: at(&seen.reordered_by_second, i),
+            }
+        })
+        .collect()
 }
 
 /// Compare what was acknowledged with what was read.
@@ -240,8 +323,8 @@ mod tests {
         let mut s = SeenLedger::default();
         for d in 0..50 {
             for q in 0..200 {
-                a.acked(st(d), q);
-                s.saw(st(d), q);
+                a.acked(st(d), q, 0);
+                s.saw(st(d), q, 0);
             }
         }
         let c = reconcile(&a, &s, &describe);
@@ -253,14 +336,17 @@ mod tests {
         let mut a = AckLedger::default();
         let mut s = SeenLedger::default();
         for q in 0..100 {
-            a.acked(st(1), q);
+            a.acked(st(1), q, (q / 10) as u32);
             if q != 7 && q != 70 {
-                s.saw(st(1), q);
+                s.saw(st(1), q, (q / 10) as u32);
             }
         }
         let c = reconcile(&a, &s, &describe);
         assert_eq!(c.lost, 2);
         assert_eq!(c.lost_examples, vec!["0/1#7", "0/1#70"]);
+        let per_second = by_second(&a, &s, &|_, q| Some((q / 10) as u32));
+        let lost: Vec<u64> = per_second.iter().map(|p| p.lost).collect();
+        assert_eq!(lost, vec![1, 0, 0, 0, 0, 0, 0, 1, 0, 0]);
     }
 
     #[test]
@@ -268,12 +354,12 @@ mod tests {
         let mut a = AckLedger::default();
         let mut s = SeenLedger::default();
         for q in 0..10 {
-            a.acked(st(2), q);
-            s.saw(st(2), q);
+            a.acked(st(2), q, 0);
+            s.saw(st(2), q, 0);
         }
-        s.saw(st(2), 3);
-        s.saw(st(2), 3);
-        s.saw(st(2), 9);
+        s.saw(st(2), 3, 0);
+        s.saw(st(2), 3, 0);
+        s.saw(st(2), 9, 1);
         let c = reconcile(&a, &s, &describe);
         assert_eq!(c.duplicates, 3);
         assert_eq!(c.seen, 10);
@@ -285,16 +371,16 @@ mod tests {
         let mut a = AckLedger::default();
         let mut s = SeenLedger::default();
         for q in 0..5 {
-            a.acked(st(1), q);
-            a.acked(st(2), q);
+            a.acked(st(1), q, 0);
+            a.acked(st(2), q, 0);
         }
         // Stream 1 arrives 0,1,3,2,4: one message (2) came after a later one.
         for q in [0, 1, 3, 2, 4] {
-            s.saw(st(1), q);
+            s.saw(st(1), q, 0);
         }
         // Stream 2 interleaves with stream 1 but is in order itself.
         for q in 0..5 {
-            s.saw(st(2), q);
+            s.saw(st(2), q, 0);
         }
         let c = reconcile(&a, &s, &describe);
         assert_eq!(c.reordered, 1);
@@ -305,27 +391,32 @@ mod tests {
     fn failed_but_seen_and_unacked_seen() {
         let mut a = AckLedger::default();
         let mut s = SeenLedger::default();
-        a.acked(st(1), 0);
+        a.acked(st(1), 0, 0);
+        a.acked(st(1), 3, 0);
         a.failed(st(1), 1);
         a.failed(st(1), 2);
-        s.saw(st(1), 0);
-        s.saw(st(1), 1);
-        s.saw(st(1), 5);
+        s.saw(st(1), 0, 0);
+        s.saw(st(1), 1, 0);
+        s.saw(st(1), 5, 0);
         let c = reconcile(&a, &s, &describe);
         assert_eq!(c.failed_but_seen, 1);
         assert_eq!(c.unacked_seen, 1);
-        assert_eq!(c.lost, 0, "a failed message that never arrived is not lost: it was never acknowledged");
+        assert_eq!(c.lost, 1);
+        // Per second, seq 3 is lost even though two unacknowledged records were seen that second.
+        let p = by_second(&a, &s, &|_, _| Some(0));
+        assert_eq!(p[0], AuditPoint { acked: 2, lost: 1, duplicates: 0, reordered: 0 });
     }
 
     #[test]
     fn ledgers_from_several_producers_merge() {
         let mut a = AckLedger::default();
         let mut b = AckLedger::default();
-        a.acked(st(1), 0);
-        b.acked(st(1), 1);
-        b.acked(st(2), 64);
+        a.acked(st(1), 0, 0);
+        b.acked(st(1), 1, 0);
+        b.acked(st(2), 64, 2);
         a.merge(&b);
         assert_eq!(a.acked.len(), 3);
+        assert_eq!(a.acked_by_second, vec![2, 0, 1]);
         assert!(a.acked.contains(st(2), 64));
     }
 }

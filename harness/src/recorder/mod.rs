@@ -11,7 +11,7 @@
 pub mod audit;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -130,6 +130,17 @@ pub struct WindowLatency {
     pub p99_us: u64,
     pub p999_us: u64,
     pub max_us: u64,
+}
+
+/// A partition assignment or revocation seen by a consumer-group member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RebalanceEvent {
+    /// Microseconds since the load started (0 before it).
+    pub t_us: u64,
+    pub member: u32,
+    /// `assign` or `revoke`.
+    pub kind: String,
+    pub partitions: usize,
 }
 
 /// One payload class's share of a producer window.
@@ -265,6 +276,20 @@ pub struct OffsetBook {
     acked_bytes: Vec<AtomicU64>,
     acked_count: Vec<AtomicU64>,
     readers: Vec<Reader>,
+    watches: Vec<Watch>,
+    /// Bit `i` set: watch slot `i` is armed.
+    watch_mask: AtomicU32,
+}
+
+/// Number of faults whose acknowledgement recovery can be watched at the same time.
+pub const WATCH_SLOTS: usize = 8;
+
+/// Per partition, the first acknowledgement of a record *sent* after `since_us`: when a fault
+/// starts, this says when each partition accepted writes again.
+#[derive(Debug)]
+struct Watch {
+    since_us: AtomicU64,
+    first_ack_us: Vec<AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -288,6 +313,13 @@ impl OffsetBook {
         let ends =
             flat.iter().enumerate().map(|(i, _)| AtomicI64::new(start_ends.get(i).copied().unwrap_or(0))).collect();
         OffsetBook {
+            watches: (0..WATCH_SLOTS)
+                .map(|_| Watch {
+                    since_us: AtomicU64::new(u64::MAX),
+                    first_ack_us: flat.iter().map(|_| AtomicU64::new(u64::MAX)).collect(),
+                })
+                .collect(),
+            watch_mask: AtomicU32::new(0),
             acked_bytes: flat.iter().map(|_| AtomicU64::new(0)).collect(),
             acked_count: flat.iter().map(|_| AtomicU64::new(0)).collect(),
             partitions: flat,
@@ -314,13 +346,56 @@ impl OffsetBook {
         (self.partitions.get(i)?.0 == topic).then_some(i)
     }
 
+    /// A record sent at `send_us` was acknowledged at `ack_us` at `offset` of partition `idx`.
     #[inline]
-    pub fn acked(&self, idx: usize, offset: i64, bytes: u64) {
+    pub fn acked(&self, idx: usize, offset: i64, bytes: u64, send_us: u64, ack_us: u64) {
         if let Some(e) = self.ends.get(idx) {
             e.fetch_max(offset + 1, Ordering::Relaxed);
             self.acked_bytes[idx].fetch_add(bytes, Ordering::Relaxed);
             self.acked_count[idx].fetch_add(1, Ordering::Relaxed);
+            let mask = self.watch_mask.load(Ordering::Relaxed);
+            if mask != 0 {
+                for (slot, w) in self.watches.iter().enumerate() {
+                    if mask & (1 << slot) != 0 && send_us >= w.since_us.load(Ordering::Relaxed) {
+                        w.first_ack_us[idx].fetch_min(ack_us, Ordering::Relaxed);
+                    }
+                }
+            }
         }
+    }
+
+    /// Start watching for the first acknowledgement, per partition, of records sent from
+    /// `since_us` on. `None` when every slot is in use.
+    pub fn arm_watch(&self, since_us: u64) -> Option<usize> {
+        for (slot, w) in self.watches.iter().enumerate() {
+            if w.since_us.compare_exchange(u64::MAX, since_us, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                for a in &w.first_ack_us {
+                    a.store(u64::MAX, Ordering::SeqCst);
+                }
+                self.watch_mask.fetch_or(1 << slot, Ordering::SeqCst);
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    /// First acknowledgement time per flattened partition (`None`: none yet).
+    pub fn watch_result(&self, slot: usize) -> Vec<Option<u64>> {
+        self.watches.get(slot).map_or_else(Vec::new, |w| {
+            w.first_ack_us.iter().map(|a| Some(a.load(Ordering::Relaxed)).filter(|v| *v != u64::MAX)).collect()
+        })
+    }
+
+    pub fn release_watch(&self, slot: usize) {
+        if let Some(w) = self.watches.get(slot) {
+            self.watch_mask.fetch_and(!(1 << slot), Ordering::SeqCst);
+            w.since_us.store(u64::MAX, Ordering::SeqCst);
+        }
+    }
+
+    /// Flattened partition indexes of `topic` (by index).
+    pub fn partitions_of(&self, topic: usize) -> Vec<usize> {
+        (0..self.partitions.len()).filter(|i| self.partitions[*i].0 == topic).collect()
     }
 
     #[inline]
@@ -378,6 +453,15 @@ pub struct TimelinePoint {
     pub consumers: BTreeMap<String, GroupPoint>,
     /// Records the delivery audit read in this second.
     pub audit_reads: u64,
+    /// Errors by kind in this second (producer delivery, consumer and client errors).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
+    /// Faults active during this second.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<String>,
+    /// The audit's verdict on records whose *intended send time* falls in this second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<crate::recorder::audit::AuditPoint>,
 }
 
 /// One consumer group in one second.
@@ -704,6 +788,7 @@ impl State {
                 lat.add(&w.from_intended);
             }
             p.backpressure = pw.backpressure;
+            p.errors.extend(pw.errors.iter().map(|(k, v)| (k.clone(), *v)));
             p.send_lag_p99_us = if pw.send_lag.is_empty() { 0 } else { pw.send_lag.h.value_at_quantile(0.99) };
             p.produce = lat.window();
         }
@@ -712,6 +797,9 @@ impl State {
             if let Some(Some(w)) = agg.map(|a| &a.consumers[g]) {
                 gp.consumed = w.consumed;
                 gp.e2e = w.e2e.window();
+                for (k, v) in &w.errors {
+                    *p.errors.entry(format!("consumer.{name}.{k}")).or_insert(0) += v;
+                }
             }
             p.consumers.insert(name.clone(), gp);
         }

@@ -96,13 +96,13 @@ fn lag_is_end_minus_position_over_the_readers_partitions() {
     let mut book = OffsetBook::new(&[2, 1], &[100, 200, 50]);
     let r = book.add_reader(&[0], &[100, 200, 50]);
     assert_eq!(book.lag(r), 0);
-    book.acked(0, 149, 10);
-    book.acked(1, 209, 10);
+    book.acked(0, 149, 10, 0, 1);
+    book.acked(1, 209, 10, 0, 1);
     assert_eq!(book.lag(r), 60);
     book.consumed(r, 0, 139);
     assert_eq!(book.lag(r), 20);
     // Topic 1 is not this reader's.
-    book.acked(2, 99, 1);
+    book.acked(2, 99, 1, 0, 1);
     assert_eq!(book.lag(r), 20);
     book.caught_up(r, 1, 210);
     assert_eq!(book.lag(r), 10);
@@ -118,4 +118,22 @@ fn window_clock_rolls_once_per_second() {
     assert_eq!(w.roll(1_500_000), None);
     assert_eq!(w.roll(4_000_000), Some(1));
     assert_eq!(w.current(), 4);
+}
+
+#[test]
+fn a_watch_records_the_first_ack_of_records_sent_after_it() {
+    let book = OffsetBook::new(&[3], &[0, 0, 0]);
+    let slot = book.arm_watch(1_000).unwrap();
+    book.acked(0, 1, 1, 900, 1_500); // sent before the watch: ignored
+    book.acked(0, 2, 1, 1_100, 4_000);
+    book.acked(0, 3, 1, 1_200, 3_000); // acknowledged earlier, out of order
+    book.acked(1, 1, 1, 2_000, 2_500);
+    assert_eq!(book.watch_result(slot), vec![Some(3_000), Some(2_500), None]);
+    book.release_watch(slot);
+    let again = book.arm_watch(5_000).unwrap();
+    assert_eq!(again, slot, "released slots are reused");
+    assert_eq!(book.watch_result(again), vec![None, None, None]);
+    let others: Vec<_> = (1..WATCH_SLOTS).map(|_| book.arm_watch(0)).collect();
+    assert!(others.iter().all(Option::is_some));
+    assert_eq!(book.arm_watch(0), None, "all slots busy");
 }

@@ -2,6 +2,7 @@
 //! it alone. The JSON schema is generated from these types (`docs/report.schema.json`, kept in
 //! sync by a test) and their doc comments are its documentation.
 
+pub mod faults;
 pub mod summary;
 
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::scenario::Scenario;
 use crate::recorder::audit::AuditCounts;
-use crate::recorder::{LatencySummary, TimelinePoint};
+use crate::recorder::{LatencySummary, RebalanceEvent, TimelinePoint};
 
 /// Bumped on any incompatible change to the report's shape.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -52,6 +53,8 @@ pub struct Report {
     /// Per consumer group, by name.
     pub consumers: BTreeMap<String, GroupReport>,
     pub audit: AuditReport,
+    /// Each fault, when it happened, and the target's recovery.
+    pub faults: Vec<faults::FaultReport>,
     /// One point per second since the load started.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -166,6 +169,8 @@ pub struct GroupReport {
     pub final_lag: u64,
     pub assignments: u32,
     pub revocations: u32,
+    /// Every assignment and revocation, in time order (at most 1000).
+    pub rebalances: Vec<RebalanceEvent>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]

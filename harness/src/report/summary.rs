@@ -91,11 +91,37 @@ pub fn text(r: &Report, report_path: &str) -> String {
             if a.complete { "" } else { "  (INCOMPLETE: reader did not catch up)" }
         );
     }
+    for f in &r.faults {
+        let _ = writeln!(o, "  fault      {}", fault_line(f));
+    }
     for w in &r.warnings {
         let _ = writeln!(o, "  warning    {w}");
     }
     let _ = writeln!(o, "  report     {report_path}");
     o
+}
+
+fn secs(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_string(), |s| format!("{s:.2}s"))
+}
+
+fn fault_line(f: &super::faults::FaultReport) -> String {
+    let broker = f.broker.map_or_else(|| "?".to_string(), |b| b.to_string());
+    match f.started_s {
+        None => format!("{}: {} not performed: {}", f.name, f.kind, f.error.as_deref().unwrap_or("unknown reason")),
+        Some(start) => format!(
+            "{}: {} on broker {broker} ({}) {start:.1}s-{}  unavailable {}  recovered {}  dip {:.0}%  audit lost {}{}",
+            f.name,
+            f.kind,
+            f.mechanism,
+            f.ended_s.map_or_else(|| "end".to_string(), |e| format!("{e:.1}s")),
+            secs(f.unavailable.affected_partitions_s),
+            secs(f.recovery.recovered_s),
+            f.throughput.dip_pct,
+            f.audit.lost,
+            f.error.as_ref().map(|e| format!("  ({e})")).unwrap_or_default()
+        ),
+    }
 }
 
 /// `summary.md`.
@@ -187,6 +213,27 @@ pub fn markdown(r: &Report) -> String {
         );
         if !c.lost_examples.is_empty() {
             let _ = writeln!(o, "\nFirst lost records: {}", c.lost_examples.join(", "));
+        }
+    }
+    if !r.faults.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Faults\n\n| fault | kind | broker | from | to | unavailable (affected) | p99 recovered | throughput dip | lost |\n|---|---|---|---|---|---|---|---|---|"
+        );
+        for f in &r.faults {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} | {:.0}% | {} |",
+                f.name,
+                f.kind,
+                f.broker.map_or_else(|| "-".to_string(), |b| b.to_string()),
+                secs(f.started_s),
+                secs(f.ended_s),
+                secs(f.unavailable.affected_partitions_s),
+                secs(f.recovery.recovered_s),
+                f.throughput.dip_pct,
+                f.audit.lost
+            );
         }
     }
     if !r.errors.is_empty() {

@@ -1,0 +1,388 @@
+//! How faults reach brokers: the embedded cluster's controls, signals to local processes, or
+//! shell commands. Each action returns an [`ActionRecord`] for the report, success or not.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{ActionRecord, EmbeddedControls, PartitionLeader};
+use crate::clock::Clock;
+use crate::config::profile::{CommandFaults, FaultMechanism, ProcessFaults};
+use crate::config::scenario::{FaultKind, FaultSpec};
+
+/// One thing to do to a broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Kill,
+    Stop,
+    Pause,
+    LatencyAdd(Duration),
+    Start,
+    Resume,
+    LatencyRemove,
+}
+
+impl Action {
+    pub fn inject(kind: FaultKind, latency: Option<Duration>, _restore_after: Option<Duration>) -> Action {
+        match kind {
+            FaultKind::BrokerKill => Action::Kill,
+            FaultKind::BrokerStop => Action::Stop,
+            FaultKind::BrokerPause => Action::Pause,
+            FaultKind::Latency => Action::LatencyAdd(latency.unwrap_or_default()),
+        }
+    }
+
+    pub fn restore(kind: FaultKind) -> Action {
+        match kind {
+            FaultKind::BrokerKill | FaultKind::BrokerStop => Action::Start,
+            FaultKind::BrokerPause => Action::Resume,
+            FaultKind::Latency => Action::LatencyRemove,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Kill => "broker_kill",
+            Action::Stop => "broker_stop",
+            Action::Pause => "broker_pause",
+            Action::LatencyAdd(_) => "latency_add",
+            Action::Start => "broker_start",
+            Action::Resume => "broker_resume",
+            Action::LatencyRemove => "latency_remove",
+        }
+    }
+}
+
+/// A profile's fault mechanism, with the directory its relative paths are resolved against.
+#[derive(Clone, Debug)]
+pub enum Mechanism {
+    None,
+    Embedded,
+    Process { spec: ProcessFaults, dir: PathBuf },
+    Command { spec: CommandFaults, dir: PathBuf },
+}
+
+impl Mechanism {
+    pub fn new(m: Option<&FaultMechanism>, dir: PathBuf) -> Mechanism {
+        match m {
+            None => Mechanism::None,
+            Some(FaultMechanism::Embedded) => Mechanism::Embedded,
+            Some(FaultMechanism::Process(spec)) => Mechanism::Process { spec: spec.clone(), dir },
+            Some(FaultMechanism::Command(spec)) => Mechanism::Command { spec: spec.clone(), dir },
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mechanism::None => "none",
+            Mechanism::Embedded => "embedded",
+            Mechanism::Process { .. } => "process",
+            Mechanism::Command { .. } => "command",
+        }
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, Mechanism::Embedded)
+    }
+
+    /// Everything the faults need that this mechanism cannot do, as (fault index, problem).
+    pub fn check(&self, faults: &[FaultSpec]) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        for (i, f) in faults.iter().enumerate() {
+            let actions = [Action::inject(f.kind, None, None), Action::restore(f.kind)];
+            match self {
+                Mechanism::None => out.push((
+                    i,
+                    "the profile declares no fault mechanism (`faults: {process: ...}` or `{command: ...}`)".into(),
+                )),
+                Mechanism::Embedded => {}
+                Mechanism::Process { .. } => {
+                    if f.kind == FaultKind::Latency {
+                        out.push((i, "the `process` mechanism cannot add latency: use a `command` mechanism (e.g. tc netem) or the embedded cluster".into()));
+                    }
+                }
+                Mechanism::Command { spec, .. } => {
+                    for a in actions {
+                        if template(spec, a).is_none() {
+                            out.push((i, format!("the profile's command mechanism has no `{}` template", a.name())));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Perform `action` on `broker` on a worker thread.
+    pub fn spawn<C: Clock + 'static>(
+        &self,
+        action: Action,
+        broker: i32,
+        clock: C,
+    ) -> Result<JoinHandle<ActionRecord>, String> {
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name(format!("fault-{}", action.name()))
+            .spawn(move || me.perform(action, broker, &clock))
+            .map_err(|e| format!("cannot start a fault worker: {e}"))
+    }
+
+    fn perform(&self, action: Action, broker: i32, clock: &dyn Clock) -> ActionRecord {
+        let started = clock.now_us();
+        let mut record = ActionRecord {
+            action: action.name().into(),
+            broker,
+            at_s: started as f64 / 1e6,
+            ..ActionRecord::default()
+        };
+        let result: Result<(), String> = match self {
+            Mechanism::None | Mechanism::Embedded => Err("no mechanism for this action off the main thread".into()),
+            Mechanism::Process { spec, dir } => process_action(spec, dir, action, broker, &mut record),
+            Mechanism::Command { spec, dir } => match template(spec, action) {
+                Some(t) => {
+                    let cmd = expand(t, broker, action);
+                    let out = run_command(&cmd, dir, spec.timeout.0);
+                    record.command = Some(cmd);
+                    record.exit_code = out.exit_code;
+                    record.output = out.output;
+                    out.result
+                }
+                None => Err(format!("no `{}` template", action.name())),
+            },
+        };
+        record.duration_s = clock.now_us().saturating_sub(started) as f64 / 1e6;
+        match result {
+            Ok(()) => record.ok = true,
+            Err(e) => {
+                tracing::error!("fault action {} on broker {broker} failed: {e}", action.name());
+                if record.output.is_empty() {
+                    record.output = e;
+                } else {
+                    record.output = format!("{e}\n{}", record.output);
+                }
+            }
+        }
+        record
+    }
+}
+
+fn template(spec: &CommandFaults, action: Action) -> Option<&String> {
+    match action {
+        Action::Kill => spec.broker_kill.as_ref(),
+        Action::Stop => spec.broker_stop.as_ref(),
+        Action::Pause => spec.broker_pause.as_ref(),
+        Action::LatencyAdd(_) => spec.latency_add.as_ref(),
+        Action::Start => spec.broker_start.as_ref(),
+        Action::Resume => spec.broker_resume.as_ref(),
+        Action::LatencyRemove => spec.latency_remove.as_ref(),
+    }
+}
+
+fn expand(t: &str, broker: i32, action: Action) -> String {
+    let latency_ms = match action {
+        Action::LatencyAdd(d) => d.as_millis().to_string(),
+        _ => "0".into(),
+    };
+    t.replace("{broker}", &broker.to_string()).replace("{latency_ms}", &latency_ms)
+}
+
+/// Act on the embedded cluster. A kill or stop also moves the leadership of the partitions the
+/// broker led to another replica, as the controller of a real cluster would; a pause is a
+/// round-trip time of an hour (requests hang, connections stay open).
+pub fn embedded(
+    controls: &dyn EmbeddedControls,
+    action: &Action,
+    broker: i32,
+    leaders: &[PartitionLeader],
+    clock: &dyn Clock,
+) -> ActionRecord {
+    let started = clock.now_us();
+    let result = match action {
+        Action::Kill | Action::Stop => controls.broker_down(broker).and_then(|()| {
+            let mut moved = 0;
+            for l in leaders.iter().filter(|l| l.leader == broker) {
+                if let Some(to) = l.replicas.iter().copied().find(|r| *r != broker) {
+                    controls.set_leader(&l.topic, l.partition, to)?;
+                    moved += 1;
+                }
+            }
+            tracing::debug!("embedded: broker {broker} down, {moved} partition leaders moved");
+            Ok(())
+        }),
+        Action::Start => controls.broker_up(broker),
+        Action::Pause => controls.set_rtt(broker, Duration::from_secs(3600)),
+        Action::LatencyAdd(d) => controls.set_rtt(broker, *d),
+        Action::Resume | Action::LatencyRemove => controls.set_rtt(broker, Duration::ZERO),
+    };
+    ActionRecord {
+        action: action.name().into(),
+        broker,
+        at_s: started as f64 / 1e6,
+        duration_s: clock.now_us().saturating_sub(started) as f64 / 1e6,
+        ok: result.is_ok(),
+        output: result.err().unwrap_or_default(),
+        ..ActionRecord::default()
+    }
+}
+
+fn process_action(
+    spec: &ProcessFaults,
+    dir: &Path,
+    action: Action,
+    broker: i32,
+    record: &mut ActionRecord,
+) -> Result<(), String> {
+    let signal = |sig: i32| -> Result<i32, String> {
+        let pid = broker_pid(spec, dir, broker)?;
+        // SAFETY: kill(2) with a pid read from the broker's pid file and checked to be a live
+        // broker JVM; no memory is touched.
+        if unsafe { libc::kill(pid, sig) } != 0 {
+            return Err(format!("kill({pid}, {sig}): {}", std::io::Error::last_os_error()));
+        }
+        Ok(pid)
+    };
+    match action {
+        Action::Kill => {
+            let pid = signal(libc::SIGKILL)?;
+            record.output = format!("SIGKILL sent to pid {pid}");
+            wait_gone(pid, Duration::from_secs(10))
+        }
+        Action::Stop => {
+            let pid = signal(libc::SIGTERM)?;
+            record.output = format!("SIGTERM sent to pid {pid}");
+            if wait_gone(pid, spec.stop_timeout.0).is_err() {
+                // SAFETY: as above, same pid, still a live process.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                record.output.push_str(&format!("; still running after {}: SIGKILL", spec.stop_timeout));
+                wait_gone(pid, Duration::from_secs(10))?;
+            }
+            Ok(())
+        }
+        Action::Pause => signal(libc::SIGSTOP).map(|pid| record.output = format!("SIGSTOP sent to pid {pid}")),
+        Action::Resume => signal(libc::SIGCONT).map(|pid| record.output = format!("SIGCONT sent to pid {pid}")),
+        Action::Start => {
+            let cmd = expand(&spec.restart, broker, action);
+            let out = run_command(&cmd, dir, spec.timeout.0);
+            record.command = Some(cmd);
+            record.exit_code = out.exit_code;
+            record.output = out.output;
+            out.result
+        }
+        Action::LatencyAdd(_) | Action::LatencyRemove => Err("the process mechanism cannot change latency".into()),
+    }
+}
+
+/// The pid in the broker's pid file, if it names a live JVM.
+fn broker_pid(spec: &ProcessFaults, dir: &Path, broker: i32) -> Result<i32, String> {
+    let path = dir.join(spec.pid_file.replace("{broker}", &broker.to_string()));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read pid file {}: {e}", path.display()))?;
+    let pid: i32 = text.trim().parse().map_err(|_| format!("{} does not hold a pid", path.display()))?;
+    if pid <= 1 {
+        return Err(format!("{} holds pid {pid}: refusing to signal it", path.display()));
+    }
+    if !alive(pid) {
+        return Err(format!("broker {broker} (pid {pid} from {}) is not running", path.display()));
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if Path::new("/proc/self").exists() && !String::from_utf8_lossy(&cmdline).contains("java") {
+        return Err(format!("pid {pid} from {} is not a JVM: refusing to signal it", path.display()));
+    }
+    Ok(pid)
+}
+
+/// Is `pid` a live (not zombie) process?
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    if unsafe { libc::kill(pid, 0) } != 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().map(str::trim_start).is_none_or(|s| !s.starts_with('Z')),
+        Err(_) => !Path::new("/proc/self").exists(),
+    }
+}
+
+fn wait_gone(pid: i32, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return Err(format!("pid {pid} still running after {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// The outcome of a shell command.
+#[derive(Debug)]
+pub struct CommandOutput {
+    pub result: Result<(), String>,
+    pub exit_code: Option<i32>,
+    /// The end of stdout then stderr, at most 4000 characters.
+    pub output: String,
+}
+
+/// Run `cmd` with `sh -c` in `dir`, in its own process group, killed (group and all) after
+/// `timeout`.
+pub fn run_command(cmd: &str, dir: &Path, timeout: Duration) -> CommandOutput {
+    let spawned = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            return CommandOutput {
+                result: Err(format!("cannot run `{cmd}` in {}: {e}", dir.display())),
+                exit_code: None,
+                output: String::new(),
+            };
+        }
+    };
+    let reader = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if Instant::now() > deadline => {
+                // SAFETY: kill the command's own process group (it was started with pgid = pid).
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let _ = child.wait();
+                break Err(format!("`{cmd}` timed out after {timeout:?} and was killed"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => break Err(format!("waiting for `{cmd}`: {e}")),
+        }
+    };
+    let mut text = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
+    text.push_str(&String::from_utf8_lossy(&err.join().unwrap_or_default()));
+    let output = tail(text.trim(), 4000);
+    match status {
+        Ok(s) if s.success() => CommandOutput { result: Ok(()), exit_code: s.code(), output },
+        Ok(s) => CommandOutput { result: Err(format!("`{cmd}` exited with {s}")), exit_code: s.code(), output },
+        Err(e) => CommandOutput { result: Err(e), exit_code: None, output },
+    }
+}
+
+fn tail(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max { s.to_string() } else { s.chars().skip(n - max).collect() }
+}
