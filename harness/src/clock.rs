@@ -123,7 +123,7 @@ mod tests {
     use super::*;
 
     fn ev(t: u64) -> Event {
-        Event { intended_us: t, created_us: t, device: 0, class: 0, seq: t, size: 1 }
+        Event { intended_us: t, created_us: t, device: 0, class: 0, seq: t, size: 1, firmware: 0 }
     }
 
     #[test]

@@ -277,6 +277,7 @@ impl Runner {
         let ready = Arc::new(AtomicU32::new(0));
         let mut collector = Collector::new(CollectorConfig {
             classes: plan.classes.len(),
+            versions: plan.firmware_names().to_vec(),
             groups: s.consumers.iter().map(|g| g.name.clone()).collect(),
             group_readers: group_readers.clone(),
             warmup_us: plan.warmup_us,
@@ -597,7 +598,10 @@ impl Runner {
         }
         let audit_seconds = seen.as_ref().map(|seen| {
             crate::recorder::audit::by_second(&acks, seen, &|st, seq| {
-                plan.intended_us(usize::from(st.class), u64::from(st.device), seq).map(|us| (us / 1_000_000) as u32)
+                // Only asked about records seen without an acknowledgement (rare). Their creation
+                // second stands in for the intended send second, which differs only for records
+                // buffered by a wave.
+                plan.created_us(usize::from(st.class), u64::from(st.device), seq).map(|us| (us / 1_000_000) as u32)
             })
         });
         let audit = seen.map(|seen| audit_counts(&plan, &acks, &seen));

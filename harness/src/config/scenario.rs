@@ -54,6 +54,89 @@ pub struct Scenario {
     /// Faults injected during the load. The profile says how (its `faults` mechanism).
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// Reconnect waves: part of the fleet goes offline, buffers its events, then flushes them.
+    #[serde(default)]
+    pub waves: Vec<WaveSpec>,
+}
+
+/// A reconnect wave: at `at`, some devices go offline for `offline`. They keep creating events
+/// into a bounded buffer (one per device and payload class); on reconnect (spread over
+/// `reconnect_jitter`) they send the buffer in creation order at `flush_rate`, then carry on.
+/// Buffered events keep their creation time, so the report separates event age from transport
+/// latency.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct WaveSpec {
+    /// Label in the report. Default `wave-<n>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Required. When the devices drop off, from the start of the load.
+    pub at: Dur,
+    /// Required. How long they stay offline (before the reconnect jitter).
+    pub offline: Dur,
+    /// Which devices: a cohort declared in `fleet.cohorts` (default: the whole fleet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohort: Option<String>,
+    /// Share of those devices that go offline, chosen with the seed. Default `100%`.
+    #[serde(default = "full_share")]
+    pub share: Ratio,
+    /// Each device reconnects at a seeded moment within this long after `offline` ends. Default `0`.
+    #[serde(default)]
+    pub reconnect_jitter: Dur,
+    /// How fast a reconnected device sends its backlog (per device and class), e.g. `20/s`.
+    /// Default: all at once, as fast as the producer allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flush_rate: Option<Rate>,
+    /// The buffer of each device and payload class while offline.
+    #[serde(default)]
+    pub buffer: BufferSpec,
+    /// Repeat the wave, e.g. `{every: 5m, times: 3}` (the same devices each time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<Repeat>,
+}
+
+impl WaveSpec {
+    pub fn label(&self, index: usize) -> String {
+        self.name.clone().unwrap_or_else(|| format!("wave-{}", index + 1))
+    }
+}
+
+/// An offline device's buffer.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct BufferSpec {
+    /// Events kept per device and payload class. Default 1000.
+    #[serde(default = "default_capacity")]
+    pub capacity: u32,
+    /// What a full buffer drops: `drop_oldest` (keep the newest) or `drop_newest`. Drops are
+    /// counted in the report. Default `drop_oldest`.
+    #[serde(default)]
+    pub overflow: Overflow,
+}
+
+impl Default for BufferSpec {
+    fn default() -> Self {
+        BufferSpec { capacity: default_capacity(), overflow: Overflow::default() }
+    }
+}
+
+fn default_capacity() -> u32 {
+    1000
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    #[default]
+    DropOldest,
+    DropNewest,
+}
+
+/// Repetition of a timed event.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Repeat {
+    /// Required. Time between the starts of two occurrences.
+    pub every: Dur,
+    /// Required. How many occurrences in all (the first included).
+    pub times: u32,
 }
 
 fn default_drain() -> Dur {
@@ -99,6 +182,60 @@ pub struct Fleet {
     pub id_pattern: String,
     /// Required. What the devices send: one entry per payload class.
     pub classes: Vec<PayloadClass>,
+    /// Named groups of devices (regions, gateways, sites), as disjoint seeded shares of the
+    /// fleet. Waves can target a cohort.
+    #[serde(default)]
+    pub cohorts: Vec<Cohort>,
+    /// Firmware versions and rollouts between them. Payload classes can change size, headers and
+    /// format per version (`classes[].versions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<Firmware>,
+}
+
+/// A named group of devices.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Cohort {
+    /// Required.
+    pub name: String,
+    /// Required. Share of the fleet. Cohorts do not overlap; their shares add up to at most 100%.
+    pub share: Ratio,
+}
+
+/// The fleet's firmware.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Firmware {
+    /// Required. Versions at the start, with their shares of the fleet (adding up to 100%).
+    pub versions: Vec<FirmwareVersion>,
+    /// Rollouts: devices move from one version to another over a window.
+    #[serde(default)]
+    pub rollouts: Vec<Rollout>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct FirmwareVersion {
+    /// Required, e.g. `"1.4"`.
+    pub name: String,
+    /// Share of the fleet running it at the start. Default `0%` (a version only rolled out to).
+    #[serde(default)]
+    pub share: Ratio,
+}
+
+/// A rollout: each selected device upgrades at a seeded moment within `[start, start + over]`, so
+/// the new version's share ramps linearly across the window.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Rollout {
+    /// Only devices on this version upgrade (default: devices on any other version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Required. The version they move to (declared in `versions`).
+    pub to: String,
+    /// Required. When the rollout begins.
+    pub start: Dur,
+    /// Required. How long it takes to reach every selected device.
+    pub over: Dur,
+    /// Share of the eligible devices that upgrade. Default `100%`.
+    #[serde(default = "full_share")]
+    pub share: Ratio,
 }
 
 fn default_id_pattern() -> String {
@@ -134,6 +271,60 @@ pub struct PayloadClass {
     /// Record headers added to every message of this class.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// How the rate changes over the run: `{stages: [...]}` (steps and linear ramps) or
+    /// `{diurnal: {...}}` (a daily curve, compressible to a short period). Default: constant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<RateShape>,
+    /// Per firmware version: a different size, format or extra headers (e.g. a schema header).
+    #[serde(default)]
+    pub versions: BTreeMap<String, VersionOverride>,
+}
+
+/// A class's payload under one firmware version.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+pub struct VersionOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Dist<ByteSize>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<ValueFormat>,
+    /// Headers added to (or replacing) the class's headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A multiplier on a class's rate over time.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RateShape {
+    /// From each stage's `at`, the rate is `factor` times the class's rate; with `ramp`, it moves
+    /// linearly there from the previous factor over that long. Before the first stage: 1.
+    Stages(Vec<Stage>),
+    /// A cosine day: `low` at the trough, `high` at `peak_at`, repeating every `period`
+    /// (`24h` for real days, `10m` to compress a day into a short run).
+    Diurnal(Diurnal),
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Stage {
+    /// Required.
+    pub at: Dur,
+    /// Required. Multiplier of the class's rate (0 silences it).
+    pub factor: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<Dur>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Diurnal {
+    /// Required. Length of one day.
+    pub period: Dur,
+    /// Required. Factor at the quietest moment.
+    pub low: f64,
+    /// Required. Factor at the peak.
+    pub high: f64,
+    /// When in the period the peak falls. Default: half a period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_at: Option<Dur>,
 }
 
 fn full_share() -> Ratio {
@@ -307,9 +498,94 @@ pub struct ConsumerGroupSpec {
     /// Simulated work per record, a plain duration (`2ms`) or a distribution. Default none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processing_time: Option<Dist<Dur>>,
+    /// Simulated work per batch instead of per record: every `size` records cost `time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchSpec>,
+    /// The sink slows down (`factor`) or stalls (`stall: true`) for a while.
+    #[serde(default)]
+    pub slowdowns: Vec<Slowdown>,
+    /// A share of records fails processing and goes to a dead-letter topic (declared in
+    /// `topics`), counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<DeadLetter>,
+    /// The group seeks back and re-reads history while ingest goes on.
+    #[serde(default)]
+    pub replays: Vec<Replay>,
+    /// The group's members close and rejoin.
+    #[serde(default)]
+    pub restarts: Vec<GroupRestart>,
     /// Any other librdkafka consumer property, passed through as is.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
+}
+
+/// Per-batch processing time.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct BatchSpec {
+    /// Required. Records per batch.
+    pub size: u32,
+    /// Required. Work per batch: a plain duration or a distribution.
+    pub time: Dist<Dur>,
+}
+
+/// A sink slowdown or stall.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Slowdown {
+    /// Required. When it starts.
+    pub at: Dur,
+    /// Required. How long it lasts.
+    #[serde(rename = "for")]
+    pub lasts: Dur,
+    /// Processing takes this many times longer (e.g. `5`). Give this or `stall`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
+    /// The members stop reading altogether.
+    #[serde(default)]
+    pub stall: bool,
+}
+
+/// Dead-letter routing.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct DeadLetter {
+    /// Required. Share of records that fail processing (seeded).
+    pub rate: Ratio,
+    /// Required. Topic they are written to (one of `topics`).
+    pub topic: String,
+}
+
+/// A replay: at `at`, every member seeks its partitions back and reads forward again.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct Replay {
+    /// Required. When the group seeks back.
+    pub at: Dur,
+    /// Required. `earliest`, `{ago: 10m}` (by record timestamp) or `{records: 100000}` (per
+    /// partition).
+    pub to: ReplayTarget,
+    /// Cap on the group's read rate while it catches up, e.g. `5000/s`. Default: as fast as it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Rate>,
+}
+
+/// Where a replay seeks to.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayTarget {
+    /// The start of each partition's retained log.
+    Earliest,
+    /// The first record with a timestamp at or after this long before the replay.
+    Ago(Dur),
+    /// This many records back from the current position, per partition.
+    Records(u64),
+}
+
+/// A group restart: members close (leaving the group) and rejoin `down` later.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct GroupRestart {
+    /// Required.
+    pub at: Dur,
+    /// How long the members stay away. Default `0`.
+    #[serde(default)]
+    pub down: Dur,
 }
 
 /// Where a consumer group starts.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use super::profile::{FaultMechanism, Profile, TargetKind};
-use super::scenario::{BrokerSelector, FaultKind, Scenario};
+use super::scenario::{BrokerSelector, FaultKind, RateShape, ReplayTarget, Scenario};
 use super::units::Dur;
 use super::yaml::{Kind, Node};
 use crate::plan::IdPattern;
@@ -15,6 +15,10 @@ const MAX_VALUE: f64 = 64.0 * 1024.0 * 1024.0;
 
 fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 200 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+fn quoted(items: &[&str]) -> String {
+    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
 }
 
 fn duplicates<'a>(names: impl Iterator<Item = &'a str>) -> Vec<(usize, &'a str)> {
@@ -56,6 +60,28 @@ pub fn references(root: &Node) -> Vec<(String, String)> {
             if let Some(t) = t.as_str() {
                 check(&mut out, format!("consumers[{i}].topics[{j}]"), t);
             }
+        }
+    }
+    for (i, g) in groups.iter().enumerate() {
+        if let Some(t) = g.get("dead_letter").and_then(|d| d.get("topic")).and_then(Node::as_str) {
+            check(&mut out, format!("consumers[{i}].dead_letter.topic"), t);
+        }
+    }
+    let cohorts = list(root.get("fleet").and_then(|f| f.get("cohorts")));
+    let cohort_names = names(&cohorts);
+    for (i, w) in list(root.get("waves")).iter().enumerate() {
+        if let Some(c) = w.get("cohort").and_then(Node::as_str)
+            && !cohort_names.iter().any(|n| n == c)
+        {
+            let known = cohort_names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+            out.push((
+                format!("waves[{i}].cohort"),
+                if known.is_empty() {
+                    format!("unknown cohort `{c}`: declare it in `fleet.cohorts`")
+                } else {
+                    format!("unknown cohort `{c}`: declared cohorts are {known}")
+                },
+            ));
         }
     }
     let faults = list(root.get("faults"));
@@ -191,6 +217,127 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
         err(format!("fleet.classes[{i}].name"), format!("class `{name}` is declared twice"));
     }
 
+    // Cohorts and firmware.
+    let shares: f64 = f.cohorts.iter().map(|c| c.share.0).sum();
+    if shares > 1.0 + 1e-9 {
+        err("fleet.cohorts".into(), format!("cohort shares add up to {:.1}%, more than 100%", shares * 100.0));
+    }
+    let versions: Vec<&str> =
+        f.firmware.as_ref().map(|fw| fw.versions.iter().map(|v| v.name.as_str()).collect()).unwrap_or_default();
+    if let Some(fw) = &f.firmware {
+        if fw.versions.is_empty() {
+            err("fleet.firmware.versions".into(), "declare at least one version".into());
+        }
+        let total: f64 = fw.versions.iter().map(|v| v.share.0).sum();
+        if (total - 1.0).abs() > 1e-6 {
+            err("fleet.firmware.versions".into(), format!("version shares add up to {:.1}%, not 100%", total * 100.0));
+        }
+        for (i, name) in duplicates(fw.versions.iter().map(|v| v.name.as_str())) {
+            err(format!("fleet.firmware.versions[{i}].name"), format!("version `{name}` is declared twice"));
+        }
+        for (i, r) in fw.rollouts.iter().enumerate() {
+            let p = format!("fleet.firmware.rollouts[{i}]");
+            if !versions.contains(&r.to.as_str()) {
+                err(
+                    format!("{p}.to"),
+                    format!("unknown version `{}`: declared versions are {}", r.to, quoted(&versions)),
+                );
+            }
+            if let Some(from) = &r.from {
+                if !versions.contains(&from.as_str()) {
+                    err(
+                        format!("{p}.from"),
+                        format!("unknown version `{from}`: declared versions are {}", quoted(&versions)),
+                    );
+                }
+                if *from == r.to {
+                    err(format!("{p}.to"), "a rollout must move to another version".into());
+                }
+            }
+            if r.start >= s.duration {
+                err(
+                    format!("{p}.start"),
+                    format!("start {} is not before the end of the load ({})", r.start, s.duration),
+                );
+            }
+        }
+    }
+    for (i, c) in f.classes.iter().enumerate() {
+        for (v, o) in &c.versions {
+            let p = format!("fleet.classes[{i}].versions.{v}");
+            if f.firmware.is_none() {
+                err(p, "per-version payloads need `fleet.firmware`".into());
+            } else if !versions.contains(&v.as_str()) {
+                err(p, format!("unknown version `{v}`: declared versions are {}", quoted(&versions)));
+            } else if let Some(size) = &o.size {
+                for (field, msg) in size.problems() {
+                    err(format!("{p}.size.{field}"), msg);
+                }
+            }
+        }
+        if let Some(shape) = &c.shape {
+            let p = format!("fleet.classes[{i}].shape");
+            match shape {
+                RateShape::Stages(stages) => {
+                    if stages.is_empty() {
+                        err(format!("{p}.stages"), "declare at least one stage".into());
+                    }
+                    for (j, st) in stages.iter().enumerate() {
+                        if !(st.factor.is_finite() && st.factor >= 0.0 && st.factor <= 1000.0) {
+                            err(format!("{p}.stages[{j}].factor"), "factor must be between 0 and 1000".into());
+                        }
+                    }
+                }
+                RateShape::Diurnal(d) => {
+                    if d.period.is_zero() {
+                        err(format!("{p}.diurnal.period"), "period must be greater than zero".into());
+                    }
+                    if !(d.low >= 0.0 && d.high >= d.low && d.high.is_finite()) {
+                        err(format!("{p}.diurnal"), "need 0 <= low <= high".into());
+                    }
+                }
+            }
+        }
+    }
+
+    // Waves.
+    for (i, w) in s.waves.iter().enumerate() {
+        let p = format!("waves[{i}]");
+        if w.at >= s.duration {
+            err(format!("{p}.at"), format!("at {} is not before the end of the load ({})", w.at, s.duration));
+        }
+        if w.offline.is_zero() {
+            err(format!("{p}.offline"), "offline must be greater than zero".into());
+        }
+        if w.buffer.capacity == 0 {
+            err(
+                format!("{p}.buffer.capacity"),
+                "capacity must be at least 1 (a device that buffers nothing is not offline, it is lost)".into(),
+            );
+        }
+        if w.flush_rate.is_some_and(|r| r.as_per_sec() <= 0.0) {
+            err(
+                format!("{p}.flush_rate"),
+                "flush_rate must be greater than zero (or left out: as fast as possible)".into(),
+            );
+        }
+        if let Some(r) = &w.repeat {
+            if r.times == 0 {
+                err(format!("{p}.repeat.times"), "times must be at least 1".into());
+            }
+            if r.every.0 <= w.offline.0 + w.reconnect_jitter.0 {
+                err(
+                    format!("{p}.repeat.every"),
+                    "occurrences would overlap: `every` must be longer than `offline` plus `reconnect_jitter`".into(),
+                );
+            }
+        }
+    }
+    let wave_labels: Vec<String> = s.waves.iter().enumerate().map(|(i, w)| w.label(i)).collect();
+    for (i, name) in duplicates(wave_labels.iter().map(String::as_str)) {
+        err(format!("waves[{i}].name"), format!("wave `{name}` is named twice"));
+    }
+
     // Producer.
     let pr = &s.producer;
     if pr.instances == 0 || pr.instances > 64 {
@@ -270,6 +417,68 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
         if let Some(d) = &g.processing_time {
             for (field, msg) in d.problems() {
                 err(format!("{p}.processing_time.{field}"), msg);
+            }
+        }
+        if let Some(b) = &g.batch {
+            if g.processing_time.is_some() {
+                err(
+                    format!("{p}.batch"),
+                    "give `processing_time` (per record) or `batch` (per batch), not both".into(),
+                );
+            }
+            if b.size == 0 {
+                err(format!("{p}.batch.size"), "size must be at least 1".into());
+            }
+            for (field, msg) in b.time.problems() {
+                err(format!("{p}.batch.time.{field}"), msg);
+            }
+        }
+        for (j, sl) in g.slowdowns.iter().enumerate() {
+            let q = format!("{p}.slowdowns[{j}]");
+            match (sl.factor, sl.stall) {
+                (Some(_), true) => err(format!("{q}.stall"), "give `factor` or `stall: true`, not both".into()),
+                (None, false) => err(format!("{q}.factor"), "give `factor` (e.g. `5`) or `stall: true`".into()),
+                (Some(f), false) if !(f.is_finite() && f > 0.0 && f <= 10_000.0) => {
+                    err(format!("{q}.factor"), "factor must be between 0 and 10000".into())
+                }
+                _ => {}
+            }
+            if sl.factor.is_some() && g.processing_time.is_none() && g.batch.is_none() {
+                err(
+                    format!("{q}.factor"),
+                    "a slowdown factor multiplies `processing_time` or `batch.time`: declare one".into(),
+                );
+            }
+            if sl.lasts.is_zero() {
+                err(format!("{q}.for"), "`for` must be greater than zero".into());
+            }
+            if sl.at >= s.duration {
+                err(format!("{q}.at"), format!("at {} is not before the end of the load ({})", sl.at, s.duration));
+            }
+        }
+        if let Some(dl) = &g.dead_letter
+            && g.topics.contains(&dl.topic)
+        {
+            err(format!("{p}.dead_letter.topic"), "the dead-letter topic must not be one the group reads".into());
+        }
+        for (j, r) in g.replays.iter().enumerate() {
+            let q = format!("{p}.replays[{j}]");
+            if r.at >= s.duration {
+                err(format!("{q}.at"), format!("at {} is not before the end of the load ({})", r.at, s.duration));
+            }
+            if r.to == ReplayTarget::Records(0) {
+                err(format!("{q}.to.records"), "records must be at least 1".into());
+            }
+            if r.rate.is_some_and(|x| x.as_per_sec() <= 0.0) {
+                err(format!("{q}.rate"), "rate must be greater than zero".into());
+            }
+        }
+        for (j, r) in g.restarts.iter().enumerate() {
+            if r.at >= s.duration {
+                err(
+                    format!("{p}.restarts[{j}].at"),
+                    format!("at {} is not before the end of the load ({})", r.at, s.duration),
+                );
             }
         }
         if let Some(id) = &g.group_id

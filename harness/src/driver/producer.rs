@@ -68,6 +68,8 @@ pub struct ProducerOutcome {
     pub error: Option<String>,
     /// Largest gap between acknowledgements while messages were outstanding, µs.
     pub longest_ack_gap_us: u64,
+    /// What this instance's devices did in each wave occurrence.
+    pub waves: Vec<crate::plan::WaveCounts>,
 }
 
 struct InFlight {
@@ -77,6 +79,7 @@ struct InFlight {
     seq: u64,
     topic: u16,
     bytes: u32,
+    firmware: u16,
 }
 
 struct State {
@@ -122,6 +125,10 @@ impl ProducerContext for PCtx {
             Ok(msg) => {
                 st.longest_ack_gap_us = st.longest_ack_gap_us.max(now.saturating_sub(st.last_ack_us.max(f.send_us)));
                 st.last_ack_us = now;
+                if let Some(v) = st.window.versions.get_mut(usize::from(f.firmware)) {
+                    v.acked += 1;
+                    v.acked_bytes += u64::from(f.bytes);
+                }
                 if let Some(w) = st.window.classes.get_mut(class) {
                     w.acked += 1;
                     w.acked_bytes += u64::from(f.bytes);
@@ -166,7 +173,7 @@ fn run(args: ProducerArgs) -> ProducerOutcome {
     let ctx = PCtx {
         base: args.ctx.clone(),
         state: Mutex::new(State {
-            window: ProducerWindow::new(args.plan.classes.len(), &args.template),
+            window: ProducerWindow::new(args.plan.classes.len(), args.plan.firmware_names().len(), &args.template),
             ledger: AckLedger::default(),
             last_ack_us: 0,
             longest_ack_gap_us: 0,
@@ -203,7 +210,10 @@ fn run(args: ProducerArgs) -> ProducerOutcome {
     let flush = |producer: &BaseProducer<PCtx>, second: u32| {
         let w = {
             let mut st = producer.context().state();
-            std::mem::replace(&mut st.window, ProducerWindow::new(args.plan.classes.len(), &args.template))
+            std::mem::replace(
+                &mut st.window,
+                ProducerWindow::new(args.plan.classes.len(), args.plan.firmware_names().len(), &args.template),
+            )
         };
         args.source.send(second, WindowData::Producer(Box::new(w)));
     };
@@ -233,16 +243,23 @@ fn send_all(
     flush: &FlushFn<'_>,
 ) {
     let plan = &args.plan;
-    let mut pacer = Pacer::new(plan.schedule(args.instance, args.instances), plan.duration_us);
-    let headers: Vec<Option<OwnedHeaders>> = plan
+    let mut schedule = plan.schedule(args.instance, args.instances);
+    let mut pacer = Pacer::new(schedule.by_ref(), plan.duration_us);
+    // Headers per class and firmware version, built once.
+    let headers: Vec<Vec<Option<OwnedHeaders>>> = plan
         .classes
         .iter()
         .map(|c| {
-            (!c.headers.is_empty()).then(|| {
-                c.headers.iter().fold(OwnedHeaders::new_with_capacity(c.headers.len()), |h, (k, v)| {
-                    h.insert(Header { key: k, value: Some(v) })
+            c.payloads
+                .iter()
+                .map(|p| {
+                    (!p.headers.is_empty()).then(|| {
+                        p.headers.iter().fold(OwnedHeaders::new_with_capacity(p.headers.len()), |h, (k, v)| {
+                            h.insert(Header { key: k, value: Some(v) })
+                        })
+                    })
                 })
-            })
+                .collect()
         })
         .collect();
     let origin_unix = clock.origin_unix_us();
@@ -283,12 +300,19 @@ fn send_all(
                     run: args.run_id,
                     device: ev.device,
                     class: ev.class,
-                    firmware: 0,
+                    firmware: ev.firmware,
                     seq: ev.seq,
                     created_us: origin_unix + ev.created_us,
                     intended_us: origin_unix + ev.intended_us,
                 };
-                wire::encode(class.format, &stamp, &key, ev.size as usize, &args.filler, &mut value);
+                wire::encode(
+                    class.payload(ev.firmware).format,
+                    &stamp,
+                    &key,
+                    ev.size as usize,
+                    &args.filler,
+                    &mut value,
+                );
                 let topic = &plan.topics[class.topic];
                 let bytes = u32::try_from(value.len()).unwrap_or(u32::MAX);
                 let mut send_us = clock.now_us();
@@ -301,12 +325,14 @@ fn send_all(
                         seq: ev.seq,
                         topic: class.topic as u16,
                         bytes,
+                        firmware: ev.firmware,
                     }),
                 )
                 .key(key.as_slice())
                 .payload(value.as_slice())
                 .timestamp(i64::try_from(stamp.created_us / 1000).unwrap_or(0));
-                if let Some(h) = &headers[usize::from(ev.class)] {
+                let class_headers = &headers[usize::from(ev.class)];
+                if let Some(Some(h)) = class_headers.get(usize::from(ev.firmware)).or(class_headers.first()) {
                     record = record.headers(h.clone());
                 }
                 loop {
@@ -314,6 +340,9 @@ fn send_all(
                         Ok(()) => {
                             out.sent += 1;
                             let mut st = producer.context().state();
+                            if let Some(v) = st.window.versions.get_mut(usize::from(ev.firmware)) {
+                                v.sent += 1;
+                            }
                             if let Some(w) = st.window.classes.get_mut(usize::from(ev.class)) {
                                 w.sent += 1;
                             }
@@ -352,6 +381,8 @@ fn send_all(
             }
         }
     }
+    drop(pacer);
+    out.waves = std::mem::take(&mut schedule.waves);
 }
 
 fn drain(

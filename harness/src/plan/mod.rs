@@ -1,21 +1,35 @@
 //! The plan: a scenario turned into a seeded, deterministic schedule of device events.
 //!
 //! Planning is pure: no clock, no I/O, no target. [`Plan::from_scenario`] fixes who sends what;
-//! [`Schedule`] yields every event in order of its *intended* send time. The producer driver sends
-//! each event when its time comes and measures latency from that intended time, so a stalled
-//! target cannot hide behind a stalled sender (no coordinated omission).
+//! [`Schedule`] yields every event in order of its *intended send* time. The producer driver
+//! sends each event when its time comes and measures latency from that intended time, so a
+//! stalled target cannot hide behind a stalled sender (no coordinated omission).
 //!
-//! Memory is one heap entry (24 bytes) per (device, class) stream; nothing else is kept per device.
+//! What shapes the schedule:
+//! - each class's rate, optionally varying over time ([`warp`]: stages, ramps, a diurnal curve);
+//! - fixed (evenly phased) or Poisson arrivals;
+//! - firmware versions and rollouts, which choose each event's payload ([`fleet`]);
+//! - reconnect waves ([`fleet::WavePlan`]): a device offline keeps creating events into a bounded
+//!   buffer; on reconnect it sends them in creation order at its flush rate. Such an event's
+//!   intended send time is later than its creation time; both travel in the record.
+//!
+//! Memory is one heap entry (24 bytes) per (device, class) stream, plus a small drain state for
+//! the streams of devices that are flushing a wave's backlog.
 
+pub mod fleet;
 pub mod rng;
+pub mod warp;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::config::dist::Dist;
-use crate::config::scenario::{Arrival, Scenario, ValueFormat};
+use crate::config::scenario::{Arrival, Overflow, Scenario, ValueFormat};
 use crate::config::units::ByteSize;
+use crate::recorder::audit::IntMap;
+use fleet::{Cohorts, FirmwarePlan, WavePlan};
 use rng::{Permutation, SplitMix, mix, unit};
+use warp::Warp;
 
 /// Salts that keep independent random choices independent.
 const SALT_SHARE: u64 = 0x5348;
@@ -33,6 +47,9 @@ pub struct Plan {
     pub ids: IdPattern,
     pub topics: Vec<String>,
     pub classes: Vec<ClassPlan>,
+    pub cohorts: Cohorts,
+    pub firmware: Option<FirmwarePlan>,
+    pub waves: Vec<WavePlan>,
 }
 
 /// One payload class, planned.
@@ -43,25 +60,40 @@ pub struct ClassPlan {
     pub topic: usize,
     /// Exact number of devices sending this class.
     pub participants: u64,
-    /// Mean gap between two sends of one device, in microseconds.
+    /// Mean gap between two sends of one device at factor 1, in microseconds.
     pub period_us: f64,
     pub arrival: Arrival,
-    pub size: Dist<ByteSize>,
-    pub format: ValueFormat,
-    pub headers: Vec<(String, String)>,
+    /// The payload per firmware version (index 0 also serves fleets without firmware).
+    pub payloads: Vec<Payload>,
+    /// The rate's time warp, if the class has a shape.
+    warp: Option<Warp>,
+    /// Mean rate factor over the run (1 without a shape).
+    pub mean_factor: f64,
     members: Permutation,
 }
 
+/// What a class sends under one firmware version.
+#[derive(Clone, Debug)]
+pub struct Payload {
+    pub size: Dist<ByteSize>,
+    pub format: ValueFormat,
+    pub headers: Vec<(String, String)>,
+}
+
 impl ClassPlan {
-    /// Planned events per second across the class.
+    /// Planned events per second across the class, averaged over the run.
     pub fn planned_rate(&self) -> f64 {
-        if self.period_us > 0.0 { self.participants as f64 * 1e6 / self.period_us } else { 0.0 }
+        if self.period_us > 0.0 { self.participants as f64 * 1e6 / self.period_us * self.mean_factor } else { 0.0 }
     }
 
     /// The device's rank among this class's senders, if it is one.
     pub fn rank(&self, device: u64) -> Option<u64> {
         let r = self.members.apply(device);
         (r < self.participants).then_some(r)
+    }
+
+    pub fn payload(&self, firmware: u16) -> &Payload {
+        self.payloads.get(usize::from(firmware)).unwrap_or(&self.payloads[0])
     }
 }
 
@@ -70,14 +102,16 @@ impl ClassPlan {
 pub struct Event {
     /// When the record should be sent, microseconds from the start of the run.
     pub intended_us: u64,
-    /// When the device created the event (equal to `intended_us` unless it was buffered).
+    /// When the device created the event (earlier than `intended_us` if it was buffered).
     pub created_us: u64,
     pub device: u32,
     pub class: u16,
-    /// Per-device sequence number within the class, from 0.
+    /// Per-device sequence number within the class, from 0 (dropped events use theirs too).
     pub seq: u64,
     /// Value size in bytes.
     pub size: u32,
+    /// Firmware version index (0 without firmware).
+    pub firmware: u16,
 }
 
 impl Plan {
@@ -85,6 +119,9 @@ impl Plan {
     pub fn from_scenario(s: &Scenario) -> Plan {
         let topics: Vec<String> = s.topics.iter().map(|t| t.name.clone()).collect();
         let devices = s.fleet.devices;
+        let duration_ns = s.duration.as_micros() * 1000;
+        let firmware = s.fleet.firmware.as_ref().map(|f| FirmwarePlan::new(f, devices, s.seed));
+        let versions: Vec<String> = firmware.as_ref().map(|f| f.names.clone()).unwrap_or_default();
         let classes = s
             .fleet
             .classes
@@ -97,17 +134,53 @@ impl Plan {
                     (None, Some(total)) if participants > 0 => total.as_per_sec() / participants as f64,
                     _ => 0.0,
                 };
+                let base = Payload {
+                    size: c.size.clone(),
+                    format: c.format,
+                    headers: c.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                };
+                let mut payloads = vec![base; versions.len().max(1)];
+                for (vi, name) in versions.iter().enumerate() {
+                    if let Some(o) = c.versions.get(name) {
+                        let p = &mut payloads[vi];
+                        if let Some(size) = &o.size {
+                            p.size = size.clone();
+                        }
+                        if let Some(f) = o.format {
+                            p.format = f;
+                        }
+                        for (k, v) in &o.headers {
+                            match p.headers.iter_mut().find(|(hk, _)| hk == k) {
+                                Some(h) => h.1 = v.clone(),
+                                None => p.headers.push((k.clone(), v.clone())),
+                            }
+                        }
+                    }
+                }
+                let warp = c.shape.as_ref().map(|shape| Warp::new(shape, duration_ns));
                 ClassPlan {
                     name: c.name.clone(),
                     topic: topics.iter().position(|t| *t == c.topic).unwrap_or(0),
                     participants,
                     period_us: if per_device > 0.0 { 1e6 / per_device } else { f64::INFINITY },
                     arrival: c.arrival,
-                    size: c.size.clone(),
-                    format: c.format,
-                    headers: c.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    payloads,
+                    mean_factor: warp.as_ref().map_or(1.0, |w| w.mean_factor(duration_ns)),
+                    warp,
                     members: Permutation::new(devices, mix(s.seed, &[SALT_SHARE, i as u64])),
                 }
+            })
+            .collect();
+        let cohorts = Cohorts::new(&s.fleet.cohorts, devices, s.seed);
+        let mut first_instance = 0;
+        let waves = s
+            .waves
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let plan = WavePlan::new(w, i, &cohorts.names, first_instance);
+                first_instance += plan.times as usize;
+                plan
             })
             .collect();
         Plan {
@@ -118,12 +191,29 @@ impl Plan {
             ids: IdPattern::parse(&s.fleet.id_pattern).unwrap_or_default(),
             topics,
             classes,
+            cohorts,
+            firmware,
+            waves,
         }
     }
 
-    /// Planned events per second across all classes.
+    /// Planned events per second across all classes, averaged over the run.
     pub fn planned_rate(&self) -> f64 {
         self.classes.iter().map(ClassPlan::planned_rate).sum()
+    }
+
+    /// Occurrences of all waves, in wave order: (wave index, occurrence).
+    pub fn wave_instances(&self) -> Vec<(usize, u32)> {
+        self.waves.iter().enumerate().flat_map(|(w, p)| (0..p.times).map(move |i| (w, i))).collect()
+    }
+
+    /// Firmware version names (empty without firmware).
+    pub fn firmware_names(&self) -> &[String] {
+        self.firmware.as_ref().map_or(&[], |f| &f.names)
+    }
+
+    pub fn firmware_at(&self, device: u64, t_ns: u64) -> u16 {
+        self.firmware.as_ref().map_or(0, |f| f.at(device, t_ns))
     }
 
     /// The schedule of the devices assigned to `shard` of `shards` (device number modulo shards).
@@ -131,22 +221,36 @@ impl Plan {
         Schedule::new(self, shard, shards.max(1))
     }
 
-    /// Time of a stream's first event, in nanoseconds from the start of the run.
-    fn first_ns(&self, class: usize, device: u64, rank: u64) -> u64 {
+    /// Operational time of a stream's first event (ns).
+    fn first_op_ns(&self, class: usize, device: u64, rank: u64) -> f64 {
         let c = &self.classes[class];
-        let ns = match c.arrival {
+        match c.arrival {
             Arrival::Fixed => {
                 // Phases spread evenly over one period, in seeded order, jittered within their slot.
                 let u = unit(mix(self.seed, &[SALT_PHASE, class as u64, device]));
                 (rank as f64 + u) / c.participants.max(1) as f64 * c.period_us * 1e3
             }
             Arrival::Poisson => self.gap_ns(class, device, 0),
-        };
-        ns.round() as u64
+        }
     }
 
-    /// Gap between event `k - 1` and event `k` of a stream, in nanoseconds. Times are kept in
-    /// nanoseconds so that summing fixed gaps drifts by well under a microsecond per million events.
+    /// Creation time (ns) of a stream's first event.
+    fn first_created(&self, class: usize, device: u64, rank: u64) -> u64 {
+        let u = self.first_op_ns(class, device, rank);
+        self.to_real(class, u)
+    }
+
+    fn to_real(&self, class: usize, u: f64) -> u64 {
+        let t = match &self.classes[class].warp {
+            None => u,
+            Some(w) => w.inverse(u),
+        };
+        if t.is_finite() { t.round() as u64 } else { u64::MAX }
+    }
+
+    /// Gap in operational time between event `k - 1` and event `k` of a stream, in nanoseconds.
+    /// Times are kept in nanoseconds so that summing fixed gaps drifts by well under a
+    /// microsecond per million events.
     fn gap_ns(&self, class: usize, device: u64, k: u64) -> f64 {
         let c = &self.classes[class];
         match c.arrival {
@@ -158,47 +262,132 @@ impl Plan {
         }
     }
 
-    /// Intended send time (µs) of event `seq` of a device's class stream, recomputed from the
-    /// seed. O(1) for fixed arrivals, O(seq) for poisson; `None` if the device does not send the
-    /// class.
-    pub fn intended_us(&self, class: usize, device: u64, seq: u64) -> Option<u64> {
+    /// Creation time (ns) of event `k`, given event `k - 1` was created at `prev_ns`.
+    fn next_created(&self, class: usize, device: u64, k: u64, prev_ns: u64) -> u64 {
+        let gap = self.gap_ns(class, device, k);
+        match &self.classes[class].warp {
+            None => prev_ns.saturating_add(gap.round() as u64),
+            Some(w) => {
+                let t = w.inverse(w.forward(prev_ns as f64) + gap);
+                if t.is_finite() { (t.round() as u64).max(prev_ns) } else { u64::MAX }
+            }
+        }
+    }
+
+    /// Creation time (µs) of event `seq` of a device's class stream, recomputed from the seed:
+    /// O(seq). `None` if the device does not send the class.
+    pub fn created_us(&self, class: usize, device: u64, seq: u64) -> Option<u64> {
         let c = self.classes.get(class)?;
         let rank = c.rank(device)?;
-        let first = self.first_ns(class, device, rank);
-        let t = match c.arrival {
-            Arrival::Fixed => first.saturating_add(seq.saturating_mul(self.gap_ns(class, device, 1).round() as u64)),
-            Arrival::Poisson => (1..=seq.min(50_000_000))
-                .fold(first, |t, k| t.saturating_add(self.gap_ns(class, device, k).round() as u64)),
+        let first = self.first_created(class, device, rank);
+        let t = if c.warp.is_none() && c.arrival == Arrival::Fixed {
+            first.saturating_add(seq.saturating_mul(self.gap_ns(class, device, 1).round() as u64))
+        } else {
+            (1..=seq.min(50_000_000)).fold(first, |t, k| self.next_created(class, device, k, t))
         };
         Some(t / 1000)
     }
 
-    fn size_of(&self, class: usize, device: u64, k: u64) -> u32 {
+    fn size_of(&self, class: usize, device: u64, k: u64, firmware: u16) -> u32 {
         let mut rng = SplitMix::new(mix(self.seed, &[SALT_SIZE, class as u64, device, k]));
-        let bytes = self.classes[class].size.sample(&mut rng).0;
+        let bytes = self.classes[class].payload(firmware).size.sample(&mut rng).0;
         u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+
+    /// The first wave occurrence whose offline window holds `t_ns` for this device:
+    /// (occurrence index among all, reconnect time).
+    fn offline_window(&self, device: u64, t_ns: u64) -> Option<(usize, u64)> {
+        self.waves.iter().find_map(|w| {
+            if !w.includes(device, &self.cohorts, self.seed) {
+                return None;
+            }
+            w.window(device, t_ns, self.seed).map(|(i, reconnect)| (w.first_instance + i as usize, reconnect))
+        })
+    }
+
+    fn wave_of_instance(&self, instance: usize) -> Option<&WavePlan> {
+        self.waves.iter().rev().find(|w| w.first_instance <= instance)
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
-    /// Intended time in nanoseconds from the start of the run.
+    /// Intended send time in nanoseconds from the start of the run.
     t: u64,
     device: u32,
     class: u16,
     k: u32,
 }
 
-/// The events of one shard of the fleet, in intended-time order (ties broken by device, class).
+/// A stream flushing a wave's backlog.
+#[derive(Clone, Debug)]
+struct Drain {
+    /// Creation time of the stream's pending event.
+    created: u64,
+    /// The earliest send time of the next event (the flush rate's clock).
+    next_send: u64,
+    reconnect: u64,
+    /// Events `drop_lo..drop_hi` were dropped by the full buffer.
+    drop_lo: u64,
+    drop_hi: u64,
+    /// First event created after the offline window.
+    window_hi: u64,
+    kept_remaining: u64,
+    gap: u64,
+    instance: usize,
+    last_send: u64,
+}
+
+/// What happened in one wave occurrence, for the devices of one schedule.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WaveCounts {
+    /// (device, class) streams that went offline.
+    pub streams: u64,
+    /// Events kept in the buffers, sent after reconnecting.
+    pub buffered: u64,
+    /// Events dropped because a buffer was full.
+    pub dropped: u64,
+    /// Buffered events still unsent when the load ended.
+    pub unsent: u64,
+    /// When the last stream had flushed its backlog and caught up (µs).
+    pub flush_end_us: u64,
+}
+
+impl WaveCounts {
+    pub fn merge(&mut self, o: &WaveCounts) {
+        self.streams += o.streams;
+        self.buffered += o.buffered;
+        self.dropped += o.dropped;
+        self.unsent += o.unsent;
+        self.flush_end_us = self.flush_end_us.max(o.flush_end_us);
+    }
+}
+
+/// The events of one shard of the fleet, in intended-send-time order (ties broken by device,
+/// class).
 pub struct Schedule<'p> {
     plan: &'p Plan,
     heap: BinaryHeap<Reverse<Entry>>,
     end_ns: u64,
+    drains: IntMap<u64, Drain>,
+    /// Per wave occurrence (see [`Plan::wave_instances`]).
+    pub waves: Vec<WaveCounts>,
+}
+
+fn stream_key(device: u32, class: u16) -> u64 {
+    (u64::from(class) << 32) | u64::from(device)
 }
 
 impl<'p> Schedule<'p> {
     fn new(plan: &'p Plan, shard: u32, shards: u32) -> Self {
         let end_ns = plan.duration_us.saturating_mul(1000);
+        let mut s = Schedule {
+            plan,
+            heap: BinaryHeap::new(),
+            end_ns,
+            drains: IntMap::default(),
+            waves: vec![WaveCounts::default(); plan.wave_instances().len()],
+        };
         let mut entries = Vec::new();
         for (ci, class) in plan.classes.iter().enumerate() {
             if class.participants == 0 || !class.period_us.is_finite() {
@@ -207,15 +396,16 @@ impl<'p> Schedule<'p> {
             let mut device = u64::from(shard);
             while device < plan.devices {
                 if let Some(rank) = class.rank(device) {
-                    let t = plan.first_ns(ci, device, rank);
-                    if t < end_ns {
-                        entries.push(Reverse(Entry { t, device: device as u32, class: ci as u16, k: 0 }));
+                    let c = plan.first_created(ci, device, rank);
+                    if let Some(e) = s.advance(device as u32, ci as u16, 0, c) {
+                        entries.push(Reverse(e));
                     }
                 }
                 device += u64::from(shards);
             }
         }
-        Schedule { plan, heap: BinaryHeap::from(entries), end_ns }
+        s.heap = BinaryHeap::from(entries);
+        s
     }
 
     /// Intended time of the next event in microseconds, if any.
@@ -227,6 +417,88 @@ impl<'p> Schedule<'p> {
     pub fn live_streams(&self) -> usize {
         self.heap.len()
     }
+
+    /// The entry for the stream's next event to send, starting with event `k` created at `c`:
+    /// skips events dropped by a full buffer, enters and leaves wave drains. `None` when the
+    /// stream sends nothing more before the end of the load.
+    fn advance(&mut self, device: u32, class: u16, mut k: u64, mut c: u64) -> Option<Entry> {
+        let plan = self.plan;
+        let key = stream_key(device, class);
+        let (d64, ci) = (u64::from(device), usize::from(class));
+        loop {
+            if c >= self.end_ns || k >= u64::from(u32::MAX) {
+                if let Some(d) = self.drains.remove(&key) {
+                    self.waves[d.instance].unsent += d.kept_remaining;
+                }
+                return None;
+            }
+            if let Some(d) = self.drains.get_mut(&key) {
+                if (d.drop_lo..d.drop_hi).contains(&k) {
+                    k += 1;
+                    c = plan.next_created(ci, d64, k, c);
+                    continue;
+                }
+                let send = c.max(d.next_send);
+                if send == c && c >= d.reconnect {
+                    // Caught up: the backlog is flushed, the device is back to normal.
+                    let w = &mut self.waves[d.instance];
+                    w.flush_end_us = w.flush_end_us.max(d.last_send / 1000);
+                    self.drains.remove(&key);
+                } else if send >= self.end_ns {
+                    let left = d.kept_remaining;
+                    self.waves[d.instance].unsent += left;
+                    self.drains.remove(&key);
+                    return None;
+                } else {
+                    d.next_send = send.saturating_add(d.gap);
+                    d.created = c;
+                    d.last_send = send;
+                    if k < d.window_hi {
+                        d.kept_remaining = d.kept_remaining.saturating_sub(1);
+                    }
+                    return Some(Entry { t: send, device, class, k: k as u32 });
+                }
+            }
+            if let Some((instance, reconnect)) = plan.offline_window(d64, c) {
+                // Offline: count what the device creates until it reconnects.
+                let until = reconnect.min(self.end_ns);
+                let (mut n, mut j, mut cj) = (0u64, k, c);
+                while cj < until {
+                    n += 1;
+                    j += 1;
+                    cj = plan.next_created(ci, d64, j, cj);
+                }
+                let Some(wave) = plan.wave_of_instance(instance) else { return None };
+                let kept = n.min(wave.capacity);
+                let dropped = n - kept;
+                let (drop_lo, drop_hi) = match wave.overflow {
+                    Overflow::DropNewest => (k + kept, k + n),
+                    Overflow::DropOldest => (k, k + dropped),
+                };
+                let counts = &mut self.waves[instance];
+                counts.streams += 1;
+                counts.buffered += kept;
+                counts.dropped += dropped;
+                self.drains.insert(
+                    key,
+                    Drain {
+                        created: c,
+                        next_send: reconnect,
+                        reconnect,
+                        drop_lo,
+                        drop_hi,
+                        window_hi: k + n,
+                        kept_remaining: kept,
+                        gap: wave.flush_gap_ns,
+                        instance,
+                        last_send: reconnect,
+                    },
+                );
+                continue;
+            }
+            return Some(Entry { t: c, device, class, k: k as u32 });
+        }
+    }
 }
 
 impl Iterator for Schedule<'_> {
@@ -234,24 +506,32 @@ impl Iterator for Schedule<'_> {
 
     fn next(&mut self) -> Option<Event> {
         let plan = self.plan;
-        let mut top = self.heap.peek_mut()?;
-        let e = top.0;
+        let Reverse(e) = *self.heap.peek()?;
         let class = usize::from(e.class);
         let device = u64::from(e.device);
+        let key = stream_key(e.device, e.class);
+        let created = self.drains.get(&key).map_or(e.t, |d| d.created);
+        let firmware = plan.firmware_at(device, created);
         let event = Event {
             intended_us: e.t / 1000,
-            created_us: e.t / 1000,
+            created_us: created / 1000,
             device: e.device,
             class: e.class,
             seq: u64::from(e.k),
-            size: plan.size_of(class, device, u64::from(e.k)),
+            size: plan.size_of(class, device, u64::from(e.k), firmware),
+            firmware,
         };
-        let k = e.k.saturating_add(1);
-        let next_t = e.t.saturating_add(plan.gap_ns(class, device, u64::from(k)).round() as u64);
-        if next_t < self.end_ns && k != u32::MAX {
-            top.0 = Entry { t: next_t, k, ..e };
-        } else {
-            std::collections::binary_heap::PeekMut::pop(top);
+        let k = u64::from(e.k) + 1;
+        let next_created = plan.next_created(class, device, k, created);
+        match self.advance(e.device, e.class, k, next_created) {
+            Some(next) => {
+                if let Some(mut top) = self.heap.peek_mut() {
+                    top.0 = next;
+                }
+            }
+            None => {
+                self.heap.pop();
+            }
         }
         Some(event)
     }

@@ -207,9 +207,191 @@ fn id_patterns_render_and_reject() {
 }
 
 #[test]
-fn intended_times_can_be_recomputed_for_any_event() {
+fn creation_times_can_be_recomputed_for_any_event() {
     let plan = Plan::from_scenario(&scenario(13, ""));
     for e in plan.schedule(0, 1).step_by(97) {
-        assert_eq!(plan.intended_us(usize::from(e.class), u64::from(e.device), e.seq), Some(e.intended_us), "{e:?}");
+        assert_eq!(plan.created_us(usize::from(e.class), u64::from(e.device), e.seq), Some(e.created_us), "{e:?}");
     }
+}
+
+fn shaped(extra_fleet: &str, class_extra: &str, top: &str) -> Scenario {
+    let src = format!(
+        r#"
+name: shapes
+seed: 99
+duration: 40s
+topics: [{{name: t}}]
+fleet:
+  devices: 1000
+  classes:
+    - name: m
+      topic: t
+      rate: 1/1s
+      format: binary
+      size: 64B
+{class_extra}
+{extra_fleet}
+{top}
+"#
+    );
+    parse_scenario("shapes.yaml", &src).unwrap()
+}
+
+fn per_second(plan: &Plan) -> Vec<u64> {
+    let mut v = vec![0u64; (plan.duration_us / 1_000_000) as usize + 1];
+    for e in plan.schedule(0, 1) {
+        v[(e.intended_us / 1_000_000) as usize] += 1;
+    }
+    v
+}
+
+#[test]
+fn a_wave_buffers_drops_exactly_and_flushes_in_a_burst() {
+    let wave =
+        "waves:\n  - {name: storm, at: 10s, offline: 10s, share: 50%, buffer: {capacity: 8, overflow: drop_oldest}}\n";
+    let with = Plan::from_scenario(&shaped("", "", wave));
+    let without = Plan::from_scenario(&shaped("", "", ""));
+    let offline: Vec<u64> = (0..1000).filter(|d| with.waves[0].includes(*d, &with.cohorts, with.seed)).collect();
+    assert!((400..600).contains(&offline.len()), "{}", offline.len());
+    // The independent expectation: each offline device's events created in [10s, 20s), less 8 kept.
+    let mut created_in_window = std::collections::HashMap::<u32, u64>::new();
+    for e in without.schedule(0, 1) {
+        if (10_000_000..20_000_000).contains(&e.created_us) && offline.contains(&u64::from(e.device)) {
+            *created_in_window.entry(e.device).or_default() += 1;
+        }
+    }
+    let expected_dropped: u64 = created_in_window.values().map(|n| n.saturating_sub(8)).sum();
+    let mut schedule = with.schedule(0, 1);
+    let events: Vec<Event> = schedule.by_ref().collect();
+    let counts = &schedule.waves[0];
+    assert_eq!(counts.dropped, expected_dropped);
+    assert!(expected_dropped >= offline.len() as u64, "the buffers overflowed");
+    assert_eq!(counts.buffered, 8 * offline.len() as u64);
+    assert_eq!(counts.streams, offline.len() as u64);
+    assert_eq!(counts.unsent, 0);
+    // Offline devices send nothing while offline; their kept events are the 8 newest, sent at 20s
+    // with their creation times intact.
+    for e in &events {
+        if offline.contains(&u64::from(e.device)) {
+            assert!(!(10_000_000..20_000_000).contains(&e.intended_us), "{e:?}");
+            if e.intended_us != e.created_us {
+                assert!((12_000_000..20_000_000).contains(&e.created_us), "{e:?}");
+                assert_eq!(e.intended_us, 20_000_000);
+            }
+        }
+    }
+    assert_eq!(events.len() as u64 + expected_dropped, without.schedule(0, 1).count() as u64);
+    // The flush second carries well over three times the usual rate.
+    let rates = per_second(&with);
+    assert!(rates[20] >= 3 * rates[5], "{} vs {}", rates[20], rates[5]);
+}
+
+#[test]
+fn a_flush_rate_spreads_the_backlog_and_the_device_catches_up() {
+    let wave = "waves:\n  - {at: 10s, offline: 10s, reconnect_jitter: 2s, flush_rate: 4/s, buffer: {capacity: 100, overflow: drop_newest}}\n";
+    let plan = Plan::from_scenario(&shaped("", "", wave));
+    let mut schedule = plan.schedule(0, 1);
+    let mut last: std::collections::HashMap<(u32, u16), (u64, u64)> = std::collections::HashMap::new();
+    for e in schedule.by_ref() {
+        if let Some((t, seq)) = last.insert((e.device, e.class), (e.intended_us, e.seq)) {
+            assert!(e.intended_us >= t && e.seq > seq, "per-device order: {e:?}");
+            // While flushing, events of a device are at least 250 ms apart.
+            if e.intended_us != e.created_us && t >= 20_000_000 {
+                assert!(e.intended_us - t >= 249_999, "{e:?} after {t}");
+            }
+        }
+    }
+    let c = &schedule.waves[0];
+    assert_eq!(c.dropped, 0);
+    assert!(c.buffered >= 10_000);
+    // 10-12 buffered per device at 4/s, while new ones keep arriving at 1/s: caught up by ~27s.
+    assert!((21_000_000..30_000_000).contains(&c.flush_end_us), "{}", c.flush_end_us);
+}
+
+#[test]
+fn a_repeated_wave_on_a_cohort_hits_only_that_cohort() {
+    let fleet = "  cohorts: [{name: eu, share: 20%}, {name: us, share: 30%}]\n";
+    let wave = "waves:\n  - {at: 5s, offline: 3s, cohort: eu, repeat: {every: 10s, times: 3}}\n";
+    let plan = Plan::from_scenario(&shaped(fleet, "", wave));
+    assert_eq!(plan.wave_instances().len(), 3);
+    let mut schedule = plan.schedule(0, 1);
+    for e in schedule.by_ref() {
+        let in_eu = plan.cohorts.contains(0, u64::from(e.device));
+        let offline =
+            [5_000_000u64, 15_000_000, 25_000_000].iter().any(|s| (*s..*s + 3_000_000).contains(&e.intended_us));
+        assert!(!(in_eu && offline), "{e:?}");
+    }
+    assert_eq!(plan.cohorts.size(0), 200);
+    for c in &schedule.waves {
+        assert_eq!(c.streams, 200);
+    }
+}
+
+#[test]
+fn a_rollout_moves_the_fleet_to_the_new_version_across_its_window() {
+    let fleet = "  firmware:\n    versions: [{name: '1.0', share: 100%}, {name: '2.0'}]\n    rollouts: [{to: '2.0', start: 10s, over: 20s}]\n";
+    let class = "      versions:\n        '2.0': {size: 200B, headers: {schema: v2}}\n";
+    let plan = Plan::from_scenario(&shaped(fleet, class, ""));
+    let mut v2 = [0u64; 40];
+    let mut all = [0u64; 40];
+    for e in plan.schedule(0, 1) {
+        let s = (e.intended_us / 1_000_000) as usize;
+        all[s] += 1;
+        if e.firmware == 1 {
+            v2[s] += 1;
+            assert_eq!(e.size, 200);
+        } else {
+            assert_eq!(e.size, 64);
+        }
+    }
+    for s in 0..40 {
+        let share = v2[s] as f64 / all[s] as f64;
+        let planned = ((s as f64 + 0.5 - 10.0) / 20.0).clamp(0.0, 1.0);
+        assert!((share - planned).abs() < 0.08, "second {s}: {share:.2} vs {planned:.2}");
+    }
+    assert_eq!(plan.classes[0].payload(1).headers, vec![("schema".to_string(), "v2".to_string())]);
+}
+
+#[test]
+fn stages_and_ramps_shape_the_rate() {
+    let class = "      shape: {stages: [{at: 10s, factor: 3}, {at: 20s, factor: 0}, {at: 30s, factor: 1, ramp: 5s}]}\n";
+    let plan = Plan::from_scenario(&shaped("", class, ""));
+    let r = per_second(&plan);
+    for s in 2..9 {
+        assert!((r[s] as f64 - 1000.0).abs() < 30.0, "{s}: {}", r[s]);
+    }
+    for s in 11..19 {
+        assert!((r[s] as f64 - 3000.0).abs() < 60.0, "{s}: {}", r[s]);
+    }
+    for s in 21..29 {
+        assert_eq!(r[s], 0, "{s}: silenced");
+    }
+    assert!(r[31] < r[34] && r[34] < r[37], "ramping: {:?}", &r[30..38]);
+    let planned = plan.planned_rate() * 40.0;
+    let total: u64 = r.iter().sum();
+    assert!((total as f64 - planned).abs() / planned < 0.01, "{total} vs {planned}");
+}
+
+#[test]
+fn poisson_arrivals_follow_a_diurnal_curve() {
+    let class = "      arrival: poisson\n      shape: {diurnal: {period: 40s, low: 0.2, high: 1.8, peak_at: 20s}}\n";
+    let plan = Plan::from_scenario(&shaped("", class, ""));
+    let r = per_second(&plan);
+    let early: u64 = r[0..5].iter().sum();
+    let peak: u64 = r[18..23].iter().sum();
+    assert!(peak > 5 * early, "peak {peak} early {early}");
+}
+
+#[test]
+fn every_feature_together_is_still_deterministic() {
+    let fleet = "  cohorts: [{name: eu, share: 50%}]\n  firmware:\n    versions: [{name: a, share: 60%}, {name: b, share: 40%}]\n    rollouts: [{from: a, to: b, start: 5s, over: 10s, share: 50%}]\n";
+    let class = "      arrival: poisson\n      shape: {stages: [{at: 10s, factor: 2, ramp: 5s}]}\n";
+    let wave = "waves:\n  - {at: 8s, offline: 6s, cohort: eu, share: 50%, reconnect_jitter: 3s, flush_rate: 5/s, buffer: {capacity: 3}}\n";
+    let hash = |seed: u64| {
+        let mut s = shaped(fleet, class, wave);
+        s.seed = seed;
+        fingerprint(&Plan::from_scenario(&s))
+    };
+    assert_eq!(hash(5), hash(5));
+    assert_ne!(hash(5), hash(6));
 }

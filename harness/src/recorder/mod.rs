@@ -156,10 +156,20 @@ pub struct ClassWindow {
     pub from_send: Hist,
 }
 
+/// Records of one firmware version in a producer window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VersionWindow {
+    pub sent: u64,
+    pub acked: u64,
+    pub acked_bytes: u64,
+}
+
 /// One second of one producer instance.
 #[derive(Clone, Debug)]
 pub struct ProducerWindow {
     pub classes: Vec<ClassWindow>,
+    /// Per firmware version (one entry without firmware).
+    pub versions: Vec<VersionWindow>,
     /// Actual send time minus intended send time.
     pub send_lag: Hist,
     /// Sends that found librdkafka's queue full and had to wait.
@@ -168,8 +178,9 @@ pub struct ProducerWindow {
 }
 
 impl ProducerWindow {
-    pub fn new(classes: usize, template: &Hist) -> Self {
+    pub fn new(classes: usize, versions: usize, template: &Hist) -> Self {
         ProducerWindow {
+            versions: vec![VersionWindow::default(); versions.max(1)],
             classes: (0..classes)
                 .map(|_| ClassWindow {
                     sent: 0,
@@ -194,14 +205,30 @@ pub struct ConsumerWindow {
     pub bytes: u64,
     /// Records not written by this run (other runs, other writers).
     pub foreign: u64,
-    /// End-to-end latency: consumption time minus the record's intended send time.
+    /// Records of this run the group had already read (replays, restarts, redelivery).
+    pub rereads: u64,
+    /// Records routed to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// End-to-end latency: consumption time minus the record's intended send time (first reads).
     pub e2e: Hist,
+    /// Event age: consumption time minus the record's creation time (first reads). Differs from
+    /// `e2e` for records a device buffered while offline.
+    pub age: Hist,
     pub errors: BTreeMap<String, u64>,
 }
 
 impl ConsumerWindow {
     pub fn new(template: &Hist) -> Self {
-        ConsumerWindow { consumed: 0, bytes: 0, foreign: 0, e2e: template.empty_like(), errors: BTreeMap::new() }
+        ConsumerWindow {
+            consumed: 0,
+            bytes: 0,
+            foreign: 0,
+            rereads: 0,
+            dead_lettered: 0,
+            e2e: template.empty_like(),
+            age: template.empty_like(),
+            errors: BTreeMap::new(),
+        }
     }
 }
 
@@ -462,6 +489,12 @@ pub struct TimelinePoint {
     /// The audit's verdict on records whose *intended send time* falls in this second.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<crate::recorder::audit::AuditPoint>,
+    /// Records sent per firmware version (fleets with firmware only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, u64>,
+    /// Waves whose devices were offline or flushing during this second.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<String>,
 }
 
 /// One consumer group in one second.
@@ -470,7 +503,13 @@ pub struct GroupPoint {
     pub consumed: u64,
     /// Records acknowledged but not yet consumed by the group, sampled at the end of the second.
     pub lag: u64,
+    /// Of `consumed`, records the group had read before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rereads: u64,
     pub e2e: WindowLatency,
+    /// Event age (from creation) p99 of first reads.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub age_p99_us: u64,
 }
 
 /// Totals of one payload class over the run.
@@ -494,7 +533,10 @@ pub struct GroupTotals {
     pub consumed: u64,
     pub bytes: u64,
     pub foreign: u64,
+    pub rereads: u64,
+    pub dead_lettered: u64,
     pub e2e: Hist,
+    pub age: Hist,
     pub max_lag: u64,
     pub final_lag: u64,
     pub errors: BTreeMap<String, u64>,
@@ -512,6 +554,8 @@ pub struct Recording {
     pub audit_reads: u64,
     /// Windows that arrived after their second had been closed (merged into totals only).
     pub late_windows: u64,
+    /// Per firmware version, over the run.
+    pub versions: Vec<VersionWindow>,
 }
 
 /// Set once, when the load starts: the run's clock. Drivers started earlier wait for it.
@@ -520,6 +564,8 @@ pub type Start = Arc<OnceLock<MonotonicClock>>;
 /// What the collector needs to know.
 pub struct CollectorConfig {
     pub classes: usize,
+    /// Firmware version names (empty without firmware).
+    pub versions: Vec<String>,
     pub groups: Vec<String>,
     /// The offset-book reader of each group, for lag.
     pub group_readers: Vec<usize>,
@@ -602,7 +648,10 @@ impl State {
                     consumed: 0,
                     bytes: 0,
                     foreign: 0,
+                    rereads: 0,
+                    dead_lettered: 0,
                     e2e: t.empty_like(),
+                    age: t.empty_like(),
                     max_lag: 0,
                     final_lag: 0,
                     errors: BTreeMap::new(),
@@ -610,6 +659,7 @@ impl State {
                 .collect(),
             audit_reads: 0,
             late_windows: 0,
+            versions: Vec::new(),
         };
         State {
             lag: cfg.groups.iter().map(|_| BTreeMap::new()).collect(),
@@ -738,6 +788,14 @@ impl State {
             if measured {
                 self.rec.send_lag.add(&p.send_lag);
             }
+            if self.rec.versions.len() < p.versions.len() {
+                self.rec.versions.resize(p.versions.len(), VersionWindow::default());
+            }
+            for (a, b) in self.rec.versions.iter_mut().zip(&p.versions) {
+                a.sent += b.sent;
+                a.acked += b.acked;
+                a.acked_bytes += b.acked_bytes;
+            }
             self.rec.backpressure += p.backpressure;
             for (k, v) in &p.errors {
                 *self.rec.errors.entry(k.clone()).or_insert(0) += v;
@@ -749,8 +807,11 @@ impl State {
                 t.consumed += w.consumed;
                 t.bytes += w.bytes;
                 t.foreign += w.foreign;
+                t.rereads += w.rereads;
+                t.dead_lettered += w.dead_lettered;
                 if measured {
                     t.e2e.add(&w.e2e);
+                    t.age.add(&w.age);
                 }
                 for (k, v) in &w.errors {
                     *t.errors.entry(k.clone()).or_insert(0) += v;
@@ -788,6 +849,9 @@ impl State {
                 lat.add(&w.from_intended);
             }
             p.backpressure = pw.backpressure;
+            for (name, v) in self.cfg.versions.iter().zip(&pw.versions) {
+                p.versions.insert(name.clone(), v.sent);
+            }
             p.errors.extend(pw.errors.iter().map(|(k, v)| (k.clone(), *v)));
             p.send_lag_p99_us = if pw.send_lag.is_empty() { 0 } else { pw.send_lag.h.value_at_quantile(0.99) };
             p.produce = lat.window();
@@ -796,7 +860,9 @@ impl State {
             let mut gp = GroupPoint { lag: self.lag[g].get(&second).copied().unwrap_or(0), ..GroupPoint::default() };
             if let Some(Some(w)) = agg.map(|a| &a.consumers[g]) {
                 gp.consumed = w.consumed;
+                gp.rereads = w.rereads;
                 gp.e2e = w.e2e.window();
+                gp.age_p99_us = w.age.window().p99_us;
                 for (k, v) in &w.errors {
                     *p.errors.entry(format!("consumer.{name}.{k}")).or_insert(0) += v;
                 }
@@ -821,6 +887,11 @@ fn merge(agg: &mut Agg, data: WindowData) {
                     a.from_intended.add(&b.from_intended);
                     a.from_send.add(&b.from_send);
                 }
+                for (a, b) in p.versions.iter_mut().zip(&w.versions) {
+                    a.sent += b.sent;
+                    a.acked += b.acked;
+                    a.acked_bytes += b.acked_bytes;
+                }
                 p.send_lag.add(&w.send_lag);
                 p.backpressure += w.backpressure;
                 for (k, v) in w.errors {
@@ -836,7 +907,10 @@ fn merge(agg: &mut Agg, data: WindowData) {
                         c.consumed += window.consumed;
                         c.bytes += window.bytes;
                         c.foreign += window.foreign;
+                        c.rereads += window.rereads;
+                        c.dead_lettered += window.dead_lettered;
                         c.e2e.add(&window.e2e);
+                        c.age.add(&window.age);
                         for (k, v) in window.errors {
                             *c.errors.entry(k).or_insert(0) += v;
                         }

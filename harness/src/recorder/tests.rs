@@ -9,6 +9,7 @@ fn collector(groups: &[&str], warmup_us: u64) -> (Collector, Arc<OffsetBook>, Hi
     let book = Arc::new(book);
     let c = Collector::new(CollectorConfig {
         classes: 1,
+        versions: Vec::new(),
         groups: groups.iter().map(|g| g.to_string()).collect(),
         group_readers: readers,
         warmup_us,
@@ -20,7 +21,7 @@ fn collector(groups: &[&str], warmup_us: u64) -> (Collector, Arc<OffsetBook>, Hi
 }
 
 fn producer_window(t: &Hist, acked: u64, latency_us: u64) -> WindowData {
-    let mut w = ProducerWindow::new(1, t);
+    let mut w = ProducerWindow::new(1, 1, t);
     w.classes[0].sent = acked;
     w.classes[0].acked = acked;
     w.classes[0].acked_bytes = acked * 100;
