@@ -381,7 +381,7 @@ fn send_all(
             }
         }
     }
-    drop(pacer);
+    let _ = pacer;
     out.waves = std::mem::take(&mut schedule.waves);
 }
 

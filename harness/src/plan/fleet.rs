@@ -181,7 +181,7 @@ impl WavePlan {
         if t_ns < self.at_ns {
             return None;
         }
-        let i = if self.every_ns == 0 { 0 } else { ((t_ns - self.at_ns) / self.every_ns) as u32 };
+        let i = (t_ns - self.at_ns).checked_div(self.every_ns).unwrap_or(0) as u32;
         if i >= self.times {
             return None;
         }

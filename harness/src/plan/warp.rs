@@ -29,7 +29,7 @@ pub fn factor_at(shape: &RateShape, t_s: f64) -> f64 {
 
 fn stages_factor(stages: &[Stage], t: f64) -> f64 {
     let mut sorted: Vec<&Stage> = stages.iter().collect();
-    sorted.sort_by(|a, b| a.at.cmp(&b.at));
+    sorted.sort_by_key(|s| s.at);
     let mut f = 1.0;
     for st in sorted {
         let at = st.at.as_secs_f64();
