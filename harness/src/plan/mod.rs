@@ -468,7 +468,7 @@ impl<'p> Schedule<'p> {
                     j += 1;
                     cj = plan.next_created(ci, d64, j, cj);
                 }
-                let Some(wave) = plan.wave_of_instance(instance) else { return None };
+                let wave = plan.wave_of_instance(instance)?;
                 let kept = n.min(wave.capacity);
                 let dropped = n - kept;
                 let (drop_lo, drop_hi) = match wave.overflow {

@@ -357,14 +357,14 @@ fn stages_and_ramps_shape_the_rate() {
     let class = "      shape: {stages: [{at: 10s, factor: 3}, {at: 20s, factor: 0}, {at: 30s, factor: 1, ramp: 5s}]}\n";
     let plan = Plan::from_scenario(&shaped("", class, ""));
     let r = per_second(&plan);
-    for s in 2..9 {
-        assert!((r[s] as f64 - 1000.0).abs() < 30.0, "{s}: {}", r[s]);
+    for (s, n) in r.iter().enumerate().take(9).skip(2) {
+        assert!((*n as f64 - 1000.0).abs() < 30.0, "{s}: {n}");
     }
-    for s in 11..19 {
-        assert!((r[s] as f64 - 3000.0).abs() < 60.0, "{s}: {}", r[s]);
+    for (s, n) in r.iter().enumerate().take(19).skip(11) {
+        assert!((*n as f64 - 3000.0).abs() < 60.0, "{s}: {n}");
     }
-    for s in 21..29 {
-        assert_eq!(r[s], 0, "{s}: silenced");
+    for (s, n) in r.iter().enumerate().take(29).skip(21) {
+        assert_eq!(*n, 0, "{s}: silenced");
     }
     assert!(r[31] < r[34] && r[34] < r[37], "ramping: {:?}", &r[30..38]);
     let planned = plan.planned_rate() * 40.0;
