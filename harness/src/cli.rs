@@ -25,6 +25,21 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario against a target and write its report.
     Run(RunArgs),
+    /// Show what a scenario will do and when (waves, rollouts, faults, replays...) and its
+    /// planned rates, from the seeded schedule, without a target.
+    Plan {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Override the scenario's duration.
+        #[arg(long, value_parser = parse_dur)]
+        duration: Option<Dur>,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check scenario and profile files; list every problem with its file, line and field.
     Validate {
         /// Scenario or profile files.

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod driver;
 pub mod exit;
+pub mod explain;
 pub mod faults;
 pub mod plan;
 pub mod recorder;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> Exit {
     let result = match cli.command {
         Command::Run(args) => run_scenario(&args, &signals::Interrupts::install()),
         Command::Validate { files } => Ok(validate(&files)),
+        Command::Plan { scenario, duration, seed, json } => explain_plan(&scenario, duration, seed, json),
     };
     match result {
         Ok(exit) => exit,
@@ -74,6 +76,37 @@ pub fn run_scenario(args: &RunArgs, interrupts: &signals::Interrupts) -> Result<
         Status::Aborted => Exit::Interrupted,
         Status::Failed => Exit::Target,
     })
+}
+
+/// `fleetstorm plan`: the timeline and planned rates of a scenario, without a target.
+pub fn explain_plan(
+    path: &std::path::Path,
+    duration: Option<config::units::Dur>,
+    seed: Option<u64>,
+    json: bool,
+) -> Result<Exit, Failure> {
+    let mut s = config::load_scenario(path).map_err(config_failure)?.value;
+    if let Some(d) = duration {
+        for note in s.shorten(d) {
+            eprintln!("note: {note}");
+        }
+    }
+    if let Some(seed) = seed {
+        s.seed = seed;
+    }
+    let problems = config::validate::scenario(&s);
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(|(p, m)| format!("{}: {p}: {m}", path.display())).collect();
+        return Err(Failure::Invalid(anyhow::anyhow!(list.join("\n"))));
+    }
+    let plan = plan::Plan::from_scenario(&s);
+    let x = explain::explain(&s, &plan);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&x).unwrap_or_default());
+    } else {
+        print!("{}", explain::render(&x));
+    }
+    Ok(Exit::Ok)
 }
 
 /// `fleetstorm validate`: every problem in every file, then exit 2 if there was any.

@@ -92,8 +92,9 @@ pub fn run(
     let started = SystemTime::now();
     let t0 = Instant::now();
     let mut scenario = sc.value;
+    let mut notes = Vec::new();
     if let Some(d) = opts.duration {
-        scenario.duration = d;
+        notes = scenario.shorten(d);
     }
     if let Some(s) = opts.seed {
         scenario.seed = s;
@@ -143,7 +144,7 @@ pub fn run(
         started,
         t0,
         dir,
-        warnings: Vec::new(),
+        warnings: notes,
         bootstrap: String::new(),
         brokers: Vec::new(),
         base_dir,
@@ -242,7 +243,11 @@ impl Runner {
                     .unwrap_or_else(|| format!("fleetstorm.{}.{}.{:08x}", s.name, g.name, self.meta.run_id >> 32)),
             );
         }
-        let audit_reader = book.add_reader(&(0..plan.topics.len()).collect::<Vec<_>>(), &highs);
+        // The audit reads the topics the fleet writes (not, say, a dead-letter topic, whose
+        // copies would look like duplicates).
+        let fleet_topics: Vec<usize> =
+            (0..plan.topics.len()).filter(|t| plan.classes.iter().any(|c| c.topic == *t)).collect();
+        let audit_reader = book.add_reader(&fleet_topics, &highs);
         let book = Arc::new(book);
         for (g, gid) in s.consumers.iter().zip(&group_ids) {
             let start = match g.start {
@@ -292,8 +297,13 @@ impl Runner {
 
         let audit_handle = if s.audit.enabled {
             expected_ready += 1;
-            let assignment: Vec<(String, i32, i64)> =
-                book.partitions.iter().enumerate().map(|(i, (t, p))| (plan.topics[*t].clone(), *p, highs[i])).collect();
+            let assignment: Vec<(String, i32, i64)> = book
+                .partitions
+                .iter()
+                .enumerate()
+                .filter(|(_, (t, _))| fleet_topics.contains(t))
+                .map(|(i, (t, p))| (plan.topics[*t].clone(), *p, highs[i]))
+                .collect();
             let extra = props([
                 ("group.id", format!("fleetstorm.audit.{:016x}", self.meta.run_id)),
                 ("client.id", "fleetstorm-audit".to_string()),
@@ -323,13 +333,25 @@ impl Runner {
         };
 
         let mut members = Vec::new();
+        let mut group_ledgers = Vec::new();
         for (gi, g) in s.consumers.iter().enumerate() {
+            let ledger = Arc::new(consumer::GroupLedger::default());
+            group_ledgers.push(ledger.clone());
+            let dead_letter = g.dead_letter.as_ref().map(|dl| consumer::DeadLetterArgs {
+                topic: dl.topic.clone(),
+                rate: dl.rate.0,
+                config: client_config(
+                    &conn.bootstrap,
+                    &[base, &props([("client.id", format!("fleetstorm-{}-dlq", g.name)), ("linger.ms", "5".into())])],
+                ),
+            });
             for m in 0..g.members {
                 expected_ready += 1;
                 let extra = props([
                     ("group.id", group_ids[gi].clone()),
                     ("client.id", format!("fleetstorm-{}-{m}", g.name)),
                     ("enable.auto.commit", "true".into()),
+                    ("enable.auto.offset.store", "false".into()),
                     ("auto.commit.interval.ms", "1000".into()),
                     ("auto.offset.reset", if g.start == StartOffset::Committed { "latest" } else { "earliest" }.into()),
                 ]);
@@ -348,6 +370,12 @@ impl Runner {
                     reader: group_readers[gi],
                     run_id: self.meta.run_id,
                     processing: g.processing_time.clone(),
+                    batch: g.batch.clone(),
+                    slowdowns: g.slowdowns.clone(),
+                    replays: g.replays.clone(),
+                    restarts: g.restarts.clone(),
+                    dead_letter: dead_letter.clone(),
+                    ledger: ledger.clone(),
                     seed: s.seed,
                     ready: ready.clone(),
                 });
@@ -593,8 +621,12 @@ impl Runner {
         drop(conn);
 
         let mut acks = AckLedger::default();
+        let mut wave_counts = vec![crate::plan::WaveCounts::default(); plan.wave_instances().len()];
         for o in &outcomes {
             acks.merge(&o.ledger);
+            for (a, b) in wave_counts.iter_mut().zip(&o.waves) {
+                a.merge(b);
+            }
         }
         let audit_seconds = seen.as_ref().map(|seen| {
             crate::recorder::audit::by_second(&acks, seen, &|st, seq| {
@@ -605,6 +637,26 @@ impl Runner {
             })
         });
         let audit = seen.map(|seen| audit_counts(&plan, &acks, &seen));
+        let missed: Vec<(u64, Vec<String>)> = s
+            .consumers
+            .iter()
+            .zip(&group_ledgers)
+            .map(|(g, ledger)| {
+                let classes: Vec<u16> = plan
+                    .classes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| g.topics.contains(&plan.topics[c.topic]))
+                    .map(|(i, _)| i as u16)
+                    .collect();
+                let (n, examples) = crate::recorder::audit::missed(&acks, &ledger.merged(), &classes);
+                let describe = |(st, seq): (Stream, u64)| {
+                    let class = plan.classes.get(usize::from(st.class)).map_or("?", |c| c.name.as_str());
+                    format!("{class}/{}#{seq}", plan.ids.render(u64::from(st.device)))
+                };
+                (n, examples.into_iter().map(describe).collect())
+            })
+            .collect();
         let client_errors = events.errors_by_second();
         let partition_names: Vec<(String, String)> = book
             .partitions
@@ -635,6 +687,8 @@ impl Runner {
             client_errors,
             fault_runs,
             partition_names,
+            wave_counts,
+            missed,
         };
         let report = self.assemble(status, (!reason.is_empty()).then_some(reason), Some(load));
         self.finish(report)
@@ -719,6 +773,7 @@ impl Runner {
             consumers: BTreeMap::new(),
             audit: AuditReport { enabled: s.audit.enabled, ..AuditReport::default() },
             faults: Vec::new(),
+            waves: Vec::new(),
             timeline: Vec::new(),
         };
         if let Some(l) = load {
@@ -744,6 +799,8 @@ struct Load<'a> {
     client_errors: BTreeMap<u32, BTreeMap<String, u64>>,
     fault_runs: Vec<FaultRun>,
     partition_names: Vec<(String, String)>,
+    wave_counts: Vec<crate::plan::WaveCounts>,
+    missed: Vec<(u64, Vec<String>)>,
 }
 
 fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
@@ -806,8 +863,12 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
                 topics: g.topics.clone(),
                 consumed: t.consumed,
                 foreign: t.foreign,
+                rereads: t.rereads,
+                missed: l.missed.get(gi).map_or(0, |m| m.0),
+                missed_examples: l.missed.get(gi).map(|m| m.1.clone()).unwrap_or_default(),
                 msgs_per_s: per_s(t.consumed),
                 e2e_latency: t.e2e.summary(),
+                event_age: t.age.summary(),
                 max_lag: t.max_lag,
                 final_lag: t.final_lag,
                 assignments: count_kind(members, "assign"),
@@ -819,6 +880,28 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
                     all.truncate(1000);
                     all
                 },
+                dead_letter: g.dead_letter.as_ref().map(|dl| crate::report::DeadLetterReport {
+                    topic: dl.topic.clone(),
+                    routed: t.dead_lettered,
+                    acked: members.iter().map(|m| m.dead_letter_acked).sum(),
+                    failed: members.iter().map(|m| m.dead_letter_failed).sum(),
+                }),
+                replays: Vec::new(),
+                slowdowns: Vec::new(),
+                restarts: Vec::new(),
+            },
+        );
+    }
+    let names = plan.firmware_names();
+    let total_sent: u64 = rec.versions.iter().map(|v| v.sent).sum();
+    for (name, v) in names.iter().zip(&rec.versions) {
+        r.produce.versions.insert(
+            name.clone(),
+            crate::report::VersionReport {
+                attempted: v.sent,
+                acked: v.acked,
+                acked_bytes: v.acked_bytes,
+                share: if total_sent > 0 { v.sent as f64 / total_sent as f64 } else { 0.0 },
             },
         );
     }
@@ -863,6 +946,7 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
         rebalances: &rebalances,
     };
     r.faults = l.fault_runs.iter().map(|f| crate::report::faults::build(f, &cx)).collect();
+    shape_metrics(r, s, plan, l.members, &l.wave_counts);
     for f in &r.faults {
         if let Some(e) = &f.error {
             r.warnings.push(format!("fault `{}`: {e}", f.name));
@@ -871,6 +955,97 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
     let clamped: u64 = rec.classes.iter().map(|c| c.from_intended.clamped).sum::<u64>() + rec.send_lag.clamped;
     if clamped > 0 {
         r.warnings.push(format!("{clamped} latency samples exceeded one hour and were recorded as one hour"));
+    }
+}
+
+/// Waves, replays, slowdowns and restarts: what happened, from the timeline and the drivers.
+fn shape_metrics(
+    r: &mut Report,
+    s: &Scenario,
+    plan: &Plan,
+    members: &[Vec<consumer::MemberOutcome>],
+    waves: &[crate::plan::WaveCounts],
+) {
+    use crate::report::shapes;
+    let group_names: Vec<String> = s.consumers.iter().map(|g| g.name.clone()).collect();
+    for (instance, (w, i)) in plan.wave_instances().into_iter().enumerate() {
+        let wp = &plan.waves[w];
+        let c = waves.get(instance).cloned().unwrap_or_default();
+        let report = shapes::wave(
+            &r.timeline,
+            &shapes::WaveInput {
+                name: &wp.label,
+                occurrence: i,
+                start_s: wp.start_ns(i) as f64 / 1e9,
+                offline_s: wp.offline_ns as f64 / 1e9,
+                jitter_s: wp.jitter_ns as f64 / 1e9,
+                streams: c.streams,
+                buffered: c.buffered,
+                dropped: c.dropped,
+                unsent: c.unsent,
+                flush_end_s: (c.flush_end_us > 0).then(|| c.flush_end_us as f64 / 1e6),
+            },
+            &group_names,
+        );
+        let until = report.flush_end_s.unwrap_or(report.reconnect_until_s).max(report.reconnect_until_s);
+        for p in r.timeline.iter_mut().filter(|p| f64::from(p.t) + 1.0 > report.start_s && f64::from(p.t) < until) {
+            p.waves.push(wp.label.clone());
+        }
+        r.waves.push(report);
+    }
+    for (gi, g) in s.consumers.iter().enumerate() {
+        let others: Vec<String> = group_names.iter().filter(|n| **n != g.name).cloned().collect();
+        let outcomes = &members[gi];
+        let replays: Vec<shapes::ReplayReport> = g
+            .replays
+            .iter()
+            .enumerate()
+            .map(|(j, spec)| {
+                let done: Vec<&consumer::ReplayDone> =
+                    outcomes.iter().flat_map(|m| m.replays.iter()).filter(|d| d.index == j).collect();
+                let caught_up = if !done.is_empty() && done.iter().all(|d| d.caught_up_us.is_some()) {
+                    done.iter().filter_map(|d| d.caught_up_us).max().map(|t| t as f64 / 1e6)
+                } else {
+                    None
+                };
+                shapes::replay(
+                    &r.timeline,
+                    &g.name,
+                    &others,
+                    &shapes::ReplayInput {
+                        at_s: spec.at.as_secs_f64(),
+                        to: match &spec.to {
+                            crate::config::scenario::ReplayTarget::Earliest => "earliest".into(),
+                            crate::config::scenario::ReplayTarget::Ago(d) => format!("ago {d}"),
+                            crate::config::scenario::ReplayTarget::Records(n) => format!("records {n}"),
+                        },
+                        rate_cap: spec.rate.map(|x| x.as_per_sec()),
+                        records_back: done.iter().map(|d| d.records_back).sum(),
+                        caught_up_s: caught_up,
+                        errors: done.iter().filter_map(|d| d.error.clone()).collect(),
+                    },
+                )
+            })
+            .collect();
+        let slowdowns: Vec<shapes::SlowdownReport> = g
+            .slowdowns
+            .iter()
+            .map(|sl| {
+                let kind = if sl.stall { "stall".to_string() } else { format!("x{}", sl.factor.unwrap_or(1.0)) };
+                shapes::slowdown(&r.timeline, &g.name, sl.at.as_secs_f64(), sl.lasts.as_secs_f64(), kind)
+            })
+            .collect();
+        let events: Vec<RebalanceEvent> = outcomes.iter().flat_map(|m| m.rebalances.iter().cloned()).collect();
+        let restarts: Vec<shapes::RestartReport> = g
+            .restarts
+            .iter()
+            .map(|rs| shapes::restart(&r.timeline, &g.name, rs.at.as_secs_f64(), rs.down.as_secs_f64(), &events))
+            .collect();
+        if let Some(gr) = r.consumers.get_mut(&g.name) {
+            gr.replays = replays;
+            gr.slowdowns = slowdowns;
+            gr.restarts = restarts;
+        }
     }
 }
 

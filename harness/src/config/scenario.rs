@@ -772,3 +772,43 @@ impl<'de> Deserialize<'de> for BrokerSelector {
         d.deserialize_enum("BrokerSelector", &["random", "leader_of"], SelVisitor)
     }
 }
+
+impl Scenario {
+    /// Shorten the load to `duration` (a command-line override): timed events that would start at
+    /// or after the new end are removed, each with a note saying so.
+    pub fn shorten(&mut self, duration: Dur) -> Vec<String> {
+        let mut notes = Vec::new();
+        self.duration = duration;
+        if self.warmup >= duration {
+            self.warmup = Dur::ZERO;
+            notes.push(format!("warm-up removed: it is not shorter than --duration {duration}"));
+        }
+        let mut keep = |what: String, at: Dur| {
+            let keep = at < duration;
+            if !keep {
+                notes.push(format!("{what} at {at} skipped: after the end of the shortened load ({duration})"));
+            }
+            keep
+        };
+        let mut i = 0;
+        self.faults.retain(|f| {
+            i += 1;
+            keep(format!("fault `{}`", f.label(i - 1)), f.at)
+        });
+        let mut i = 0;
+        self.waves.retain(|w| {
+            i += 1;
+            keep(format!("wave `{}`", w.label(i - 1)), w.at)
+        });
+        if let Some(fw) = &mut self.fleet.firmware {
+            fw.rollouts.retain(|r| keep(format!("rollout to {}", r.to), r.start));
+        }
+        for g in &mut self.consumers {
+            let name = g.name.clone();
+            g.slowdowns.retain(|s| keep(format!("slowdown of `{name}`"), s.at));
+            g.replays.retain(|r| keep(format!("replay of `{name}`"), r.at));
+            g.restarts.retain(|r| keep(format!("restart of `{name}`"), r.at));
+        }
+        notes
+    }
+}

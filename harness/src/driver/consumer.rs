@@ -1,32 +1,76 @@
 //! The consumer-group driver: one thread per group member, subscribed like any application.
 //!
 //! Metrics recorded (per one-second window, per group):
-//! - `consumed` records and bytes, and `foreign` records (not written by this run);
-//! - end-to-end latency: consumption time minus the record's intended send time, on the
-//!   harness's single monotonic clock (producers and consumers share the process);
-//! - consumer errors by kind; each partition's consumed position (for lag);
-//! - rebalances (partition assignments and revocations) of the member.
+//! - `consumed` records and bytes; `foreign` records (not written by this run); `rereads`
+//!   (records of this run the group had read before: replays, restarts, redelivery);
+//! - end-to-end latency (consumption minus the record's intended send time) and event age
+//!   (consumption minus its creation time), both for first reads only, on the harness's single
+//!   monotonic clock;
+//! - records routed to the dead-letter topic; consumer errors by kind;
+//! - each partition's consumed position (for lag); every assignment and revocation.
 //!
-//! With `processing_time`, each record costs simulated work: the member is busy for a drawn
-//! duration before it polls again, so a slow sink falls behind exactly as a real one would.
+//! Behaviour over time, from the scenario: per-record or per-batch processing time (a slow sink
+//! falls behind exactly as a real one would), slowdowns (processing `factor` times longer),
+//! stalls (no reads), replays (seek back, re-read, optionally rate-capped) and restarts (close,
+//! leave the group, rejoin).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::{Control, Ctx, error_kind};
 use crate::clock::{Clock, MonotonicClock};
 use crate::config::dist::Dist;
+use crate::config::scenario::{BatchSpec, GroupRestart, Replay, ReplayTarget, Slowdown};
 use crate::config::units::Dur;
-use crate::plan::rng::{SplitMix, mix};
+use crate::plan::rng::{SplitMix, mix, unit};
+use crate::recorder::audit::{BitSet, Stream};
 use crate::recorder::{ConsumerWindow, Hist, OffsetBook, RebalanceEvent, Source, Start, WindowClock, WindowData};
 use crate::wire;
+
+/// Which records of this run a group has read, shared by its members (sharded locks).
+#[derive(Debug)]
+pub struct GroupLedger {
+    shards: Vec<Mutex<BitSet>>,
+}
+
+impl Default for GroupLedger {
+    fn default() -> Self {
+        GroupLedger { shards: (0..16).map(|_| Mutex::new(BitSet::default())).collect() }
+    }
+}
+
+impl GroupLedger {
+    /// Everything the group read, merged.
+    pub fn merged(&self) -> BitSet {
+        let mut all = BitSet::default();
+        for s in &self.shards {
+            all.merge(&s.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+        all
+    }
+
+    /// True the first time the group reads (stream, seq).
+    pub fn first_read(&self, s: Stream, seq: u64) -> bool {
+        let shard = (s.device as usize ^ usize::from(s.class)) % self.shards.len();
+        self.shards[shard].lock().unwrap_or_else(|p| p.into_inner()).insert(s, seq)
+    }
+}
+
+/// Dead-letter routing of a group.
+#[derive(Clone)]
+pub struct DeadLetterArgs {
+    pub topic: String,
+    pub rate: f64,
+    pub config: ClientConfig,
+}
 
 /// Everything a group member needs.
 pub struct MemberArgs {
@@ -46,9 +90,28 @@ pub struct MemberArgs {
     pub reader: usize,
     pub run_id: u64,
     pub processing: Option<Dist<Dur>>,
+    pub batch: Option<BatchSpec>,
+    pub slowdowns: Vec<Slowdown>,
+    pub replays: Vec<Replay>,
+    pub restarts: Vec<GroupRestart>,
+    pub dead_letter: Option<DeadLetterArgs>,
+    pub ledger: Arc<GroupLedger>,
     pub seed: u64,
     /// Incremented when the member first receives an assignment (or fails to start).
     pub ready: Arc<AtomicU32>,
+}
+
+/// A replay as one member performed it.
+#[derive(Clone, Debug, Default)]
+pub struct ReplayDone {
+    pub index: usize,
+    pub at_us: u64,
+    /// Partitions sought back, and the records between the new positions and the old ones.
+    pub partitions: usize,
+    pub records_back: u64,
+    /// When the member had read back up to where it was (None: not before the end).
+    pub caught_up_us: Option<u64>,
+    pub error: Option<String>,
 }
 
 /// What a member reports when it ends.
@@ -56,16 +119,21 @@ pub struct MemberArgs {
 pub struct MemberOutcome {
     pub consumed: u64,
     pub rebalances: Vec<RebalanceEvent>,
+    pub replays: Vec<ReplayDone>,
+    /// When each restart closed the member and when it rejoined (µs).
+    pub restarts: Vec<(u64, Option<u64>)>,
+    pub dead_letter_acked: u64,
+    pub dead_letter_failed: u64,
     pub error: Option<String>,
 }
 
 struct MCtx {
     base: Ctx,
     ready: Arc<AtomicU32>,
-    joined: AtomicBool,
+    joined: Arc<AtomicBool>,
     member: u32,
     start: Start,
-    rebalances: Mutex<Vec<RebalanceEvent>>,
+    rebalances: Arc<Mutex<Vec<RebalanceEvent>>>,
 }
 
 impl ClientContext for MCtx {
@@ -99,6 +167,26 @@ impl ConsumerContext for MCtx {
     }
 }
 
+/// Counts the dead-letter producer's deliveries.
+#[derive(Default)]
+struct DlqCtx {
+    acked: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl ClientContext for DlqCtx {}
+
+impl ProducerContext for DlqCtx {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        match r {
+            Ok(_) => self.acked.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
 /// Start a group member on its own thread.
 pub fn spawn(args: MemberArgs) -> std::io::Result<std::thread::JoinHandle<MemberOutcome>> {
     std::thread::Builder::new().name(format!("consumer-{}-{}", args.group, args.member)).spawn(move || run(args))
@@ -121,105 +209,379 @@ impl Reading {
     }
 }
 
+/// A timed change in the member's behaviour.
+#[derive(Clone, Debug)]
+enum Cue {
+    SlowFrom(f64),
+    SlowTo,
+    StallFrom,
+    StallTo,
+    Replay(usize),
+    Restart(Duration),
+}
+
+fn cues(args: &MemberArgs) -> Vec<(u64, Cue)> {
+    let mut v = Vec::new();
+    for s in &args.slowdowns {
+        let (from, to) = (s.at.as_micros(), s.at.as_micros() + s.lasts.as_micros());
+        if s.stall {
+            v.push((from, Cue::StallFrom));
+            v.push((to, Cue::StallTo));
+        } else {
+            v.push((from, Cue::SlowFrom(s.factor.unwrap_or(1.0))));
+            v.push((to, Cue::SlowTo));
+        }
+    }
+    for (i, r) in args.replays.iter().enumerate() {
+        v.push((r.at.as_micros(), Cue::Replay(i)));
+    }
+    for r in &args.restarts {
+        v.push((r.at.as_micros(), Cue::Restart(r.down.0)));
+    }
+    v.sort_by_key(|(t, _)| *t);
+    v
+}
+
+/// A replay in progress: (replay index, positions to read back up to, read cap per second,
+/// records read since, when it started).
+type Replaying = (usize, Vec<(String, i32, i64)>, Option<f64>, u64, u64);
+
+struct Member<'a> {
+    args: &'a MemberArgs,
+    out: MemberOutcome,
+    window: ConsumerWindow,
+    windows: WindowClock,
+    rebalances: Arc<Mutex<Vec<RebalanceEvent>>>,
+    joined: Arc<AtomicBool>,
+    rng: SplitMix,
+    busy_until: u64,
+    slow: f64,
+    stalled: bool,
+    batch_count: u32,
+    replaying: Option<Replaying>,
+    dlq: Option<BaseProducer<DlqCtx>>,
+}
+
+impl Member<'_> {
+    fn connect(&mut self) -> Result<BaseConsumer<MCtx>, String> {
+        let ctx = MCtx {
+            base: self.args.ctx.clone(),
+            ready: self.args.ready.clone(),
+            joined: self.joined.clone(),
+            member: self.args.member,
+            start: self.args.start.clone(),
+            rebalances: self.rebalances.clone(),
+        };
+        let consumer: BaseConsumer<MCtx> = self
+            .args
+            .config
+            .create_with_context(ctx)
+            .map_err(|e| format!("could not create consumer: {}", self.args.ctx.redactor.scrub(&e.to_string())))?;
+        let topics: Vec<&str> = self.args.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(|e| format!("could not subscribe: {e}"))?;
+        Ok(consumer)
+    }
+
+    fn flush(&mut self, second: u32) {
+        let w = std::mem::replace(&mut self.window, ConsumerWindow::new(&self.args.template));
+        self.args.source.send(second, WindowData::Consumer { group: self.args.group, window: Box::new(w) });
+    }
+
+    fn roll(&mut self, clock: Option<MonotonicClock>) {
+        if let Some(c) = clock
+            && let Some(second) = self.windows.roll(c.now_us())
+        {
+            self.flush(second);
+        }
+        if let Some(p) = &self.dlq {
+            p.poll(Duration::ZERO);
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.args.control.stop_reading.load(Ordering::Relaxed) || self.args.control.hard()
+    }
+
+    /// Stay busy until `until` (simulated work or a pause), still flushing windows.
+    fn wait_until(&mut self, until: u64, clock: MonotonicClock) {
+        loop {
+            self.roll(Some(clock));
+            let now = clock.now_us();
+            if now >= until || self.stopping() {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros((until - now).min(50_000)));
+        }
+    }
+
+    fn work(&mut self, now: u64, clock: MonotonicClock) {
+        let a = self.args;
+        let cost = if let Some(d) = &a.processing {
+            Some(d.sample(&mut self.rng).as_micros())
+        } else if let Some(b) = &a.batch {
+            self.batch_count += 1;
+            if self.batch_count >= b.size {
+                self.batch_count = 0;
+                Some(b.time.sample(&mut self.rng).as_micros())
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        if let Some(us) = cost {
+            // Work is back to back: an oversleep of the previous record is paid back, and only a
+            // real idle gap (waiting for data) restarts the clock of work.
+            let base = if now > self.busy_until + 1_000 { now } else { self.busy_until };
+            self.busy_until = base + (us as f64 * self.slow) as u64;
+            self.wait_until(self.busy_until, clock);
+        }
+    }
+
+    fn handle(&mut self, m: &BorrowedMessage<'_>, reading: &Reading, clock: Option<MonotonicClock>) {
+        let now = clock.map_or(0, |c| c.now_us());
+        reading.position(m);
+        self.window.consumed += 1;
+        self.out.consumed += 1;
+        let payload = m.payload().unwrap_or_default();
+        self.window.bytes += payload.len() as u64;
+        match (wire::decode(payload), clock) {
+            (Some(stamp), Some(c)) if stamp.run == self.args.run_id => {
+                let stream = Stream { class: stamp.class, device: stamp.device };
+                if self.args.ledger.first_read(stream, stamp.seq) {
+                    let origin = c.origin_unix_us();
+                    self.window.e2e.record(now.saturating_sub(stamp.intended_us.saturating_sub(origin)));
+                    self.window.age.record(now.saturating_sub(stamp.created_us.saturating_sub(origin)));
+                    if let Some(dl) = &self.args.dead_letter
+                        && unit(mix(self.args.seed, &[0x444c, stamp.class.into(), stamp.device.into(), stamp.seq]))
+                            < dl.rate
+                    {
+                        self.dead_letter(m, &dl.topic);
+                    }
+                } else {
+                    self.window.rereads += 1;
+                }
+            }
+            _ => self.window.foreign += 1,
+        }
+        if let Some((_, _, Some(cap), read, since)) = &mut self.replaying
+            && let Some(c) = clock
+        {
+            *read += 1;
+            // Rate cap while catching up: never ahead of `cap` records per second.
+            let due = *since + (*read as f64 / *cap * 1e6) as u64;
+            if due > c.now_us() {
+                self.wait_until(due, c);
+            }
+        }
+        if let Some(c) = clock {
+            self.work(now, c);
+        }
+    }
+
+    fn dead_letter(&mut self, m: &BorrowedMessage<'_>, topic: &str) {
+        let Some(p) = &self.dlq else { return };
+        let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(topic);
+        if let Some(k) = m.key() {
+            record = record.key(k);
+        }
+        if let Some(v) = m.payload() {
+            record = record.payload(v);
+        }
+        match p.send(record) {
+            Ok(()) => self.window.dead_lettered += 1,
+            Err((e, _)) => *self.window.errors.entry(format!("dead_letter.{}", error_kind(&e))).or_insert(0) += 1,
+        }
+    }
+
+    fn replay(&mut self, consumer: &BaseConsumer<MCtx>, index: usize, now: u64) {
+        let spec = &self.args.replays[index];
+        let mut done = ReplayDone { index, at_us: now, ..ReplayDone::default() };
+        let result = (|| -> Result<Vec<(String, i32, i64)>, String> {
+            let position = consumer.position().map_err(|e| e.to_string())?;
+            let timeout = Duration::from_secs(10);
+            let mut target = TopicPartitionList::new();
+            let mut before = Vec::new();
+            for el in position.elements() {
+                let here = match el.offset() {
+                    Offset::Offset(o) => o,
+                    _ => consumer.fetch_watermarks(el.topic(), el.partition(), timeout).map_err(|e| e.to_string())?.1,
+                };
+                before.push((el.topic().to_string(), el.partition(), here));
+                let to = match &spec.to {
+                    ReplayTarget::Earliest => Offset::Beginning,
+                    ReplayTarget::Records(n) => Offset::Offset((here - i64::try_from(*n).unwrap_or(i64::MAX)).max(0)),
+                    ReplayTarget::Ago(d) => {
+                        let ms = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |t| t.as_millis() as i64)
+                            - (d.as_micros() / 1000) as i64;
+                        Offset::Offset(ms)
+                    }
+                };
+                target.add_partition_offset(el.topic(), el.partition(), to).map_err(|e| e.to_string())?;
+            }
+            if matches!(spec.to, ReplayTarget::Ago(_)) {
+                target = consumer.offsets_for_times(target, timeout).map_err(|e| e.to_string())?;
+            }
+            let mut records_back = 0;
+            for (el, (_, _, here)) in target.elements().iter().zip(&before) {
+                let low = consumer.fetch_watermarks(el.topic(), el.partition(), timeout).map_or(0, |w| w.0);
+                let to = match el.offset() {
+                    Offset::Offset(o) => o.max(low),
+                    Offset::End => *here,
+                    _ => low,
+                };
+                records_back += u64::try_from(here - to).unwrap_or(0);
+            }
+            done.partitions = before.len();
+            done.records_back = records_back;
+            consumer.seek_partitions(target, timeout).map_err(|e| e.to_string())?;
+            Ok(before)
+        })();
+        match result {
+            Ok(before) => {
+                tracing::info!(
+                    "group member {}#{}: replay {} seeks back {} records on {} partitions",
+                    self.args.group,
+                    self.args.member,
+                    index + 1,
+                    done.records_back,
+                    done.partitions
+                );
+                self.replaying = Some((index, before, spec.rate.map(|r| r.as_per_sec()), 0, now));
+            }
+            Err(e) => {
+                tracing::warn!("replay {} failed: {e}", index + 1);
+                done.error = Some(e);
+            }
+        }
+        self.out.replays.push(done);
+    }
+
+    /// Has the replaying member read back up to where it was?
+    fn check_replay(&mut self, consumer: &BaseConsumer<MCtx>, now: u64) {
+        let Some((index, before, ..)) = &self.replaying else { return };
+        let Ok(position) = consumer.position() else { return };
+        let caught_up = before.iter().all(|(t, p, here)| {
+            position.find_partition(t, *p).is_none_or(|el| matches!(el.offset(), Offset::Offset(o) if o >= *here))
+        });
+        if caught_up {
+            let index = *index;
+            if let Some(r) = self.out.replays.iter_mut().rev().find(|r| r.index == index) {
+                r.caught_up_us = Some(now);
+            }
+            self.replaying = None;
+        }
+    }
+}
+
 fn run(args: MemberArgs) -> MemberOutcome {
-    let mut out = MemberOutcome::default();
-    let ctx = MCtx {
-        base: args.ctx.clone(),
-        ready: args.ready.clone(),
-        joined: AtomicBool::new(false),
-        member: args.member,
-        start: args.start.clone(),
-        rebalances: Mutex::new(Vec::new()),
-    };
-    let consumer: BaseConsumer<MCtx> = match args.config.create_with_context(ctx) {
-        Ok(c) => c,
+    let joined = Arc::new(AtomicBool::new(false));
+    let dlq = args.dead_letter.as_ref().and_then(|dl| match dl.config.create_with_context(DlqCtx::default()) {
+        Ok(p) => Some(p),
         Err(e) => {
-            out.error = Some(format!("could not create consumer: {}", args.ctx.redactor.scrub(&e.to_string())));
-            args.ready.fetch_add(1, Ordering::SeqCst);
-            args.source.done();
-            return out;
+            tracing::error!("could not create the dead-letter producer: {e}");
+            None
+        }
+    });
+    let mut m = Member {
+        args: &args,
+        out: MemberOutcome::default(),
+        window: ConsumerWindow::new(&args.template),
+        windows: WindowClock::default(),
+        rebalances: Arc::new(Mutex::new(Vec::new())),
+        joined: joined.clone(),
+        rng: SplitMix::new(mix(args.seed, &[0x434f, args.group as u64, u64::from(args.member)])),
+        busy_until: 0,
+        slow: 1.0,
+        stalled: false,
+        batch_count: 0,
+        replaying: None,
+        dlq,
+    };
+    let mut consumer = match m.connect() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            m.out.error = Some(e);
+            None
         }
     };
-    let topics: Vec<&str> = args.topics.iter().map(String::as_str).collect();
-    if let Err(e) = consumer.subscribe(&topics) {
-        out.error = Some(format!("could not subscribe: {e}"));
-        args.ready.fetch_add(1, Ordering::SeqCst);
-        args.source.done();
-        return out;
-    }
     let reading = Reading { plan_topics: args.plan_topics.clone(), book: args.book.clone(), reader: args.reader };
-    let mut rng = SplitMix::new(mix(args.seed, &[0x434f, args.group as u64, u64::from(args.member)]));
-    let mut window = ConsumerWindow::new(&args.template);
-    let mut windows = WindowClock::default();
-    let mut busy_until = 0u64;
-    let flush = |window: &mut ConsumerWindow, second: u32| {
-        let w = std::mem::replace(window, ConsumerWindow::new(&args.template));
-        args.source.send(second, WindowData::Consumer { group: args.group, window: Box::new(w) });
-    };
+    let cues = cues(&args);
+    let mut next_cue = 0;
 
-    while !args.control.stop_reading.load(Ordering::Relaxed) && !args.control.hard() {
+    while consumer.is_some() && !m.stopping() {
         let clock = args.start.get().copied();
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                let now = clock.map_or(0, |c| c.now_us());
-                reading.position(&m);
-                window.consumed += 1;
-                out.consumed += 1;
-                let payload = m.payload().unwrap_or_default();
-                window.bytes += payload.len() as u64;
-                match (wire::decode(payload), clock) {
-                    (Some(stamp), Some(c)) if stamp.run == args.run_id => {
-                        let intended = stamp.intended_us.saturating_sub(c.origin_unix_us());
-                        window.e2e.record(now.saturating_sub(intended));
+        if let Some(c) = clock {
+            while next_cue < cues.len() && c.now_us() >= cues[next_cue].0 {
+                let now = c.now_us();
+                match cues[next_cue].1.clone() {
+                    Cue::SlowFrom(f) => m.slow = f,
+                    Cue::SlowTo => m.slow = 1.0,
+                    Cue::StallFrom => m.stalled = true,
+                    Cue::StallTo => m.stalled = false,
+                    Cue::Replay(i) => {
+                        if let Some(cons) = &consumer {
+                            m.replay(cons, i, now);
+                        }
                     }
-                    _ => window.foreign += 1,
+                    Cue::Restart(down) => {
+                        // Close: leave the group (committing offsets), stay away, rejoin.
+                        drop(consumer.take());
+                        m.wait_until(c.now_us() + u64::try_from(down.as_micros()).unwrap_or(0), c);
+                        match m.connect() {
+                            Ok(cons) => {
+                                m.out.restarts.push((now, Some(c.now_us())));
+                                consumer = Some(cons);
+                            }
+                            Err(e) => {
+                                m.out.restarts.push((now, None));
+                                m.out.error = Some(format!("could not rejoin after a restart: {e}"));
+                            }
+                        }
+                    }
                 }
-                if let (Some(dist), Some(c)) = (&args.processing, clock) {
-                    // Work is back to back: an oversleep of the previous record is paid back, and
-                    // only a real idle gap (waiting for data) restarts the clock of work.
-                    let base = if now > busy_until + 1_000 { now } else { busy_until };
-                    busy_until = base + dist.sample(&mut rng).as_micros();
-                    work_until(busy_until, &c, &args.control, &mut windows, &mut window, &flush);
+                next_cue += 1;
+            }
+            if m.stalled {
+                m.wait_until(c.now_us() + 50_000, c);
+                continue;
+            }
+        }
+        let Some(cons) = &consumer else { break };
+        match cons.poll(Duration::from_millis(100)) {
+            // The clock may have started while polling: read it again for this record.
+            Some(Ok(msg)) => {
+                m.handle(&msg, &reading, args.start.get().copied());
+                // At-least-once: an offset is stored (and later committed) only once its record
+                // is processed. With librdkafka's automatic store, records that rust-rdkafka's
+                // `BaseConsumer` drop polls and discards while closing would be committed unread.
+                if let Err(e) = cons.store_offset_from_message(&msg) {
+                    *m.window.errors.entry(format!("offset_store.{}", error_kind(&e))).or_insert(0) += 1;
                 }
             }
-            Some(Err(e)) => {
-                *window.errors.entry(error_kind(&e)).or_insert(0) += 1;
-            }
+            Some(Err(e)) => *m.window.errors.entry(error_kind(&e)).or_insert(0) += 1,
             None => {}
         }
-        if let Some(c) = clock
-            && let Some(second) = windows.roll(c.now_us())
-        {
-            flush(&mut window, second);
+        if let (Some(c), Some(cons)) = (clock, &consumer) {
+            m.check_replay(cons, c.now_us());
         }
+        m.roll(clock);
     }
-    flush(&mut window, windows.current());
-    out.rebalances = std::mem::take(&mut *consumer.context().rebalances.lock().unwrap_or_else(|p| p.into_inner()));
-    if !consumer.context().joined.load(Ordering::SeqCst) {
+    let last = m.windows.current();
+    m.flush(last);
+    drop(consumer);
+    if let Some(p) = &m.dlq {
+        let _ = p.flush(Duration::from_secs(10));
+        m.out.dead_letter_acked = p.context().acked.load(Ordering::Relaxed);
+        m.out.dead_letter_failed = p.context().failed.load(Ordering::Relaxed);
+    }
+    m.out.rebalances = std::mem::take(&mut *m.rebalances.lock().unwrap_or_else(|p| p.into_inner()));
+    if !joined.load(Ordering::SeqCst) {
         // Never joined: do not leave the run waiting for this member.
         args.ready.fetch_add(1, Ordering::SeqCst);
     }
     args.source.done();
-    out
-}
-
-/// Simulated per-record work: stay busy until `until`, still flushing windows every second.
-fn work_until(
-    until: u64,
-    clock: &MonotonicClock,
-    control: &Control,
-    windows: &mut WindowClock,
-    window: &mut ConsumerWindow,
-    flush: &dyn Fn(&mut ConsumerWindow, u32),
-) {
-    loop {
-        let now = clock.now_us();
-        if let Some(second) = windows.roll(now) {
-            flush(window, second);
-        }
-        if now >= until || control.stop_reading.load(Ordering::Relaxed) || control.hard() {
-            return;
-        }
-        std::thread::sleep(Duration::from_micros((until - now).min(100_000)));
-    }
+    m.out
 }

@@ -111,6 +111,10 @@ impl Connection {
         let mut m = BTreeMap::new();
         if self.is_embedded() {
             m.insert("fetch.wait.max.ms".to_string(), "10".to_string());
+            // The mock's group coordinator waits `session.timeout.ms - 1s` for departed members
+            // before completing a rebalance (45 s by default), so a group restart would stall.
+            m.insert("session.timeout.ms".to_string(), "6000".to_string());
+            m.insert("heartbeat.interval.ms".to_string(), "1000".to_string());
         }
         m
     }

@@ -98,7 +98,7 @@ impl BitSet {
         self.words.get(key).copied().unwrap_or(0)
     }
 
-    fn merge(&mut self, other: &BitSet) {
+    pub fn merge(&mut self, other: &BitSet) {
         for (k, w) in &other.words {
             *self.words.entry(*k).or_insert(0) |= w;
         }
@@ -269,6 +269,28 @@ pub fn by_second(
             }
         })
         .collect()
+}
+
+/// Acknowledged records of the given classes that `read` does not hold: the count and up to
+/// 10 of them.
+pub fn missed(acks: &AckLedger, read: &BitSet, classes: &[u16]) -> (u64, Vec<(Stream, u64)>) {
+    let mut n = 0;
+    let mut examples = Vec::new();
+    for (key, &a) in &acks.acked.words {
+        let stream = Stream::from_key(key.0);
+        if !classes.contains(&stream.class) {
+            continue;
+        }
+        let m = a & !read.word(key);
+        n += u64::from(m.count_ones());
+        for bit in (0..64).filter(|b| m & (1 << b) != 0) {
+            if examples.len() < 10 {
+                examples.push((stream, (key.1 << 6) | bit));
+            }
+        }
+    }
+    examples.sort();
+    (n, examples)
 }
 
 /// Compare what was acknowledged with what was read.

@@ -3,6 +3,7 @@
 //! sync by a test) and their doc comments are its documentation.
 
 pub mod faults;
+pub mod shapes;
 pub mod summary;
 
 use std::collections::BTreeMap;
@@ -55,6 +56,8 @@ pub struct Report {
     pub audit: AuditReport,
     /// Each fault, when it happened, and the target's recovery.
     pub faults: Vec<faults::FaultReport>,
+    /// Each occurrence of each reconnect wave.
+    pub waves: Vec<shapes::WaveReport>,
     /// One point per second since the load started.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -135,6 +138,18 @@ pub struct ProduceReport {
     /// Actual minus intended send time.
     pub send_lag: LatencySummary,
     pub classes: BTreeMap<String, ClassReport>,
+    /// Per firmware version (fleets with firmware only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, VersionReport>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct VersionReport {
+    pub attempted: u64,
+    pub acked: u64,
+    pub acked_bytes: u64,
+    /// Share of all records sent.
+    pub share: f64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -160,9 +175,20 @@ pub struct GroupReport {
     pub consumed: u64,
     /// Records not written by this run.
     pub foreign: u64,
+    /// Records of this run read more than once (replays, restarts, redelivery).
+    pub rereads: u64,
+    /// Acknowledged records of the group's topics it never read: skipped (an at-least-once
+    /// breach, e.g. across a restart) or not reached before the run ended (see `final_lag`).
+    pub missed: u64,
+    /// Up to 10 missed records, as `class/device#seq`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missed_examples: Vec<String>,
     pub msgs_per_s: f64,
-    /// Consumption time minus intended send time, records of this run only.
+    /// Consumption time minus intended send time, first reads of this run's records.
     pub e2e_latency: LatencySummary,
+    /// Consumption time minus creation time: includes the time a device held the record while
+    /// offline.
+    pub event_age: LatencySummary,
     /// Largest lag (records) sampled once a second.
     pub max_lag: u64,
     /// Lag when the run ended.
@@ -171,6 +197,23 @@ pub struct GroupReport {
     pub revocations: u32,
     /// Every assignment and revocation, in time order (at most 1000).
     pub rebalances: Vec<RebalanceEvent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<DeadLetterReport>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replays: Vec<shapes::ReplayReport>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slowdowns: Vec<shapes::SlowdownReport>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restarts: Vec<shapes::RestartReport>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct DeadLetterReport {
+    pub topic: String,
+    /// Records that failed processing and were sent to the dead-letter topic.
+    pub routed: u64,
+    pub acked: u64,
+    pub failed: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
