@@ -70,10 +70,73 @@ pub fn text(r: &Report, report_path: &str) -> String {
     for (name, g) in &r.consumers {
         let _ = writeln!(
             o,
-            "  {name:<10} consumed {}  e2e {}  max lag {}",
+            "  {name:<10} consumed {}  e2e {}  max lag {}{}{}",
             count(g.consumed),
             lat(&g.e2e_latency),
-            count(g.max_lag)
+            count(g.max_lag),
+            if g.rereads > 0 { format!("  re-read {}", count(g.rereads)) } else { String::new() },
+            if g.missed > 0 { format!("  MISSED {}", count(g.missed)) } else { String::new() }
+        );
+        if g.event_age.count > 0 && g.event_age.p99_us > g.e2e_latency.p99_us.saturating_mul(2) {
+            let _ = writeln!(o, "             event age {}", lat(&g.event_age));
+        }
+        for rp in &g.replays {
+            let _ = writeln!(
+                o,
+                "             replay at {:.0}s to {}: {} back, read {:.0}/s, caught up {}, lag back {}, ingest p99 {} -> {}",
+                rp.at_s,
+                rp.to,
+                count(rp.records_back),
+                rp.read_per_s_mean,
+                secs(rp.caught_up_s),
+                secs(rp.lag_recovered_s),
+                rp.produce_p99_before_us.map_or_else(|| "n/a".into(), us),
+                rp.produce_p99_during_us.map_or_else(|| "n/a".into(), us)
+            );
+        }
+        for sl in &g.slowdowns {
+            let _ = writeln!(
+                o,
+                "             {} at {:.0}s for {:.0}s: lag {} -> {} (peak {}), drained in {}",
+                sl.kind,
+                sl.at_s,
+                sl.for_s,
+                count(sl.lag_at_start),
+                count(sl.lag_at_end),
+                count(sl.peak_lag),
+                secs(sl.drain_s)
+            );
+        }
+        for rs in &g.restarts {
+            let _ = writeln!(
+                o,
+                "             restart at {:.0}s: rebalanced in {}, e2e p99 {} -> {}, re-read {}",
+                rs.at_s,
+                secs(rs.rebalance_s),
+                rs.e2e_p99_before_us.map_or_else(|| "n/a".into(), us),
+                rs.e2e_p99_after_us.map_or_else(|| "n/a".into(), us),
+                count(rs.rereads)
+            );
+        }
+        if let Some(dl) = &g.dead_letter {
+            let _ = writeln!(o, "             dead-lettered {} to {} ({} acked)", count(dl.routed), dl.topic, count(dl.acked));
+        }
+    }
+    for w in &r.waves {
+        let _ = writeln!(
+            o,
+            "  wave       {}#{}: {} streams offline at {:.0}s, back by {:.0}s, buffered {} dropped {}{}, flushed {}, peak {}/s (before {:.0}/s)",
+            w.name,
+            w.occurrence + 1,
+            count(w.streams),
+            w.start_s,
+            w.reconnect_until_s,
+            count(w.buffered),
+            count(w.dropped),
+            if w.unsent > 0 { format!(" unsent {}", count(w.unsent)) } else { String::new() },
+            w.flush_end_s.map_or_else(|| "n/a".to_string(), |f| format!("by {f:.1}s")),
+            count(w.peak_sent_per_s),
+            w.baseline_sent_per_s
         );
     }
     let a = &r.audit;
@@ -213,6 +276,35 @@ pub fn markdown(r: &Report) -> String {
         );
         if !c.lost_examples.is_empty() {
             let _ = writeln!(o, "\nFirst lost records: {}", c.lost_examples.join(", "));
+        }
+    }
+    if !p.versions.is_empty() {
+        let _ = writeln!(o, "\n## Firmware\n\n| version | sent | share | acked |\n|---|---|---|---|");
+        for (v, x) in &p.versions {
+            let _ = writeln!(o, "| {v} | {} | {:.1}% | {} |", count(x.attempted), x.share * 100.0, count(x.acked));
+        }
+    }
+    if !r.waves.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Reconnect waves\n\n| wave | offline | back by | streams | buffered | dropped | unsent | flushed by | peak/s | before/s |\n|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for w in &r.waves {
+            let _ = writeln!(
+                o,
+                "| {}#{} | {:.0}s | {:.0}s | {} | {} | {} | {} | {} | {} | {:.0} |",
+                w.name,
+                w.occurrence + 1,
+                w.start_s,
+                w.reconnect_until_s,
+                count(w.streams),
+                count(w.buffered),
+                count(w.dropped),
+                count(w.unsent),
+                secs(w.flush_end_s),
+                count(w.peak_sent_per_s),
+                w.baseline_sent_per_s
+            );
         }
     }
     if !r.faults.is_empty() {
