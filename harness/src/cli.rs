@@ -40,6 +40,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare runs of the same scenario: side by side (a bake-off), or a candidate against a
+    /// baseline (exit 1 on regression).
+    Compare {
+        /// Run directories to compare; with --baseline, the one candidate.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The baseline run: check the candidate against it.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// Tolerances overriding the defaults, e.g. `p99=15%,throughput=5%`.
+        #[arg(long)]
+        max_regression: Option<String>,
+        /// Compare runs of different workloads anyway (with a loud warning).
+        #[arg(long)]
+        allow_different: bool,
+        /// Where to write the comparison. Default: reports/compare-<time>.
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
+    /// Regenerate summary.md, the charts, report.html and junit.xml from a run's report.json.
+    Report {
+        /// A run's output directory (or its report.json).
+        dir: PathBuf,
+    },
     /// Check scenario and profile files; list every problem with its file, line and field.
     Validate {
         /// Scenario or profile files.
@@ -64,6 +88,9 @@ pub struct RunArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Replace the scenario's gates with those of this file (`gates: [...]`).
+    #[arg(long)]
+    pub gates: Option<PathBuf>,
 }
 
 fn parse_dur(s: &str) -> Result<Dur, String> {

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod compare;
 pub mod config;
 pub mod driver;
 pub mod exit;
@@ -28,9 +29,14 @@ use report::Status;
 /// Run a parsed command line; the exit code is decided here, from the outcome.
 pub fn run(cli: Cli) -> Exit {
     init_logging(cli.verbose, cli.quiet);
+    let progress = !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let result = match cli.command {
-        Command::Run(args) => run_scenario(&args, &signals::Interrupts::install()),
+        Command::Run(args) => run_scenario_with(&args, &signals::Interrupts::install(), progress),
         Command::Validate { files } => Ok(validate(&files)),
+        Command::Report { dir } => regenerate(&dir),
+        Command::Compare { dirs, baseline, max_regression, allow_different, out } => {
+            compare_runs(&dirs, baseline.as_deref(), max_regression.as_deref(), allow_different, out)
+        }
         Command::Plan { scenario, duration, seed, json } => explain_plan(&scenario, duration, seed, json),
     };
     match result {
@@ -57,25 +63,122 @@ fn config_failure(e: ConfigError) -> Failure {
     Failure::Invalid(anyhow::Error::new(e))
 }
 
-/// `fleetstorm run`: the exit code follows the report's status.
+/// `fleetstorm run`: the exit code follows the report's status and gates.
 pub fn run_scenario(args: &RunArgs, interrupts: &signals::Interrupts) -> Result<Exit, Failure> {
-    let scenario = config::load_scenario(&args.scenario).map_err(config_failure)?;
+    run_scenario_with(args, interrupts, false)
+}
+
+/// `fleetstorm run`, with or without the live progress line on stderr.
+pub fn run_scenario_with(args: &RunArgs, interrupts: &signals::Interrupts, progress: bool) -> Result<Exit, Failure> {
+    let mut scenario = config::load_scenario(&args.scenario).map_err(config_failure)?;
+    if let Some(path) = &args.gates {
+        scenario.value.gates = config::load_gates(path).map_err(config_failure)?;
+    }
     let profile = match &args.profile {
         Some(p) => config::load_profile(p).map_err(config_failure)?,
         None => config::Loaded { value: Profile::embedded(), file: "(embedded default)".into(), source: String::new() },
     };
-    let opts = run::RunOptions { out: args.out.clone(), duration: args.duration, seed: args.seed };
+    let opts = run::RunOptions { progress, out: args.out.clone(), duration: args.duration, seed: args.seed };
     let finished = run::run(scenario, profile, &opts, interrupts).map_err(|e| match e {
         run::RunError::Invalid(m) => Failure::Invalid(anyhow::anyhow!(m)),
         run::RunError::CouldNotStart(m) => {
             Failure::CouldNotStart(anyhow::anyhow!(m).context("the run could not start"))
         }
     })?;
-    Ok(match finished.report.status {
-        Status::Completed => Exit::Ok,
-        Status::Aborted => Exit::Interrupted,
+    Ok(outcome(&finished.report))
+}
+
+/// The exit code of a finished run: a lost target or interrupt first, then gates.
+pub fn outcome(r: &report::Report) -> Exit {
+    let gate_failed = r.gates.iter().any(|g| !g.passed);
+    match r.status {
         Status::Failed => Exit::Target,
-    })
+        Status::Aborted if !gate_failed => Exit::Interrupted,
+        Status::Aborted if r.status_reason.as_deref().is_some_and(|s| s.starts_with("interrupted")) => {
+            Exit::Interrupted
+        }
+        _ if gate_failed => Exit::GateFailed,
+        _ => Exit::Ok,
+    }
+}
+
+/// `fleetstorm compare`.
+pub fn compare_runs(
+    dirs: &[std::path::PathBuf],
+    baseline: Option<&std::path::Path>,
+    max_regression: Option<&str>,
+    allow_different: bool,
+    out: Option<std::path::PathBuf>,
+) -> Result<Exit, Failure> {
+    let invalid = |e: compare::CompareError| match e {
+        compare::CompareError::Input(m) => Failure::Invalid(anyhow::anyhow!(m)),
+        compare::CompareError::Output(m) => Failure::CouldNotStart(anyhow::anyhow!(m)),
+    };
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "")
+        .replace('T', "-")
+        .replace('Z', "");
+    match baseline {
+        Some(base) => {
+            if dirs.len() != 1 {
+                return Err(Failure::Invalid(anyhow::anyhow!(
+                    "with --baseline, give exactly one candidate run directory"
+                )));
+            }
+            let overrides = compare::parse_tolerances(max_regression.unwrap_or("")).map_err(invalid)?;
+            let (runs, warnings) =
+                compare::load(&[base.to_path_buf(), dirs[0].clone()], allow_different).map_err(invalid)?;
+            let checks = compare::baseline(&runs[0].1, &runs[1].1, &overrides);
+            let out = out.unwrap_or_else(|| std::path::PathBuf::from("reports").join(format!("baseline-{stamp}")));
+            let md = compare::write_baseline(&runs[0], &runs[1], &checks, &warnings, &out).map_err(invalid)?;
+            print!("{md}");
+            println!(
+                "
+written to {}",
+                out.display()
+            );
+            Ok(if checks.iter().any(|c| c.regressed) { Exit::GateFailed } else { Exit::Ok })
+        }
+        None => {
+            if max_regression.is_some() {
+                return Err(Failure::Invalid(anyhow::anyhow!("--max-regression needs --baseline")));
+            }
+            if dirs.len() < 2 {
+                return Err(Failure::Invalid(anyhow::anyhow!(
+                    "give at least two run directories to compare (or --baseline)"
+                )));
+            }
+            let (runs, warnings) = compare::load(dirs, allow_different).map_err(invalid)?;
+            for w in &warnings {
+                eprintln!("WARNING: {w}");
+            }
+            let out = out.unwrap_or_else(|| std::path::PathBuf::from("reports").join(format!("compare-{stamp}")));
+            let md = compare::bake_off(&runs, &warnings, &out).map_err(invalid)?;
+            print!("{md}");
+            println!(
+                "
+written to {}",
+                out.display()
+            );
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+/// `fleetstorm report DIR`: everything derived, from report.json alone.
+pub fn regenerate(dir: &std::path::Path) -> Result<Exit, Failure> {
+    let r = report::Report::read(dir).map_err(|e| Failure::Invalid(anyhow::anyhow!(e)))?;
+    let out = if dir.is_dir() {
+        dir.to_path_buf()
+    } else {
+        dir.parent().map(std::path::Path::to_path_buf).unwrap_or_default()
+    };
+    let files = r.write_derived(&out).map_err(|e| Failure::CouldNotStart(anyhow::anyhow!(e)))?;
+    for f in files {
+        println!("{}", f.display());
+    }
+    Ok(Exit::Ok)
 }
 
 /// `fleetstorm plan`: the timeline and planned rates of a scenario, without a target.

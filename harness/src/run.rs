@@ -43,6 +43,8 @@ use crate::wire::Filler;
 /// Options from the command line.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
+    /// Draw a live progress line on stderr (a terminal, not --quiet).
+    pub progress: bool,
     pub out: Option<PathBuf>,
     pub duration: Option<Dur>,
     pub seed: Option<u64>,
@@ -149,7 +151,7 @@ pub fn run(
         brokers: Vec::new(),
         base_dir,
     };
-    Ok(Runner { meta, intr: intr.clone() }.go())
+    Ok(Runner { meta, intr: intr.clone(), progress: opts.progress }.go())
 }
 
 fn default_dir(name: &str, at: SystemTime) -> PathBuf {
@@ -161,6 +163,7 @@ fn default_dir(name: &str, at: SystemTime) -> PathBuf {
 struct Runner {
     meta: Meta,
     intr: Interrupts,
+    progress: bool,
 }
 
 /// How the load phase ended.
@@ -280,7 +283,13 @@ impl Runner {
         };
         let control = Arc::new(Control::default());
         let ready = Arc::new(AtomicU32::new(0));
+        let live_counters = Arc::new(crate::recorder::LiveCounters::default());
         let mut collector = Collector::new(CollectorConfig {
+            live: live_counters.clone(),
+            hlog: Some(crate::recorder::hlog::HlogConfig {
+                dir: self.meta.dir.clone(),
+                classes: plan.classes.iter().map(|c| c.name.clone()).collect(),
+            }),
             classes: plan.classes.len(),
             versions: plan.firmware_names().to_vec(),
             groups: s.consumers.iter().map(|g| g.name.clone()).collect(),
@@ -468,11 +477,15 @@ impl Runner {
             clock,
         );
         let mut faults_restored = faults.is_empty();
+        let (gates, _) = crate::report::gates::parse_all(&s.gates, &s);
+        let live_gates: Vec<_> = gates.iter().filter(|g| g.spec.abort_on_fail).collect();
+        let mut max_lag: Vec<u64> = vec![0; s.consumers.len()];
+        let mut next_gate_check = 1_000_000u64;
         let drain_us = s.drain.as_micros();
         let target_timeout_us = s.target_timeout.as_micros();
         let mut last_acked = 0u64;
         let mut last_change = 0u64;
-        let mut next_progress = 5_000_000u64;
+        let mut next_progress = 1_000_000u64;
         while producers.iter().any(|h| !h.is_finished()) {
             std::thread::sleep(Duration::from_millis(50));
             let now = clock.now_us();
@@ -499,24 +512,59 @@ impl Runner {
                 control.stop_sending.store(true, Ordering::SeqCst);
                 control.drain_until_us.store(now, Ordering::SeqCst);
             }
+            if !live_gates.is_empty() && now >= next_gate_check {
+                next_gate_check += 1_000_000;
+                for (i, r) in group_readers.iter().enumerate() {
+                    max_lag[i] = max_lag[i].max(book.lag(*r));
+                }
+                let live = crate::report::gates::Live {
+                    max_lag: s.consumers.iter().map(|g| g.name.clone()).zip(max_lag.iter().copied()).collect(),
+                    failed: live_counters.failed.load(Ordering::Relaxed),
+                    backpressure: live_counters.backpressure.load(Ordering::Relaxed),
+                    errors: live_counters
+                        .errors
+                        .lock()
+                        .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).chain(events.errors()).collect())
+                        .unwrap_or_default(),
+                };
+                if let Some(failed) = live_gates.iter().filter_map(|g| g.evaluate_live(&live)).find(|r| !r.passed)
+                    && !control.stop_sending.load(Ordering::Relaxed)
+                {
+                    let reason = format!("gate `{}` failed during the run ({})", failed.gate, failed.value);
+                    tracing::error!("{reason}: stopping the load");
+                    ending.set(Status::Aborted, reason);
+                    control.stop_sending.store(true, Ordering::SeqCst);
+                    control.drain_until_us.store(now + 5_000_000, Ordering::SeqCst);
+                }
+            }
             if now >= next_progress {
-                next_progress += 5_000_000;
+                next_progress = (now / 1_000_000 + 1) * 1_000_000;
                 let lags: Vec<String> = s
                     .consumers
                     .iter()
                     .zip(&group_readers)
-                    .map(|(g, r)| format!("{}={}", g.name, book.lag(*r)))
+                    .map(|(g, r)| format!("{}={}", g.name, summary::count(book.lag(*r))))
                     .collect();
                 let active = faults.active();
-                tracing::info!(
-                    "t={}s/{}s acked {} lag {}{}",
+                let line = format!(
+                    "[{:>4}s/{}s] {}  acked {}/s  p99 {}  lag {}{}",
                     now / 1_000_000,
                     s.duration.0.as_secs(),
-                    summary::count(acked),
+                    if now < plan.warmup_us { "warm-up" } else { "load" },
+                    summary::count(live_counters.last_acked.load(Ordering::Relaxed)),
+                    summary::us(live_counters.last_p99_us.load(Ordering::Relaxed)),
                     if lags.is_empty() { "-".into() } else { lags.join(" ") },
-                    if active.is_empty() { String::new() } else { format!(" faults {}", active.join(",")) }
+                    if active.is_empty() { String::new() } else { format!("  faults {}", active.join(",")) }
                 );
+                if self.progress {
+                    eprint!("\r\x1b[2K{line}");
+                } else {
+                    tracing::debug!("{line}");
+                }
             }
+        }
+        if self.progress {
+            eprintln!();
         }
         if !faults_restored {
             faults.restore_all(&conn, &book);
@@ -690,7 +738,13 @@ impl Runner {
             wave_counts,
             missed,
         };
-        let report = self.assemble(status, (!reason.is_empty()).then_some(reason), Some(load));
+        let mut report = self.assemble(status, (!reason.is_empty()).then_some(reason), Some(load));
+        report.gates = gates.iter().map(|g| g.evaluate(&report)).collect();
+        if report.status != Status::Completed {
+            for g in &mut report.gates {
+                g.detail = format!("{} (run {}: partial data)", g.detail, report.status).trim().to_string();
+            }
+        }
         self.finish(report)
     }
 
@@ -723,8 +777,8 @@ impl Runner {
         if let Err(e) = report.write(&dir) {
             tracing::error!("could not write {}: {e}", path.display());
         }
-        if let Err(e) = std::fs::write(dir.join("summary.md"), summary::markdown(&report)) {
-            tracing::error!("could not write summary.md: {e}");
+        if let Err(e) = report.write_derived(&dir) {
+            tracing::error!("could not write the report's summary, charts or HTML: {e}");
         }
         print!("{}", summary::text(&report, &path.display().to_string()));
         Finished { report, dir }
@@ -768,12 +822,14 @@ impl Runner {
             elapsed_s: m.t0.elapsed().as_secs_f64(),
             clock: "monotonic clock of the fleetstorm process; producers and consumers share it, so end-to-end latency needs no clock sync".into(),
             warnings: m.warnings.clone(),
+            gates: Vec::new(),
             errors: BTreeMap::new(),
             produce: ProduceReport::default(),
             consumers: BTreeMap::new(),
             audit: AuditReport { enabled: s.audit.enabled, ..AuditReport::default() },
             faults: Vec::new(),
             waves: Vec::new(),
+            spectra: BTreeMap::new(),
             timeline: Vec::new(),
         };
         if let Some(l) = load {
@@ -851,6 +907,11 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
     p.latency_from_intended = from_intended.summary();
     p.latency_from_send = from_send.summary();
     p.send_lag = rec.send_lag.summary();
+    r.spectra.insert("produce.latency_from_intended".into(), from_intended.spectrum());
+    r.spectra.insert("produce.latency_from_send".into(), from_send.spectrum());
+    for (g, t) in s.consumers.iter().zip(&rec.groups) {
+        r.spectra.insert(format!("consumers.{}.e2e_latency", g.name), t.e2e.spectrum());
+    }
 
     for (gi, g) in s.consumers.iter().enumerate() {
         let t = &rec.groups[gi];

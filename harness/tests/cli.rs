@@ -105,7 +105,12 @@ fn sigint_stops_the_run_writes_an_aborted_report_and_exits_130() {
     let scenario = write(dir.path(), "s.yaml", &small_scenario("sigint", 300, "2m"));
     let out = dir.path().join("out");
     let mut child = bin().arg("run").arg(&scenario).arg("--out").arg(&out).spawn().unwrap();
-    std::thread::sleep(Duration::from_secs(12));
+    // The first interval log appears once the load has run a second.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !out.join("produce-latency.hlog").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(3));
     // SAFETY: sending a signal to our own child process.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);

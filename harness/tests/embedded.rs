@@ -15,7 +15,7 @@ fn a_short_run_delivers_everything_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = write(dir.path(), "s.yaml", &small_scenario("e2e", 2000, "6s"));
     let out = dir.path().join("out");
-    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None };
+    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None, gates: None };
     let exit = fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap();
     assert_eq!(exit, Exit::Ok);
     let r = read_report(&out);
@@ -56,11 +56,16 @@ fn an_interrupted_run_writes_its_report_marked_aborted() {
     let out = dir.path().join("out");
     let interrupts = Interrupts::default();
     let trigger = interrupts.clone();
+    let started_marker = out.join("produce-latency.hlog");
     std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(12));
+        // The first interval log appears once the load has run a second: interrupt 3 s later.
+        while !started_marker.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(3));
         trigger.raise();
     });
-    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None };
+    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None, gates: None };
     let started = std::time::Instant::now();
     let exit = fleetstorm::run_scenario(&args, &interrupts).unwrap();
     assert_eq!(exit, Exit::Interrupted);
@@ -84,6 +89,7 @@ fn overrides_change_duration_and_seed() {
         out: Some(out.clone()),
         duration: Some("3s".parse().unwrap()),
         seed: Some(99),
+        gates: None,
     };
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
@@ -100,7 +106,7 @@ fn a_broker_kill_on_the_embedded_cluster_is_reported_with_its_recovery() {
         + "faults:\n  - {name: kill-leader, at: 5s, kind: broker_kill, broker: {leader_of: {topic: kill.tel, partition: 0}}, restore_after: 4s}\n";
     let scenario = write(dir.path(), "s.yaml", &scenario);
     let out = dir.path().join("out");
-    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None };
+    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None, gates: None };
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
     assert_eq!(r.faults.len(), 1);

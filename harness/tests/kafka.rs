@@ -131,6 +131,7 @@ fn run_exit_code_is_ok_on_kafka() {
         out: Some(dir.path().join("out")),
         duration: None,
         seed: None,
+        gates: None,
     };
     let exit = fleetstorm::run_scenario(&args, &fleetstorm::signals::Interrupts::default()).unwrap();
     assert_eq!(exit, Exit::Ok);

@@ -20,7 +20,11 @@ fn every_shipped_scenario_starts_with_a_comment_saying_what_it_exercises() {
     for p in shipped() {
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.starts_with("# "), "{} must start with a comment", p.display());
-        assert!(text.contains("What to look at") || text.contains("What to look at in"), "{}: say what to look at", p.display());
+        assert!(
+            text.contains("What to look at") || text.contains("What to look at in"),
+            "{}: say what to look at",
+            p.display()
+        );
     }
 }
 

@@ -172,6 +172,19 @@ fn parse_profile_with(
     Ok(profile)
 }
 
+/// A `--gates` file: `gates: [...]`, checked for shape here and against the scenario when the
+/// run starts.
+pub fn load_gates(path: &Path) -> Result<Vec<scenario::GateSpec>, ConfigError> {
+    #[derive(serde::Deserialize)]
+    struct GatesFile {
+        gates: Vec<scenario::GateSpec>,
+    }
+    let source = read(path)?;
+    let file = path.display().to_string();
+    let root = yaml::parse(&source).map_err(|e| diagnostics(&file, vec![e]))?;
+    decode::<GatesFile>(&file, &root).map(|g| g.gates)
+}
+
 pub fn load_scenario(path: &Path) -> Result<Loaded<Scenario>, ConfigError> {
     let source = read(path)?;
     let value = parse_scenario(&path.display().to_string(), &source)?;

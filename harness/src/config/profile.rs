@@ -25,6 +25,10 @@ pub struct Profile {
     /// Brokers in the embedded cluster. Default 3. Only for `kind: embedded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub brokers: Option<u32>,
+    /// Added round-trip time of every embedded broker, e.g. `20ms`: a slower target for the same
+    /// workload (comparisons, regression checks). Only for `kind: embedded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_trip_time: Option<Dur>,
     /// Bootstrap servers, a list or a comma-separated string. Required for `kind: kafka`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap_servers: Option<Servers>,
@@ -162,6 +166,7 @@ impl Profile {
             description: Some("librdkafka's in-process mock cluster".into()),
             kind: TargetKind::Embedded,
             brokers: Some(3),
+            round_trip_time: None,
             bootstrap_servers: None,
             librdkafka: BTreeMap::new(),
             connect_timeout: default_connect_timeout(),

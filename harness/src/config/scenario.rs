@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
 
 use super::dist::Dist;
 use super::units::{ByteSize, Dur, Rate, Ratio};
@@ -57,6 +59,10 @@ pub struct Scenario {
     /// Reconnect waves: part of the fleet goes offline, buffers its events, then flushes them.
     #[serde(default)]
     pub waves: Vec<WaveSpec>,
+    /// Assertions checked at the end of the run (exit code 1 when one fails), e.g.
+    /// `produce.latency.p99 < 250ms`, `audit.lost == 0`. See the README for the metrics.
+    #[serde(default)]
+    pub gates: Vec<GateSpec>,
 }
 
 /// A reconnect wave: at `at`, some devices go offline for `offline`. They keep creating events
@@ -810,5 +816,48 @@ impl Scenario {
             g.restarts.retain(|r| keep(format!("restart of `{name}`"), r.at));
         }
         notes
+    }
+}
+
+/// A gate as written in the scenario: a string, or a mapping with options.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct GateSpec {
+    /// The assertion, `METRIC OP THRESHOLD`, e.g. `produce.latency.p99 < 250ms`.
+    pub gate: String,
+    /// A label for JUnit and the report (default: the gate itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Stop the run as soon as the gate fails (only for metrics known while running:
+    /// `consumers.<group>.max_lag`, `produce.failed`, `produce.backpressure`, `errors.*`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abort_on_fail: bool,
+}
+
+impl<'de> Deserialize<'de> for GateSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            gate: String,
+            #[serde(default)]
+            name: Option<String>,
+            #[serde(default)]
+            abort_on_fail: bool,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = GateSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a gate such as `audit.lost == 0`, or `{gate: ..., abort_on_fail: true}`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<GateSpec, E> {
+                Ok(GateSpec { gate: v.to_string(), name: None, abort_on_fail: false })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<GateSpec, A::Error> {
+                let f = Full::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(GateSpec { gate: f.gate, name: f.name, abort_on_fail: f.abort_on_fail })
+            }
+        }
+        d.deserialize_any(V)
     }
 }

@@ -355,6 +355,11 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
         }
     }
 
+    // Gates.
+    for (i, problem) in crate::report::gates::parse_all(&s.gates, s).1 {
+        err(format!("gates[{i}]"), problem);
+    }
+
     // Consumers.
     for (i, fault) in s.faults.iter().enumerate() {
         let p = format!("faults[{i}]");
@@ -512,6 +517,9 @@ pub fn profile(p: &Profile) -> Vec<(String, String)> {
         TargetKind::Kafka => {
             if p.brokers.is_some() {
                 out.push(("brokers".into(), "`brokers` is only for `kind: embedded`".into()));
+            }
+            if p.round_trip_time.is_some() {
+                out.push(("round_trip_time".into(), "`round_trip_time` is only for `kind: embedded`".into()));
             }
             match &p.bootstrap_servers {
                 None => {

@@ -80,6 +80,11 @@ impl Connection {
             TargetKind::Embedded => {
                 let brokers = i32::try_from(profile.embedded_brokers()).unwrap_or(3);
                 let mock = MockCluster::new(brokers).map_err(|e| TargetError::Embedded(e.to_string()))?;
+                if let Some(rtt) = profile.round_trip_time {
+                    for b in 1..=brokers {
+                        mock.broker_round_trip_time(b, rtt.0).map_err(|e| TargetError::Embedded(e.to_string()))?;
+                    }
+                }
                 (mock.bootstrap_servers(), Some(mock))
             }
             TargetKind::Kafka => (profile.bootstrap_servers.as_ref().map(|s| s.joined()).unwrap_or_default(), None),

@@ -9,6 +9,7 @@
 //! A value above an hour is recorded as an hour and counted in `clamped`: never dropped silently.
 
 pub mod audit;
+pub mod hlog;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -87,6 +88,26 @@ impl Hist {
         }
     }
 
+    /// The percentile spectrum, HdrHistogram style: points at 50%, 75%, 87.5%... (5 per halving
+    /// of the distance to 100%), up to the maximum.
+    pub fn spectrum(&self) -> Vec<SpectrumPoint> {
+        if self.h.is_empty() {
+            return Vec::new();
+        }
+        let mut out: Vec<SpectrumPoint> = Vec::new();
+        for v in self.h.iter_quantiles(5) {
+            let p = v.quantile_iterated_to() * 100.0;
+            let value = self.h.highest_equivalent(v.value_iterated_to());
+            if out.last().is_none_or(|l| p > l.percentile) {
+                out.push(SpectrumPoint { percentile: (p * 1e6).round() / 1e6, value_us: value });
+            }
+            if p >= 100.0 {
+                break;
+            }
+        }
+        out
+    }
+
     pub fn window(&self) -> WindowLatency {
         let h = &self.h;
         if h.is_empty() {
@@ -120,6 +141,13 @@ pub struct LatencySummary {
 
 fn is_zero(v: &u64) -> bool {
     *v == 0
+}
+
+/// One point of a latency percentile spectrum.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SpectrumPoint {
+    pub percentile: f64,
+    pub value_us: u64,
 }
 
 /// Percentiles of one timeline window, in microseconds.
@@ -561,8 +589,22 @@ pub struct Recording {
 /// Set once, when the load starts: the run's clock. Drivers started earlier wait for it.
 pub type Start = Arc<OnceLock<MonotonicClock>>;
 
+/// Running totals the run can watch while the load goes on (for live gates).
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    /// The last closed second: its acknowledgements, and their p99 from intended send time (µs).
+    pub last_acked: AtomicU64,
+    pub last_p99_us: AtomicU64,
+    pub failed: AtomicU64,
+    pub backpressure: AtomicU64,
+    pub errors: std::sync::Mutex<BTreeMap<String, u64>>,
+}
+
 /// What the collector needs to know.
 pub struct CollectorConfig {
+    pub live: Arc<LiveCounters>,
+    /// Where to write HdrHistogram interval logs (none: don't), with class names.
+    pub hlog: Option<hlog::HlogConfig>,
     pub classes: usize,
     /// Firmware version names (empty without firmware).
     pub versions: Vec<String>,
@@ -611,6 +653,7 @@ impl Collector {
 }
 
 struct State {
+    hlogs: Option<hlog::Hlogs>,
     cfg: CollectorConfig,
     progress: Vec<Option<u32>>,
     done: Vec<bool>,
@@ -662,6 +705,7 @@ impl State {
             versions: Vec::new(),
         };
         State {
+            hlogs: cfg.hlog.clone().map(hlog::Hlogs::new),
             lag: cfg.groups.iter().map(|_| BTreeMap::new()).collect(),
             cfg,
             progress: vec![None; sources],
@@ -800,6 +844,16 @@ impl State {
             for (k, v) in &p.errors {
                 *self.rec.errors.entry(k.clone()).or_insert(0) += v;
             }
+            let failed: u64 = p.classes.iter().map(|c| c.failed).sum();
+            self.cfg.live.failed.fetch_add(failed, Ordering::Relaxed);
+            self.cfg.live.backpressure.fetch_add(p.backpressure, Ordering::Relaxed);
+            if !p.errors.is_empty()
+                && let Ok(mut e) = self.cfg.live.errors.lock()
+            {
+                for (k, v) in &p.errors {
+                    *e.entry(k.clone()).or_insert(0) += v;
+                }
+            }
         }
         for (g, w) in agg.consumers.iter().enumerate() {
             if let Some(w) = w {
@@ -823,6 +877,9 @@ impl State {
 
     fn close(&mut self, second: u32, agg: Agg) {
         self.totals(second, &agg);
+        if let (Some(h), Some(clock)) = (&mut self.hlogs, self.cfg.start.get()) {
+            h.write(second, clock.origin_unix_us(), agg.producer.as_ref(), &agg.consumers, &self.cfg.groups);
+        }
         if self.lag.first().is_some_and(|l| !l.contains_key(&second)) {
             // Closed before its lag tick: the current lag is the closest sample there is.
             self.sample_lag(second);
@@ -834,6 +891,8 @@ impl State {
             self.rec.timeline.push(point);
         }
         let point = self.point(second, Some(&agg));
+        self.cfg.live.last_acked.store(point.acked, Ordering::Relaxed);
+        self.cfg.live.last_p99_us.store(point.produce.p99_us, Ordering::Relaxed);
         self.rec.timeline.push(point);
     }
 

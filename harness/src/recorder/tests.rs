@@ -8,6 +8,8 @@ fn collector(groups: &[&str], warmup_us: u64) -> (Collector, Arc<OffsetBook>, Hi
     let readers: Vec<usize> = groups.iter().map(|_| book.add_reader(&[0], &[10, 20])).collect();
     let book = Arc::new(book);
     let c = Collector::new(CollectorConfig {
+        live: Arc::new(LiveCounters::default()),
+        hlog: None,
         classes: 1,
         versions: Vec::new(),
         groups: groups.iter().map(|g| g.to_string()).collect(),

@@ -166,7 +166,9 @@ pub fn build(run: &FaultRun, cx: &Context<'_>) -> FaultReport {
 
     // Recovery: from the first second after the fault, the first three consecutive seconds with
     // acknowledgements and p99 within twice the baseline.
-    let after: Vec<&TimelinePoint> = cx.timeline.iter().filter(|p| p.t >= first).collect();
+    // Only whole seconds of load: the drain after it has no sends, and would look like a dip.
+    let load_end = cx.load_end_s.floor() as u32;
+    let after: Vec<&TimelinePoint> = cx.timeline.iter().filter(|p| p.t >= first && p.t < load_end).collect();
     if let Some(base) = base_p99 {
         let threshold = (2.0 * base).round() as u64;
         r.recovery.threshold_us = Some(threshold);

@@ -2,7 +2,10 @@
 //! it alone. The JSON schema is generated from these types (`docs/report.schema.json`, kept in
 //! sync by a test) and their doc comments are its documentation.
 
+pub mod charts;
 pub mod faults;
+pub mod gates;
+pub mod html;
 pub mod shapes;
 pub mod summary;
 
@@ -14,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::scenario::Scenario;
 use crate::recorder::audit::AuditCounts;
-use crate::recorder::{LatencySummary, RebalanceEvent, TimelinePoint};
+use crate::recorder::{LatencySummary, RebalanceEvent, SpectrumPoint, TimelinePoint};
 
 /// Bumped on any incompatible change to the report's shape.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -47,6 +50,9 @@ pub struct Report {
     pub clock: String,
     /// Things the reader should know before trusting the numbers.
     pub warnings: Vec<String>,
+    /// Every gate and its verdict.
+    #[serde(default)]
+    pub gates: Vec<gates::GateResult>,
     /// Errors by kind: delivery errors (`MessageTimedOut`...), send errors (`send.*`), consumer
     /// errors (`consumer.<group>.*`) and client-level errors (`client.*`).
     pub errors: BTreeMap<String, u64>,
@@ -58,6 +64,10 @@ pub struct Report {
     pub faults: Vec<faults::FaultReport>,
     /// Each occurrence of each reconnect wave.
     pub waves: Vec<shapes::WaveReport>,
+    /// Percentile spectra of the main latency histograms (after warm-up), for charts and for
+    /// comparisons: `produce.latency_from_intended`, `produce.latency_from_send`,
+    /// `consumers.<group>.e2e_latency`.
+    pub spectra: BTreeMap<String, Vec<SpectrumPoint>>,
     /// One point per second since the load started.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -236,6 +246,32 @@ impl Report {
         let tmp = dir.join(".report.json.tmp");
         std::fs::write(&tmp, json)?;
         std::fs::rename(tmp, dir.join("report.json"))
+    }
+
+    /// Write everything drawn from the report: `summary.md`, the charts (PNG and SVG),
+    /// `report.html`, and `junit.xml` when there are gates. Returns the files written.
+    pub fn write_derived(&self, dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+        let mut files = Vec::new();
+        let mut put = |name: &str, text: &str| -> Result<(), String> {
+            let p = dir.join(name);
+            std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+            files.push(p);
+            Ok(())
+        };
+        put("summary.md", &summary::markdown(self))?;
+        let charts = charts::write_all(self, dir)?;
+        put("report.html", &html::render(self, &charts))?;
+        if !self.gates.is_empty() {
+            put(
+                "junit.xml",
+                &gates::junit(&format!("fleetstorm.{}", self.scenario.name), &self.gates, self.elapsed_s),
+            )?;
+        }
+        for c in &charts {
+            files.push(dir.join(format!("{}.png", c.name)));
+            files.push(dir.join(format!("{}.svg", c.name)));
+        }
+        Ok(files)
     }
 
     pub fn read(dir: &Path) -> Result<Report, String> {

@@ -119,7 +119,13 @@ pub fn text(r: &Report, report_path: &str) -> String {
             );
         }
         if let Some(dl) = &g.dead_letter {
-            let _ = writeln!(o, "             dead-lettered {} to {} ({} acked)", count(dl.routed), dl.topic, count(dl.acked));
+            let _ = writeln!(
+                o,
+                "             dead-lettered {} to {} ({} acked)",
+                count(dl.routed),
+                dl.topic,
+                count(dl.acked)
+            );
         }
     }
     for w in &r.waves {
@@ -156,6 +162,13 @@ pub fn text(r: &Report, report_path: &str) -> String {
     }
     for f in &r.faults {
         let _ = writeln!(o, "  fault      {}", fault_line(f));
+    }
+    if !r.gates.is_empty() {
+        let failed: Vec<&super::gates::GateResult> = r.gates.iter().filter(|g| !g.passed).collect();
+        let _ = writeln!(o, "  gates      {} passed, {} failed", r.gates.len() - failed.len(), failed.len());
+        for g in failed {
+            let _ = writeln!(o, "    FAILED   {}  ({})", g.gate, g.detail);
+        }
     }
     for w in &r.warnings {
         let _ = writeln!(o, "  warning    {w}");
@@ -202,6 +215,13 @@ pub fn markdown(r: &Report) -> String {
     }
     for w in &r.warnings {
         let _ = writeln!(o, "> Warning: {w}\n");
+    }
+    if !r.gates.is_empty() {
+        let _ = writeln!(o, "## Gates\n\n| gate | value | verdict |\n|---|---|---|");
+        for g in &r.gates {
+            let _ = writeln!(o, "| `{}` | {} | {} |", g.gate, g.value, if g.passed { "pass" } else { "**FAIL**" });
+        }
+        let _ = writeln!(o);
     }
     let _ = writeln!(o, "| | |\n|---|---|");
     let _ = writeln!(o, "| target | {} ({}, {}) |", r.target.profile, r.target.kind, r.target.bootstrap_servers);
