@@ -65,3 +65,15 @@ fn compose_profiles_match_the_published_ports_and_container_names() {
         assert!(c.broker_kill.unwrap().contains(&format!("fleetstorm-{stack}-{{broker}}")));
     }
 }
+
+#[test]
+fn the_ci_examples_are_valid_yaml_and_their_gates_fit_the_readiness_scenario() {
+    for f in ["docs/ci/github-actions-nightly.yml", "docs/ci/gitlab-ci-nightly.yml"] {
+        let text = std::fs::read_to_string(common::root().join(f)).unwrap();
+        yaml::parse(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+    let gates = fleetstorm::config::load_gates(&common::root().join("docs/ci/gates.yaml")).unwrap();
+    let mut s = fleetstorm::config::load_scenario(&common::root().join("scenarios/readiness.yaml")).unwrap().value;
+    s.gates = gates;
+    assert_eq!(fleetstorm::config::validate::scenario(&s), Vec::<(String, String)>::new());
+}

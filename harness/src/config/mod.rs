@@ -203,6 +203,8 @@ pub fn load_profile(path: &Path) -> Result<Loaded<Profile>, ConfigError> {
 pub enum FileKind {
     Scenario,
     Profile,
+    /// A `--gates` file (checked for shape; its metrics are checked against a scenario at run time).
+    Gates,
 }
 
 impl fmt::Display for FileKind {
@@ -210,6 +212,7 @@ impl fmt::Display for FileKind {
         f.write_str(match self {
             FileKind::Scenario => "scenario",
             FileKind::Profile => "profile",
+            FileKind::Gates => "gates",
         })
     }
 }
@@ -218,9 +221,12 @@ impl fmt::Display for FileKind {
 pub fn validate_file(path: &Path) -> Result<FileKind, ConfigError> {
     let source = read(path)?;
     let file = path.display().to_string();
-    let is_profile =
-        yaml::parse(&source).map(|root| root.get("kind").is_some() && root.get("fleet").is_none()).unwrap_or(false);
-    if is_profile {
+    let root = yaml::parse(&source).ok();
+    let is_profile = root.as_ref().is_some_and(|r| r.get("kind").is_some() && r.get("fleet").is_none());
+    let is_gates = root.as_ref().is_some_and(|r| matches!(&r.kind, yaml::Kind::Map(e) if e.len() == 1) && r.get("gates").is_some());
+    if is_gates {
+        load_gates(path).map(|_| FileKind::Gates)
+    } else if is_profile {
         // Unset variables are not an error when only validating: the shape is what matters.
         let env = |name: &str| std::env::var(name).ok();
         parse_profile_with(&file, &source, &env, true).map(|_| FileKind::Profile)
