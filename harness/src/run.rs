@@ -295,6 +295,7 @@ impl Runner {
             groups: s.consumers.iter().map(|g| g.name.clone()).collect(),
             group_readers: group_readers.clone(),
             warmup_us: plan.warmup_us,
+            load_end_us: plan.duration_us,
             template: template.clone(),
             book: book.clone(),
             start: start.clone(),
@@ -822,6 +823,7 @@ impl Runner {
             elapsed_s: m.t0.elapsed().as_secs_f64(),
             clock: "monotonic clock of the fleetstorm process; producers and consumers share it, so end-to-end latency needs no clock sync".into(),
             warnings: m.warnings.clone(),
+            harness: crate::report::HarnessReport { cores: crate::recorder::monitor::cores(), ..Default::default() },
             gates: Vec::new(),
             errors: BTreeMap::new(),
             produce: ProduceReport::default(),
@@ -1007,6 +1009,7 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
         rebalances: &rebalances,
     };
     r.faults = l.fault_runs.iter().map(|f| crate::report::faults::build(f, &cx)).collect();
+    harness_verdict(r, l.load_s);
     shape_metrics(r, s, plan, l.members, &l.wave_counts);
     for f in &r.faults {
         if let Some(e) = &f.error {
@@ -1107,6 +1110,44 @@ fn shape_metrics(
             gr.slowdowns = slowdowns;
             gr.restarts = restarts;
         }
+    }
+}
+
+/// Did the harness limit the run? CPU at its cores, or send lag without backpressure.
+fn harness_verdict(r: &mut Report, load_s: f64) {
+    let cores = r.harness.cores.max(1);
+    let load: Vec<&crate::recorder::TimelinePoint> =
+        r.timeline.iter().filter(|p| f64::from(p.t) + 1.0 <= load_s.ceil()).collect();
+    let points: Vec<crate::recorder::monitor::HarnessPoint> = load.iter().filter_map(|p| p.harness).collect();
+    let h = &mut r.harness;
+    if !points.is_empty() {
+        let n = points.len() as f32;
+        h.cpu_pct_mean = points.iter().map(|p| p.cpu_pct).sum::<f32>() / n;
+        h.cpu_pct_peak = points.iter().map(|p| p.cpu_pct).fold(0.0, f32::max);
+        h.host_cpu_pct_mean = points.iter().map(|p| p.host_cpu_pct).sum::<f32>() / n;
+    }
+    h.rss_mib_peak = r.timeline.iter().filter_map(|p| p.harness).map(|p| p.rss_mib).fold(0.0, f32::max);
+    h.cpu_saturated_s = points.iter().filter(|p| p.cpu_pct >= 90.0 * cores as f32).count() as u32;
+    h.lagging_s = load.iter().filter(|p| p.send_lag_p99_us > 10_000 && p.backpressure == 0).count() as u32;
+    h.saturated = h.cpu_saturated_s >= 3 || h.lagging_s >= 3;
+    if h.saturated {
+        let mut why = Vec::new();
+        if h.cpu_saturated_s >= 3 {
+            why.push(format!("{} s with fleetstorm's CPU at 90% or more of its {cores} core(s)", h.cpu_saturated_s));
+        }
+        if h.lagging_s >= 3 {
+            why.push(format!("{} s with send lag p99 over 10 ms and no backpressure", h.lagging_s));
+        }
+        let w = format!(
+            "HARNESS SATURATED: results not valid for the target ({}){}",
+            why.join("; "),
+            if r.target.kind == "embedded" {
+                "; the embedded cluster runs inside fleetstorm and shares its CPU"
+            } else {
+                ""
+            }
+        );
+        r.warnings.insert(0, w);
     }
 }
 

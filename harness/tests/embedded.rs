@@ -44,8 +44,10 @@ fn a_short_run_delivers_everything_exactly_once() {
     // Open loop: the achieved rate is the planned rate when the target keeps up.
     let err = (p.achieved_rate - p.planned_rate).abs() / p.planned_rate;
     assert!(err < 0.01, "achieved {} planned {}", p.achieved_rate, p.planned_rate);
-    // The human summary is next to the JSON.
+    // The human summary is next to the JSON, and the harness was not the bottleneck.
     assert!(out.join("summary.md").is_file());
+    assert!(!r.harness.saturated, "{:?}", r.harness);
+    assert!(r.timeline.iter().filter(|p| p.harness.is_some()).count() >= 5);
 }
 
 #[test]
@@ -146,4 +148,35 @@ fn a_fault_the_profile_cannot_perform_is_invalid_input() {
     let o = bin().arg("run").arg(&scenario).arg("--profile").arg(&profile).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("faults[0]: the profile declares no fault mechanism"), "{}", text(&o));
+}
+
+#[test]
+fn a_harness_that_runs_out_of_cpu_says_its_results_are_not_valid() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // Far more than the embedded cluster accepts from one core.
+    let scenario = write(
+        dir.path(),
+        "flood.yaml",
+        "name: flood\nseed: 1\nduration: 4s\ndrain: 5s\ntopics: [{name: flood.t, partitions: 12, replication: 3}]\nfleet:\n  devices: 100000\n  classes: [{name: f, topic: flood.t, total_rate: 1000000/s, size: 64B, format: binary}]\nproducer: {max_in_flight: 2000000}\naudit: {enabled: false}\n",
+    );
+    let out = dir.path().join("out");
+    let o = std::process::Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(env!("CARGO_BIN_EXE_fleetstorm"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert!(o.status.success() || o.status.code() == Some(3), "{}", text(&o));
+    let r = read_report(&out);
+    assert!(r.harness.saturated, "{:?}", r.harness);
+    assert_eq!(r.harness.cores, 1);
+    assert!(r.warnings[0].starts_with("HARNESS SATURATED: results not valid for the target"), "{:?}", r.warnings);
+    assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("HARNESS SATURATED"));
+    assert!(r.produce.achieved_rate < 0.9 * r.produce.planned_rate, "a late harness does not look on time");
+    assert!(r.timeline.iter().any(|p| p.harness.is_some_and(|h| h.cpu_pct > 80.0)));
 }

@@ -223,7 +223,9 @@ pub fn validate_file(path: &Path) -> Result<FileKind, ConfigError> {
     let file = path.display().to_string();
     let root = yaml::parse(&source).ok();
     let is_profile = root.as_ref().is_some_and(|r| r.get("kind").is_some() && r.get("fleet").is_none());
-    let is_gates = root.as_ref().is_some_and(|r| matches!(&r.kind, yaml::Kind::Map(e) if e.len() == 1) && r.get("gates").is_some());
+    let is_gates = root
+        .as_ref()
+        .is_some_and(|r| matches!(&r.kind, yaml::Kind::Map(e) if e.len() == 1) && r.get("gates").is_some());
     if is_gates {
         load_gates(path).map(|_| FileKind::Gates)
     } else if is_profile {

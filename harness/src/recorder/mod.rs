@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod hlog;
+pub mod monitor;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -523,6 +524,9 @@ pub struct TimelinePoint {
     /// Waves whose devices were offline or flushing during this second.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waves: Vec<String>,
+    /// fleetstorm's own CPU and memory, and the host's CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness: Option<monitor::HarnessPoint>,
 }
 
 /// One consumer group in one second.
@@ -612,6 +616,9 @@ pub struct CollectorConfig {
     /// The offset-book reader of each group, for lag.
     pub group_readers: Vec<usize>,
     pub warmup_us: u64,
+    /// The scheduled end of the load: sends and acknowledgements after it do not count toward
+    /// rates (a late harness must not look on time).
+    pub load_end_us: u64,
     pub template: Hist,
     pub book: Arc<OffsetBook>,
     pub start: Start,
@@ -653,6 +660,8 @@ impl Collector {
 }
 
 struct State {
+    monitor: Option<monitor::Monitor>,
+    harness: BTreeMap<u32, monitor::HarnessPoint>,
     hlogs: Option<hlog::Hlogs>,
     cfg: CollectorConfig,
     progress: Vec<Option<u32>>,
@@ -705,6 +714,8 @@ impl State {
             versions: Vec::new(),
         };
         State {
+            monitor: monitor::Monitor::new(),
+            harness: BTreeMap::new(),
             hlogs: cfg.hlog.clone().map(hlog::Hlogs::new),
             lag: cfg.groups.iter().map(|_| BTreeMap::new()).collect(),
             cfg,
@@ -749,7 +760,15 @@ impl State {
     }
 
     fn sample_lag(&mut self, second: u32) {
+        if let Some(m) = &mut self.monitor
+            && !self.harness.contains_key(&second)
+        {
+            self.harness.insert(second, m.sample());
+        }
         for (g, reader) in self.cfg.group_readers.iter().enumerate() {
+            if self.lag[g].contains_key(&second) {
+                continue;
+            }
             let lag = self.cfg.book.lag(*reader);
             self.lag[g].insert(second, lag);
             self.rec.groups[g].max_lag = self.rec.groups[g].max_lag.max(lag);
@@ -815,16 +834,19 @@ impl State {
 
     fn totals(&mut self, second: u32, agg: &Agg) {
         let measured = u64::from(second) * 1_000_000 >= self.cfg.warmup_us;
+        let in_load = measured && u64::from(second) * 1_000_000 < self.cfg.load_end_us;
         if let Some(p) = &agg.producer {
             for (c, w) in self.rec.classes.iter_mut().zip(&p.classes) {
                 c.sent += w.sent;
                 c.acked += w.acked;
                 c.failed += w.failed;
                 c.acked_bytes += w.acked_bytes;
-                if measured {
+                if in_load {
                     c.measured_acked += w.acked;
                     c.measured_bytes += w.acked_bytes;
                     c.measured_sent += w.sent;
+                }
+                if measured {
                     c.from_intended.add(&w.from_intended);
                     c.from_send.add(&w.from_send);
                 }
@@ -880,10 +902,8 @@ impl State {
         if let (Some(h), Some(clock)) = (&mut self.hlogs, self.cfg.start.get()) {
             h.write(second, clock.origin_unix_us(), agg.producer.as_ref(), &agg.consumers, &self.cfg.groups);
         }
-        if self.lag.first().is_some_and(|l| !l.contains_key(&second)) {
-            // Closed before its lag tick: the current lag is the closest sample there is.
-            self.sample_lag(second);
-        }
+        // Closed before its tick: the current values are the closest samples there are.
+        self.sample_lag(second);
         // Fill gaps so that the timeline has one point per second.
         let next = self.rec.timeline.last().map_or(0, |p| p.t + 1);
         for t in next..second {
@@ -929,6 +949,7 @@ impl State {
             p.consumers.insert(name.clone(), gp);
         }
         p.audit_reads = agg.map_or(0, |a| a.audit_reads);
+        p.harness = self.harness.get(&second).copied();
         p
     }
 }

@@ -15,6 +15,7 @@ fn collector(groups: &[&str], warmup_us: u64) -> (Collector, Arc<OffsetBook>, Hi
         groups: groups.iter().map(|g| g.to_string()).collect(),
         group_readers: readers,
         warmup_us,
+        load_end_us: u64::MAX,
         template: template.clone(),
         book: book.clone(),
         start: Arc::new(OnceLock::new()),

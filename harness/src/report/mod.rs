@@ -50,6 +50,9 @@ pub struct Report {
     pub clock: String,
     /// Things the reader should know before trusting the numbers.
     pub warnings: Vec<String>,
+    /// fleetstorm's own resource use, and whether it limited the run.
+    #[serde(default)]
+    pub harness: HarnessReport,
     /// Every gate and its verdict.
     #[serde(default)]
     pub gates: Vec<gates::GateResult>,
@@ -215,6 +218,25 @@ pub struct GroupReport {
     pub slowdowns: Vec<shapes::SlowdownReport>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restarts: Vec<shapes::RestartReport>,
+}
+
+/// The harness's own resource use over the load, and its verdict on itself.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct HarnessReport {
+    /// Cores fleetstorm could run on (affinity respected).
+    pub cores: usize,
+    pub cpu_pct_mean: f32,
+    pub cpu_pct_peak: f32,
+    pub rss_mib_peak: f32,
+    pub host_cpu_pct_mean: f32,
+    /// Load seconds with fleetstorm's CPU at 90% or more of its cores.
+    pub cpu_saturated_s: u32,
+    /// Load seconds with send lag p99 over 10 ms while the client's queue had room (no
+    /// backpressure): the harness, not the target, fell behind its schedule.
+    pub lagging_s: u32,
+    /// True when either lasted 3 seconds or more: the results say more about the harness than
+    /// about the target.
+    pub saturated: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
