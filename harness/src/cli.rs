@@ -59,6 +59,22 @@ pub enum Command {
         #[arg(short, long)]
         out: Option<PathBuf>,
     },
+    /// Run an embedded cluster in this process (for other tools, e.g. benchmarks) until Ctrl-C.
+    ServeEmbedded {
+        #[arg(long, default_value_t = 3)]
+        brokers: u32,
+        /// A topic to create, NAME:PARTITIONS (repeatable).
+        #[arg(long = "topic", value_parser = parse_topic)]
+        topics: Vec<(String, u32)>,
+        /// Also stop when stdin closes.
+        #[arg(long)]
+        until_stdin_closes: bool,
+    },
+    /// Benchmarks of fleetstorm itself (see scripts/bench.sh and BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Regenerate summary.md, the charts, report.html and junit.xml from a run's report.json.
     Report {
         /// A run's output directory (or its report.json).
@@ -70,6 +86,62 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Max-rate produce throughput: COUNT records, unpaced, as fast as the target takes them.
+    Produce {
+        #[command(flatten)]
+        load: BenchLoad,
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+    },
+    /// Rate accuracy: an open-loop run at RATE; achieved rate and send lag.
+    Rate {
+        #[command(flatten)]
+        load: BenchLoad,
+        /// e.g. 10000/s
+        #[arg(long, value_parser = parse_rate)]
+        rate: crate::config::units::Rate,
+        #[arg(long, value_parser = parse_dur, default_value = "10s")]
+        duration: Dur,
+    },
+    /// Fleet scale: time and memory to plan a fleet of idle devices.
+    Fleet {
+        #[arg(long, default_value_t = 1_000_000)]
+        devices: u64,
+        #[arg(long, default_value_t = 1)]
+        classes: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchLoad {
+    #[arg(long)]
+    pub bootstrap: String,
+    #[arg(long, default_value = "bench")]
+    pub topic: String,
+    #[arg(long, default_value_t = 12)]
+    pub partitions: u32,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    pub size: u64,
+    /// `all` or `1`.
+    #[arg(long, default_value = "all")]
+    pub acks: String,
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u32,
+    #[arg(long, default_value_t = 10_000)]
+    pub devices: u64,
+    /// Producer instances, each its own librdkafka client on its own thread.
+    #[arg(long, default_value_t = 1)]
+    pub instances: u32,
+    /// Replication factor, if the topic has to be created.
+    #[arg(long, default_value_t = 3)]
+    pub replication: u16,
+    #[arg(short, long, default_value = "reports/bench-run")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -95,4 +167,13 @@ pub struct RunArgs {
 
 fn parse_dur(s: &str) -> Result<Dur, String> {
     s.parse::<Dur>().map_err(|e| e.to_string())
+}
+
+fn parse_rate(s: &str) -> Result<crate::config::units::Rate, String> {
+    s.parse::<crate::config::units::Rate>().map_err(|e| e.to_string())
+}
+
+fn parse_topic(s: &str) -> Result<(String, u32), String> {
+    let (name, p) = s.split_once(':').ok_or_else(|| format!("`{s}`: write NAME:PARTITIONS"))?;
+    Ok((name.to_string(), p.parse().map_err(|_| format!("`{p}` is not a partition count"))?))
 }

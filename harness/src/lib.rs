@@ -4,6 +4,7 @@
 //! -> recorder ([`recorder`]) -> report ([`report`]); [`run`] wires the stages together. See
 //! ARCHITECTURE.md for the codemap and the invariants.
 
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod compare;
@@ -34,6 +35,12 @@ pub fn run(cli: Cli) -> Exit {
         Command::Run(args) => run_scenario_with(&args, &signals::Interrupts::install(), progress),
         Command::Validate { files } => Ok(validate(&files)),
         Command::Report { dir } => regenerate(&dir),
+        Command::ServeEmbedded { brokers, topics, until_stdin_closes } => {
+            bench::serve_embedded(brokers, &topics, until_stdin_closes)
+                .map(|()| Exit::Ok)
+                .map_err(|e| Failure::CouldNotStart(anyhow::anyhow!(e)))
+        }
+        Command::Bench { what } => run_bench(what),
         Command::Compare { dirs, baseline, max_regression, allow_different, out } => {
             compare_runs(&dirs, baseline.as_deref(), max_regression.as_deref(), allow_different, out)
         }
@@ -78,7 +85,14 @@ pub fn run_scenario_with(args: &RunArgs, interrupts: &signals::Interrupts, progr
         Some(p) => config::load_profile(p).map_err(config_failure)?,
         None => config::Loaded { value: Profile::embedded(), file: "(embedded default)".into(), source: String::new() },
     };
-    let opts = run::RunOptions { progress, out: args.out.clone(), duration: args.duration, seed: args.seed };
+    let opts = run::RunOptions {
+        progress,
+        out: args.out.clone(),
+        duration: args.duration,
+        seed: args.seed,
+        unpaced: None,
+        summary_to_stderr: false,
+    };
     let finished = run::run(scenario, profile, &opts, interrupts).map_err(|e| match e {
         run::RunError::Invalid(m) => Failure::Invalid(anyhow::anyhow!(m)),
         run::RunError::CouldNotStart(m) => {
@@ -99,6 +113,42 @@ pub fn outcome(r: &report::Report) -> Exit {
         }
         _ if gate_failed => Exit::GateFailed,
         _ => Exit::Ok,
+    }
+}
+
+fn bench_load(l: &cli::BenchLoad) -> bench::Load {
+    bench::Load {
+        bootstrap: l.bootstrap.clone(),
+        topic: l.topic.clone(),
+        partitions: l.partitions,
+        size: l.size,
+        acks: l.acks.clone(),
+        linger_ms: l.linger_ms,
+        devices: l.devices,
+        instances: l.instances,
+        replication: l.replication,
+        out: l.out.clone(),
+    }
+}
+
+/// `fleetstorm bench ...`: one JSON line on stdout.
+pub fn run_bench(what: cli::BenchCommand) -> Result<Exit, Failure> {
+    fn line<T: serde::Serialize>(r: Result<T, String>) -> Result<String, String> {
+        r.and_then(|v| serde_json::to_string(&v).map_err(|e| e.to_string()))
+    }
+    let json = match what {
+        cli::BenchCommand::Produce { load, count } => line(bench::produce(&bench_load(&load), count)),
+        cli::BenchCommand::Rate { load, rate, duration } => {
+            line(bench::rate(&bench_load(&load), rate.as_per_sec(), duration.as_secs_f64()))
+        }
+        cli::BenchCommand::Fleet { devices, classes } => line(bench::fleet(devices, classes)),
+    };
+    match json {
+        Ok(l) => {
+            println!("{l}");
+            Ok(Exit::Ok)
+        }
+        Err(e) => Err(Failure::CouldNotStart(anyhow::anyhow!(e))),
     }
 }
 

@@ -48,6 +48,10 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     pub duration: Option<Dur>,
     pub seed: Option<u64>,
+    /// Max-rate benchmark: send this many records as fast as possible, unpaced.
+    pub unpaced: Option<u64>,
+    /// Print the summary on stderr (stdout carries something else, e.g. a benchmark's JSON line).
+    pub summary_to_stderr: bool,
 }
 
 /// Why a run did not even start.
@@ -151,7 +155,14 @@ pub fn run(
         brokers: Vec::new(),
         base_dir,
     };
-    Ok(Runner { meta, intr: intr.clone(), progress: opts.progress }.go())
+    Ok(Runner {
+        meta,
+        intr: intr.clone(),
+        progress: opts.progress,
+        unpaced: opts.unpaced,
+        summary_to_stderr: opts.summary_to_stderr,
+    }
+    .go())
 }
 
 fn default_dir(name: &str, at: SystemTime) -> PathBuf {
@@ -164,6 +175,8 @@ struct Runner {
     meta: Meta,
     intr: Interrupts,
     progress: bool,
+    unpaced: Option<u64>,
+    summary_to_stderr: bool,
 }
 
 /// How the load phase ended.
@@ -427,6 +440,8 @@ impl Runner {
                 filler: filler.clone(),
                 drain: s.drain.0,
                 ready: ready.clone(),
+                unpaced: self.unpaced.map(|n| n.div_ceil(u64::from(pspec.instances))),
+                keep_ledger: s.audit.enabled || !s.consumers.is_empty(),
             });
             match spawned {
                 Ok(h) => producers.push(h),
@@ -664,7 +679,7 @@ impl Runner {
                 rec.late_windows
             ));
         }
-        if ending.status.is_none() && load_end_us + 1_000_000 < plan.duration_us {
+        if ending.status.is_none() && self.unpaced.is_none() && load_end_us + 1_000_000 < plan.duration_us {
             ending.set(Status::Failed, "the load stopped before its duration");
         }
         drop(conn);
@@ -740,6 +755,19 @@ impl Runner {
             missed,
         };
         let mut report = self.assemble(status, (!reason.is_empty()).then_some(reason), Some(load));
+        if self.unpaced.is_some() {
+            let first = outcomes.iter().map(|o| o.first_send_us).min().unwrap_or(0);
+            let last = outcomes.iter().map(|o| o.drained_us.max(o.last_send_us)).max().unwrap_or(0);
+            let secs = last.saturating_sub(first) as f64 / 1e6;
+            let acked = report.produce.acked;
+            let bytes: u64 = report.produce.classes.values().map(|c| c.acked_bytes).sum();
+            report.max_rate = Some(crate::report::MaxRate {
+                acked,
+                seconds: secs,
+                msgs_per_s: if secs > 0.0 { acked as f64 / secs } else { 0.0 },
+                mb_per_s: if secs > 0.0 { bytes as f64 / secs / 1e6 } else { 0.0 },
+            });
+        }
         report.gates = gates.iter().map(|g| g.evaluate(&report)).collect();
         if report.status != Status::Completed {
             for g in &mut report.gates {
@@ -781,7 +809,12 @@ impl Runner {
         if let Err(e) = report.write_derived(&dir) {
             tracing::error!("could not write the report's summary, charts or HTML: {e}");
         }
-        print!("{}", summary::text(&report, &path.display().to_string()));
+        let text = summary::text(&report, &path.display().to_string());
+        if self.unpaced.is_some() || self.summary_to_stderr {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
         Finished { report, dir }
     }
 
@@ -824,6 +857,7 @@ impl Runner {
             clock: "monotonic clock of the fleetstorm process; producers and consumers share it, so end-to-end latency needs no clock sync".into(),
             warnings: m.warnings.clone(),
             harness: crate::report::HarnessReport { cores: crate::recorder::monitor::cores(), ..Default::default() },
+            max_rate: None,
             gates: Vec::new(),
             errors: BTreeMap::new(),
             produce: ProduceReport::default(),

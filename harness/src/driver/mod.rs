@@ -3,6 +3,7 @@
 //! - [`target`]: connecting to the target (or starting the embedded cluster), creating and
 //!   checking topics, reading watermarks, committing start offsets;
 //! - [`producer`]: one thread per producer instance, sending the plan open-loop;
+//! - [`produce`]: the producer's per-record librdkafka call, made directly (topic handles);
 //! - [`consumer`]: one thread per consumer-group member;
 //! - [`audit`]: the delivery-audit reader.
 //!
@@ -11,6 +12,7 @@
 
 pub mod audit;
 pub mod consumer;
+pub mod produce;
 pub mod producer;
 pub mod target;
 

@@ -20,9 +20,10 @@ use std::time::Duration;
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 
+use super::produce::{self, HeaderTemplate, TopicHandle};
 use super::{Control, Ctx, error_kind};
 use crate::clock::{Clock, MonotonicClock, Pacer, Step};
 use crate::plan::Plan;
@@ -48,6 +49,11 @@ pub struct ProducerArgs {
     pub drain: Duration,
     /// Incremented once the producer is connected and ready to send.
     pub ready: Arc<AtomicU32>,
+    /// Max-rate benchmark: ignore intended times, send this many events as fast as librdkafka
+    /// accepts them. `None`: the normal, open-loop schedule.
+    pub unpaced: Option<u64>,
+    /// Keep the acknowledged/failed ledger (the audit and the consumer groups' coverage read it).
+    pub keep_ledger: bool,
 }
 
 /// What a producer instance reports when it ends.
@@ -70,8 +76,14 @@ pub struct ProducerOutcome {
     pub longest_ack_gap_us: u64,
     /// What this instance's devices did in each wave occurrence.
     pub waves: Vec<crate::plan::WaveCounts>,
+    /// First send, and the moment the last acknowledgement arrived (µs since load start).
+    pub first_send_us: u64,
+    pub drained_us: u64,
 }
 
+/// What the delivery report needs about a record, kept in a slab indexed by the record's opaque
+/// (no allocation per record).
+#[derive(Clone, Copy)]
 struct InFlight {
     intended_us: u64,
     send_us: u64,
@@ -84,9 +96,25 @@ struct InFlight {
 
 struct State {
     window: ProducerWindow,
-    ledger: AckLedger,
+    /// `None` when nothing reads it (no audit, no consumer group): saves a hash insert per ack.
+    ledger: Option<AckLedger>,
+    flights: Vec<InFlight>,
+    free: Vec<usize>,
     last_ack_us: u64,
     longest_ack_gap_us: u64,
+    /// The acknowledgement time, read once per few delivery reports of a poll (a clock read
+    /// costs as much as the rest of the report's bookkeeping).
+    ack_now: u64,
+    ack_now_uses: u32,
+}
+
+/// Delivery reports that share one clock read.
+const ACK_CLOCK_REUSE: u32 = 8;
+
+/// Serve delivery reports; the first one reads the clock afresh.
+fn poll(producer: &BaseProducer<PCtx>, timeout: Duration) {
+    producer.context().state().ack_now_uses = 0;
+    producer.poll(timeout);
 }
 
 struct PCtx {
@@ -103,6 +131,27 @@ impl PCtx {
     }
 }
 
+impl State {
+    fn park(&mut self, f: InFlight) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.flights[i] = f;
+                i
+            }
+            None => {
+                self.flights.push(f);
+                self.flights.len() - 1
+            }
+        }
+    }
+
+    fn take(&mut self, i: usize) -> Option<InFlight> {
+        let f = *self.flights.get(i)?;
+        self.free.push(i);
+        Some(f)
+    }
+}
+
 impl ClientContext for PCtx {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
         self.base.log(level, fac, log_message);
@@ -114,28 +163,37 @@ impl ClientContext for PCtx {
 }
 
 impl ProducerContext for PCtx {
-    type DeliveryOpaque = Box<InFlight>;
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, f: Box<InFlight>) {
-        // Nothing is sent before the start, so the clock is always set here.
-        let now = self.start.get().map_or(f.send_us, Clock::now_us);
+    fn delivery(&self, result: &DeliveryResult<'_>, slot: usize) {
         let mut st = self.state();
+        let Some(f) = st.take(slot) else {
+            return;
+        };
+        // Nothing is sent before the start, so the clock is always set here.
+        let now = if st.ack_now_uses == 0 || st.ack_now_uses >= ACK_CLOCK_REUSE {
+            st.ack_now = self.start.get().map_or(f.send_us, Clock::now_us);
+            st.ack_now_uses = 1;
+            st.ack_now
+        } else {
+            st.ack_now_uses += 1;
+            st.ack_now
+        };
         let class = usize::from(f.stream.class);
         match result {
             Ok(msg) => {
                 st.longest_ack_gap_us = st.longest_ack_gap_us.max(now.saturating_sub(st.last_ack_us.max(f.send_us)));
                 st.last_ack_us = now;
-                if let Some(v) = st.window.versions.get_mut(usize::from(f.firmware)) {
-                    v.acked += 1;
-                    v.acked_bytes += u64::from(f.bytes);
+                st.window.acked(
+                    class,
+                    usize::from(f.firmware),
+                    u64::from(f.bytes),
+                    now.saturating_sub(f.intended_us),
+                    now.saturating_sub(f.send_us),
+                );
+                if let Some(l) = st.ledger.as_mut() {
+                    l.acked(f.stream, f.seq, u32::try_from(f.intended_us / 1_000_000).unwrap_or(u32::MAX));
                 }
-                if let Some(w) = st.window.classes.get_mut(class) {
-                    w.acked += 1;
-                    w.acked_bytes += u64::from(f.bytes);
-                    w.from_intended.record(now.saturating_sub(f.intended_us));
-                    w.from_send.record(now.saturating_sub(f.send_us));
-                }
-                st.ledger.acked(f.stream, f.seq, u32::try_from(f.intended_us / 1_000_000).unwrap_or(u32::MAX));
                 if let Some(idx) = self.book.index(usize::from(f.topic), msg.partition()) {
                     self.book.acked(idx, msg.offset(), u64::from(f.bytes), f.send_us, now);
                 }
@@ -145,7 +203,9 @@ impl ProducerContext for PCtx {
                     w.failed += 1;
                 }
                 *st.window.errors.entry(error_kind(e)).or_insert(0) += 1;
-                st.ledger.failed(f.stream, f.seq);
+                if let Some(l) = st.ledger.as_mut() {
+                    l.failed(f.stream, f.seq);
+                }
             }
         }
     }
@@ -174,9 +234,13 @@ fn run(args: ProducerArgs) -> ProducerOutcome {
         base: args.ctx.clone(),
         state: Mutex::new(State {
             window: ProducerWindow::new(args.plan.classes.len(), args.plan.firmware_names().len(), &args.template),
-            ledger: AckLedger::default(),
+            ledger: args.keep_ledger.then(AckLedger::default),
+            flights: Vec::new(),
+            free: Vec::new(),
             last_ack_us: 0,
             longest_ack_gap_us: 0,
+            ack_now: 0,
+            ack_now_uses: 0,
         }),
         start: args.start.clone(),
         book: args.book.clone(),
@@ -207,57 +271,68 @@ fn run(args: ProducerArgs) -> ProducerOutcome {
         return out;
     };
     let mut windows = WindowClock::default();
-    let flush = |producer: &BaseProducer<PCtx>, second: u32| {
-        let w = {
+    let new_window = || ProducerWindow::new(args.plan.classes.len(), args.plan.firmware_names().len(), &args.template);
+    let mut sends = new_window();
+    let flush = |producer: &BaseProducer<PCtx>, second: u32, sends: &mut ProducerWindow| {
+        let mut w = {
             let mut st = producer.context().state();
-            std::mem::replace(
-                &mut st.window,
-                ProducerWindow::new(args.plan.classes.len(), args.plan.firmware_names().len(), &args.template),
-            )
+            std::mem::replace(&mut st.window, new_window())
         };
+        w.absorb_sends(sends);
         args.source.send(second, WindowData::Producer(Box::new(w)));
     };
 
-    send_all(&args, &producer, &clock, &mut windows, &mut out, &flush);
+    // Topic handles: the per-record produce call skips librdkafka's topic lookup.
+    let topics: Vec<TopicHandle> = match args.plan.topics.iter().map(|t| TopicHandle::new(&producer, t)).collect() {
+        Some(t) => t,
+        None => {
+            out.error = Some("could not create a librdkafka topic handle".into());
+            args.source.done();
+            return out;
+        }
+    };
+    send_all(&args, &producer, &topics, &clock, &mut windows, &mut sends, &mut out, &flush);
     out.last_send_us = clock.now_us();
-    drain(&args, &producer, &clock, &mut windows, &mut out, &flush);
+    drain(&args, &producer, &clock, &mut windows, &mut sends, &mut out, &flush);
 
-    flush(&producer, windows.current());
+    flush(&producer, windows.current(), &mut sends);
     {
         let st = producer.context().state();
-        out.ledger = st.ledger.clone();
+        out.ledger = st.ledger.clone().unwrap_or_default();
         out.longest_ack_gap_us = st.longest_ack_gap_us;
     }
     args.source.done();
     out
 }
 
-type FlushFn<'a> = dyn Fn(&BaseProducer<PCtx>, u32) + 'a;
+/// Close a second: hand the window (acknowledgement side from the shared state, send side from
+/// the producer's own tally) to the recorder.
+type FlushFn<'a> = dyn Fn(&BaseProducer<PCtx>, u32, &mut ProducerWindow) + 'a;
 
+#[allow(clippy::too_many_arguments)]
 fn send_all(
     args: &ProducerArgs,
     producer: &BaseProducer<PCtx>,
+    topics: &[TopicHandle],
     clock: &MonotonicClock,
     windows: &mut WindowClock,
+    sends: &mut ProducerWindow,
     out: &mut ProducerOutcome,
     flush: &FlushFn<'_>,
 ) {
     let plan = &args.plan;
     let mut schedule = plan.schedule(args.instance, args.instances);
     let mut pacer = Pacer::new(schedule.by_ref(), plan.duration_us);
-    // Headers per class and firmware version, built once.
-    let headers: Vec<Vec<Option<OwnedHeaders>>> = plan
+    // Headers per class and firmware version, built once; each record gets a copy.
+    let headers: Vec<Vec<Option<HeaderTemplate>>> = plan
         .classes
         .iter()
         .map(|c| {
             c.payloads
                 .iter()
                 .map(|p| {
-                    (!p.headers.is_empty()).then(|| {
-                        p.headers.iter().fold(OwnedHeaders::new_with_capacity(p.headers.len()), |h, (k, v)| {
-                            h.insert(Header { key: k, value: Some(v) })
-                        })
-                    })
+                    (!p.headers.is_empty())
+                        .then(|| HeaderTemplate::new(p.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
                 })
                 .collect()
         })
@@ -267,29 +342,41 @@ fn send_all(
     let measured_from = plan.warmup_us.div_ceil(1_000_000) * 1_000_000;
     let mut key = Vec::with_capacity(64);
     let mut value = Vec::with_capacity(4096);
+    let mut cursor = (args.instance as usize) << 16;
     let mut since_poll = 0u32;
     loop {
         if args.control.stop_sending.load(Ordering::Relaxed) || args.control.hard() {
             break;
         }
+        // One clock read per record: it paces, and it is the record's send time (the encoding
+        // below takes well under a microsecond).
         let now = clock.now_us();
         if let Some(second) = windows.roll(now) {
-            flush(producer, second);
+            flush(producer, second, sends);
         }
-        match pacer.step(now) {
+        let step = match args.unpaced {
+            // Max rate: every event is due at once, until the limit.
+            Some(limit) if out.planned >= limit => Step::Done,
+            Some(_) => pacer.step(u64::MAX - 1),
+            None => pacer.step(now),
+        };
+        match step {
             Step::Done => break,
             Step::WaitUntil(t) => {
-                producer.poll(Duration::ZERO);
+                poll(producer, Duration::ZERO);
                 since_poll = 0;
                 let wait = t.saturating_sub(clock.now_us());
                 if wait > 2_000 {
                     // Serve delivery reports while waiting; wake 1 ms early, then sleep precisely.
-                    producer.poll(Duration::from_micros((wait - 1_000).min(50_000)));
+                    poll(producer, Duration::from_micros((wait - 1_000).min(50_000)));
                 } else if wait > 0 {
                     std::thread::sleep(Duration::from_micros(wait));
                 }
             }
             Step::Send(ev) => {
+                if out.planned == 0 {
+                    out.first_send_us = now;
+                }
                 out.planned += 1;
                 if ev.intended_us >= measured_from {
                     out.planned_measured += 1;
@@ -311,71 +398,76 @@ fn send_all(
                     &key,
                     ev.size as usize,
                     &args.filler,
+                    &mut cursor,
                     &mut value,
                 );
-                let topic = &plan.topics[class.topic];
+                let Some(topic) = topics.get(class.topic) else {
+                    break;
+                };
                 let bytes = u32::try_from(value.len()).unwrap_or(u32::MAX);
-                let mut send_us = clock.now_us();
-                let mut record = BaseRecord::with_opaque_to(
-                    topic,
-                    Box::new(InFlight {
-                        intended_us: ev.intended_us,
-                        send_us,
-                        stream: Stream { class: ev.class, device: ev.device },
-                        seq: ev.seq,
-                        topic: class.topic as u16,
-                        bytes,
-                        firmware: ev.firmware,
-                    }),
-                )
-                .key(key.as_slice())
-                .payload(value.as_slice())
-                .timestamp(i64::try_from(stamp.created_us / 1000).unwrap_or(0));
+                let mut send_us = now;
+                let slot = producer.context().state().park(InFlight {
+                    intended_us: ev.intended_us,
+                    send_us,
+                    stream: Stream { class: ev.class, device: ev.device },
+                    seq: ev.seq,
+                    topic: class.topic as u16,
+                    bytes,
+                    firmware: ev.firmware,
+                });
                 let class_headers = &headers[usize::from(ev.class)];
-                if let Some(Some(h)) = class_headers.get(usize::from(ev.firmware)).or(class_headers.first()) {
-                    record = record.headers(h.clone());
-                }
+                let record = produce::Record {
+                    topic,
+                    key: &key,
+                    value: &value,
+                    timestamp_ms: i64::try_from(stamp.created_us / 1000).unwrap_or(0),
+                    headers: class_headers
+                        .get(usize::from(ev.firmware))
+                        .or(class_headers.first())
+                        .and_then(Option::as_ref),
+                    opaque: slot,
+                };
                 loop {
-                    match producer.send(record) {
+                    match produce::produce(producer, &record) {
                         Ok(()) => {
                             out.sent += 1;
-                            let mut st = producer.context().state();
-                            if let Some(v) = st.window.versions.get_mut(usize::from(ev.firmware)) {
-                                v.sent += 1;
-                            }
-                            if let Some(w) = st.window.classes.get_mut(usize::from(ev.class)) {
-                                w.sent += 1;
-                            }
-                            st.window.send_lag.record(send_us.saturating_sub(ev.intended_us));
+                            sends.sent(
+                                usize::from(ev.class),
+                                usize::from(ev.firmware),
+                                send_us.saturating_sub(ev.intended_us),
+                            );
                             break;
                         }
-                        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                            producer.context().state().window.backpressure += 1;
-                            producer.poll(Duration::from_millis(1));
+                        Err(RDKafkaErrorCode::QueueFull) => {
+                            sends.backpressure += 1;
+                            poll(producer, Duration::from_millis(1));
                             if args.control.hard() {
+                                producer.context().state().take(slot);
                                 break;
                             }
-                            record = back;
                             send_us = clock.now_us();
-                            {
-                                let f = &mut record.delivery_opaque;
+                            if let Some(f) = producer.context().state().flights.get_mut(slot) {
                                 f.send_us = send_us;
                             }
                         }
-                        Err((e, _)) => {
+                        Err(code) => {
+                            let e = KafkaError::MessageProduction(code);
                             let mut st = producer.context().state();
+                            st.take(slot);
                             if let Some(w) = st.window.classes.get_mut(usize::from(ev.class)) {
                                 w.failed += 1;
                             }
                             *st.window.errors.entry(format!("send.{}", error_kind(&e))).or_insert(0) += 1;
-                            st.ledger.failed(Stream { class: ev.class, device: ev.device }, ev.seq);
+                            if let Some(l) = st.ledger.as_mut() {
+                                l.failed(Stream { class: ev.class, device: ev.device }, ev.seq);
+                            }
                             break;
                         }
                     }
                 }
                 since_poll += 1;
                 if since_poll >= 64 {
-                    producer.poll(Duration::ZERO);
+                    poll(producer, Duration::ZERO);
                     since_poll = 0;
                 }
             }
@@ -390,16 +482,18 @@ fn drain(
     producer: &BaseProducer<PCtx>,
     clock: &MonotonicClock,
     windows: &mut WindowClock,
+    sends: &mut ProducerWindow,
     out: &mut ProducerOutcome,
     flush: &FlushFn<'_>,
 ) {
     let own_deadline = clock.now_us().saturating_add(u64::try_from(args.drain.as_micros()).unwrap_or(u64::MAX));
     loop {
         if let Some(second) = windows.roll(clock.now_us()) {
-            flush(producer, second);
+            flush(producer, second, sends);
         }
         if producer.in_flight_count() == 0 {
-            producer.poll(Duration::ZERO);
+            poll(producer, Duration::ZERO);
+            out.drained_us = clock.now_us();
             break;
         }
         let deadline = own_deadline.min(args.control.drain_until_us.load(Ordering::Relaxed));
@@ -408,13 +502,13 @@ fn drain(
             producer.purge(PurgeConfig::default().queue().inflight());
             // Purged messages fail with PurgeQueue/PurgeInflight: serve their reports.
             for _ in 0..20 {
-                producer.poll(Duration::from_millis(10));
+                poll(producer, Duration::from_millis(10));
                 if producer.in_flight_count() == 0 {
                     break;
                 }
             }
             break;
         }
-        producer.poll(Duration::from_millis(10));
+        poll(producer, Duration::from_millis(10));
     }
 }

@@ -17,17 +17,16 @@
 //! the streams of devices that are flushing a wave's backlog.
 
 pub mod fleet;
+pub mod heap;
 pub mod rng;
 pub mod warp;
-
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 use crate::config::dist::Dist;
 use crate::config::scenario::{Arrival, Overflow, Scenario, ValueFormat};
 use crate::config::units::ByteSize;
 use crate::recorder::audit::IntMap;
 use fleet::{Cohorts, FirmwarePlan, WavePlan};
+use heap::QuadHeap;
 use rng::{Permutation, SplitMix, mix, unit};
 use warp::Warp;
 
@@ -319,6 +318,14 @@ struct Entry {
     k: u32,
 }
 
+impl heap::HeapKey for Entry {
+    /// Time first, then the stream (unique in the heap), as the derived `Ord`.
+    #[inline]
+    fn key(&self) -> u128 {
+        (u128::from(self.t) << 64) | (u128::from(self.device) << 16) | u128::from(self.class)
+    }
+}
+
 /// A stream flushing a wave's backlog.
 #[derive(Clone, Debug)]
 struct Drain {
@@ -367,7 +374,7 @@ impl WaveCounts {
 /// class).
 pub struct Schedule<'p> {
     plan: &'p Plan,
-    heap: BinaryHeap<Reverse<Entry>>,
+    heap: QuadHeap<Entry>,
     end_ns: u64,
     drains: IntMap<u64, Drain>,
     /// Per wave occurrence (see [`Plan::wave_instances`]).
@@ -383,7 +390,7 @@ impl<'p> Schedule<'p> {
         let end_ns = plan.duration_us.saturating_mul(1000);
         let mut s = Schedule {
             plan,
-            heap: BinaryHeap::new(),
+            heap: QuadHeap::from_vec(Vec::new()),
             end_ns,
             drains: IntMap::default(),
             waves: vec![WaveCounts::default(); plan.wave_instances().len()],
@@ -398,19 +405,19 @@ impl<'p> Schedule<'p> {
                 if let Some(rank) = class.rank(device) {
                     let c = plan.first_created(ci, device, rank);
                     if let Some(e) = s.advance(device as u32, ci as u16, 0, c) {
-                        entries.push(Reverse(e));
+                        entries.push(e);
                     }
                 }
                 device += u64::from(shards);
             }
         }
-        s.heap = BinaryHeap::from(entries);
+        s.heap = QuadHeap::from_vec(entries);
         s
     }
 
     /// Intended time of the next event in microseconds, if any.
     pub fn peek_time(&self) -> Option<u64> {
-        self.heap.peek().map(|Reverse(e)| e.t / 1000)
+        self.heap.peek().map(|e| e.t / 1000)
     }
 
     /// Number of (device, class) streams still scheduled.
@@ -506,7 +513,7 @@ impl Iterator for Schedule<'_> {
 
     fn next(&mut self) -> Option<Event> {
         let plan = self.plan;
-        let Reverse(e) = *self.heap.peek()?;
+        let e = *self.heap.peek()?;
         let class = usize::from(e.class);
         let device = u64::from(e.device);
         let key = stream_key(e.device, e.class);
@@ -525,9 +532,7 @@ impl Iterator for Schedule<'_> {
         let next_created = plan.next_created(class, device, k, created);
         match self.advance(e.device, e.class, k, next_created) {
             Some(next) => {
-                if let Some(mut top) = self.heap.peek_mut() {
-                    top.0 = next;
-                }
+                self.heap.replace_top(next);
             }
             None => {
                 self.heap.pop();

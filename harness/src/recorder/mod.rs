@@ -55,6 +55,12 @@ impl Hist {
         self.h.saturating_record(us);
     }
 
+    /// Empty, keeping the allocation.
+    pub fn reset(&mut self) {
+        self.h.reset();
+        self.clamped = 0;
+    }
+
     pub fn add(&mut self, other: &Hist) {
         // Same bounds by construction; `add` only fails when the other cannot fit.
         if self.h.add(&other.h).is_err() {
@@ -223,6 +229,49 @@ impl ProducerWindow {
             send_lag: template.empty_like(),
             backpressure: 0,
             errors: BTreeMap::new(),
+        }
+    }
+    /// One record handed to the client library, `send_lag_us` after its intended time.
+    #[inline]
+    pub fn sent(&mut self, class: usize, version: usize, send_lag_us: u64) {
+        if let Some(v) = self.versions.get_mut(version) {
+            v.sent += 1;
+        }
+        if let Some(w) = self.classes.get_mut(class) {
+            w.sent += 1;
+        }
+        self.send_lag.record(send_lag_us);
+    }
+
+    /// Move the send side (sent counts, send lag, backpressure) of `sends` into this window,
+    /// leaving `sends` empty. The producer counts sends in a window of its own, without a lock,
+    /// and merges it when the second closes.
+    pub fn absorb_sends(&mut self, sends: &mut ProducerWindow) {
+        for (a, b) in self.versions.iter_mut().zip(sends.versions.iter_mut()) {
+            a.sent += std::mem::take(&mut b.sent);
+        }
+        for (a, b) in self.classes.iter_mut().zip(sends.classes.iter_mut()) {
+            a.sent += std::mem::take(&mut b.sent);
+        }
+        self.send_lag.add(&sends.send_lag);
+        sends.send_lag.reset();
+        self.backpressure += std::mem::take(&mut sends.backpressure);
+    }
+
+    /// One acknowledgement: the record's size, and its latency from the intended and from the
+    /// actual send time. This is the producer side's per-sample recording cost
+    /// (`benches/recorder.rs` measures it).
+    #[inline]
+    pub fn acked(&mut self, class: usize, version: usize, bytes: u64, from_intended_us: u64, from_send_us: u64) {
+        if let Some(v) = self.versions.get_mut(version) {
+            v.acked += 1;
+            v.acked_bytes += bytes;
+        }
+        if let Some(w) = self.classes.get_mut(class) {
+            w.acked += 1;
+            w.acked_bytes += bytes;
+            w.from_intended.record(from_intended_us);
+            w.from_send.record(from_send_us);
         }
     }
 }

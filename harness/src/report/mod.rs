@@ -53,6 +53,10 @@ pub struct Report {
     /// fleetstorm's own resource use, and whether it limited the run.
     #[serde(default)]
     pub harness: HarnessReport,
+    /// Max-rate benchmarks only (`fleetstorm bench produce`): records acknowledged from the first
+    /// send to the last acknowledgement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rate: Option<MaxRate>,
     /// Every gate and its verdict.
     #[serde(default)]
     pub gates: Vec<gates::GateResult>,
@@ -218,6 +222,15 @@ pub struct GroupReport {
     pub slowdowns: Vec<shapes::SlowdownReport>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restarts: Vec<shapes::RestartReport>,
+}
+
+/// A max-rate benchmark's result.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct MaxRate {
+    pub acked: u64,
+    pub seconds: f64,
+    pub msgs_per_s: f64,
+    pub mb_per_s: f64,
 }
 
 /// The harness's own resource use over the load, and its verdict on itself.

@@ -1,0 +1,89 @@
+//! Micro-benchmarks of the harness's per-record costs (BENCHMARKS.md, part d).
+//!
+//! - `recorder/*`: what recording one sample costs: one latency into a histogram, and the whole
+//!   bookkeeping of one acknowledgement (two latencies, counters, the audit's ack ledger and the
+//!   partition's offset book) or of one audited read.
+//! - `schedule/next`: producing the next event of a 10,000-device fleet (the priority queue, the
+//!   device's next arrival, size and firmware).
+//!
+//! Run with `cargo bench --bench hot_path` (scripts/bench.sh does).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fleetstorm::config;
+use fleetstorm::plan::Plan;
+use fleetstorm::recorder::audit::{AckLedger, SeenLedger, Stream};
+use fleetstorm::recorder::{Hist, OffsetBook, ProducerWindow};
+
+/// A deterministic stream of plausible latencies (µs) and devices.
+struct Samples(u64);
+
+impl Samples {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+fn recorder(c: &mut Criterion) {
+    let mut g = c.benchmark_group("recorder");
+    g.throughput(Throughput::Elements(1));
+    let template = Hist::template().expect("histogram bounds are valid");
+
+    let mut h = template.empty_like();
+    let mut s = Samples(1);
+    g.bench_function("hist_record", |b| b.iter(|| h.record(black_box(200 + s.next() % 20_000))));
+
+    // One acknowledgement, as the producer's delivery report records it.
+    let mut window = ProducerWindow::new(2, 2, &template);
+    let mut ledger = AckLedger::default();
+    let book = OffsetBook::new(&[12], &[0; 12]);
+    let mut s = Samples(2);
+    let mut seq = vec![0u64; 10_000];
+    let mut offset = [0i64; 12];
+    g.bench_function("producer_ack", |b| {
+        b.iter(|| {
+            let r = s.next();
+            let device = (r % 10_000) as u32;
+            let p = (device % 12) as usize;
+            let lat = 500 + r % 5_000;
+            window.acked(0, (device & 1) as usize, 100, lat + 20, lat);
+            ledger.acked(Stream { class: 0, device }, seq[device as usize], (r % 60) as u32);
+            seq[device as usize] += 1;
+            book.acked(p, offset[p], 100, r, r + lat);
+            offset[p] += 1;
+        })
+    });
+
+    // One record read by the audit.
+    let mut seen = SeenLedger::default();
+    let mut s = Samples(3);
+    let mut seq = vec![0u64; 10_000];
+    let mut e2e = template.empty_like();
+    g.bench_function("audit_read", |b| {
+        b.iter(|| {
+            let r = s.next();
+            let device = (r % 10_000) as u32;
+            e2e.record(1_000 + r % 10_000);
+            seen.saw(Stream { class: 0, device }, seq[device as usize], (r % 60) as u32);
+            seq[device as usize] += 1;
+        })
+    });
+    g.finish();
+}
+
+fn schedule(c: &mut Criterion) {
+    let text = "name: bench\nseed: 1\nduration: 1h\ntopics: [{name: t}]\n\
+                fleet:\n  devices: 10000\n  classes: [{name: m, topic: t, rate: 10/1s, size: 100B, format: binary}]\n";
+    let s = config::parse_scenario("(bench)", text).expect("valid scenario");
+    let plan = Plan::from_scenario(&s);
+    let mut schedule = plan.schedule(0, 1);
+    let mut g = c.benchmark_group("schedule");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("next", |b| b.iter(|| black_box(schedule.next())));
+    g.finish();
+}
+
+criterion_group!(benches, recorder, schedule);
+criterion_main!(benches);

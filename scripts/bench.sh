@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# bench.sh - is fleetstorm ever the bottleneck? One command, measured side by side.
+#
+# Usage: scripts/bench.sh [--quick] [--reps N] [--out DIR] [--no-kafka] [--only PART...]
+#
+# Measures, on this machine (see BENCHMARKS.md for the results and how to read them):
+#   a. max-rate produce throughput, fleetstorm vs librdkafka's rdkafka_performance (built here
+#      from the very librdkafka source rdkafka-sys vendors), 100 B and 1 KiB, acks=1 and all,
+#      one 12-partition topic, alternating the two tools REPS times, on
+#        - the embedded cluster (a `fleetstorm serve-embedded` process both tools connect to)
+#        - the local real Kafka cluster, when scripts/kafka-cluster.sh has it running;
+#   b. rate accuracy: achieved/planned and send lag p99 at 1k, 10k, 100k and 300k msg/s;
+#   c. fleet scale: start-up time and resident memory per device, 1M and 10M devices;
+#   d. recorder cost per sample and schedule cost per event (criterion, benches/hot_path.rs).
+# PART is one of produce, rate, fleet, micro (default: all).
+#
+# Results: DIR/results.jsonl (one JSON object per measurement) and DIR/summary.md (medians,
+# ratios); DIR defaults to reports/bench/<UTC time>. Progress goes to stderr.
+# --quick: fewer records and shorter runs (a smoke test of the script, not numbers to quote).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REPS=3
+QUICK=0
+KAFKA=auto
+OUT=""
+PARTS=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --reps) REPS="$2"; shift ;;
+        --out) OUT="$2"; shift ;;
+        --no-kafka) KAFKA=no ;;
+        --only) shift; while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do PARTS+=("$1"); shift; done; continue ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+[ ${#PARTS[@]} -eq 0 ] && PARTS=(produce rate fleet micro)
+want() { local p; for p in "${PARTS[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+
+OUT="${OUT:-reports/bench/$(date -u +%Y%m%dT%H%M%SZ)}"
+mkdir -p "$OUT"
+RESULTS="$OUT/results.jsonl"
+: > "$RESULTS"
+log() { echo "bench: $*" >&2; }
+
+scripts/deps.sh >&2
+log "building fleetstorm (release)"
+cargo build --release --locked -p fleetstorm >&2
+FS=target/release/fleetstorm
+
+# --- rdkafka_performance, from the librdkafka that rdkafka-sys built for us -------------------
+build_rdkafka_performance() {
+    local out zstd
+    out=$(ls -td target/release/build/rdkafka-sys-*/out 2>/dev/null | while read -r d; do
+        [ -f "$d/src/librdkafka.a" ] && [ -f "$d/examples/rdkafka_performance.c" ] && echo "$d" && break; done)
+    zstd=$(ls -td target/release/build/zstd-sys-*/out 2>/dev/null | while read -r d; do
+        [ -f "$d/libzstd.a" ] && echo "$d" && break; done)
+    if [ -z "$out" ] || [ -z "$zstd" ]; then
+        echo "bench.sh: librdkafka's build output not found under target/release/build" >&2
+        exit 1
+    fi
+    mkdir -p target/bench
+    if [ ! -x target/bench/rdkafka_performance ] || [ "$out/src/librdkafka.a" -nt target/bench/rdkafka_performance ]; then
+        log "building rdkafka_performance from $out"
+        cc -O2 -I "$out/src" "$out/examples/rdkafka_performance.c" "$out/src/librdkafka.a" "$zstd/libzstd.a" \
+            -lssl -lcrypto -lz -lpthread -lm -ldl -lrt -o target/bench/rdkafka_performance
+    fi
+    LIBRDKAFKA_VERSION=$(sed -n 's/^#define RD_KAFKA_VERSION *0x\([0-9a-fA-F]*\).*/\1/p' "$out/src/rdkafka.h" | head -1)
+}
+RK=target/bench/rdkafka_performance
+
+# One JSON line per measurement.
+record() { echo "$1" >> "$RESULTS"; }
+
+# rdkafka_performance's last table row: elapsed msgs bytes rtt dr dr_m/s dr_MB/s dr_err tx_err outq
+rk_run() { # target bootstrap size acks count mode rep
+    local target=$1 b=$2 size=$3 acks=$4 count=$5 mode=$6 rep=$7 extra=() row
+    [ "$mode" = spread ] && extra=(-X sticky.partitioning.linger.ms=0)
+    row=$("$RK" -P -t bench -b "$b" -s "$size" -c "$count" -X "acks=$acks" -X linger.ms=5 \
+        -X batch.size=1000000 -X queue.buffering.max.messages=100000 "${extra[@]}" -u 2>/dev/null | tail -1)
+    python3 - "$row" "$target" "$size" "$acks" "$count" "$mode" "$rep" <<'PY' >> "$RESULTS"
+import json, sys
+row, target, size, acks, count, mode, rep = sys.argv[1:]
+f = [c.strip() for c in row.strip().strip('|').split('|')]
+elapsed_ms, dr, dr_ms, dr_err = int(f[0]), int(f[4]), int(f[5]), int(f[7])
+tool = "rdkafka_performance" + ("" if mode == "default" else "-" + mode)
+print(json.dumps({"part": "produce", "target": target, "tool": tool, "size": int(size), "acks": acks,
+                  "rep": int(rep), "count": int(count), "acked": dr, "errors": dr_err,
+                  "seconds": elapsed_ms / 1000, "msgs_per_s": dr_ms}))
+PY
+}
+
+fs_produce() { # target bootstrap size acks count rep
+    local line
+    line=$("$FS" bench produce --bootstrap "$2" --size "$3" --acks "$4" --count "$5" --out "$OUT/runs/produce" 2>/dev/null)
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(part="produce", target=sys.argv[2], rep=int(sys.argv[3])); print(json.dumps(d))' \
+        "$line" "$1" "$6" >> "$RESULTS"
+}
+
+produce_suite() { # target bootstrap count_100 count_1k
+    local target=$1 b=$2 rep size acks count
+    for size in 100 1024; do
+        count=$3; [ "$size" = 1024 ] && count=$4
+        for acks in 1 all; do
+            for rep in $(seq 1 "$REPS"); do
+                log "$target: ${size} B acks=$acks rep $rep/$REPS"
+                # Alternate who goes first, so neither always meets a warmer (or more fragmented) target.
+                if [ $((rep % 2)) = 1 ]; then
+                    fs_produce "$target" "$b" "$size" "$acks" "$count" "$rep"
+                    rk_run "$target" "$b" "$size" "$acks" "$count" default "$rep"
+                else
+                    rk_run "$target" "$b" "$size" "$acks" "$count" default "$rep"
+                    fs_produce "$target" "$b" "$size" "$acks" "$count" "$rep"
+                fi
+                # librdkafka's own tool, spreading records over partitions like keyed traffic does.
+                rk_run "$target" "$b" "$size" "$acks" "$count" spread "$rep"
+            done
+        done
+    done
+}
+
+rate_suite() { # target bootstrap duration rates...
+    local target=$1 b=$2 d=$3 rate rep line
+    shift 3
+    for rate in "$@"; do
+        for rep in $(seq 1 "$REPS"); do
+            log "$target: rate $rate/s rep $rep/$REPS"
+            line=$("$FS" bench rate --bootstrap "$b" --rate "$rate/s" --duration "$d" --acks 1 --out "$OUT/runs/rate" 2>/dev/null) || continue
+            python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(part="rate", target=sys.argv[2], rep=int(sys.argv[3])); print(json.dumps(d))' \
+                "$line" "$target" "$rep" >> "$RESULTS"
+        done
+    done
+}
+
+SERVE_PID=""
+cleanup() { [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null || true; }
+trap cleanup EXIT
+
+if [ $QUICK = 1 ]; then C100=200000; C1K=100000; KC100=100000; KC1K=50000; RD=3s; RATES=(1000 10000); FLEET=(100000)
+else C100=2000000; C1K=1000000; KC100=1000000; KC1K=300000; RD=10s; RATES=(1000 10000 100000 300000); FLEET=(1000000 10000000); fi
+
+if want produce || want rate; then
+    build_rdkafka_performance
+    log "starting the embedded cluster (3 brokers, topic bench with 12 partitions)"
+    coproc SERVE { exec "$FS" serve-embedded --brokers 3 --topic bench:12 --until-stdin-closes; }
+    SERVE_PID=$SERVE_PID
+    read -r line <&"${SERVE[0]}"
+    EMBEDDED="${line#bootstrap=}"
+    log "embedded cluster at $EMBEDDED"
+    want produce && produce_suite embedded "$EMBEDDED" "$C100" "$C1K"
+    want rate && rate_suite embedded "$EMBEDDED" "$RD" "${RATES[@]}"
+    cleanup; SERVE_PID=""
+
+    if [ "$KAFKA" != no ] && scripts/kafka-cluster.sh status >/dev/null 2>&1; then
+        KB=$(scripts/kafka-cluster.sh bootstrap)
+        log "local Kafka cluster at $KB"
+        # The topic exists before the first rdkafka_performance run: fleetstorm creates it.
+        "$FS" bench produce --bootstrap "$KB" --count 1000 --out "$OUT/runs/create" >/dev/null 2>&1 || true
+        want produce && produce_suite kafka "$KB" "$KC100" "$KC1K"
+        want rate && rate_suite kafka "$KB" "$RD" "${RATES[@]}"
+    else
+        log "the local Kafka cluster is not running (scripts/kafka-cluster.sh start): real-Kafka rows skipped"
+    fi
+fi
+
+if want fleet; then
+    for n in "${FLEET[@]}"; do
+        for rep in $(seq 1 "$REPS"); do
+            log "fleet of $n devices rep $rep/$REPS"
+            # Each in a fresh process: resident memory is measured around the plan alone.
+            line=$("$FS" bench fleet --devices "$n")
+            python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(part="fleet", rep=int(sys.argv[2])); print(json.dumps(d))' "$line" "$rep" >> "$RESULTS"
+        done
+    done
+fi
+
+if want micro; then
+    log "criterion micro-benchmarks (benches/hot_path.rs)"
+    MT=5; [ $QUICK = 1 ] && MT=1
+    cargo bench --locked -p fleetstorm --bench hot_path -- --warm-up-time 1 --measurement-time "$MT" 2>/dev/null \
+        | tee "$OUT/criterion.txt" >&2
+    python3 - "$OUT/criterion.txt" <<'PY' >> "$RESULTS"
+import json, re, sys
+name = None
+units = {"ps": 1e-3, "ns": 1.0, "µs": 1e3, "us": 1e3, "ms": 1e6}
+for line in open(sys.argv[1], encoding="utf-8"):
+    m = re.match(r"^(\S+/\S+)\s*(time:.*)?$", line.strip())
+    if m and not line.startswith(" "):
+        name = m.group(1)
+    t = re.search(r"time:\s*\[([\d.]+) (\S+) ([\d.]+) (\S+) ([\d.]+) (\S+)\]", line)
+    if t and name:
+        median_ns = float(t.group(3)) * units[t.group(4)]
+        print(json.dumps({"part": "micro", "bench": name, "ns": round(median_ns, 2),
+                          "low_ns": round(float(t.group(1)) * units[t.group(2)], 2),
+                          "high_ns": round(float(t.group(5)) * units[t.group(6)], 2)}))
+        name = None
+PY
+fi
+
+python3 scripts/bench_summary.py "$RESULTS" \
+    --machine "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(lscpu | sed -n 's/^Model name: *//p' | head -1)" \
+    --librdkafka "${LIBRDKAFKA_VERSION:-?}" > "$OUT/summary.md"
+cat "$OUT/summary.md"
+log "results: $RESULTS, summary: $OUT/summary.md"

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Summarise scripts/bench.sh's results.jsonl as Markdown: medians, side-by-side ratios, and
+whether each target of issue 6 / BENCHMARKS.md is met. Reads only the JSON lines."""
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def fmt_rate(x):
+    return f"{x:,.0f}"
+
+
+def version(hexstr):
+    try:
+        v = int(hexstr, 16)
+        return f"{v >> 24}.{(v >> 16) & 0xFF}.{(v >> 8) & 0xFF}"
+    except ValueError:
+        return hexstr
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("--machine", default="?")
+    ap.add_argument("--librdkafka", default="?")
+    a = ap.parse_args()
+    rows = [json.loads(line) for line in open(a.results, encoding="utf-8") if line.strip()]
+
+    out = []
+    out.append(f"Machine: {a.machine}. librdkafka {version(a.librdkafka)} (the same static library "
+               "links fleetstorm and rdkafka_performance).\n")
+
+    produce = [r for r in rows if r.get("part") == "produce"]
+    if produce:
+        out.append("## a. Max-rate produce throughput (records/s; ratio = fleetstorm / rdkafka_performance, "
+                   "paired run by run)\n")
+        out.append("| target | value | acks | ratio (median) | ratio range | fleetstorm | rdkafka_performance "
+                   "| rdkafka_performance, records spread like keyed traffic | ratio to that | ≥ 0.9 |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        groups = defaultdict(lambda: defaultdict(dict))
+        for r in produce:
+            groups[(r["target"], r["size"], str(r["acks"]))][r["tool"]][r["rep"]] = r
+        for (target, size, acks), tools in sorted(groups.items(), key=lambda kv: (kv[0][0] != "embedded", kv[0][1], kv[0][2])):
+            fs = tools.get("fleetstorm", {})
+            rk = tools.get("rdkafka_performance", {})
+            sp = tools.get("rdkafka_performance-spread", {})
+            ratios = [fs[k]["msgs_per_s"] / rk[k]["msgs_per_s"] for k in fs if k in rk and rk[k]["msgs_per_s"]]
+            ratios_sp = [fs[k]["msgs_per_s"] / sp[k]["msgs_per_s"] for k in fs if k in sp and sp[k]["msgs_per_s"]]
+            r = med(ratios)
+            out.append(
+                f"| {target} | {size} B | {acks} | **{r:.2f}** | {min(ratios, default=0):.2f}–{max(ratios, default=0):.2f} "
+                f"| {fmt_rate(med([x['msgs_per_s'] for x in fs.values()]))} "
+                f"| {fmt_rate(med([x['msgs_per_s'] for x in rk.values()]))} "
+                f"| {fmt_rate(med([x['msgs_per_s'] for x in sp.values()]))} | {med(ratios_sp):.2f} "
+                f"| {'yes' if r >= 0.9 else 'no'} |")
+        incomplete = [r for r in produce if r.get("acked", r.get("count")) != r.get("count")]
+        if incomplete:
+            out.append(f"\n{len(incomplete)} runs did not get every record acknowledged: see results.jsonl.")
+        out.append("")
+
+    rate = [r for r in rows if r.get("part") == "rate"]
+    if rate:
+        out.append("## b. Rate accuracy (open loop, acks=1, 100 B)\n")
+        out.append("| target | planned/s | achieved / planned (median) | send lag p99 | ack p99 from intended "
+                   "| backpressure waits | harness saturated | within 1 % and lag p99 < 1 ms |")
+        out.append("|---|---|---|---|---|---|---|---|")
+        groups = defaultdict(list)
+        for r in rate:
+            groups[(r["target"], round(r["planned_per_s"]))].append(r)
+        for (target, planned), rs in sorted(groups.items(), key=lambda kv: (kv[0][0] != "embedded", kv[0][1])):
+            ratio = med([r["ratio"] for r in rs])
+            lag = med([r["send_lag_p99_us"] for r in rs])
+            ok = abs(ratio - 1) <= 0.01 and lag < 1000
+            kept_up = not any(r["backpressure"] for r in rs)
+            verdict = "yes" if ok else ("no" if kept_up else "no: the target pushed back (backpressure)")
+            out.append(f"| {target} | {fmt_rate(planned)} | {ratio:.4f} | {lag / 1000:.3f} ms "
+                       f"| {med([r['ack_p99_us'] for r in rs]) / 1000:.1f} ms | {sum(r['backpressure'] for r in rs)} "
+                       f"| {sum(1 for r in rs if r['harness_saturated'])}/{len(rs)} | {verdict} |")
+        out.append("")
+
+    fleet = [r for r in rows if r.get("part") == "fleet"]
+    if fleet:
+        out.append("## c. Fleet scale (plan + schedule of idle devices, one event per hour each)\n")
+        out.append("| devices | ready (median) | resident memory per device (median) | ≤ 64 B/device | 1M ready < 2 s |")
+        out.append("|---|---|---|---|---|")
+        groups = defaultdict(list)
+        for r in fleet:
+            groups[r["devices"]].append(r)
+        for n, rs in sorted(groups.items()):
+            ready = med([r["ready_s"] for r in rs])
+            per = med([r["bytes_per_device"] for r in rs])
+            fast = ("yes" if ready < 2 else "no") if n == 1_000_000 else "n/a"
+            out.append(f"| {n:,} | {ready:.3f} s | {per:.1f} B | {'yes' if per <= 64 else 'no'} | {fast} |")
+        out.append("")
+
+    micro = [r for r in rows if r.get("part") == "micro"]
+    if micro:
+        out.append("## d. Per-sample costs (criterion, median and 95 % interval)\n")
+        out.append("| benchmark | time | interval | < 50 ns |")
+        out.append("|---|---|---|---|")
+        for r in micro:
+            target = "yes" if r["ns"] < 50 else "no"
+            if not r["bench"].startswith("recorder/"):
+                target = "n/a"
+            out.append(f"| {r['bench']} | {r['ns']:.1f} ns | {r['low_ns']:.1f}–{r['high_ns']:.1f} ns | {target} |")
+        out.append("")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
