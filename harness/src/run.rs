@@ -1147,7 +1147,9 @@ fn shape_metrics(
     }
 }
 
-/// Did the harness limit the run? CPU at its cores, or send lag without backpressure.
+/// Did the harness limit the run? CPU at its cores, or send lag without backpressure. The
+/// warning says whose CPU it was (fleetstorm's threads or librdkafka's) and whether the host was
+/// busy with something else, so the reader knows what to change.
 fn harness_verdict(r: &mut Report, load_s: f64) {
     let cores = r.harness.cores.max(1);
     let load: Vec<&crate::recorder::TimelinePoint> =
@@ -1159,6 +1161,8 @@ fn harness_verdict(r: &mut Report, load_s: f64) {
         h.cpu_pct_mean = points.iter().map(|p| p.cpu_pct).sum::<f32>() / n;
         h.cpu_pct_peak = points.iter().map(|p| p.cpu_pct).fold(0.0, f32::max);
         h.host_cpu_pct_mean = points.iter().map(|p| p.host_cpu_pct).sum::<f32>() / n;
+        let rdk: Vec<f32> = points.iter().filter_map(|p| p.librdkafka_cpu_pct).collect();
+        h.librdkafka_cpu_pct_mean = (!rdk.is_empty()).then(|| rdk.iter().sum::<f32>() / rdk.len() as f32);
     }
     h.rss_mib_peak = r.timeline.iter().filter_map(|p| p.harness).map(|p| p.rss_mib).fold(0.0, f32::max);
     h.cpu_saturated_s = points.iter().filter(|p| p.cpu_pct >= 90.0 * cores as f32).count() as u32;
@@ -1171,6 +1175,22 @@ fn harness_verdict(r: &mut Report, load_s: f64) {
         }
         if h.lagging_s >= 3 {
             why.push(format!("{} s with send lag p99 over 10 ms and no backpressure", h.lagging_s));
+        }
+        let own = h.librdkafka_cpu_pct_mean.map(|rdk| (h.cpu_pct_mean - rdk).max(0.0));
+        match (h.librdkafka_cpu_pct_mean, own) {
+            (Some(rdk), Some(own)) if rdk > own && rdk >= 25.0 => why.push(format!(
+                "most of fleetstorm's CPU went to librdkafka's threads ({rdk:.0}% of a core against {own:.0}% for \
+                 fleetstorm's own): the Kafka client was busy, e.g. with many small requests (raise `linger`) or \
+                 with slow acknowledgements"
+            )),
+            _ => {}
+        }
+        if h.host_cpu_pct_mean >= 90.0 && h.cpu_pct_mean < 50.0 * cores as f32 {
+            why.push(format!(
+                "the host's CPU was {:.0}% busy while fleetstorm used {:.0}% of a core: other processes on this \
+                 machine (a co-located target?) took the CPU fleetstorm needed to keep its schedule",
+                h.host_cpu_pct_mean, h.cpu_pct_mean
+            ));
         }
         let w = format!(
             "HARNESS SATURATED: results not valid for the target ({}){}",

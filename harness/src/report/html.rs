@@ -230,6 +230,24 @@ pub fn render(r: &Report, charts: &[Chart]) -> String {
         let rows: Vec<Vec<String>> = r.errors.iter().map(|(k, v)| vec![esc(k), count(*v)]).collect();
         table(&mut o, &["kind", "count"], &rows);
     }
+    let h = &r.harness;
+    if h.cores > 0 && h.cpu_pct_peak > 0.0 {
+        o.push_str("<h2>Harness</h2>");
+        let pct = |x: f32| format!("{x:.0}%");
+        table(
+            &mut o,
+            &["cores", "cpu mean", "of it librdkafka", "cpu peak", "rss peak", "host cpu mean", "verdict"],
+            &[vec![
+                h.cores.to_string(),
+                pct(h.cpu_pct_mean),
+                h.librdkafka_cpu_pct_mean.map_or("-".into(), pct),
+                pct(h.cpu_pct_peak),
+                format!("{:.0} MiB", h.rss_mib_peak),
+                pct(h.host_cpu_pct_mean),
+                if h.saturated { "<b class=bad>saturated</b>".into() } else { "kept up".into() },
+            ]],
+        );
+    }
     let _ = write!(
         o,
         "<h2>Target</h2><p>{} &middot; brokers {:?} &middot; <code>{}</code></p>",

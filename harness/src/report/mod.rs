@@ -240,6 +240,10 @@ pub struct HarnessReport {
     pub cores: usize,
     pub cpu_pct_mean: f32,
     pub cpu_pct_peak: f32,
+    /// The part of `cpu_pct_mean` used by librdkafka's own threads (client I/O, and the embedded
+    /// cluster when it runs in-process); the rest is fleetstorm's own work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub librdkafka_cpu_pct_mean: Option<f32>,
     pub rss_mib_peak: f32,
     pub host_cpu_pct_mean: f32,
     /// Load seconds with fleetstorm's CPU at 90% or more of its cores.

@@ -177,8 +177,13 @@ pub fn text(r: &Report, report_path: &str) -> String {
     if h.cores > 0 && h.cpu_pct_peak > 0.0 {
         let _ = writeln!(
             o,
-            "  harness    cpu mean {:.0}% peak {:.0}% of {} core(s), rss peak {:.0} MiB, host cpu mean {:.0}%",
-            h.cpu_pct_mean, h.cpu_pct_peak, h.cores, h.rss_mib_peak, h.host_cpu_pct_mean
+            "  harness    cpu mean {:.0}%{} peak {:.0}% of {} core(s), rss peak {:.0} MiB, host cpu mean {:.0}%",
+            h.cpu_pct_mean,
+            h.librdkafka_cpu_pct_mean.map_or(String::new(), |x| format!(" (librdkafka threads {x:.0}%)")),
+            h.cpu_pct_peak,
+            h.cores,
+            h.rss_mib_peak,
+            h.host_cpu_pct_mean
         );
     }
     let _ = writeln!(o, "  report     {report_path}");
