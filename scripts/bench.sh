@@ -135,9 +135,15 @@ rate_suite() { # target bootstrap duration rates...
     done
 }
 
-SERVE_PID=""
-cleanup() { [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null || true; }
+# bash unsets the coproc's own SERVE_PID when it exits, so keep a copy for the exit trap.
+SERVER_PID=""
+cleanup() { if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi; }
 trap cleanup EXIT
+stop_embedded() { # closing its stdin ends serve-embedded cleanly
+    if [ -n "${SERVE[1]:-}" ]; then eval "exec ${SERVE[1]}>&-"; fi
+    if [ -n "$SERVER_PID" ]; then wait "$SERVER_PID" 2>/dev/null || true; fi
+    SERVER_PID=""
+}
 
 if [ $QUICK = 1 ]; then C100=200000; C1K=100000; KC100=100000; KC1K=50000; RD=3s; RATES=(1000 10000); FLEET=(100000)
 else C100=2000000; C1K=1000000; KC100=1000000; KC1K=300000; RD=10s; RATES=(1000 10000 100000 300000); FLEET=(1000000 10000000); fi
@@ -146,15 +152,17 @@ if want produce || want rate; then
     build_rdkafka_performance
     log "starting the embedded cluster (3 brokers, topic bench with 12 partitions)"
     coproc SERVE { exec "$FS" serve-embedded --brokers 3 --topic bench:12 --until-stdin-closes; }
-    SERVE_PID=$SERVE_PID
+    SERVER_PID=$SERVE_PID
     read -r line <&"${SERVE[0]}"
     EMBEDDED="${line#bootstrap=}"
     log "embedded cluster at $EMBEDDED"
     want produce && produce_suite embedded "$EMBEDDED" "$C100" "$C1K"
     want rate && rate_suite embedded "$EMBEDDED" "$RD" "${RATES[@]}"
-    cleanup; SERVE_PID=""
+    stop_embedded
 
-    if [ "$KAFKA" != no ] && scripts/kafka-cluster.sh status >/dev/null 2>&1; then
+    if [ "$KAFKA" = no ]; then
+        log "real-Kafka rows skipped (--no-kafka)"
+    elif scripts/kafka-cluster.sh status >/dev/null 2>&1; then
         KB=$(scripts/kafka-cluster.sh bootstrap)
         log "local Kafka cluster at $KB"
         # The topic exists before the first rdkafka_performance run: fleetstorm creates it.
