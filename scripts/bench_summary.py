@@ -68,8 +68,9 @@ def main():
     if rate:
         out.append("## b. Rate accuracy (open loop, acks=1, 100 B)\n")
         out.append("| target | planned/s | achieved / planned (median) | send lag p99 | ack p99 from intended "
-                   "| backpressure waits | harness saturated | within 1 % and lag p99 < 1 ms |")
-        out.append("|---|---|---|---|---|---|---|---|")
+                   "| backpressure waits | fleetstorm CPU (mean) | host CPU (mean) | harness saturated "
+                   "| within 1 % and lag p99 < 1 ms |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
         groups = defaultdict(list)
         for r in rate:
             groups[(r["target"], round(r["planned_per_s"]))].append(r)
@@ -78,9 +79,19 @@ def main():
             lag = med([r["send_lag_p99_us"] for r in rs])
             ok = abs(ratio - 1) <= 0.01 and lag < 1000
             kept_up = not any(r["backpressure"] for r in rs)
-            verdict = "yes" if ok else ("no" if kept_up else "no: the target pushed back (backpressure)")
+            host = med([r.get("host_cpu_pct_mean", float("nan")) for r in rs])
+            own = med([r.get("harness_cpu_pct_mean", float("nan")) for r in rs])
+            if ok:
+                verdict = "yes"
+            elif not kept_up:
+                verdict = "no: the target pushed back (backpressure)"
+            elif host >= 90:
+                verdict = "no: the host's CPU was saturated"
+            else:
+                verdict = "no"
             out.append(f"| {target} | {fmt_rate(planned)} | {ratio:.4f} | {lag / 1000:.3f} ms "
                        f"| {med([r['ack_p99_us'] for r in rs]) / 1000:.1f} ms | {sum(r['backpressure'] for r in rs)} "
+                       f"| {own:.0f}% | {host:.0f}% "
                        f"| {sum(1 for r in rs if r['harness_saturated'])}/{len(rs)} | {verdict} |")
         out.append("")
 

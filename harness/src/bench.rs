@@ -117,6 +117,10 @@ pub struct RateResult {
     pub ack_p99_us: u64,
     pub harness_saturated: bool,
     pub harness_cpu_pct_peak: f32,
+    pub harness_cpu_pct_mean: f32,
+    /// The whole machine's CPU: near 100% means the sender competed for CPU (on this machine,
+    /// with a co-located target's JVMs).
+    pub host_cpu_pct_mean: f32,
 }
 
 /// An ordinary open-loop run at `rate` per second.
@@ -144,6 +148,8 @@ pub fn rate(l: &Load, rate_per_s: f64, duration_s: f64) -> Result<RateResult, St
         ack_p99_us: p.latency_from_intended.p99_us,
         harness_saturated: r.harness.saturated,
         harness_cpu_pct_peak: r.harness.cpu_pct_peak,
+        harness_cpu_pct_mean: r.harness.cpu_pct_mean,
+        host_cpu_pct_mean: r.harness.host_cpu_pct_mean,
     })
 }
 

@@ -158,7 +158,7 @@ fn a_harness_that_runs_out_of_cpu_says_its_results_are_not_valid() {
     let scenario = write(
         dir.path(),
         "flood.yaml",
-        "name: flood\nseed: 1\nduration: 4s\ndrain: 5s\ntopics: [{name: flood.t, partitions: 12, replication: 3}]\nfleet:\n  devices: 100000\n  classes: [{name: f, topic: flood.t, total_rate: 1000000/s, size: 64B, format: binary}]\nproducer: {max_in_flight: 2000000}\naudit: {enabled: false}\n",
+        "name: flood\nseed: 1\nduration: 4s\ndrain: 5s\ntopics: [{name: flood.t, partitions: 12, replication: 3}]\nfleet:\n  devices: 100000\n  classes: [{name: f, topic: flood.t, total_rate: 1000000/s, size: 64B, format: binary}]\nproducer: {max_in_flight: 2000000}\naudit: {enabled: false}\ngates: [\"harness.saturated == 0\"]\n",
     );
     let out = dir.path().join("out");
     let o = std::process::Command::new("taskset")
@@ -171,9 +171,12 @@ fn a_harness_that_runs_out_of_cpu_says_its_results_are_not_valid() {
         .arg("-q")
         .output()
         .unwrap();
-    assert!(o.status.success() || o.status.code() == Some(3), "{}", text(&o));
+    // Exit 1: the gate `harness.saturated == 0` refused the run (3 if the flood also lost the
+    // target; the gate is judged either way).
+    assert!(matches!(o.status.code(), Some(1 | 3)), "{}", text(&o));
     let r = read_report(&out);
     assert!(r.harness.saturated, "{:?}", r.harness);
+    assert!(r.gates.iter().any(|g| g.gate == "harness.saturated == 0" && !g.passed), "{:?}", r.gates);
     assert_eq!(r.harness.cores, 1);
     assert!(r.warnings[0].starts_with("HARNESS SATURATED: results not valid for the target"), "{:?}", r.warnings);
     assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("HARNESS SATURATED"));

@@ -8,8 +8,8 @@
 //! `rdkafka_performance` does. Delivery reports still arrive through rust-rdkafka's
 //! `ProducerContext::delivery`, with the `usize` opaque given here.
 //!
-//! This file holds the crate's only `unsafe` FFI besides `kill(2)`; each block says why it is
-//! sound.
+//! This file holds the crate's only `unsafe` FFI besides `kill(2)` (faults) and `sysconf(3)`
+//! (the self-monitor); each block says why it is sound.
 
 use std::ffi::{CString, c_void};
 use std::ptr;

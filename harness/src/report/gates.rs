@@ -126,6 +126,7 @@ pub const CATALOGUE: &[&str] = &[
     "faults.<fault|*>.{unavailable,unavailable_topic,recovered,dip}",
     "waves.<wave|*>.{dropped,unsent,flush}",
     "errors.<kind|*|total>",
+    "harness.{saturated,cpu_saturated_s,lagging_s,cpu_pct_mean,cpu_pct_peak,host_cpu_pct_mean,rss_mib_peak}",
 ];
 
 /// A parsed, validated gate.
@@ -149,6 +150,7 @@ enum Metric {
     Fault(Sel, String),
     Wave(Sel, String),
     Errors(Sel),
+    Harness(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -238,6 +240,15 @@ fn parse_metric(m: &str, s: &Scenario) -> Result<(Metric, Unit), String> {
             "lost" | "duplicates" | "reordered" | "failed_but_seen" | "unacked_seen" | "acked" | "seen" => {
                 Ok((Metric::Audit(rest.into()), Unit::Count))
             }
+            _ => Err(unknown(m)),
+        };
+    }
+    if let Some(rest) = m.strip_prefix("harness.") {
+        return match rest {
+            "saturated" | "cpu_saturated_s" | "lagging_s" | "rss_mib_peak" => {
+                Ok((Metric::Harness(rest.into()), Unit::Count))
+            }
+            "cpu_pct_mean" | "cpu_pct_peak" | "host_cpu_pct_mean" => Ok((Metric::Harness(rest.into()), Unit::Percent)),
             _ => Err(unknown(m)),
         };
     }
@@ -394,6 +405,20 @@ impl Gate {
                     _ => c.seen,
                 };
                 vec![(String::new(), r.audit.enabled.then_some(v as f64))]
+            }
+            Metric::Harness(f) => {
+                let h = &r.harness;
+                let v = match f.as_str() {
+                    "saturated" => f64::from(u8::from(h.saturated)),
+                    "cpu_saturated_s" => f64::from(h.cpu_saturated_s),
+                    "lagging_s" => f64::from(h.lagging_s),
+                    "rss_mib_peak" => f64::from(h.rss_mib_peak),
+                    "cpu_pct_mean" => f64::from(h.cpu_pct_mean),
+                    "cpu_pct_peak" => f64::from(h.cpu_pct_peak),
+                    _ => f64::from(h.host_cpu_pct_mean),
+                };
+                // Without samples (self-monitoring unavailable) there is nothing to judge.
+                vec![(String::new(), (h.cores > 0).then_some(v))]
             }
             Metric::Fault(sel, f) => r
                 .faults
@@ -575,6 +600,13 @@ mod tests {
 
     fn gate(text: &str) -> Result<Gate, String> {
         Gate::parse(&GateSpec { gate: text.into(), name: None, abort_on_fail: false }, &scenario())
+    }
+
+    #[test]
+    fn harness_gates_parse_and_unknown_harness_fields_are_rejected() {
+        assert!(gate("harness.saturated == 0").is_ok());
+        assert!(gate("harness.cpu_pct_mean < 150%").is_ok());
+        assert!(gate("harness.bogus == 0").unwrap_err().contains("harness.bogus"));
     }
 
     #[test]
