@@ -93,9 +93,9 @@ print(json.dumps({"part": "produce", "target": target, "tool": tool, "size": int
 PY
 }
 
-fs_produce() { # target bootstrap size acks count rep
+fs_produce() { # target bootstrap size acks count rep key
     local line
-    line=$("$FS" bench produce --bootstrap "$2" --size "$3" --acks "$4" --count "$5" --out "$OUT/runs/produce" 2>/dev/null)
+    line=$("$FS" bench produce --bootstrap "$2" --size "$3" --acks "$4" --count "$5" --key "$7" --out "$OUT/runs/produce" 2>/dev/null)
     python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(part="produce", target=sys.argv[2], rep=int(sys.argv[3])); print(json.dumps(d))' \
         "$line" "$1" "$6" >> "$RESULTS"
 }
@@ -107,16 +107,22 @@ produce_suite() { # target bootstrap count_100 count_1k
         for acks in 1 all; do
             for rep in $(seq 1 "$REPS"); do
                 log "$target: ${size} B acks=$acks rep $rep/$REPS"
-                # Alternate who goes first, so neither always meets a warmer (or more fragmented) target.
+                # Two like-for-like pairs, each run back to back, alternating who goes first so
+                # neither always meets a warmer (or more fragmented) target:
+                #   fleetstorm unkeyed  vs rdkafka_performance (unkeyed, sticky partitioner);
+                #   fleetstorm keyed by device id (its default) vs rdkafka_performance spreading
+                #   records over partitions like keyed traffic.
                 if [ $((rep % 2)) = 1 ]; then
-                    fs_produce "$target" "$b" "$size" "$acks" "$count" "$rep"
+                    fs_produce "$target" "$b" "$size" "$acks" "$count" "$rep" none
                     rk_run "$target" "$b" "$size" "$acks" "$count" default "$rep"
+                    fs_produce "$target" "$b" "$size" "$acks" "$count" "$rep" device_id
+                    rk_run "$target" "$b" "$size" "$acks" "$count" spread "$rep"
                 else
                     rk_run "$target" "$b" "$size" "$acks" "$count" default "$rep"
-                    fs_produce "$target" "$b" "$size" "$acks" "$count" "$rep"
+                    fs_produce "$target" "$b" "$size" "$acks" "$count" "$rep" none
+                    rk_run "$target" "$b" "$size" "$acks" "$count" spread "$rep"
+                    fs_produce "$target" "$b" "$size" "$acks" "$count" "$rep" device_id
                 fi
-                # librdkafka's own tool, spreading records over partitions like keyed traffic does.
-                rk_run "$target" "$b" "$size" "$acks" "$count" spread "$rep"
             done
         done
     done

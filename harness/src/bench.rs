@@ -28,6 +28,8 @@ pub struct Load {
     pub devices: u64,
     /// Producer instances (each its own librdkafka client and thread).
     pub instances: u32,
+    /// Records keyed by device id (`false`: unkeyed, like `rdkafka_performance`).
+    pub keyed: bool,
     /// Replication factor if the topic has to be created.
     pub replication: u16,
     pub out: PathBuf,
@@ -37,7 +39,7 @@ fn scenario(l: &Load, rate_per_s: f64, duration_s: f64, name: &str) -> Result<Lo
     let text = format!(
         "name: {name}\nseed: 1\nduration: {duration_s}s\ndrain: 60s\ntarget_timeout: 60s\n\
          topics: [{{name: {topic}, partitions: {p}, replication: {rf}}}]\n\
-         fleet:\n  devices: {d}\n  classes: [{{name: m, topic: {topic}, total_rate: {rate_per_s}/s, size: {size}B, format: binary}}]\n\
+         fleet:\n  devices: {d}\n  classes: [{{name: m, topic: {topic}, total_rate: {rate_per_s}/s, size: {size}B, format: binary, key: {key}}}]\n\
          producer: {{instances: {instances}, acks: \"{acks}\", linger: {linger}ms, batch_size: 1000000B, compression: none, idempotence: false, max_in_flight: 100000}}\n\
          audit: {{enabled: false}}\n",
         topic = l.topic,
@@ -47,6 +49,7 @@ fn scenario(l: &Load, rate_per_s: f64, duration_s: f64, name: &str) -> Result<Lo
         acks = l.acks,
         linger = l.linger_ms,
         instances = l.instances,
+        key = if l.keyed { "device_id" } else { "none" },
         rf = l.replication,
     );
     let value = config::parse_scenario("(bench)", &text).map_err(|e| e.to_string())?;
@@ -64,6 +67,7 @@ fn profile(bootstrap: &str) -> Result<Loaded<Profile>, String> {
 pub struct ProduceResult {
     pub tool: &'static str,
     pub instances: u32,
+    pub keyed: bool,
     pub size: u64,
     pub acks: String,
     pub count: u64,
@@ -92,8 +96,9 @@ pub fn produce(l: &Load, count: u64) -> Result<ProduceResult, String> {
     let r = finished.report;
     let m = r.max_rate.clone().ok_or("no max-rate result")?;
     Ok(ProduceResult {
-        tool: "fleetstorm",
+        tool: if l.keyed { "fleetstorm" } else { "fleetstorm-unkeyed" },
         instances: l.instances,
+        keyed: l.keyed,
         size: l.size,
         acks: l.acks.clone(),
         count,

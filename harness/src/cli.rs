@@ -137,6 +137,10 @@ pub struct BenchLoad {
     /// Producer instances, each its own librdkafka client on its own thread.
     #[arg(long, default_value_t = 1)]
     pub instances: u32,
+    /// Record key: `device_id` (as fleets send by default) or `none` (unkeyed, as
+    /// `rdkafka_performance` sends).
+    #[arg(long, default_value = "device_id", value_parser = ["device_id", "none"])]
+    pub key: String,
     /// Replication factor, if the topic has to be created.
     #[arg(long, default_value_t = 3)]
     pub replication: u16,

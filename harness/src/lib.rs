@@ -126,6 +126,7 @@ fn bench_load(l: &cli::BenchLoad) -> bench::Load {
         linger_ms: l.linger_ms,
         devices: l.devices,
         instances: l.instances,
+        keyed: l.key != "none",
         replication: l.replication,
         out: l.out.clone(),
     }

@@ -338,6 +338,7 @@ impl Runner {
                 config: client_config(&conn.bootstrap, &[base, &reader_defaults, &extra]),
                 assignment,
                 plan_topics: plan.topics.clone(),
+                keyed: plan.classes.iter().map(|c| c.keyed).collect(),
                 ctx: ctx("audit".into()),
                 start: start.clone(),
                 control: control.clone(),
@@ -1044,6 +1045,12 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
     };
     r.faults = l.fault_runs.iter().map(|f| crate::report::faults::build(f, &cx)).collect();
     harness_verdict(r, l.load_s);
+    for c in plan.classes.iter().filter(|c| !c.keyed) {
+        r.warnings.push(format!(
+            "class `{}` is unkeyed (key: none): the audit counts its lost and duplicated records, not per-device order",
+            c.name
+        ));
+    }
     shape_metrics(r, s, plan, l.members, &l.wave_counts);
     for f in &r.faults {
         if let Some(e) = &f.error {

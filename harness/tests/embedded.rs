@@ -51,6 +51,28 @@ fn a_short_run_delivers_everything_exactly_once() {
 }
 
 #[test]
+fn an_unkeyed_class_is_audited_for_loss_and_duplicates_beside_a_keyed_one() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "s.yaml",
+        "name: unkeyed\nseed: 4\nduration: 3s\ntopics: [{name: u.t, partitions: 6, replication: 3}]\nfleet:\n  devices: 500\n  classes:\n    - {name: keyed, topic: u.t, rate: 2/1s}\n    - {name: firehose, topic: u.t, rate: 2/1s, key: none, format: binary}\n",
+    );
+    let out = dir.path().join("out");
+    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None, gates: None };
+    assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
+    let r = read_report(&out);
+    let a = &r.audit.counts;
+    assert!(r.audit.complete);
+    assert!(r.produce.classes["firehose"].acked > 2000, "{:?}", r.produce.classes["firehose"]);
+    assert_eq!(a.seen, a.acked);
+    assert_eq!((a.lost, a.duplicates, a.reordered), (0, 0, 0));
+    assert!(r.warnings.iter().any(|w| w.contains("class `firehose` is unkeyed")), "{:?}", r.warnings);
+    assert!(!r.warnings.iter().any(|w| w.contains("class `keyed`")), "{:?}", r.warnings);
+}
+
+#[test]
 fn an_interrupted_run_writes_its_report_marked_aborted() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();

@@ -268,6 +268,13 @@ pub struct PayloadClass {
     /// `poisson` (exponential gaps). Default `fixed`.
     #[serde(default)]
     pub arrival: Arrival,
+    /// The record key: `device_id` (the device's id; all of a device's records land on one
+    /// partition in order, and the audit checks that order) or `none` (unkeyed: librdkafka's
+    /// sticky partitioner spreads records over partitions in large batches; per-device order is
+    /// not guaranteed, so the audit counts loss and duplicates but not reordering). Default
+    /// `device_id`.
+    #[serde(default)]
+    pub key: KeyMode,
     /// Size of each record value: a plain size (`256B`) or a distribution. Default `256B`.
     #[serde(default = "default_size")]
     pub size: Dist<ByteSize>,
@@ -339,6 +346,23 @@ fn full_share() -> Ratio {
 
 fn default_size() -> Dist<ByteSize> {
     Dist::Fixed(ByteSize(256))
+}
+
+/// What a class's records are keyed by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyMode {
+    /// The device id (`fleet.id_pattern`).
+    #[default]
+    DeviceId,
+    /// No key.
+    None,
+}
+
+impl KeyMode {
+    pub fn keyed(self) -> bool {
+        self == KeyMode::DeviceId
+    }
 }
 
 /// How a device's sends are spaced.

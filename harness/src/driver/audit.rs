@@ -25,6 +25,8 @@ pub struct AuditArgs {
     /// (topic, partition, start offset) of every partition to read.
     pub assignment: Vec<(String, i32, i64)>,
     pub plan_topics: Vec<String>,
+    /// Per class: keyed by device (order checked) or not.
+    pub keyed: Vec<bool>,
     pub ctx: Ctx,
     pub start: Start,
     pub control: Arc<Control>,
@@ -84,7 +86,12 @@ fn run(args: AuditArgs) -> AuditOutcome {
                         let origin = args.start.get().map_or(0, |c| c.origin_unix_us());
                         let second =
                             u32::try_from(s.intended_us.saturating_sub(origin) / 1_000_000).unwrap_or(u32::MAX);
-                        out.ledger.saw(Stream { class: s.class, device: s.device }, s.seq, second);
+                        let stream = Stream { class: s.class, device: s.device };
+                        if args.keyed.get(usize::from(s.class)).copied().unwrap_or(true) {
+                            out.ledger.saw(stream, s.seq, second);
+                        } else {
+                            out.ledger.saw_unkeyed(stream, s.seq, second);
+                        }
                     }
                     _ => out.ledger.foreign(),
                 }

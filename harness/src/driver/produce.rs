@@ -72,6 +72,7 @@ impl Drop for HeaderTemplate {
 /// One record for [`produce`].
 pub struct Record<'a> {
     pub topic: &'a TopicHandle,
+    /// Empty: no key (a null key, so librdkafka's partitioner treats the record as unkeyed).
     pub key: &'a [u8],
     pub value: &'a [u8],
     /// CreateTime, milliseconds since the epoch.
@@ -90,7 +91,8 @@ pub fn produce<C: ProducerContext<DeliveryOpaque = usize>>(
     // SAFETY: a copy of the template, owned by us until librdkafka accepts the record.
     let headers = r.headers.map_or(ptr::null_mut(), |t| unsafe { rd::rd_kafka_headers_copy(t.0) });
     // SAFETY: every pointer is valid for the call: the client and topic handle live as long as
-    // the producer, key and value are borrowed slices that librdkafka copies (F_COPY), and the
+    // the producer, key and value are borrowed slices that librdkafka copies (F_COPY; a null key
+    // with length 0 means no key), and the
     // argument list follows rd_kafka_producev's vtype/value pairs, ended by VTYPE_END. The opaque
     // is an integer, never dereferenced.
     let err = unsafe {
@@ -106,7 +108,7 @@ pub fn produce<C: ProducerContext<DeliveryOpaque = usize>>(
             r.value.as_ptr() as *mut c_void,
             r.value.len(),
             rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_KEY,
-            r.key.as_ptr() as *const c_void,
+            if r.key.is_empty() { ptr::null() } else { r.key.as_ptr() as *const c_void },
             r.key.len(),
             rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_OPAQUE,
             r.opaque as *mut c_void,
@@ -156,7 +158,7 @@ mod tests {
     }
 
     #[test]
-    fn records_arrive_with_key_value_timestamp_headers_and_their_opaque_comes_back() {
+    fn records_arrive_with_key_value_timestamp_headers_and_their_opaque_comes_back_and_an_empty_key_is_none() {
         let mock = MockCluster::new(1).unwrap();
         mock.create_topic("t", 1, 1).unwrap();
         let bootstrap = mock.bootstrap_servers();
@@ -167,8 +169,8 @@ mod tests {
             .unwrap();
         let topic = TopicHandle::new(&producer, "t").unwrap();
         let headers = HeaderTemplate::new([("schema", "v2"), ("fw", "4.0")].into_iter());
-        for (i, h) in [None, Some(&headers)].into_iter().enumerate() {
-            let key = format!("device-{i}");
+        for (i, h) in [None, Some(&headers), None].into_iter().enumerate() {
+            let key = if i < 2 { format!("device-{i}") } else { String::new() };
             let r = Record {
                 topic: &topic,
                 key: key.as_bytes(),
@@ -181,11 +183,11 @@ mod tests {
         }
         for _ in 0..100 {
             producer.poll(Duration::from_millis(50));
-            if producer.context().0.lock().unwrap().len() == 2 {
+            if producer.context().0.lock().unwrap().len() == 3 {
                 break;
             }
         }
-        assert_eq!(*producer.context().0.lock().unwrap(), vec![(40, true), (41, true)]);
+        assert_eq!(*producer.context().0.lock().unwrap(), vec![(40, true), (41, true), (42, true)]);
         drop(topic);
 
         let consumer: BaseConsumer =
@@ -205,18 +207,19 @@ mod tests {
                     })
                     .unwrap_or_default();
                 got.push((m.key().map(|k| k.to_vec()), m.payload().map(|p| p.to_vec()), m.timestamp().to_millis(), hs));
-                if got.len() == 2 {
+                if got.len() == 3 {
                     break;
                 }
             }
         }
-        assert_eq!(got.len(), 2);
+        assert_eq!(got.len(), 3);
         assert_eq!(got[0].0.as_deref(), Some(&b"device-0"[..]));
         assert_eq!(got[0].1.as_deref(), Some(&b"payload"[..]));
         assert_eq!(got[0].2, Some(1_700_000_000_000));
         assert!(got[0].3.is_empty());
         assert_eq!(got[1].2, Some(1_700_000_000_001));
         assert_eq!(got[1].3, vec![("schema".into(), "v2".into()), ("fw".into(), "4.0".into())]);
+        assert_eq!(got[2].0, None, "an empty key is sent as no key at all");
     }
 
     #[test]

@@ -418,7 +418,7 @@ fn send_all(
                 let class_headers = &headers[usize::from(ev.class)];
                 let record = produce::Record {
                     topic,
-                    key: &key,
+                    key: if class.keyed { &key } else { &[] },
                     value: &value,
                     timestamp_ms: i64::try_from(stamp.created_us / 1000).unwrap_or(0),
                     headers: class_headers

@@ -62,6 +62,8 @@ pub struct ClassPlan {
     /// Mean gap between two sends of one device at factor 1, in microseconds.
     pub period_us: f64,
     pub arrival: Arrival,
+    /// Records carry the device id as their key (and per-device order is audited).
+    pub keyed: bool,
     /// The payload per firmware version (index 0 also serves fleets without firmware).
     pub payloads: Vec<Payload>,
     /// The rate's time warp, if the class has a shape.
@@ -163,6 +165,7 @@ impl Plan {
                     participants,
                     period_us: if per_device > 0.0 { 1e6 / per_device } else { f64::INFINITY },
                     arrival: c.arrival,
+                    keyed: c.key.keyed(),
                     payloads,
                     mean_factor: warp.as_ref().map_or(1.0, |w| w.mean_factor(duration_ns)),
                     warp,

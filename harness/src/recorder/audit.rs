@@ -169,13 +169,30 @@ pub struct SeenLedger {
 impl SeenLedger {
     /// Record one read of (stream, seq), intended to be sent in `second`.
     pub fn saw(&mut self, s: Stream, seq: u64, second: u32) {
+        if self.saw_once(s, seq, second) {
+            self.check_order(s, seq, second);
+        }
+    }
+
+    /// A record of an unkeyed class: its device's records are spread over partitions, so only
+    /// loss and duplicates are judged, not order.
+    pub fn saw_unkeyed(&mut self, s: Stream, seq: u64, second: u32) {
+        self.saw_once(s, seq, second);
+    }
+
+    /// Counts the read; false for a duplicate.
+    fn saw_once(&mut self, s: Stream, seq: u64, second: u32) -> bool {
         self.reads += 1;
         if !self.seen.insert(s, seq) {
             self.duplicates += 1;
             bump(&mut self.duplicates_by_second, second);
-            return;
+            return false;
         }
         bump(&mut self.seen_by_second, second);
+        true
+    }
+
+    fn check_order(&mut self, s: Stream, seq: u64, second: u32) {
         let max = self.max_seq.entry(s.key()).or_insert(seq);
         if seq < *max {
             self.reordered += 1;
@@ -407,6 +424,21 @@ mod tests {
         let c = reconcile(&a, &s, &describe);
         assert_eq!(c.reordered, 1);
         assert_eq!(c.lost, 0);
+    }
+
+    #[test]
+    fn unkeyed_records_are_judged_for_loss_and_duplicates_but_not_order() {
+        let mut a = AckLedger::default();
+        let mut s = SeenLedger::default();
+        for q in 0..5 {
+            a.acked(st(1), q, 0);
+        }
+        // Spread over partitions: 3 before 2 is expected, 4 arrives twice, 1 never.
+        for q in [0, 3, 2, 4, 4] {
+            s.saw_unkeyed(st(1), q, 0);
+        }
+        let c = reconcile(&a, &s, &describe);
+        assert_eq!((c.lost, c.duplicates, c.reordered), (1, 1, 0));
     }
 
     #[test]
