@@ -1158,11 +1158,22 @@ fn shape_metrics(
 /// warning says whose CPU it was (fleetstorm's threads or librdkafka's) and whether the host was
 /// busy with something else, so the reader knows what to change.
 fn harness_verdict(r: &mut Report, load_s: f64) {
-    let cores = r.harness.cores.max(1);
+    if let Some(w) = judge_harness(&mut r.harness, &r.timeline, load_s, r.target.kind == "embedded") {
+        r.warnings.insert(0, w);
+    }
+}
+
+/// Fills `h` from the timeline's harness samples; the warning when the harness saturated.
+fn judge_harness(
+    h: &mut crate::report::HarnessReport,
+    timeline: &[crate::recorder::TimelinePoint],
+    load_s: f64,
+    embedded: bool,
+) -> Option<String> {
+    let cores = h.cores.max(1);
     let load: Vec<&crate::recorder::TimelinePoint> =
-        r.timeline.iter().filter(|p| f64::from(p.t) + 1.0 <= load_s.ceil()).collect();
+        timeline.iter().filter(|p| f64::from(p.t) + 1.0 <= load_s.ceil()).collect();
     let points: Vec<crate::recorder::monitor::HarnessPoint> = load.iter().filter_map(|p| p.harness).collect();
-    let h = &mut r.harness;
     if !points.is_empty() {
         let n = points.len() as f32;
         h.cpu_pct_mean = points.iter().map(|p| p.cpu_pct).sum::<f32>() / n;
@@ -1171,45 +1182,52 @@ fn harness_verdict(r: &mut Report, load_s: f64) {
         let rdk: Vec<f32> = points.iter().filter_map(|p| p.librdkafka_cpu_pct).collect();
         h.librdkafka_cpu_pct_mean = (!rdk.is_empty()).then(|| rdk.iter().sum::<f32>() / rdk.len() as f32);
     }
-    h.rss_mib_peak = r.timeline.iter().filter_map(|p| p.harness).map(|p| p.rss_mib).fold(0.0, f32::max);
+    h.rss_mib_peak = timeline.iter().filter_map(|p| p.harness).map(|p| p.rss_mib).fold(0.0, f32::max);
     h.cpu_saturated_s = points.iter().filter(|p| p.cpu_pct >= 90.0 * cores as f32).count() as u32;
     h.lagging_s = load.iter().filter(|p| p.send_lag_p99_us > 10_000 && p.backpressure == 0).count() as u32;
     h.saturated = h.cpu_saturated_s >= 3 || h.lagging_s >= 3;
-    if h.saturated {
-        let mut why = Vec::new();
-        if h.cpu_saturated_s >= 3 {
-            why.push(format!("{} s with fleetstorm's CPU at 90% or more of its {cores} core(s)", h.cpu_saturated_s));
-        }
-        if h.lagging_s >= 3 {
-            why.push(format!("{} s with send lag p99 over 10 ms and no backpressure", h.lagging_s));
-        }
-        let own = h.librdkafka_cpu_pct_mean.map(|rdk| (h.cpu_pct_mean - rdk).max(0.0));
-        match (h.librdkafka_cpu_pct_mean, own) {
-            (Some(rdk), Some(own)) if rdk > own && rdk >= 25.0 => why.push(format!(
-                "most of fleetstorm's CPU went to librdkafka's threads ({rdk:.0}% of a core against {own:.0}% for \
-                 fleetstorm's own): the Kafka client was busy, e.g. with many small requests (raise `linger`) or \
-                 with slow acknowledgements"
-            )),
-            _ => {}
-        }
-        if h.host_cpu_pct_mean >= 90.0 && h.cpu_pct_mean < 50.0 * cores as f32 {
-            why.push(format!(
-                "the host's CPU was {:.0}% busy while fleetstorm used {:.0}% of a core: other processes on this \
-                 machine (a co-located target?) took the CPU fleetstorm needed to keep its schedule",
-                h.host_cpu_pct_mean, h.cpu_pct_mean
-            ));
-        }
-        let w = format!(
-            "HARNESS SATURATED: results not valid for the target ({}){}",
-            why.join("; "),
-            if r.target.kind == "embedded" {
-                "; the embedded cluster runs inside fleetstorm and shares its CPU"
-            } else {
-                ""
-            }
-        );
-        r.warnings.insert(0, w);
+    if !h.saturated {
+        return None;
     }
+    let mut why = Vec::new();
+    if h.cpu_saturated_s >= 3 {
+        why.push(format!("{} s with fleetstorm's CPU at 90% or more of its {cores} core(s)", h.cpu_saturated_s));
+    }
+    if h.lagging_s >= 3 {
+        why.push(format!("{} s with send lag p99 over 10 ms and no backpressure", h.lagging_s));
+    }
+    let own = h.librdkafka_cpu_pct_mean.map(|rdk| (h.cpu_pct_mean - rdk).max(0.0));
+    match (h.librdkafka_cpu_pct_mean, own) {
+        (Some(rdk), Some(own)) if rdk > own && rdk >= 25.0 => why.push(format!(
+            "most of fleetstorm's CPU went to librdkafka's threads ({rdk:.0}% of a core against {own:.0}% for \
+             fleetstorm's own): the Kafka client was busy, e.g. with many small requests (raise `linger`) or \
+             with slow acknowledgements"
+        )),
+        _ => {}
+    }
+    // Seconds the sender fell behind while the host's CPU was busy and fleetstorm itself was
+    // not: something else on the machine had the cores.
+    let contended: Vec<f32> = load
+        .iter()
+        .filter(|p| p.send_lag_p99_us > 10_000 && p.backpressure == 0)
+        .filter_map(|p| p.harness)
+        .filter(|x| x.host_cpu_pct >= 90.0 && x.cpu_pct < 50.0 * cores as f32)
+        .map(|x| x.host_cpu_pct)
+        .collect();
+    if h.lagging_s >= 3 && contended.len() * 2 >= h.lagging_s as usize {
+        why.push(format!(
+            "in {} of those seconds the host's CPU was {:.0}% busy on average while fleetstorm's own use \
+             was low: other processes on this machine (a co-located target?) took the CPU fleetstorm needed \
+             to keep its schedule",
+            contended.len(),
+            contended.iter().sum::<f32>() / contended.len() as f32
+        ));
+    }
+    Some(format!(
+        "HARNESS SATURATED: results not valid for the target ({}){}",
+        why.join("; "),
+        if embedded { "; the embedded cluster runs inside fleetstorm and shares its CPU" } else { "" }
+    ))
 }
 
 fn count_kind(members: &[consumer::MemberOutcome], kind: &str) -> u32 {
@@ -1231,4 +1249,69 @@ fn redact_scenario(s: &Scenario) -> Scenario {
         g.librdkafka = Redactor::redact_map(&g.librdkafka);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::judge_harness;
+    use crate::recorder::TimelinePoint;
+    use crate::recorder::monitor::HarnessPoint;
+    use crate::report::HarnessReport;
+
+    fn second(t: u32, lag_us: u64, cpu: f32, rdk: f32, host: f32) -> TimelinePoint {
+        TimelinePoint {
+            t,
+            send_lag_p99_us: lag_us,
+            harness: Some(HarnessPoint {
+                cpu_pct: cpu,
+                librdkafka_cpu_pct: Some(rdk),
+                rss_mib: 20.0,
+                host_cpu_pct: host,
+            }),
+            ..TimelinePoint::default()
+        }
+    }
+
+    fn judge(timeline: &[TimelinePoint]) -> (HarnessReport, Option<String>) {
+        let mut h = HarnessReport { cores: 2, ..HarnessReport::default() };
+        let w = judge_harness(&mut h, timeline, timeline.len() as f64, false);
+        (h, w)
+    }
+
+    #[test]
+    fn a_harness_that_kept_up_has_no_verdict() {
+        let tl: Vec<_> = (0..10).map(|t| second(t, 400, 30.0, 10.0, 40.0)).collect();
+        let (h, w) = judge(&tl);
+        assert!(!h.saturated && w.is_none());
+        assert_eq!(h.librdkafka_cpu_pct_mean, Some(10.0));
+    }
+
+    #[test]
+    fn lag_on_a_host_busy_with_other_processes_is_blamed_on_them() {
+        let tl: Vec<_> = (0..10).map(|t| second(t, 30_000, 15.0, 5.0, 98.0)).collect();
+        let (h, w) = judge(&tl);
+        assert!(h.saturated);
+        let w = w.unwrap();
+        assert!(w.contains("10 s with send lag p99 over 10 ms"), "{w}");
+        assert!(w.contains("in 10 of those seconds the host's CPU was 98% busy"), "{w}");
+        assert!(!w.contains("librdkafka's threads"), "{w}");
+    }
+
+    #[test]
+    fn lag_with_librdkafka_busy_names_the_client_not_the_host() {
+        let tl: Vec<_> = (0..10).map(|t| second(t, 30_000, 75.0, 68.0, 84.0)).collect();
+        let (h, w) = judge(&tl);
+        assert!(h.saturated);
+        let w = w.unwrap();
+        assert!(w.contains("librdkafka's threads (68% of a core against 7%"), "{w}");
+        assert!(!w.contains("other processes"), "{w}");
+    }
+
+    #[test]
+    fn cpu_at_the_cores_is_saturation_even_without_lag() {
+        let tl: Vec<_> = (0..10).map(|t| second(t, 400, 195.0, 20.0, 99.0)).collect();
+        let (h, w) = judge(&tl);
+        assert_eq!(h.cpu_saturated_s, 10);
+        assert!(w.unwrap().contains("fleetstorm's CPU at 90% or more of its 2 core(s)"));
+    }
 }
