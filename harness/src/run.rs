@@ -1198,6 +1198,10 @@ fn judge_harness(
     }
     let own = h.librdkafka_cpu_pct_mean.map(|rdk| (h.cpu_pct_mean - rdk).max(0.0));
     match (h.librdkafka_cpu_pct_mean, own) {
+        (Some(rdk), Some(own)) if rdk > own && rdk >= 25.0 && embedded => why.push(format!(
+            "most of fleetstorm's CPU went to librdkafka's threads ({rdk:.0}% of a core against {own:.0}% for \
+             fleetstorm's own), which include the embedded cluster's brokers"
+        )),
         (Some(rdk), Some(own)) if rdk > own && rdk >= 25.0 => why.push(format!(
             "most of fleetstorm's CPU went to librdkafka's threads ({rdk:.0}% of a core against {own:.0}% for \
              fleetstorm's own): the Kafka client was busy, e.g. with many small requests (raise `linger`) or \
@@ -1305,6 +1309,15 @@ mod tests {
         let w = w.unwrap();
         assert!(w.contains("librdkafka's threads (68% of a core against 7%"), "{w}");
         assert!(!w.contains("other processes"), "{w}");
+    }
+
+    #[test]
+    fn on_the_embedded_cluster_librdkafka_threads_include_the_cluster() {
+        let tl: Vec<_> = (0..10).map(|t| second(t, 30_000, 75.0, 68.0, 84.0)).collect();
+        let mut h = HarnessReport { cores: 2, ..HarnessReport::default() };
+        let w = judge_harness(&mut h, &tl, 10.0, true).unwrap();
+        assert!(w.contains("which include the embedded cluster's brokers"), "{w}");
+        assert!(!w.contains("the Kafka client was busy"), "{w}");
     }
 
     #[test]
