@@ -68,6 +68,14 @@ pub fn load(dirs: &[PathBuf], allow_different: bool) -> Result<Loaded, CompareEr
             }
         }
     }
+    for (label, r) in &runs {
+        if r.harness.saturated {
+            warnings.push(format!(
+                "HARNESS SATURATED in {label}: its figures describe fleetstorm's host, not the target (see that \
+                 report's warning)"
+            ));
+        }
+    }
     Ok((runs, warnings))
 }
 
@@ -147,6 +155,15 @@ fn sections(runs: &[(String, Report)]) -> Vec<(String, Vec<String>, Vec<Vec<Stri
         }
         out.push(("Recovery after faults".into(), head("metric"), rows));
     }
+    out.push((
+        "Harness".into(),
+        head("metric"),
+        vec![
+            row("fleetstorm CPU mean (of one core)", &|r| format!("{:.0}%", r.harness.cpu_pct_mean)),
+            row("host CPU mean", &|r| format!("{:.0}%", r.harness.host_cpu_pct_mean)),
+            row("harness saturated", &|r| if r.harness.saturated { "YES".into() } else { "no".into() }),
+        ],
+    ));
     out
 }
 

@@ -237,6 +237,22 @@ impl Runner {
             tracing::warn!("{w}");
         }
         self.meta.warnings.extend(topics.warnings.iter().cloned());
+        if conn.is_embedded() {
+            for g in &s.consumers {
+                for (i, rp) in g.replays.iter().enumerate() {
+                    if matches!(rp.to, crate::config::scenario::ReplayTarget::Ago(_)) {
+                        let w = format!(
+                            "consumers.{}.replays[{i}]: the embedded cluster cannot find offsets by time (librdkafka's \
+                             mock cluster does not implement ListOffsets by timestamp), so `to: {{ago: ...}}` reads \
+                             nothing back there; use `earliest` or `{{records: N}}`, or a real target",
+                            g.name
+                        );
+                        tracing::warn!("{w}");
+                        self.meta.warnings.push(w);
+                    }
+                }
+            }
+        }
         let marks = match conn.watermarks(&plan.topics, &topics.partitions) {
             Ok(m) => m,
             Err(e) => return self.fail_early(redactor.scrub(&e.to_string())),

@@ -73,6 +73,28 @@ fn an_unkeyed_class_is_audited_for_loss_and_duplicates_beside_a_keyed_one() {
 }
 
 #[test]
+fn a_replay_by_time_on_the_embedded_cluster_is_called_out_because_the_mock_cannot_do_it() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "s.yaml",
+        "name: ago\nseed: 4\nduration: 3s\ntopics: [{name: ago.t, partitions: 2, replication: 1}]\nfleet:\n  devices: 50\n  classes: [{name: a, topic: ago.t, rate: 2/1s}]\nconsumers:\n  - {name: history, topics: [ago.t], replays: [{at: 2s, to: {ago: 1m}}]}\n",
+    );
+    let out = dir.path().join("out");
+    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None, gates: None };
+    assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
+    let r = read_report(&out);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.starts_with("consumers.history.replays[0]: the embedded cluster cannot find offsets by time")),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[test]
 fn an_interrupted_run_writes_its_report_marked_aborted() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();

@@ -217,4 +217,16 @@ fn a_slower_target_is_flagged_against_a_baseline_and_different_workloads_are_ref
         .unwrap();
     assert_eq!(o.status.code(), Some(0));
     assert!(std::fs::read_to_string(dir.path().join("diff/compare.md")).unwrap().contains("DIFFERENT WORKLOADS"));
+    // A run whose harness saturated is called out in a bake-off: its numbers are not the target's.
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cand.join("report.json")).unwrap()).unwrap();
+    doc["harness"]["saturated"] = serde_json::Value::Bool(true);
+    let sat = dir.path().join("saturated");
+    std::fs::create_dir_all(&sat).unwrap();
+    std::fs::write(sat.join("report.json"), doc.to_string()).unwrap();
+    let o = bin().arg("compare").arg(&base).arg(&sat).arg("--out").arg(dir.path().join("sat")).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let md = std::fs::read_to_string(dir.path().join("sat/compare.md")).unwrap();
+    assert!(md.contains("HARNESS SATURATED in embedded-slow (saturated)"), "{md}");
+    assert!(md.lines().any(|l| l.starts_with("| harness saturated | no | YES |")), "{md}");
 }
