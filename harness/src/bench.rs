@@ -38,7 +38,7 @@ pub struct Load {
 fn scenario(l: &Load, rate_per_s: f64, duration_s: f64, name: &str) -> Result<Loaded<config::Scenario>, String> {
     let text = format!(
         "name: {name}\nseed: 1\nduration: {duration_s}s\ndrain: 60s\ntarget_timeout: 60s\n\
-         topics: [{{name: {topic}, partitions: {p}, replication: {rf}}}]\n\
+         topics: [{{name: {topic}, partitions: {p}, replication: {rf}, config: {{retention.ms: \"120000\", segment.bytes: \"67108864\"}}}}]\n\
          fleet:\n  devices: {d}\n  classes: [{{name: m, topic: {topic}, total_rate: {rate_per_s}/s, size: {size}B, format: binary, key: {key}}}]\n\
          producer: {{instances: {instances}, acks: \"{acks}\", linger: {linger}ms, batch_size: 1000000B, compression: none, idempotence: false, max_in_flight: 100000}}\n\
          audit: {{enabled: false}}\n",
