@@ -93,9 +93,13 @@ print(json.dumps({"part": "produce", "target": target, "tool": tool, "size": int
 PY
 }
 
+# On a real cluster the topic keeps two minutes of data: a full run writes tens of GB.
+retention() { if [ "$1" = kafka ]; then echo "--retention-ms 120000"; fi; }
+
 fs_produce() { # target bootstrap size acks count rep key
     local line
-    line=$("$FS" bench produce --bootstrap "$2" --size "$3" --acks "$4" --count "$5" --key "$7" --out "$OUT/runs/produce" 2>/dev/null)
+    # shellcheck disable=SC2046
+    line=$("$FS" bench produce --bootstrap "$2" --size "$3" --acks "$4" --count "$5" --key "$7" $(retention "$1") --out "$OUT/runs/produce" 2>/dev/null)
     python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(part="produce", target=sys.argv[2], rep=int(sys.argv[3])); print(json.dumps(d))' \
         "$line" "$1" "$6" >> "$RESULTS"
 }
@@ -134,7 +138,8 @@ rate_suite() { # target bootstrap duration rates...
     for rate in "$@"; do
         for rep in $(seq 1 "$REPS"); do
             log "$target: rate $rate/s rep $rep/$REPS"
-            line=$("$FS" bench rate --bootstrap "$b" --rate "$rate/s" --duration "$d" --acks 1 --out "$OUT/runs/rate" 2>/dev/null) || continue
+            # shellcheck disable=SC2046
+            line=$("$FS" bench rate --bootstrap "$b" --rate "$rate/s" --duration "$d" --acks 1 $(retention "$target") --out "$OUT/runs/rate" 2>/dev/null) || continue
             python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(part="rate", target=sys.argv[2], rep=int(sys.argv[3])); print(json.dumps(d))' \
                 "$line" "$target" "$rep" >> "$RESULTS"
         done
@@ -172,7 +177,7 @@ if want produce || want rate; then
         KB=$(scripts/kafka-cluster.sh bootstrap)
         log "local Kafka cluster at $KB"
         # The topic exists before the first rdkafka_performance run: fleetstorm creates it.
-        "$FS" bench produce --bootstrap "$KB" --count 1000 --out "$OUT/runs/create" >/dev/null 2>&1 || true
+        "$FS" bench produce --bootstrap "$KB" --count 1000 --retention-ms 120000 --out "$OUT/runs/create" >/dev/null 2>&1 || true
         want produce && produce_suite kafka "$KB" "$KC100" "$KC1K"
         want rate && rate_suite kafka "$KB" "$RD" "${RATES[@]}"
     else

@@ -30,6 +30,8 @@ pub struct Load {
     pub instances: u32,
     /// Records keyed by device id (`false`: unkeyed, like `rdkafka_performance`).
     pub keyed: bool,
+    /// Topic retention, if set (a real cluster; the embedded one ignores topic configs).
+    pub retention_ms: Option<u64>,
     /// Replication factor if the topic has to be created.
     pub replication: u16,
     pub out: PathBuf,
@@ -38,7 +40,7 @@ pub struct Load {
 fn scenario(l: &Load, rate_per_s: f64, duration_s: f64, name: &str) -> Result<Loaded<config::Scenario>, String> {
     let text = format!(
         "name: {name}\nseed: 1\nduration: {duration_s}s\ndrain: 60s\ntarget_timeout: 60s\n\
-         topics: [{{name: {topic}, partitions: {p}, replication: {rf}, config: {{retention.ms: \"120000\", segment.bytes: \"67108864\"}}}}]\n\
+         topics: [{{name: {topic}, partitions: {p}, replication: {rf}{config}}}]\n\
          fleet:\n  devices: {d}\n  classes: [{{name: m, topic: {topic}, total_rate: {rate_per_s}/s, size: {size}B, format: binary, key: {key}}}]\n\
          producer: {{instances: {instances}, acks: \"{acks}\", linger: {linger}ms, batch_size: 1000000B, compression: none, idempotence: false, max_in_flight: 100000}}\n\
          audit: {{enabled: false}}\n",
@@ -51,6 +53,10 @@ fn scenario(l: &Load, rate_per_s: f64, duration_s: f64, name: &str) -> Result<Lo
         instances = l.instances,
         key = if l.keyed { "device_id" } else { "none" },
         rf = l.replication,
+        // Short retention in small segments, so repeated benchmarks do not fill a real cluster's disk.
+        config = l.retention_ms.map_or(String::new(), |ms| {
+            format!(", config: {{retention.ms: \"{ms}\", segment.bytes: \"67108864\"}}")
+        }),
     );
     let value = config::parse_scenario("(bench)", &text).map_err(|e| e.to_string())?;
     Ok(Loaded { value, file: "(bench)".into(), source: text })

@@ -141,6 +141,10 @@ pub struct BenchLoad {
     /// `rdkafka_performance` sends).
     #[arg(long, default_value = "device_id", value_parser = ["device_id", "none"])]
     pub key: String,
+    /// Topic retention in ms, set when the topic is created and checked after (for real clusters,
+    /// so repeated benchmarks do not fill the disk).
+    #[arg(long)]
+    pub retention_ms: Option<u64>,
     /// Replication factor, if the topic has to be created.
     #[arg(long, default_value_t = 3)]
     pub replication: u16,

@@ -127,6 +127,7 @@ fn bench_load(l: &cli::BenchLoad) -> bench::Load {
         devices: l.devices,
         instances: l.instances,
         keyed: l.key != "none",
+        retention_ms: l.retention_ms,
         replication: l.replication,
         out: l.out.clone(),
     }
