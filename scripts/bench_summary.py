@@ -55,8 +55,9 @@ def main():
         def ratios(a, b):
             return [a[k]["msgs_per_s"] / b[k]["msgs_per_s"] for k in a if k in b and b[k]["msgs_per_s"]]
 
-        def rng(xs):
-            return f"{min(xs):.2f}–{max(xs):.2f}" if xs else "–"
+        def ratio_cells(xs):
+            """Two cells: the median in bold, then the range over the paired runs."""
+            return f"**{med(xs):.2f}** | " + (f"{min(xs):.2f}–{max(xs):.2f}" if xs else "–")
 
         def rate(tool):
             return fmt_rate(med([x["msgs_per_s"] for x in tool.values()])) if tool else "–"
@@ -67,10 +68,9 @@ def main():
             rk = tools.get("rdkafka_performance", {})
             sp = tools.get("rdkafka_performance-spread", {})
             ru, rs, rd = ratios(fu, rk), ratios(fs, sp), ratios(fs, rk)
-            mu, ms = med(ru), med(rs)
-            met = f"{'yes' if mu >= 0.9 else 'no'}, {'yes' if ms >= 0.9 else 'no'}"
+            met = ", ".join("yes" if med(xs) >= 0.9 else "no" for xs in (ru, rs))
             out.append(
-                f"| {target} | {size} B | {acks} | **{mu:.2f}** | {rng(ru)} | **{ms:.2f}** | {rng(rs)} "
+                f"| {target} | {size} B | {acks} | {ratio_cells(ru)} | {ratio_cells(rs)} "
                 f"| {rate(fu)} | {rate(rk)} | {rate(fs)} | {rate(sp)} | {med(rd):.2f} | {met} |")
         incomplete = [r for r in produce if r.get("acked", r.get("count")) != r.get("count")]
         if incomplete:

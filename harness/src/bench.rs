@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::{self, Loaded, Profile};
+use crate::report::Report;
 use crate::run::{self, RunOptions};
 use crate::signals::Interrupts;
 
@@ -68,6 +69,21 @@ fn profile(bootstrap: &str) -> Result<Loaded<Profile>, String> {
     Ok(Loaded { value, file: "(bench)".into(), source: text })
 }
 
+/// One ordinary run of a benchmark scenario against the benchmark's target, quiet but for its
+/// summary; `unpaced`: send that many records as fast as the target takes them.
+fn run_on_target(l: &Load, sc: Loaded<config::Scenario>, unpaced: Option<u64>) -> Result<Report, String> {
+    let opts = RunOptions {
+        progress: false,
+        out: Some(l.out.clone()),
+        duration: None,
+        seed: None,
+        unpaced,
+        summary_to_stderr: true,
+    };
+    let finished = run::run(sc, profile(&l.bootstrap)?, &opts, &Interrupts::default()).map_err(|e| e.to_string())?;
+    Ok(finished.report)
+}
+
 /// The result of `bench produce`.
 #[derive(Clone, Debug, Serialize)]
 pub struct ProduceResult {
@@ -89,17 +105,7 @@ pub fn produce(l: &Load, count: u64) -> Result<ProduceResult, String> {
     // Enough schedule for `count` events; the producer stops at `count`.
     let duration = 600.0;
     let sc = scenario(l, (count as f64 * 2.0 / duration).ceil(), duration, "bench-produce")?;
-    let pr = profile(&l.bootstrap)?;
-    let opts = RunOptions {
-        progress: false,
-        out: Some(l.out.clone()),
-        duration: None,
-        seed: None,
-        unpaced: Some(count),
-        summary_to_stderr: true,
-    };
-    let finished = run::run(sc, pr, &opts, &Interrupts::default()).map_err(|e| e.to_string())?;
-    let r = finished.report;
+    let r = run_on_target(l, sc, Some(count))?;
     let m = r.max_rate.clone().ok_or("no max-rate result")?;
     Ok(ProduceResult {
         tool: if l.keyed { "fleetstorm" } else { "fleetstorm-unkeyed" },
@@ -138,16 +144,7 @@ pub struct RateResult {
 pub fn rate(l: &Load, rate_per_s: f64, duration_s: f64) -> Result<RateResult, String> {
     let mut sc = scenario(l, rate_per_s, duration_s, "bench-rate")?;
     sc.value.warmup = config::units::Dur::from_secs(1);
-    let pr = profile(&l.bootstrap)?;
-    let opts = RunOptions {
-        progress: false,
-        out: Some(l.out.clone()),
-        duration: None,
-        seed: None,
-        unpaced: None,
-        summary_to_stderr: true,
-    };
-    let r = run::run(sc, pr, &opts, &Interrupts::default()).map_err(|e| e.to_string())?.report;
+    let r = run_on_target(l, sc, None)?;
     let p = &r.produce;
     Ok(RateResult {
         planned_per_s: p.planned_rate,

@@ -119,12 +119,12 @@ fn sections(runs: &[(String, Report)]) -> Vec<(String, Vec<String>, Vec<Vec<Stri
     }
     let groups: Vec<String> = runs.first().map(|(_, r)| r.consumers.keys().cloned().collect()).unwrap_or_default();
     for g in &groups {
-        lat.push(row(&format!("{g} end-to-end p99"), &|r| {
-            r.consumers.get(g).map_or_else(|| "-".into(), |x| us(x.e2e_latency.p99_us))
-        }));
-        lat.push(row(&format!("{g} max lag"), &|r| {
-            r.consumers.get(g).map_or_else(|| "-".into(), |x| count(x.max_lag))
-        }));
+        // A run without this group (refused unless --allow-different) shows "-".
+        let group_row = |name: String, f: &dyn Fn(&crate::report::GroupReport) -> String| {
+            row(&name, &|r| r.consumers.get(g).map_or_else(|| "-".into(), f))
+        };
+        lat.push(group_row(format!("{g} end-to-end p99"), &|x| us(x.e2e_latency.p99_us)));
+        lat.push(group_row(format!("{g} max lag"), &|x| count(x.max_lag)));
     }
     out.push(("Latency and lag".into(), head("metric"), lat));
     out.push((
@@ -142,16 +142,14 @@ fn sections(runs: &[(String, Report)]) -> Vec<(String, Vec<String>, Vec<Vec<Stri
     if !faults.is_empty() {
         let mut rows = Vec::new();
         for f in &faults {
-            let find = |r: &Report| r.faults.iter().find(|x| &x.name == f).cloned();
-            rows.push(row(&format!("{f} unavailable"), &|r| {
-                find(r).map_or_else(|| "-".into(), |x| secs(x.unavailable.affected_partitions_s))
-            }));
-            rows.push(row(&format!("{f} p99 recovered"), &|r| {
-                find(r).map_or_else(|| "-".into(), |x| secs(x.recovery.recovered_s))
-            }));
-            rows.push(row(&format!("{f} throughput dip"), &|r| {
-                find(r).map_or_else(|| "-".into(), |x| format!("{:.0}%", x.throughput.dip_pct))
-            }));
+            let fault_row = |what: &str, cell: &dyn Fn(&crate::report::faults::FaultReport) -> String| {
+                row(&format!("{f} {what}"), &|r| {
+                    r.faults.iter().find(|x| &x.name == f).map_or_else(|| "-".into(), cell)
+                })
+            };
+            rows.push(fault_row("unavailable", &|x| secs(x.unavailable.affected_partitions_s)));
+            rows.push(fault_row("p99 recovered", &|x| secs(x.recovery.recovered_s)));
+            rows.push(fault_row("throughput dip", &|x| format!("{:.0}%", x.throughput.dip_pct)));
         }
         out.push(("Recovery after faults".into(), head("metric"), rows));
     }

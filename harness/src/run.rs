@@ -1212,18 +1212,20 @@ fn judge_harness(
     if h.lagging_s >= 3 {
         why.push(format!("{} s with send lag p99 over 10 ms and no backpressure", h.lagging_s));
     }
-    let own = h.librdkafka_cpu_pct_mean.map(|rdk| (h.cpu_pct_mean - rdk).max(0.0));
-    match (h.librdkafka_cpu_pct_mean, own) {
-        (Some(rdk), Some(own)) if rdk > own && rdk >= 25.0 && embedded => why.push(format!(
-            "most of fleetstorm's CPU went to librdkafka's threads ({rdk:.0}% of a core against {own:.0}% for \
-             fleetstorm's own), which include the embedded cluster's brokers"
-        )),
-        (Some(rdk), Some(own)) if rdk > own && rdk >= 25.0 => why.push(format!(
-            "most of fleetstorm's CPU went to librdkafka's threads ({rdk:.0}% of a core against {own:.0}% for \
-             fleetstorm's own): the Kafka client was busy, e.g. with many small requests (raise `linger`) or \
-             with slow acknowledgements"
-        )),
-        _ => {}
+    if let Some(rdk) = h.librdkafka_cpu_pct_mean {
+        let own = (h.cpu_pct_mean - rdk).max(0.0);
+        if rdk > own && rdk >= 25.0 {
+            why.push(format!(
+                "most of fleetstorm's CPU went to librdkafka's threads ({rdk:.0}% of a core against {own:.0}% for \
+                 fleetstorm's own){}",
+                if embedded {
+                    ", which include the embedded cluster's brokers"
+                } else {
+                    ": the Kafka client was busy, e.g. with many small requests (raise `linger`) or with slow \
+                     acknowledgements"
+                }
+            ));
+        }
     }
     // Seconds the sender fell behind while the host's CPU was busy and fleetstorm itself was
     // not: something else on the machine had the cores.
