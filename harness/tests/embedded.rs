@@ -178,6 +178,17 @@ fn a_broker_kill_on_the_embedded_cluster_is_reported_with_its_recovery() {
     // Per-second audit points add up to the totals.
     let acked: u64 = r.timeline.iter().filter_map(|p| p.audit.as_ref()).map(|a| a.acked).sum();
     assert_eq!(acked, r.audit.counts.acked);
+    // Each member's close at the end of the run is a `leave`, which no fault is blamed for
+    // (regression: closing revocations were reported as the kill's 0 s rebalance).
+    for (name, g) in &r.consumers {
+        let members: std::collections::BTreeSet<u32> = g.rebalances.iter().map(|e| e.member).collect();
+        assert!(!members.is_empty(), "{name}");
+        for m in members {
+            let last = g.rebalances.iter().rfind(|e| e.member == m).map(|e| e.kind.as_str());
+            assert_eq!(last, Some("leave"), "{name} member {m}: {:?}", g.rebalances);
+        }
+        assert_eq!(g.revocations as usize, g.rebalances.iter().filter(|e| e.kind == "revoke").count());
+    }
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //!   (consumption minus its creation time), both for first reads only, on the harness's single
 //!   monotonic clock;
 //! - records routed to the dead-letter topic; consumer errors by kind;
-//! - each partition's consumed position (for lag); every assignment and revocation.
+//! - each partition's consumed position (for lag); every assignment and revocation, and the
+//!   member's own leave when the run ends (`leave`, apart: it is no rebalance the target caused).
 //!
 //! Behaviour over time, from the scenario: per-record or per-batch processing time (a slow sink
 //! falls behind exactly as a real one would), slowdowns (processing `factor` times longer),
@@ -134,6 +135,8 @@ struct MCtx {
     member: u32,
     start: Start,
     rebalances: Arc<Mutex<Vec<RebalanceEvent>>>,
+    /// Set when the run is over and the member closes: its revocation is then a `leave`.
+    leaving: AtomicBool,
 }
 
 impl ClientContext for MCtx {
@@ -156,6 +159,7 @@ impl ConsumerContext for MCtx {
                 }
                 ("assign", tpl.count())
             }
+            Rebalance::Revoke(tpl) if self.leaving.load(Ordering::SeqCst) => ("leave", tpl.count()),
             Rebalance::Revoke(tpl) => ("revoke", tpl.count()),
             Rebalance::Error(e) => {
                 tracing::warn!("rebalance error: {e}");
@@ -271,6 +275,7 @@ impl Member<'_> {
             member: self.args.member,
             start: self.args.start.clone(),
             rebalances: self.rebalances.clone(),
+            leaving: AtomicBool::new(false),
         };
         let consumer: BaseConsumer<MCtx> = self
             .args
@@ -571,6 +576,9 @@ fn run(args: MemberArgs) -> MemberOutcome {
     }
     let last = m.windows.current();
     m.flush(last);
+    if let Some(c) = &consumer {
+        c.context().leaving.store(true, Ordering::SeqCst);
+    }
     drop(consumer);
     if let Some(p) = &m.dlq {
         let _ = p.flush(Duration::from_secs(10));

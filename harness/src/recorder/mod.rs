@@ -173,7 +173,7 @@ pub struct RebalanceEvent {
     /// Microseconds since the load started (0 before it).
     pub t_us: u64,
     pub member: u32,
-    /// `assign` or `revoke`.
+    /// `assign`, `revoke`, or `leave` (the member closing when the run is over).
     pub kind: String,
     pub partitions: usize,
 }

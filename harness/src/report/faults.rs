@@ -217,7 +217,10 @@ pub fn build(run: &FaultRun, cx: &Context<'_>) -> FaultReport {
     // Rebalances that began during the impact.
     let (from_us, to_us) = (start_us, ((impact_end + 30.0) * 1e6) as u64);
     for (group, events) in cx.rebalances {
-        let during: Vec<&RebalanceEvent> = events.iter().filter(|e| e.t_us >= from_us && e.t_us <= to_us).collect();
+        // A member's own `leave` at the end of the run is no disturbance (regression: the
+        // real-Kafka kill report counted the two members' closing revocations as a 0 s rebalance).
+        let during: Vec<&RebalanceEvent> =
+            events.iter().filter(|e| e.kind != "leave" && e.t_us >= from_us && e.t_us <= to_us).collect();
         if during.is_empty() {
             continue;
         }
@@ -306,6 +309,19 @@ mod tests {
     }
 
     #[test]
+    fn members_leaving_at_the_end_of_the_run_are_no_rebalance() {
+        // Regression: the real-Kafka kill report showed the sink's two closing revocations as a
+        // rebalance of 0 s with no assignment.
+        let tl = timeline();
+        let parts = parts();
+        let leave = |member| RebalanceEvent { t_us: 40_100_000, member, kind: "leave".into(), partitions: 3 };
+        let rebalances = BTreeMap::from([("sink".to_string(), vec![leave(0), leave(1)])]);
+        let cx =
+            Context { timeline: &tl, partitions: &parts, warmup_s: 2.0, load_end_s: 40.0, rebalances: &rebalances };
+        assert!(build(&run(), &cx).rebalances.is_empty());
+    }
+
+    #[test]
     fn recovery_metrics_follow_the_timeline() {
         let tl = timeline();
         let parts = parts();
@@ -316,6 +332,8 @@ mod tests {
                 RebalanceEvent { t_us: 1_000_000, member: 0, kind: "assign".into(), partitions: 3 },
                 RebalanceEvent { t_us: 21_000_000, member: 0, kind: "revoke".into(), partitions: 3 },
                 RebalanceEvent { t_us: 24_500_000, member: 0, kind: "assign".into(), partitions: 2 },
+                // The member's own close at the end of the run, inside the 30 s after the impact.
+                RebalanceEvent { t_us: 40_100_000, member: 0, kind: "leave".into(), partitions: 2 },
             ],
         );
         let cx =
