@@ -105,29 +105,35 @@ pub fn run(
     if let Some(s) = opts.seed {
         scenario.seed = s;
     }
-    let mut problems: Vec<String> = validate::scenario(&scenario)
-        .into_iter()
-        .map(|(path, msg)| format!("{} (with the command-line overrides): {path}: {msg}", sc.file.display()))
-        .collect();
+    // Problems the scenario file alone could not show: with the command-line overrides applied,
+    // against the profile's target. Located in the scenario's text like any diagnostic.
+    let scenario_file = sc.file.display().to_string();
     let profile = pr.value;
+    let mut found = validate::scenario(&scenario);
+    let mut warnings = Vec::new();
     if profile.kind == TargetKind::Embedded {
-        let brokers = profile.embedded_brokers();
-        for (i, t) in scenario.topics.iter().enumerate() {
-            if u32::from(t.replication) > brokers {
-                problems.push(format!(
-                    "{}: topics[{i}].replication: {} is more than the {brokers} brokers of the embedded target ({})",
-                    sc.file.display(),
-                    t.replication,
-                    pr.file.display()
-                ));
-            }
-        }
+        let limits = validate::on_embedded(&scenario, profile.embedded_brokers());
+        found.extend(limits.errors);
+        warnings = limits.warnings;
     }
     let base_dir =
         pr.file.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| ".".into());
     let mechanism = Mechanism::new(profile.fault_mechanism().as_ref(), base_dir.clone());
-    for (i, problem) in mechanism.check(&scenario.faults) {
-        problems.push(format!("{}: faults[{i}]: {problem} ({})", sc.file.display(), pr.file.display()));
+    found.extend(mechanism.check(&scenario.faults).into_iter().map(|(i, m)| (format!("faults[{i}].kind"), m)));
+    let target = match pr.file.to_str() {
+        Some(f) if f.starts_with('(') => "the default embedded target".to_string(),
+        _ => format!("profile {}", pr.file.display()),
+    };
+    let overrides =
+        if opts.duration.is_some() || opts.seed.is_some() { "with the command-line overrides, " } else { "" };
+    let against = format!(" ({overrides}against {target})");
+    let problems: Vec<String> = crate::config::locate_problems(&scenario_file, &sc.source, found)
+        .iter()
+        .map(|d| format!("{d}{against}"))
+        .collect();
+    for d in crate::config::locate_problems(&scenario_file, &sc.source, warnings) {
+        tracing::warn!("{d}");
+        notes.push(d.to_string());
     }
     if !problems.is_empty() {
         return Err(RunError::Invalid(problems.join("\n")));
@@ -237,22 +243,6 @@ impl Runner {
             tracing::warn!("{w}");
         }
         self.meta.warnings.extend(topics.warnings.iter().cloned());
-        if conn.is_embedded() {
-            for g in &s.consumers {
-                for (i, rp) in g.replays.iter().enumerate() {
-                    if matches!(rp.to, crate::config::scenario::ReplayTarget::Ago(_)) {
-                        let w = format!(
-                            "consumers.{}.replays[{i}]: the embedded cluster cannot find offsets by time (librdkafka's \
-                             mock cluster does not implement ListOffsets by timestamp), so `to: {{ago: ...}}` reads \
-                             nothing back there; use `earliest` or `{{records: N}}`, or a real target",
-                            g.name
-                        );
-                        tracing::warn!("{w}");
-                        self.meta.warnings.push(w);
-                    }
-                }
-            }
-        }
         let marks = match conn.watermarks(&plan.topics, &topics.partitions) {
             Ok(m) => m,
             Err(e) => return self.fail_early(redactor.scrub(&e.to_string())),

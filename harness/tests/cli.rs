@@ -66,6 +66,24 @@ fn an_invalid_scenario_exits_2_without_running() {
 }
 
 #[test]
+fn more_replicas_than_the_embedded_cluster_has_brokers_is_located_and_exits_2() {
+    // Valid on its own, impossible on the 3-broker embedded target: said with file, line, column
+    // and field, before anything runs.
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "rf.yaml",
+        "name: rf\nseed: 1\nduration: 2s\ntopics:\n  - name: rf.t\n    partitions: 2\n    replication: 5\nfleet:\n  devices: 5\n  classes: [{name: a, topic: rf.t, rate: 1/1s}]\n",
+    );
+    let o = bin().args(["run"]).arg(&f).arg("--out").arg(dir.path().join("out")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let want =
+        format!("{}:7:18: topics[0].replication: 5 is more than the 3 brokers of the embedded target", f.display());
+    assert!(text(&o).contains(&want), "{}\nwanted: {want}", text(&o));
+    assert!(!dir.path().join("out").exists(), "nothing ran, nothing was written");
+}
+
+#[test]
 fn a_missing_file_exits_2_naming_it() {
     let o = bin().args(["run", "/nonexistent/scenario.yaml"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));

@@ -82,16 +82,22 @@ fn a_replay_by_time_on_the_embedded_cluster_is_called_out_because_the_mock_canno
         "name: ago\nseed: 4\nduration: 3s\ntopics: [{name: ago.t, partitions: 2, replication: 1}]\nfleet:\n  devices: 50\n  classes: [{name: a, topic: ago.t, rate: 2/1s}]\nconsumers:\n  - {name: history, topics: [ago.t], replays: [{at: 2s, to: {ago: 1m}}]}\n",
     );
     let out = dir.path().join("out");
-    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None, gates: None };
+    let args = RunArgs {
+        scenario: scenario.clone(),
+        profile: None,
+        out: Some(out.clone()),
+        duration: None,
+        seed: None,
+        gates: None,
+    };
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
-    assert!(
-        r.warnings
-            .iter()
-            .any(|w| w.starts_with("consumers.history.replays[0]: the embedded cluster cannot find offsets by time")),
-        "{:?}",
-        r.warnings
+    // Said before the run, and where: file, line and column of the replay's `to`.
+    let (line, col) = position(&scenario, "{ago: 1m}");
+    let want = format!(
+        "s.yaml:{line}:{col}: consumers[0].replays[0].to: group `history`: the embedded cluster cannot find offsets by time"
     );
+    assert!(r.warnings.iter().any(|w| w.contains(&want)), "{:?}\nwanted: {want}", r.warnings);
 }
 
 #[test]
@@ -202,7 +208,15 @@ fn a_fault_the_profile_cannot_perform_is_invalid_input() {
     let profile = write(dir.path(), "p.yaml", "name: bare\nkind: kafka\nbootstrap_servers: 127.0.0.1:9\n");
     let o = bin().arg("run").arg(&scenario).arg("--profile").arg(&profile).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("faults[0]: the profile declares no fault mechanism"), "{}", text(&o));
+    // Named like any bad input: file, line and column of the fault's kind, field, and the profile.
+    let (line, col) = position(&scenario, "broker_kill");
+    let want = format!(
+        "{}:{line}:{col}: faults[0].kind: the profile declares no fault mechanism (`faults: {{process: ...}}` or \
+         `{{command: ...}}`) (against profile {})",
+        scenario.display(),
+        profile.display()
+    );
+    assert!(text(&o).contains(&want), "{}\nwanted: {want}", text(&o));
 }
 
 #[test]
@@ -237,4 +251,13 @@ fn a_harness_that_runs_out_of_cpu_says_its_results_are_not_valid() {
     assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("HARNESS SATURATED"));
     assert!(r.produce.achieved_rate < 0.9 * r.produce.planned_rate, "a late harness does not look on time");
     assert!(r.timeline.iter().any(|p| p.harness.is_some_and(|h| h.cpu_pct > 80.0)));
+}
+
+/// 1-based line and column of the first occurrence of `needle` in a file.
+fn position(file: &std::path::Path, needle: &str) -> (usize, usize) {
+    let src = std::fs::read_to_string(file).unwrap();
+    src.lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))
+        .unwrap_or_else(|| panic!("{needle} not in {}", file.display()))
 }

@@ -104,6 +104,22 @@ fn located(root: &yaml::Node, problems: Vec<(String, String)>) -> Vec<yaml::Yaml
         .collect()
 }
 
+/// Problems found outside a file's own validation (against a profile, or after command-line
+/// overrides), located in the file's text so that they read like any other diagnostic.
+pub fn locate_problems(file: &str, src: &str, problems: Vec<(String, String)>) -> Vec<Diagnostic> {
+    let errors = match yaml::parse(src) {
+        Ok(root) => located(&root, problems),
+        Err(_) => problems
+            .into_iter()
+            .map(|(path, message)| yaml::YamlError { pos: yaml::Pos::default(), path, message })
+            .collect(),
+    };
+    errors
+        .into_iter()
+        .map(|e| Diagnostic { file: file.to_string(), pos: e.pos, path: e.path, message: e.message })
+        .collect()
+}
+
 fn semantic(file: &str, root: &yaml::Node, problems: Vec<(String, String)>) -> Result<(), ConfigError> {
     if problems.is_empty() {
         return Ok(());

@@ -498,6 +498,52 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
     out
 }
 
+/// What a scenario asks of the embedded cluster (librdkafka's mock) that it cannot do: `errors`
+/// stop the run, `warnings` go into the report. One place for the mock's limits that can be known
+/// before the run; the retention it exceeds is measured during the run.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct EmbeddedLimits {
+    pub errors: Vec<(String, String)>,
+    pub warnings: Vec<(String, String)>,
+}
+
+pub fn on_embedded(s: &Scenario, brokers: u32) -> EmbeddedLimits {
+    let mut out = EmbeddedLimits::default();
+    for (i, t) in s.topics.iter().enumerate() {
+        if u32::from(t.replication) > brokers {
+            out.errors.push((
+                format!("topics[{i}].replication"),
+                format!("{} is more than the {brokers} brokers of the embedded target", t.replication),
+            ));
+        }
+        if !t.config.is_empty() {
+            out.warnings.push((
+                format!("topics[{i}].config"),
+                format!(
+                    "the embedded cluster ignores topic configs ({}): it answers no CreateTopics or DescribeConfigs",
+                    t.config.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    for (gi, g) in s.consumers.iter().enumerate() {
+        for (i, rp) in g.replays.iter().enumerate() {
+            if matches!(rp.to, ReplayTarget::Ago(_)) {
+                out.warnings.push((
+                    format!("consumers[{gi}].replays[{i}].to"),
+                    format!(
+                        "group `{}`: the embedded cluster cannot find offsets by time (librdkafka's mock cluster \
+                         does not implement ListOffsets by timestamp), so `to: {{ago: ...}}` reads nothing back \
+                         there; use `earliest` or `{{records: N}}`, or a real target",
+                        g.name
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
 pub fn profile(p: &Profile) -> Vec<(String, String)> {
     let mut out = Vec::new();
     if !valid_name(&p.name) {
@@ -583,4 +629,34 @@ pub fn profile(p: &Profile) -> Vec<(String, String)> {
         out.push(("connect_timeout".into(), "connect_timeout must be between 1s and 5m".into()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Scenario {
+        match crate::config::parse_scenario("t.yaml", text) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn the_embedded_cluster_limits_are_found_before_the_run() {
+        let s = parse(
+            "name: t\nseed: 1\nduration: 5s\ntopics:\n  - {name: a, partitions: 2, replication: 3, config: {retention.ms: \"1000\"}}\n  - {name: b, partitions: 2, replication: 1}\nfleet:\n  devices: 5\n  classes: [{name: c, topic: a, rate: 1/1s}]\nconsumers:\n  - {name: g, topics: [a], replays: [{at: 2s, to: earliest}, {at: 3s, to: {ago: 1m}}]}\n",
+        );
+        let three = on_embedded(&s, 3);
+        assert!(three.errors.is_empty(), "{:?}", three.errors);
+        let paths: Vec<&str> = three.warnings.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["topics[0].config", "consumers[0].replays[1].to"]);
+        assert!(three.warnings[0].1.contains("ignores topic configs (retention.ms)"), "{:?}", three.warnings);
+        assert!(three.warnings[1].1.starts_with("group `g`: the embedded cluster cannot find offsets by time"));
+        let one = on_embedded(&s, 1);
+        assert_eq!(
+            one.errors,
+            [("topics[0].replication".to_string(), "3 is more than the 1 brokers of the embedded target".to_string())]
+        );
+    }
 }

@@ -3,7 +3,8 @@
 //! The embedded cluster is librdkafka's mock cluster, in process. Its limits shape the rest of the
 //! harness (see librdkafka's `rdkafka_mock.c`): it keeps at most 5 MiB or 100,000 message sets per
 //! partition and drops the oldest beyond that, and it answers neither CreateTopics nor
-//! DescribeConfigs, so topics are created through the mock's own API and topic configs are ignored.
+//! DescribeConfigs, so topics are created through the mock's own API and topic configs are ignored
+//! (`config::validate::on_embedded` says so before the run).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -179,13 +180,6 @@ impl Connection {
                 mock.create_topic(&t.name, t.partitions as i32, i32::from(t.replication))
                     .map_err(|e| TargetError::Topic { topic: t.name.clone(), reason: e.to_string() })?;
                 out.created.push(t.name.clone());
-                if !t.config.is_empty() {
-                    out.warnings.push(format!(
-                        "topic `{}`: the embedded cluster ignores topic configs ({})",
-                        t.name,
-                        t.config.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ));
-                }
             }
         } else if !to_create.is_empty() {
             self.create_topics(&to_create)?;
