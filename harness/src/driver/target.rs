@@ -63,6 +63,20 @@ pub struct TopicsOutcome {
     pub warnings: Vec<String>,
 }
 
+/// Answers that mean "ask again shortly": the group's coordinator is moving, loading or unknown.
+fn coordinator_not_ready(e: &rdkafka::error::KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::WaitingForCoordinator
+                | RDKafkaErrorCode::RequestTimedOut
+        )
+    )
+}
+
 fn reason(e: impl std::fmt::Display, r: &Redactor) -> String {
     r.scrub(&e.to_string())
 }
@@ -324,9 +338,28 @@ impl Connection {
             tpl.add_partition_offset(t, *p, rdkafka::Offset::Offset(*o))
                 .map_err(|e| TargetError::Commit { group: group.to_string(), reason: e.to_string() })?;
         }
-        consumer
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| TargetError::Commit { group: group.to_string(), reason: reason(e, &self.ctx.redactor) })
+        // A group's coordinator may be moving or still loading (a cluster just started, a broker
+        // just failed): those answers are retried until the connect timeout (at least 30 s), as
+        // any application would (regression: CI 2026-11-28, NotCoordinator right after the real
+        // cluster started failed a run).
+        let deadline = Instant::now() + self.timeout.max(Duration::from_secs(30));
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => return Ok(()),
+                Err(e) if coordinator_not_ready(&e) && Instant::now() + wait < deadline => {
+                    tracing::info!("group `{group}`: {e}; retrying the start offsets in {wait:?}");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    return Err(TargetError::Commit {
+                        group: group.to_string(),
+                        reason: reason(e, &self.ctx.redactor),
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -380,5 +413,56 @@ impl crate::faults::EmbeddedControls for Connection {
     fn set_leader(&self, topic: &str, partition: i32, broker: i32) -> Result<(), String> {
         let mock = self.embedded.as_ref().ok_or("not the embedded cluster")?;
         mock.partition_leader(topic, partition, Some(broker)).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::types::RDKafkaApiKey;
+    use rdkafka::types::RDKafkaRespErr::{
+        RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+    };
+
+    use super::*;
+
+    fn embedded() -> Connection {
+        let events = Arc::new(ClientEvents::default());
+        let redactor = Arc::new(Redactor::default());
+        match Connection::open(&Profile::embedded(), events, redactor) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn topic(conn: &Connection) -> Vec<(String, i32, i64)> {
+        let spec = TopicSpec { name: "t".into(), partitions: 2, replication: 1, config: BTreeMap::new() };
+        if let Err(e) = conn.ensure_topics(&[spec]) {
+            panic!("{e}");
+        }
+        vec![("t".into(), 0, 0), ("t".into(), 1, 0)]
+    }
+
+    #[test]
+    fn start_offsets_are_committed_while_the_coordinator_moves() {
+        // Regression: CI 2026-11-28, NotCoordinator right after the real cluster started.
+        let conn = embedded();
+        let offsets = topic(&conn);
+        let Some(mock) = &conn.embedded else { panic!("embedded") };
+        mock.request_errors(RDKafkaApiKey::OffsetCommit, &[RD_KAFKA_RESP_ERR_NOT_COORDINATOR; 3]);
+        if let Err(e) = conn.commit_offsets("g", &offsets) {
+            panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn other_commit_errors_fail_at_once() {
+        let conn = embedded();
+        let offsets = topic(&conn);
+        let Some(mock) = &conn.embedded else { panic!("embedded") };
+        mock.request_errors(RDKafkaApiKey::OffsetCommit, &[RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED]);
+        let t = Instant::now();
+        let e = conn.commit_offsets("g", &offsets).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("could not commit start offsets for group `g`"), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     }
 }
