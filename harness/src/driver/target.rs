@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use rdkafka::TopicPartitionList;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::RDKafkaErrorCode;
@@ -63,8 +64,9 @@ pub struct TopicsOutcome {
     pub warnings: Vec<String>,
 }
 
-/// Answers that mean "ask again shortly": the group's coordinator is moving, loading or unknown.
-fn coordinator_not_ready(e: &rdkafka::error::KafkaError) -> bool {
+/// Answers that mean "ask again shortly": a group coordinator moving, loading or unknown, or a
+/// partition whose leader is not in place yet.
+fn transient(e: &KafkaError) -> bool {
     matches!(
         e.rdkafka_error_code(),
         Some(
@@ -73,6 +75,9 @@ fn coordinator_not_ready(e: &rdkafka::error::KafkaError) -> bool {
                 | RDKafkaErrorCode::CoordinatorLoadInProgress
                 | RDKafkaErrorCode::WaitingForCoordinator
                 | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
         )
     )
 }
@@ -318,7 +323,8 @@ impl Connection {
         let mut out = Vec::new();
         for (t, &n) in topics.iter().zip(partitions) {
             for p in 0..n as i32 {
-                let wm = probe.fetch_watermarks(t, p, self.timeout).map_err(|e| TargetError::Offsets {
+                let wm = self.retrying(&format!("offsets of {t}[{p}]"), || probe.fetch_watermarks(t, p, self.timeout));
+                let wm = wm.map_err(|e| TargetError::Offsets {
                     topic: t.clone(),
                     partition: p,
                     reason: reason(e, &self.ctx.redactor),
@@ -338,26 +344,27 @@ impl Connection {
             tpl.add_partition_offset(t, *p, rdkafka::Offset::Offset(*o))
                 .map_err(|e| TargetError::Commit { group: group.to_string(), reason: e.to_string() })?;
         }
-        // A group's coordinator may be moving or still loading (a cluster just started, a broker
-        // just failed): those answers are retried until the connect timeout (at least 30 s), as
-        // any application would (regression: CI 2026-11-28, NotCoordinator right after the real
-        // cluster started failed a run).
+        self.retrying(&format!("start offsets of group `{group}`"), || consumer.commit(&tpl, CommitMode::Sync))
+            .map_err(|e| TargetError::Commit { group: group.to_string(), reason: reason(e, &self.ctx.redactor) })
+    }
+
+    /// Runs a set-up request again while the cluster answers "ask again shortly" (a group
+    /// coordinator moving or loading, a partition leader not yet in place), with backoff, until
+    /// the connect timeout (at least 30 s); any other answer returns at once. Such answers are
+    /// routine right after a cluster or broker (re)starts and after topics are created
+    /// (regressions: CI 2026-11-28, NotCoordinator on the start offsets and NotLeaderForPartition
+    /// on the watermarks, each failing the first run after the real cluster started).
+    fn retrying<T>(&self, what: &str, mut request: impl FnMut() -> KafkaResult<T>) -> KafkaResult<T> {
         let deadline = Instant::now() + self.timeout.max(Duration::from_secs(30));
         let mut wait = Duration::from_millis(100);
         loop {
-            match consumer.commit(&tpl, CommitMode::Sync) {
-                Ok(()) => return Ok(()),
-                Err(e) if coordinator_not_ready(&e) && Instant::now() + wait < deadline => {
-                    tracing::info!("group `{group}`: {e}; retrying the start offsets in {wait:?}");
+            match request() {
+                Err(e) if transient(&e) && Instant::now() + wait < deadline => {
+                    tracing::info!("{what}: {e}; asking again in {wait:?}");
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_secs(2));
                 }
-                Err(e) => {
-                    return Err(TargetError::Commit {
-                        group: group.to_string(),
-                        reason: reason(e, &self.ctx.redactor),
-                    });
-                }
+                other => return other,
             }
         }
     }
@@ -421,6 +428,7 @@ mod tests {
     use rdkafka::types::RDKafkaApiKey;
     use rdkafka::types::RDKafkaRespErr::{
         RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+        RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
     };
 
     use super::*;
@@ -451,6 +459,19 @@ mod tests {
         mock.request_errors(RDKafkaApiKey::OffsetCommit, &[RD_KAFKA_RESP_ERR_NOT_COORDINATOR; 3]);
         if let Err(e) = conn.commit_offsets("g", &offsets) {
             panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn watermarks_are_read_while_a_leader_moves() {
+        // Regression: CI 2026-11-28, NotLeaderForPartition right after the real cluster started.
+        let conn = embedded();
+        topic(&conn);
+        let Some(mock) = &conn.embedded else { panic!("embedded") };
+        mock.request_errors(RDKafkaApiKey::ListOffsets, &[RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 3]);
+        match conn.watermarks(&["t".to_string()], &[2]) {
+            Ok(marks) => assert_eq!(marks, [(0, 0), (0, 0)]),
+            Err(e) => panic!("{e}"),
         }
     }
 
