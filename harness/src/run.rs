@@ -1202,9 +1202,11 @@ fn judge_harness(
     if h.lagging_s >= 3 {
         why.push(format!("{} s with send lag p99 over 10 ms and no backpressure", h.lagging_s));
     }
+    let mut explained = false;
     if let Some(rdk) = h.librdkafka_cpu_pct_mean {
         let own = (h.cpu_pct_mean - rdk).max(0.0);
         if rdk > own && rdk >= 25.0 {
+            explained = true;
             why.push(format!(
                 "most of fleetstorm's CPU went to librdkafka's threads ({rdk:.0}% of a core against {own:.0}% for \
                  fleetstorm's own){}",
@@ -1227,6 +1229,7 @@ fn judge_harness(
         .map(|x| x.host_cpu_pct)
         .collect();
     if h.lagging_s >= 3 && contended.len() * 2 >= h.lagging_s as usize {
+        explained = true;
         why.push(format!(
             "in {} of those seconds the host's CPU was {:.0}% busy on average while fleetstorm's own use \
              was low: other processes on this machine (a co-located target?) took the CPU fleetstorm needed \
@@ -1234,6 +1237,23 @@ fn judge_harness(
             contended.len(),
             contended.iter().sum::<f32>() / contended.len() as f32
         ));
+    }
+    // Lag that neither fleetstorm's CPU, nor librdkafka's, nor a host busy all second explains:
+    // say what was measured in those seconds (regression: a real-Kafka run on two cores gave a
+    // verdict that named no cause for 4 s of lag).
+    let lagging: Vec<crate::recorder::monitor::HarnessPoint> =
+        load.iter().filter(|p| p.send_lag_p99_us > 10_000 && p.backpressure == 0).filter_map(|p| p.harness).collect();
+    if h.lagging_s >= 3 && h.cpu_saturated_s < 3 && !explained && !lagging.is_empty() {
+        let n = lagging.len() as f32;
+        let own: f32 = lagging.iter().map(|x| x.cpu_pct - x.librdkafka_cpu_pct.unwrap_or(0.0)).sum::<f32>() / n;
+        let host: f32 = lagging.iter().map(|x| x.host_cpu_pct).sum::<f32>() / n;
+        if own < 50.0 * cores as f32 {
+            why.push(format!(
+                "in those seconds fleetstorm's own work used {own:.0}% of a core and the host {host:.0}% on \
+                 average: the sender was kept from its schedule by something other than its own work (bursts \
+                 of other processes' CPU too short for per-second figures, or waits inside the Kafka client)"
+            ));
+        }
     }
     Some(format!(
         "HARNESS SATURATED: results not valid for the target ({}){}",
@@ -1326,6 +1346,20 @@ mod tests {
         let w = judge_harness(&mut h, &tl, 10.0, true).unwrap();
         assert!(w.contains("which include the embedded cluster's brokers"), "{w}");
         assert!(!w.contains("the Kafka client was busy"), "{w}");
+    }
+
+    #[test]
+    fn lag_without_a_busy_host_or_client_says_what_was_measured() {
+        // Regression: real Kafka on two cores, 4 s of lag and a verdict that named no cause.
+        let tl: Vec<_> = (0..10).map(|t| second(t, if t < 4 { 30_000 } else { 400 }, 20.0, 12.0, 75.0)).collect();
+        let (h, w) = judge(&tl);
+        assert_eq!((h.saturated, h.lagging_s), (true, 4));
+        let w = w.unwrap();
+        assert!(w.contains("fleetstorm's own work used 8% of a core and the host 75%"), "{w}");
+        assert!(w.contains("kept from its schedule by something other than its own work"), "{w}");
+        // Not said when a cause was named.
+        let (_, busy) = judge(&(0..10).map(|t| second(t, 30_000, 15.0, 5.0, 98.0)).collect::<Vec<_>>());
+        assert!(!busy.unwrap().contains("something other than its own work"));
     }
 
     #[test]
