@@ -250,8 +250,16 @@ fn the_process_mechanism_kills_pauses_and_restarts_by_pid_file() {
     let run = |a| m.spawn(a, 1, ManualClock::default()).unwrap().join().unwrap();
     let paused = run(Action::Pause);
     assert!(paused.ok, "{paused:?}");
-    let state = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
-    assert!(state.rsplit(')').next().unwrap().trim_start().starts_with('T'), "{state}");
+    // A signal is delivered asynchronously: on a loaded machine the process may still show as
+    // running just after kill(2) returned (regression: CI 2026-11-28, state R read at once).
+    let stat = || std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+    let stopped = |s: &str| s.rsplit(')').next().unwrap().trim_start().starts_with('T');
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !stopped(&stat()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let state = stat();
+    assert!(stopped(&state), "{state}");
     assert!(run(Action::Resume).ok);
     let killed = run(Action::Kill);
     assert!(killed.ok, "{killed:?}");
