@@ -1190,7 +1190,10 @@ fn judge_harness(
     }
     h.rss_mib_peak = timeline.iter().filter_map(|p| p.harness).map(|p| p.rss_mib).fold(0.0, f32::max);
     h.cpu_saturated_s = points.iter().filter(|p| p.cpu_pct >= 90.0 * cores as f32).count() as u32;
-    h.lagging_s = load.iter().filter(|p| p.send_lag_p99_us > 10_000 && p.backpressure == 0).count() as u32;
+    // Seconds the sender fell behind its schedule while the client's queue had room.
+    let lagging: Vec<&crate::recorder::TimelinePoint> =
+        load.iter().copied().filter(|p| p.send_lag_p99_us > 10_000 && p.backpressure == 0).collect();
+    h.lagging_s = lagging.len() as u32;
     h.saturated = h.cpu_saturated_s >= 3 || h.lagging_s >= 3;
     if !h.saturated {
         return None;
@@ -1221,10 +1224,10 @@ fn judge_harness(
     }
     // Seconds the sender fell behind while the host's CPU was busy and fleetstorm itself was
     // not: something else on the machine had the cores.
-    let contended: Vec<f32> = load
+    let lagging_harness: Vec<crate::recorder::monitor::HarnessPoint> =
+        lagging.iter().filter_map(|p| p.harness).collect();
+    let contended: Vec<f32> = lagging_harness
         .iter()
-        .filter(|p| p.send_lag_p99_us > 10_000 && p.backpressure == 0)
-        .filter_map(|p| p.harness)
         .filter(|x| x.host_cpu_pct >= 90.0 && x.cpu_pct < 50.0 * cores as f32)
         .map(|x| x.host_cpu_pct)
         .collect();
@@ -1241,12 +1244,10 @@ fn judge_harness(
     // Lag that neither fleetstorm's CPU, nor librdkafka's, nor a host busy all second explains:
     // say what was measured in those seconds (regression: a real-Kafka run on two cores gave a
     // verdict that named no cause for 4 s of lag).
-    let lagging: Vec<crate::recorder::monitor::HarnessPoint> =
-        load.iter().filter(|p| p.send_lag_p99_us > 10_000 && p.backpressure == 0).filter_map(|p| p.harness).collect();
-    if h.lagging_s >= 3 && h.cpu_saturated_s < 3 && !explained && !lagging.is_empty() {
-        let n = lagging.len() as f32;
-        let own: f32 = lagging.iter().map(|x| x.cpu_pct - x.librdkafka_cpu_pct.unwrap_or(0.0)).sum::<f32>() / n;
-        let host: f32 = lagging.iter().map(|x| x.host_cpu_pct).sum::<f32>() / n;
+    if h.lagging_s >= 3 && h.cpu_saturated_s < 3 && !explained && !lagging_harness.is_empty() {
+        let n = lagging_harness.len() as f32;
+        let own: f32 = lagging_harness.iter().map(|x| x.cpu_pct - x.librdkafka_cpu_pct.unwrap_or(0.0)).sum::<f32>() / n;
+        let host: f32 = lagging_harness.iter().map(|x| x.host_cpu_pct).sum::<f32>() / n;
         if own < 50.0 * cores as f32 {
             why.push(format!(
                 "in those seconds fleetstorm's own work used {own:.0}% of a core and the host {host:.0}% on \
