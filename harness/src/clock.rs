@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::plan::Event;
-
 /// A source of "now" in microseconds since the run's origin.
 pub trait Clock: Send + Sync {
     fn now_us(&self) -> u64;
@@ -75,90 +73,9 @@ impl Clock for ManualClock {
     }
 }
 
-/// What the sender should do next.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
-    /// This event is due (its intended time is now or past): send it.
-    Send(Event),
-    /// Nothing is due before this time (microseconds since the origin).
-    WaitUntil(u64),
-    /// The schedule is exhausted or its end time has been reached.
-    Done,
-}
-
-/// Open-loop pacing: events are released at their intended times whatever happened to earlier
-/// ones. The sender never waits for an acknowledgement before the next send; if it falls behind,
-/// due events come out immediately and the delay is measured as send lag.
-pub struct Pacer<I: Iterator<Item = Event>> {
-    events: std::iter::Peekable<I>,
-    /// Events intended at or after this time are not sent.
-    end_us: u64,
-}
-
-impl<I: Iterator<Item = Event>> Pacer<I> {
-    pub fn new(events: I, end_us: u64) -> Self {
-        Pacer { events: events.peekable(), end_us }
-    }
-
-    /// Stop releasing events intended at or after `end_us` (an abort moves the end earlier).
-    pub fn stop_at(&mut self, end_us: u64) {
-        self.end_us = self.end_us.min(end_us);
-    }
-
-    pub fn step(&mut self, now_us: u64) -> Step {
-        match self.events.peek() {
-            None => Step::Done,
-            Some(e) if e.intended_us >= self.end_us => Step::Done,
-            Some(e) if e.intended_us <= now_us => match self.events.next() {
-                Some(e) => Step::Send(e),
-                None => Step::Done,
-            },
-            Some(e) => Step::WaitUntil(e.intended_us),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ev(t: u64) -> Event {
-        Event { intended_us: t, created_us: t, device: 0, class: 0, seq: t, size: 1, firmware: 0 }
-    }
-
-    #[test]
-    fn releases_events_at_their_intended_time() {
-        let mut p = Pacer::new([ev(10), ev(20), ev(20), ev(35)].into_iter(), 1000);
-        assert_eq!(p.step(0), Step::WaitUntil(10));
-        assert_eq!(p.step(10), Step::Send(ev(10)));
-        assert_eq!(p.step(12), Step::WaitUntil(20));
-        assert_eq!(p.step(20), Step::Send(ev(20)));
-        assert_eq!(p.step(20), Step::Send(ev(20)));
-        assert_eq!(p.step(21), Step::WaitUntil(35));
-        assert_eq!(p.step(99), Step::Send(ev(35)));
-        assert_eq!(p.step(99), Step::Done);
-    }
-
-    #[test]
-    fn a_late_sender_gets_every_due_event_at_once() {
-        let mut p = Pacer::new((0..100).map(|i| ev(i * 10)), 10_000);
-        let mut sent = 0;
-        while let Step::Send(_) = p.step(500) {
-            sent += 1;
-        }
-        assert_eq!(sent, 51, "events intended at 0..=500 are all due");
-    }
-
-    #[test]
-    fn stop_cuts_the_schedule() {
-        let mut p = Pacer::new((0..100).map(|i| ev(i * 10)), 10_000);
-        p.stop_at(30);
-        let mut sent = 0;
-        while let Step::Send(_) = p.step(10_000) {
-            sent += 1;
-        }
-        assert_eq!(sent, 3);
-    }
 
     #[test]
     fn manual_clock_moves_only_when_told() {

@@ -79,7 +79,7 @@ pub fn load(dirs: &[PathBuf], allow_different: bool) -> Result<Loaded, CompareEr
     Ok((runs, warnings))
 }
 
-fn lat_cells(l: &crate::recorder::LatencySummary) -> [String; 4] {
+fn lat_cells(l: &crate::report::schema::LatencySummary) -> [String; 4] {
     [us(l.p50_us), us(l.p99_us), us(l.p999_us), us(l.max_us)]
 }
 

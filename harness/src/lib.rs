@@ -25,7 +25,7 @@ use anyhow::Context as _;
 use cli::{Cli, Command, RunArgs};
 use config::{ConfigError, Profile};
 use exit::Exit;
-use report::Status;
+use report::{Status, StopCause};
 
 /// Run a parsed command line; the exit code is decided here, from the outcome.
 pub fn run(cli: Cli) -> Exit {
@@ -105,12 +105,10 @@ pub fn run_scenario_with(args: &RunArgs, interrupts: &signals::Interrupts, progr
 /// The exit code of a finished run: a lost target or interrupt first, then gates.
 pub fn outcome(r: &report::Report) -> Exit {
     let gate_failed = r.gates.iter().any(|g| !g.passed);
-    match r.status {
-        Status::Failed => Exit::Target,
-        Status::Aborted if !gate_failed => Exit::Interrupted,
-        Status::Aborted if r.status_reason.as_deref().is_some_and(|s| s.starts_with("interrupted")) => {
-            Exit::Interrupted
-        }
+    match (r.status, r.stopped_by) {
+        (Status::Failed, _) => Exit::Target,
+        (Status::Aborted, Some(StopCause::Interrupted)) => Exit::Interrupted,
+        (Status::Aborted, _) if !gate_failed => Exit::Interrupted,
         _ if gate_failed => Exit::GateFailed,
         _ => Exit::Ok,
     }

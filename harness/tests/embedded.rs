@@ -7,6 +7,7 @@ use common::*;
 use fleetstorm::cli::RunArgs;
 use fleetstorm::exit::Exit;
 use fleetstorm::report::Status;
+use fleetstorm::report::schema::RebalanceKind;
 use fleetstorm::signals::Interrupts;
 
 #[test]
@@ -37,7 +38,7 @@ fn a_short_run_delivers_everything_exactly_once() {
     assert_eq!(g.consumed, p.acked);
     assert!(g.e2e_latency.p50_us > 0);
     // The timeline adds up to the totals.
-    let sum = |f: &dyn Fn(&fleetstorm::recorder::TimelinePoint) -> u64| r.timeline.iter().map(f).sum::<u64>();
+    let sum = |f: &dyn Fn(&fleetstorm::report::schema::TimelinePoint) -> u64| r.timeline.iter().map(f).sum::<u64>();
     assert_eq!(sum(&|t| t.produced), p.attempted);
     assert_eq!(sum(&|t| t.acked), p.acked);
     assert_eq!(sum(&|t| t.consumers["sink"].consumed), g.consumed);
@@ -190,10 +191,10 @@ fn a_broker_kill_on_the_embedded_cluster_is_reported_with_its_recovery() {
         let members: std::collections::BTreeSet<u32> = g.rebalances.iter().map(|e| e.member).collect();
         assert!(!members.is_empty(), "{name}");
         for m in members {
-            let last = g.rebalances.iter().rfind(|e| e.member == m).map(|e| e.kind.as_str());
-            assert_eq!(last, Some("leave"), "{name} member {m}: {:?}", g.rebalances);
+            let last = g.rebalances.iter().rfind(|e| e.member == m).map(|e| e.kind);
+            assert_eq!(last, Some(RebalanceKind::Leave), "{name} member {m}: {:?}", g.rebalances);
         }
-        assert_eq!(g.revocations as usize, g.rebalances.iter().filter(|e| e.kind == "revoke").count());
+        assert_eq!(g.revocations as usize, g.rebalances.iter().filter(|e| e.kind == RebalanceKind::Revoke).count());
     }
 }
 

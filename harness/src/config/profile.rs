@@ -208,6 +208,18 @@ pub struct Redactor {
 }
 
 impl Redactor {
+    /// The redactor of a run: every secret-looking property of the profile, the producer and the
+    /// consumer groups.
+    pub fn for_run(profile: &Profile, scenario: &super::scenario::Scenario) -> Self {
+        Self::from_properties(
+            profile
+                .librdkafka
+                .iter()
+                .chain(scenario.producer.librdkafka.iter())
+                .chain(scenario.consumers.iter().flat_map(|g| g.librdkafka.iter())),
+        )
+    }
+
     pub fn from_properties<'a>(props: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
         let mut secrets: Vec<String> =
             props.into_iter().filter(|(k, v)| is_secret_key(k) && v.len() >= 3).map(|(_, v)| v.clone()).collect();

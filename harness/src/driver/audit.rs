@@ -5,6 +5,7 @@
 //! Metrics recorded: records read per one-second window; the seen-ledger (distinct, duplicated,
 //! reordered, foreign records); its position per partition (so the run knows when it caught up).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -15,7 +16,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::consumer::Reading;
-use super::{Control, Ctx};
+use super::{Control, Ctx, Shared, props};
 use crate::recorder::audit::{SeenLedger, Stream};
 use crate::recorder::{OffsetBook, Source, Start, WindowClock, WindowData};
 use crate::wire;
@@ -45,6 +46,46 @@ pub struct AuditOutcome {
 
 pub fn spawn(args: AuditArgs) -> std::io::Result<std::thread::JoinHandle<AuditOutcome>> {
     std::thread::Builder::new().name("audit".into()).spawn(move || run(args))
+}
+
+/// The audit reader's properties. It is assigned its partitions (no group membership, so no
+/// rebalance can move it), commits nothing, and its group id only names it in the target's logs.
+pub fn properties(run_id: u64) -> BTreeMap<String, String> {
+    props([
+        ("group.id", format!("fleetstorm.audit.{run_id:016x}")),
+        ("client.id", "fleetstorm-audit".to_string()),
+        ("enable.auto.commit", "false".into()),
+        ("enable.auto.offset.store", "false".into()),
+        ("auto.offset.reset", "earliest".into()),
+    ])
+}
+
+/// Start the audit reader on its own thread: it reads `assignment` ((topic, partition, start
+/// offset)) and counts every record of this run in its seen-ledger; `keyed` says per payload
+/// class whether per-device order is checked.
+pub fn start(
+    assignment: Vec<(String, i32, i64)>,
+    plan_topics: &[String],
+    keyed: Vec<bool>,
+    reader: usize,
+    shared: &Shared,
+    source: Source,
+) -> std::io::Result<std::thread::JoinHandle<AuditOutcome>> {
+    shared.ready_expected.fetch_add(1, Ordering::SeqCst);
+    spawn(AuditArgs {
+        config: shared.reader_config(&[&properties(shared.run_id)]),
+        assignment,
+        plan_topics: plan_topics.to_vec(),
+        keyed,
+        ctx: shared.ctx("audit".into()),
+        start: shared.start.clone(),
+        control: shared.control.clone(),
+        source,
+        book: shared.book.clone(),
+        reader,
+        run_id: shared.run_id,
+        ready: shared.ready.clone(),
+    })
 }
 
 fn run(args: AuditArgs) -> AuditOutcome {

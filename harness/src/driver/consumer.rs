@@ -26,44 +26,17 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::group::GroupLedger;
 use super::{Control, Ctx, error_kind};
 use crate::clock::{Clock, MonotonicClock};
 use crate::config::dist::Dist;
 use crate::config::scenario::{BatchSpec, GroupRestart, Replay, ReplayTarget, Slowdown};
 use crate::config::units::Dur;
 use crate::plan::rng::{SplitMix, mix, unit};
-use crate::recorder::audit::{BitSet, Stream};
-use crate::recorder::{ConsumerWindow, Hist, OffsetBook, RebalanceEvent, Source, Start, WindowClock, WindowData};
+use crate::recorder::audit::Stream;
+use crate::recorder::{ConsumerWindow, Hist, OffsetBook, Source, Start, WindowClock, WindowData};
+use crate::report::schema::{RebalanceEvent, RebalanceKind};
 use crate::wire;
-
-/// Which records of this run a group has read, shared by its members (sharded locks).
-#[derive(Debug)]
-pub struct GroupLedger {
-    shards: Vec<Mutex<BitSet>>,
-}
-
-impl Default for GroupLedger {
-    fn default() -> Self {
-        GroupLedger { shards: (0..16).map(|_| Mutex::new(BitSet::default())).collect() }
-    }
-}
-
-impl GroupLedger {
-    /// Everything the group read, merged.
-    pub fn merged(&self) -> BitSet {
-        let mut all = BitSet::default();
-        for s in &self.shards {
-            all.merge(&s.lock().unwrap_or_else(|p| p.into_inner()));
-        }
-        all
-    }
-
-    /// True the first time the group reads (stream, seq).
-    pub fn first_read(&self, s: Stream, seq: u64) -> bool {
-        let shard = (s.device as usize ^ usize::from(s.class)) % self.shards.len();
-        self.shards[shard].lock().unwrap_or_else(|p| p.into_inner()).insert(s, seq)
-    }
-}
 
 /// Dead-letter routing of a group.
 #[derive(Clone)]
@@ -157,17 +130,17 @@ impl ConsumerContext for MCtx {
                 if !self.joined.swap(true, Ordering::SeqCst) {
                     self.ready.fetch_add(1, Ordering::SeqCst);
                 }
-                ("assign", tpl.count())
+                (RebalanceKind::Assign, tpl.count())
             }
-            Rebalance::Revoke(tpl) if self.leaving.load(Ordering::SeqCst) => ("leave", tpl.count()),
-            Rebalance::Revoke(tpl) => ("revoke", tpl.count()),
+            Rebalance::Revoke(tpl) if self.leaving.load(Ordering::SeqCst) => (RebalanceKind::Leave, tpl.count()),
+            Rebalance::Revoke(tpl) => (RebalanceKind::Revoke, tpl.count()),
             Rebalance::Error(e) => {
                 tracing::warn!("rebalance error: {e}");
                 return;
             }
         };
         let mut r = self.rebalances.lock().unwrap_or_else(|p| p.into_inner());
-        r.push(RebalanceEvent { t_us, member: self.member, kind: kind.into(), partitions });
+        r.push(RebalanceEvent { t_us, member: self.member, kind, partitions });
     }
 }
 

@@ -12,12 +12,15 @@
 
 pub mod audit;
 pub mod consumer;
+pub mod group;
+pub mod launch;
+pub mod pacer;
 pub mod produce;
 pub mod producer;
 pub mod target;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
@@ -26,7 +29,7 @@ use rdkafka::error::KafkaError;
 
 use crate::clock::Clock;
 use crate::config::profile::Redactor;
-use crate::recorder::Start;
+use crate::recorder::{Hist, OffsetBook, Start};
 
 /// How the run tells its drivers to stop.
 #[derive(Debug)]
@@ -160,6 +163,74 @@ pub fn client_config(bootstrap: &str, layers: &[&BTreeMap<String, String>]) -> C
         }
     }
     cfg
+}
+
+/// What every driver of a run shares. Each driver builds its own client properties from its own
+/// spec (the reason for each setting sits next to it, in the driver's module) on top of the
+/// target's (`base`) and, for readers, the target's reader defaults.
+pub struct Shared {
+    pub bootstrap: String,
+    /// The target's client properties (the profile's `librdkafka`, security included).
+    pub base: BTreeMap<String, String>,
+    /// What readers need on this target (see `target::Connection::reader_defaults`).
+    pub reader_defaults: BTreeMap<String, String>,
+    pub events: Arc<ClientEvents>,
+    pub redactor: Arc<Redactor>,
+    pub start: Start,
+    pub control: Arc<Control>,
+    pub template: Hist,
+    pub book: Arc<OffsetBook>,
+    /// Incremented by each client once it is connected (and, for group members, assigned).
+    pub ready: Arc<AtomicU32>,
+    /// How many clients the drivers started: the run waits until `ready` reaches it.
+    pub ready_expected: AtomicU32,
+    pub run_id: u64,
+}
+
+impl Shared {
+    /// What the drivers of a run on `conn` share; the offset book is laid out by `launch::start`.
+    pub fn new(
+        conn: &target::Connection,
+        events: Arc<ClientEvents>,
+        redactor: Arc<Redactor>,
+        start: Start,
+        template: Hist,
+        run_id: u64,
+    ) -> Shared {
+        Shared {
+            bootstrap: conn.bootstrap.clone(),
+            base: conn.base.clone(),
+            reader_defaults: conn.reader_defaults(),
+            events,
+            redactor,
+            start,
+            control: Arc::new(Control::default()),
+            template,
+            book: Arc::new(OffsetBook::new(&[], &[])),
+            ready: Arc::new(AtomicU32::new(0)),
+            ready_expected: AtomicU32::new(0),
+            run_id,
+        }
+    }
+
+    /// A client context for a role (`producer 0`, `consumer warehouse#1`, `audit`).
+    pub fn ctx(&self, role: String) -> Ctx {
+        Ctx { role: role.into(), events: self.events.clone(), redactor: self.redactor.clone() }
+    }
+
+    /// A writer's properties: the target's, then `layers` in order.
+    pub fn writer_config(&self, layers: &[&BTreeMap<String, String>]) -> ClientConfig {
+        let mut all: Vec<&BTreeMap<String, String>> = vec![&self.base];
+        all.extend_from_slice(layers);
+        client_config(&self.bootstrap, &all)
+    }
+
+    /// A reader's properties: the target's, its reader defaults, then `layers` in order.
+    pub fn reader_config(&self, layers: &[&BTreeMap<String, String>]) -> ClientConfig {
+        let mut all: Vec<&BTreeMap<String, String>> = vec![&self.base, &self.reader_defaults];
+        all.extend_from_slice(layers);
+        client_config(&self.bootstrap, &all)
+    }
 }
 
 /// Make a map from `(key, value)` pairs.

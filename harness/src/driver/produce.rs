@@ -12,27 +12,28 @@
 //! (the self-monitor); each block says why it is sound.
 
 use std::ffi::{CString, c_void};
+use std::marker::PhantomData;
 use std::ptr;
 
 use rdkafka::bindings as rd;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 
-/// A topic handle of one producer. Must not outlive the producer (it is dropped first: see
-/// `Handles`).
-pub struct TopicHandle(*mut rd::rd_kafka_topic_t);
+/// A topic handle of one producer. It borrows the producer, so it cannot outlive it (librdkafka
+/// requires topic handles to be destroyed before their client).
+pub struct TopicHandle<'p>(*mut rd::rd_kafka_topic_t, PhantomData<&'p ()>);
 
-impl TopicHandle {
-    pub fn new<C: ProducerContext>(producer: &BaseProducer<C>, name: &str) -> Option<TopicHandle> {
+impl<'p> TopicHandle<'p> {
+    pub fn new<C: ProducerContext>(producer: &'p BaseProducer<C>, name: &str) -> Option<TopicHandle<'p>> {
         let name = CString::new(name).ok()?;
         // SAFETY: the client pointer is live for the producer's lifetime; the name is a valid C
         // string; a null configuration means the default topic configuration.
         let rkt = unsafe { rd::rd_kafka_topic_new(producer.client().native_ptr(), name.as_ptr(), ptr::null_mut()) };
-        (!rkt.is_null()).then_some(TopicHandle(rkt))
+        (!rkt.is_null()).then_some(TopicHandle(rkt, PhantomData))
     }
 }
 
-impl Drop for TopicHandle {
+impl Drop for TopicHandle<'_> {
     fn drop(&mut self) {
         // SAFETY: created by rd_kafka_topic_new, destroyed exactly once.
         unsafe { rd::rd_kafka_topic_destroy(self.0) }
@@ -71,7 +72,7 @@ impl Drop for HeaderTemplate {
 
 /// One record for [`produce`].
 pub struct Record<'a> {
-    pub topic: &'a TopicHandle,
+    pub topic: &'a TopicHandle<'a>,
     /// Empty: no key (a null key, so librdkafka's partitioner treats the record as unkeyed).
     pub key: &'a [u8],
     pub value: &'a [u8],

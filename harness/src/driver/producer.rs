@@ -13,6 +13,7 @@
 //! - backpressure waits; delivery errors by kind;
 //! - the audit's acknowledged/failed ledger and each partition's acknowledged end offset.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -23,9 +24,11 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext, PurgeConfig};
 
+use super::pacer::{Pacer, Step};
 use super::produce::{self, HeaderTemplate, TopicHandle};
-use super::{Control, Ctx, error_kind};
-use crate::clock::{Clock, MonotonicClock, Pacer, Step};
+use super::{Control, Ctx, Shared, error_kind, props};
+use crate::clock::{Clock, MonotonicClock};
+use crate::config::scenario::ProducerSpec;
 use crate::plan::Plan;
 use crate::recorder::audit::{AckLedger, Stream};
 use crate::recorder::{Hist, OffsetBook, ProducerWindow, Source, Start, WindowClock, WindowData};
@@ -216,6 +219,83 @@ pub fn spawn(args: ProducerArgs) -> std::io::Result<std::thread::JoinHandle<Prod
     std::thread::Builder::new().name(format!("producer-{}", args.instance)).spawn(move || run(args))
 }
 
+/// The producer's librdkafka properties, from the scenario's `producer` section (the user's own
+/// `librdkafka` map is layered on top by [`start`]).
+pub fn properties(spec: &ProducerSpec) -> BTreeMap<String, String> {
+    props([
+        ("acks", spec.acks.as_librdkafka().to_string()),
+        ("linger.ms", format!("{}", spec.linger.as_secs_f64() * 1e3)),
+        ("batch.size", spec.batch_size.0.min(2_147_483_647).to_string()),
+        ("compression.type", spec.compression.as_librdkafka().to_string()),
+        ("enable.idempotence", spec.idempotence.to_string()),
+        // The queue is the backpressure point: `max_in_flight` records outstanding, then the send
+        // waits and the wait is counted. Its byte limit is set to librdkafka's maximum so that the
+        // record count alone decides.
+        ("queue.buffering.max.messages", spec.max_in_flight.to_string()),
+        ("queue.buffering.max.kbytes", "2097151".to_string()),
+        ("message.timeout.ms", (spec.message_timeout.as_micros() / 1000).max(1).to_string()),
+    ])
+}
+
+/// All instances' acknowledgement ledgers and wave counts, merged.
+pub fn merge(outcomes: &[ProducerOutcome], wave_instances: usize) -> (AckLedger, Vec<crate::plan::WaveCounts>) {
+    let mut acks = AckLedger::default();
+    let mut waves = vec![crate::plan::WaveCounts::default(); wave_instances];
+    for o in outcomes {
+        acks.merge(&o.ledger);
+        for (a, b) in waves.iter_mut().zip(&o.waves) {
+            a.merge(b);
+        }
+    }
+    (acks, waves)
+}
+
+/// How a run's producers are to be started.
+pub struct Launch {
+    pub plan: Arc<Plan>,
+    pub filler: Arc<Filler>,
+    /// How long to wait for outstanding acknowledgements after the last send.
+    pub drain: Duration,
+    /// Max-rate benchmark: this many records in all, unpaced.
+    pub unpaced: Option<u64>,
+    /// Keep the acknowledged/failed ledger (the audit or a consumer group reads it).
+    pub keep_ledger: bool,
+}
+
+/// Start the scenario's producer instances, each on its own thread with its own share of the plan.
+pub fn start(
+    spec: &ProducerSpec,
+    launch: &Launch,
+    shared: &Shared,
+    source: &mut dyn FnMut() -> Source,
+) -> std::io::Result<Vec<std::thread::JoinHandle<ProducerOutcome>>> {
+    let common = properties(spec);
+    let mut handles = Vec::new();
+    for i in 0..spec.instances {
+        shared.ready_expected.fetch_add(1, Ordering::SeqCst);
+        let id = props([("client.id", format!("fleetstorm-producer-{i}"))]);
+        handles.push(spawn(ProducerArgs {
+            instance: i,
+            instances: spec.instances,
+            plan: launch.plan.clone(),
+            run_id: shared.run_id,
+            config: shared.writer_config(&[&common, &id, &spec.librdkafka]),
+            ctx: shared.ctx(format!("producer {i}")),
+            start: shared.start.clone(),
+            control: shared.control.clone(),
+            source: source(),
+            template: shared.template.clone(),
+            book: shared.book.clone(),
+            filler: launch.filler.clone(),
+            drain: launch.drain,
+            ready: shared.ready.clone(),
+            unpaced: launch.unpaced.map(|n| n.div_ceil(u64::from(spec.instances))),
+            keep_ledger: launch.keep_ledger,
+        })?);
+    }
+    Ok(handles)
+}
+
 fn wait_for_start(start: &Start, control: &Control) -> Option<MonotonicClock> {
     loop {
         if let Some(c) = start.get() {
@@ -313,7 +393,7 @@ type FlushFn<'a> = dyn Fn(&BaseProducer<PCtx>, u32, &mut ProducerWindow) + 'a;
 fn send_all(
     args: &ProducerArgs,
     producer: &BaseProducer<PCtx>,
-    topics: &[TopicHandle],
+    topics: &[TopicHandle<'_>],
     clock: &MonotonicClock,
     windows: &mut WindowClock,
     sends: &mut ProducerWindow,

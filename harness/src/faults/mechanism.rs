@@ -8,10 +8,11 @@ use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{ActionRecord, EmbeddedControls, PartitionLeader};
+use super::{EmbeddedControls, PartitionLeader};
 use crate::clock::Clock;
 use crate::config::profile::{CommandFaults, FaultMechanism, ProcessFaults};
 use crate::config::scenario::{FaultKind, FaultSpec};
+use crate::report::schema::ActionRecord;
 
 /// One thing to do to a broker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,14 +20,12 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use crate::clock::Clock;
 use crate::config::profile::FaultMechanism;
 use crate::config::scenario::{BrokerSelector, FaultKind, FaultSpec};
 use crate::plan::rng::mix;
 use crate::recorder::OffsetBook;
+use crate::report::schema::ActionRecord;
 use mechanism::{Action, Mechanism};
 
 /// A partition's leader and replicas, as the target reports them.
@@ -55,26 +53,6 @@ pub trait EmbeddedControls {
     fn broker_up(&self, broker: i32) -> Result<(), String>;
     fn set_rtt(&self, broker: i32, rtt: Duration) -> Result<(), String>;
     fn set_leader(&self, topic: &str, partition: i32, broker: i32) -> Result<(), String>;
-}
-
-/// One action a mechanism performed, as it goes into the report.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ActionRecord {
-    /// `broker_kill`, `broker_start`, `broker_resume`, `latency_remove`...
-    pub action: String,
-    pub broker: i32,
-    /// Seconds since the load started, when the action began.
-    pub at_s: f64,
-    pub duration_s: f64,
-    pub ok: bool,
-    /// The command run, for the process and command mechanisms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
-    /// What the action printed or why it failed (last 4000 characters).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub output: String,
 }
 
 /// Everything that happened to one fault: the raw material of its report entry.

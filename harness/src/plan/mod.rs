@@ -621,4 +621,4 @@ impl IdPattern {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use crate::plan::Plan;
+use crate::report::schema::{AuditCounts, AuditPoint};
 
 /// Multiply-rotate hasher for integer keys (the std SipHash is several times slower here).
 #[derive(Default, Clone, Copy)]
@@ -212,38 +212,6 @@ impl SeenLedger {
     }
 }
 
-/// The audit's verdict.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct AuditCounts {
-    /// Messages the target acknowledged.
-    pub acked: u64,
-    /// Distinct messages of this run read back.
-    pub seen: u64,
-    /// Acknowledged, never read back.
-    pub lost: u64,
-    /// Extra copies read back (a message read three times counts two).
-    pub duplicates: u64,
-    /// Read back after a later message of the same device and class.
-    pub reordered: u64,
-    /// The producer reported a failure, yet the record arrived.
-    pub failed_but_seen: u64,
-    /// Read back but neither acknowledged nor failed by the producer.
-    pub unacked_seen: u64,
-    /// Records in the audited topics from other runs or other writers (skipped).
-    pub foreign: u64,
-    /// Up to 10 lost messages, as `class/device#seq`, to start an investigation from.
-    pub lost_examples: Vec<String>,
-}
-
-/// The audit's verdict on the records intended to be sent in one second.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct AuditPoint {
-    pub acked: u64,
-    pub lost: u64,
-    pub duplicates: u64,
-    pub reordered: u64,
-}
-
 /// Per intended send second: acknowledged, lost, duplicated and reordered records.
 /// `second_of` gives a record's intended send second (from the plan); it is asked only about
 /// the rare records seen without an acknowledgement.
@@ -286,6 +254,47 @@ pub fn by_second(
             }
         })
         .collect()
+}
+
+/// The audit's verdict on a run: the counts, and per intended send second.
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    pub counts: AuditCounts,
+    pub by_second: Vec<AuditPoint>,
+}
+
+impl Verdict {
+    /// Reconcile what the producers acknowledged with what the audit reader saw; records are named
+    /// `class/device#seq` from the plan.
+    pub fn of(plan: &Plan, acks: &AckLedger, seen: &SeenLedger) -> Verdict {
+        let by_second = by_second(acks, seen, &|st, seq| {
+            // Only asked about records seen without an acknowledgement (rare). Their creation
+            // second stands in for the intended send second, which differs only for records
+            // buffered by a wave.
+            plan.created_us(usize::from(st.class), u64::from(st.device), seq).map(|us| (us / 1_000_000) as u32)
+        });
+        Verdict { counts: reconcile(acks, seen, &|st, seq| describe(plan, st, seq)), by_second }
+    }
+}
+
+/// A record as people read it: `class/device#seq`.
+fn describe(plan: &Plan, st: Stream, seq: u64) -> String {
+    let class = plan.classes.get(usize::from(st.class)).map_or("?", |c| c.name.as_str());
+    format!("{class}/{}#{seq}", plan.ids.render(u64::from(st.device)))
+}
+
+/// What a consumer group reading `topics` missed: acknowledged records of the classes written to
+/// those topics that the group never read, with up to 10 named.
+pub fn group_missed(plan: &Plan, acks: &AckLedger, topics: &[String], read: &BitSet) -> (u64, Vec<String>) {
+    let classes: Vec<u16> = plan
+        .classes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| topics.contains(&plan.topics[c.topic]))
+        .map(|(i, _)| i as u16)
+        .collect();
+    let (n, examples) = missed(acks, read, &classes);
+    (n, examples.into_iter().map(|(st, seq)| describe(plan, st, seq)).collect())
 }
 
 /// Acknowledged records of the given classes that `read` does not hold: the count and up to

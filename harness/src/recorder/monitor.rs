@@ -6,26 +6,8 @@
 
 use std::time::Instant;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use crate::report::schema::HarnessPoint;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
-
-/// One second of the harness's own resource use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct HarnessPoint {
-    /// fleetstorm's CPU use, in percent of one core (200 = two cores busy). With the embedded
-    /// cluster this includes the cluster, which runs in the same process.
-    pub cpu_pct: f32,
-    /// The part of `cpu_pct` used by librdkafka's own threads (named `rdk:*`: the client's broker
-    /// I/O threads, and the embedded cluster's). Absent where per-thread accounting is
-    /// unavailable (non-Linux).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub librdkafka_cpu_pct: Option<f32>,
-    /// fleetstorm's resident memory, MiB.
-    pub rss_mib: f32,
-    /// The whole machine's CPU use, percent of all cores.
-    pub host_cpu_pct: f32,
-}
 
 pub struct Monitor {
     sys: System,

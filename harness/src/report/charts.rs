@@ -17,7 +17,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::Report;
-use crate::recorder::SpectrumPoint;
+use super::schema::SpectrumPoint;
 
 const W: u32 = 1100;
 const H: u32 = 480;
@@ -262,7 +262,7 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, spec: &Spec) -> Result
 }
 
 fn specs(r: &Report) -> Vec<(&'static str, Spec)> {
-    let t = |p: &crate::recorder::TimelinePoint| f64::from(p.t);
+    let t = |p: &super::schema::TimelinePoint| f64::from(p.t);
     let shade = windows(r);
     let mut throughput: Vec<Series> = vec![
         ("produced".into(), r.timeline.iter().map(|p| (t(p), p.produced as f64)).collect()),
@@ -367,7 +367,7 @@ pub fn write_all(r: &Report, dir: &Path) -> Result<Vec<Chart>, String> {
 
 /// Overlay charts for several runs of the same scenario (bake-offs and baselines).
 pub fn write_comparison(runs: &[(String, &Report)], dir: &Path) -> Result<Vec<Chart>, String> {
-    let t = |p: &crate::recorder::TimelinePoint| f64::from(p.t);
+    let t = |p: &super::schema::TimelinePoint| f64::from(p.t);
     let acked: Vec<Series> = runs
         .iter()
         .map(|(label, r)| (label.clone(), r.timeline.iter().map(|p| (t(p), p.acked as f64)).collect()))

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::faults::{ActionRecord, FaultRun};
-use crate::recorder::audit::AuditPoint;
-use crate::recorder::{RebalanceEvent, TimelinePoint};
+use super::schema::ActionRecord;
+use super::schema::AuditPoint;
+use super::schema::{RebalanceEvent, RebalanceKind, TimelinePoint};
+use crate::faults::FaultRun;
 
 /// A fault and what it did to the run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -220,18 +221,19 @@ pub fn build(run: &FaultRun, cx: &Context<'_>) -> FaultReport {
         // A member's own `leave` at the end of the run is no disturbance (regression: the
         // real-Kafka kill report counted the two members' closing revocations as a 0 s rebalance).
         let during: Vec<&RebalanceEvent> =
-            events.iter().filter(|e| e.kind != "leave" && e.t_us >= from_us && e.t_us <= to_us).collect();
+            events.iter().filter(|e| e.kind != RebalanceKind::Leave && e.t_us >= from_us && e.t_us <= to_us).collect();
         if during.is_empty() {
             continue;
         }
         let first_t = during.iter().map(|e| e.t_us).min().unwrap_or(from_us);
-        let last_assign = during.iter().filter(|e| e.kind == "assign").map(|e| e.t_us).max().unwrap_or(first_t);
+        let last_assign =
+            during.iter().filter(|e| e.kind == RebalanceKind::Assign).map(|e| e.t_us).max().unwrap_or(first_t);
         r.rebalances.insert(
             group.clone(),
             Disturbance {
                 duration_s: secs(last_assign.saturating_sub(first_t)),
-                revocations: during.iter().filter(|e| e.kind == "revoke").count() as u32,
-                assignments: during.iter().filter(|e| e.kind == "assign").count() as u32,
+                revocations: during.iter().filter(|e| e.kind == RebalanceKind::Revoke).count() as u32,
+                assignments: during.iter().filter(|e| e.kind == RebalanceKind::Assign).count() as u32,
             },
         );
     }
@@ -257,7 +259,7 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 mod tests {
     use super::*;
     use crate::config::scenario::FaultKind;
-    use crate::recorder::WindowLatency;
+    use crate::report::schema::WindowLatency;
 
     fn point(t: u32, acked: u64, p99: u64) -> TimelinePoint {
         TimelinePoint {
@@ -314,7 +316,7 @@ mod tests {
         // rebalance of 0 s with no assignment.
         let tl = timeline();
         let parts = parts();
-        let leave = |member| RebalanceEvent { t_us: 40_100_000, member, kind: "leave".into(), partitions: 3 };
+        let leave = |member| RebalanceEvent { t_us: 40_100_000, member, kind: RebalanceKind::Leave, partitions: 3 };
         let rebalances = BTreeMap::from([("sink".to_string(), vec![leave(0), leave(1)])]);
         let cx =
             Context { timeline: &tl, partitions: &parts, warmup_s: 2.0, load_end_s: 40.0, rebalances: &rebalances };
@@ -329,11 +331,11 @@ mod tests {
         rebalances.insert(
             "sink".to_string(),
             vec![
-                RebalanceEvent { t_us: 1_000_000, member: 0, kind: "assign".into(), partitions: 3 },
-                RebalanceEvent { t_us: 21_000_000, member: 0, kind: "revoke".into(), partitions: 3 },
-                RebalanceEvent { t_us: 24_500_000, member: 0, kind: "assign".into(), partitions: 2 },
+                RebalanceEvent { t_us: 1_000_000, member: 0, kind: RebalanceKind::Assign, partitions: 3 },
+                RebalanceEvent { t_us: 21_000_000, member: 0, kind: RebalanceKind::Revoke, partitions: 3 },
+                RebalanceEvent { t_us: 24_500_000, member: 0, kind: RebalanceKind::Assign, partitions: 2 },
                 // The member's own close at the end of the run, inside the 30 s after the impact.
-                RebalanceEvent { t_us: 40_100_000, member: 0, kind: "leave".into(), partitions: 2 },
+                RebalanceEvent { t_us: 40_100_000, member: 0, kind: RebalanceKind::Leave, partitions: 2 },
             ],
         );
         let cx =

@@ -17,9 +17,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Report;
+use super::schema::LatencySummary;
 use crate::config::scenario::{GateSpec, Scenario};
 use crate::config::units::{Dur, Rate};
-use crate::recorder::LatencySummary;
 
 /// What a metric measures, which decides how its threshold is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,9 +4,9 @@
 use std::fmt::Write;
 
 use super::charts::Chart;
+use super::schema::LatencySummary;
 use super::summary::{count, us};
 use super::{Report, Status};
-use crate::recorder::LatencySummary;
 
 /// Escape text for HTML.
 pub fn esc(s: &str) -> String {

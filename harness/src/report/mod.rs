@@ -2,10 +2,13 @@
 //! it alone. The JSON schema is generated from these types (`docs/report.schema.json`, kept in
 //! sync by a test) and their doc comments are its documentation.
 
+pub mod assemble;
 pub mod charts;
 pub mod faults;
 pub mod gates;
+pub mod harness;
 pub mod html;
+pub mod schema;
 pub mod shapes;
 pub mod summary;
 
@@ -16,8 +19,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::scenario::Scenario;
-use crate::recorder::audit::AuditCounts;
-use crate::recorder::{LatencySummary, RebalanceEvent, SpectrumPoint, TimelinePoint};
+pub use schema::{AuditCounts, LatencySummary, RebalanceEvent, SpectrumPoint, TimelinePoint};
 
 /// Bumped on any incompatible change to the report's shape.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -32,7 +34,10 @@ pub struct Report {
     /// `completed`: ran its full duration. `aborted`: interrupted (Ctrl-C, SIGTERM).
     /// `failed`: could not start, or lost its target.
     pub status: Status,
-    /// Why the run was aborted or failed.
+    /// What stopped an aborted or failed run (absent for a completed one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<StopCause>,
+    /// Why the run was aborted or failed, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
     pub scenario: ScenarioInfo,
@@ -94,6 +99,35 @@ impl std::fmt::Display for Status {
             Status::Aborted => "aborted",
             Status::Failed => "failed",
         })
+    }
+}
+
+/// What stopped a run before its end, as a type: the exit code and comparisons read this, never
+/// the wording of `status_reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StopCause {
+    /// SIGINT or SIGTERM (status `aborted`).
+    Interrupted,
+    /// A gate with `abort_on_fail` failed during the run (status `aborted`).
+    Gate,
+    /// The target could not be reached or set up: connection, topics, offsets (status `failed`).
+    Setup,
+    /// No acknowledgement for the scenario's `target_timeout` (status `failed`).
+    TargetLost,
+    /// A driver failed or a thread of the harness died (status `failed`).
+    Harness,
+    /// The load stopped before its duration for another reason (status `failed`).
+    CutShort,
+}
+
+impl StopCause {
+    /// The status a run stopped this way ends with.
+    pub fn status(self) -> Status {
+        match self {
+            StopCause::Interrupted | StopCause::Gate => Status::Aborted,
+            StopCause::Setup | StopCause::TargetLost | StopCause::Harness | StopCause::CutShort => Status::Failed,
+        }
     }
 }
 

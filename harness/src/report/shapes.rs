@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::recorder::{RebalanceEvent, TimelinePoint};
+use super::schema::{RebalanceEvent, RebalanceKind, TimelinePoint};
 
 /// One occurrence of a reconnect wave.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -237,7 +237,7 @@ pub fn slowdown(tl: &[TimelinePoint], group: &str, at_s: f64, for_s: f64, kind: 
 
 pub fn restart(tl: &[TimelinePoint], group: &str, at_s: f64, down_s: f64, events: &[RebalanceEvent]) -> RestartReport {
     let at_us = (at_s * 1e6) as u64;
-    let rebalance = events.iter().filter(|e| e.kind == "assign" && e.t_us >= at_us).map(|e| e.t_us).max();
+    let rebalance = events.iter().filter(|e| e.kind == RebalanceKind::Assign && e.t_us >= at_us).map(|e| e.t_us).max();
     let rejoin = rebalance.map_or(at_s + down_s, |t| t as f64 / 1e6);
     let e2e = |p: &TimelinePoint| p.consumers.get(group).filter(|g| g.e2e.count > 0).map(|g| g.e2e.p99_us);
     RestartReport {
@@ -253,7 +253,7 @@ pub fn restart(tl: &[TimelinePoint], group: &str, at_s: f64, down_s: f64, events
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recorder::GroupPoint;
+    use crate::report::schema::GroupPoint;
 
     fn tl(lags: &[u64]) -> Vec<TimelinePoint> {
         lags.iter()
@@ -336,9 +336,9 @@ mod tests {
     fn a_restart_measures_the_rebalance() {
         let t = tl(&[0; 20]);
         let events = vec![
-            RebalanceEvent { t_us: 0, member: 0, kind: "assign".into(), partitions: 3 },
-            RebalanceEvent { t_us: 10_000_000, member: 0, kind: "revoke".into(), partitions: 3 },
-            RebalanceEvent { t_us: 13_500_000, member: 0, kind: "assign".into(), partitions: 3 },
+            RebalanceEvent { t_us: 0, member: 0, kind: RebalanceKind::Assign, partitions: 3 },
+            RebalanceEvent { t_us: 10_000_000, member: 0, kind: RebalanceKind::Revoke, partitions: 3 },
+            RebalanceEvent { t_us: 13_500_000, member: 0, kind: RebalanceKind::Assign, partitions: 3 },
         ];
         let r = restart(&t, "g", 10.0, 2.0, &events);
         assert_eq!(r.rebalance_s, Some(3.5));

@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
+use super::schema::LatencySummary;
 use super::{Report, Status};
-use crate::recorder::LatencySummary;
 
 /// `850us`, `12.3ms`, `4.20s`.
 pub fn us(v: u64) -> String {

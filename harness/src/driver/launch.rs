@@ -1,0 +1,262 @@
+//! Starting and joining a run's drivers. The run's lifecycle (`run.rs`) only dispatches: this
+//! module lays the target out for the run (topics, watermarks, group start offsets), builds the
+//! offset book and the collector, starts the audit reader, every group's members and the
+//! producers (each of which builds its own client properties from its own spec), and joins them
+//! when the run is over.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::target::{Connection, MOCK_MAX_BYTES, MOCK_MAX_SETS, TargetError};
+use super::{Shared, audit, consumer, group, producer};
+use crate::config::scenario::{Scenario, StartOffset};
+use crate::plan::Plan;
+use crate::recorder::audit::SeenLedger;
+use crate::recorder::{Collector, CollectorConfig, LiveCounters, OffsetBook, Recording};
+use crate::wire::Filler;
+
+/// Why the drivers could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the {what} thread: {source}")]
+pub struct LaunchError {
+    what: &'static str,
+    source: std::io::Error,
+}
+
+fn thread(what: &'static str) -> impl FnOnce(std::io::Error) -> LaunchError {
+    move |source| LaunchError { what, source }
+}
+
+/// The target's partitions as the run sees them: (topic index, partition), and their watermarks
+/// before the load, in the same order.
+pub struct Layout {
+    pub partitions: Vec<(usize, i32)>,
+    pub lows: Vec<i64>,
+    pub highs: Vec<i64>,
+    /// What the target could not do as the scenario asked (e.g. topic configs it ignores).
+    pub warnings: Vec<String>,
+}
+
+/// Create or check the scenario's topics, read their watermarks, and commit each group's start
+/// offsets under its id (see `group::start_offsets`).
+pub fn lay_out(conn: &Connection, s: &Scenario, plan: &Plan, run_id: u64) -> Result<Layout, TargetError> {
+    let topics = conn.ensure_topics(&s.topics)?;
+    if !topics.created.is_empty() {
+        tracing::info!("created topics: {}", topics.created.join(", "));
+    }
+    for w in &topics.warnings {
+        tracing::warn!("{w}");
+    }
+    let marks = conn.watermarks(&plan.topics, &topics.partitions)?;
+    let partitions: Vec<(usize, i32)> =
+        topics.partitions.iter().enumerate().flat_map(|(t, n)| (0..*n as i32).map(move |p| (t, p))).collect();
+    let layout = Layout {
+        partitions,
+        lows: marks.iter().map(|m| m.0).collect(),
+        highs: marks.iter().map(|m| m.1).collect(),
+        warnings: topics.warnings,
+    };
+    for g in &s.consumers {
+        let id = group::group_id(g, &s.name, run_id);
+        if let Some(offsets) = group::start_offsets(g, &plan.topics, &layout.partitions, &layout.lows, &layout.highs) {
+            conn.commit_offsets(&id, &offsets)?;
+        }
+    }
+    Ok(layout)
+}
+
+/// A run's started drivers, and what the run watches them through.
+pub struct Drivers {
+    pub shared: Shared,
+    pub producers: Vec<JoinHandle<producer::ProducerOutcome>>,
+    members: Vec<(usize, JoinHandle<consumer::MemberOutcome>)>,
+    pub ledgers: Vec<Arc<group::GroupLedger>>,
+    audit: Option<JoinHandle<audit::AuditOutcome>>,
+    collector: JoinHandle<Recording>,
+    pub live: Arc<LiveCounters>,
+    pub group_ids: Vec<String>,
+    /// Each group's reader in the offset book, and the audit's.
+    pub group_readers: Vec<usize>,
+    pub audit_reader: usize,
+}
+
+/// What the drivers left when they were joined.
+pub struct Joined {
+    pub members: Vec<Vec<consumer::MemberOutcome>>,
+    pub seen: Option<SeenLedger>,
+    pub recording: Option<Recording>,
+    /// Drivers that failed or threads that died, in words.
+    pub failures: Vec<String>,
+}
+
+/// How the run wants its drivers started.
+pub struct Options {
+    /// Where the collector writes HdrHistogram interval logs.
+    pub hlog_dir: PathBuf,
+    /// Max-rate benchmark: this many records, unpaced.
+    pub unpaced: Option<u64>,
+}
+
+/// Start the collector, the audit reader, every group's members and the producers. `shared.book`
+/// is replaced by the run's offset book (partition ends, one reader per group, then the audit).
+pub fn start(
+    s: &Scenario,
+    plan: &Arc<Plan>,
+    layout: &Layout,
+    mut shared: Shared,
+    opts: &Options,
+) -> Result<Drivers, LaunchError> {
+    let counts: Vec<u32> =
+        (0..plan.topics.len()).map(|t| layout.partitions.iter().filter(|(pt, _)| *pt == t).count() as u32).collect();
+    let mut book = OffsetBook::new(&counts, &layout.highs);
+    let topic_index = |name: &str| plan.topics.iter().position(|t| t == name).unwrap_or(0);
+    let group_readers: Vec<usize> = s
+        .consumers
+        .iter()
+        .map(|g| {
+            let tix: Vec<usize> = g.topics.iter().map(|t| topic_index(t)).collect();
+            book.add_reader(&tix, if g.start == StartOffset::Earliest { &layout.lows } else { &layout.highs })
+        })
+        .collect();
+    // The audit reads the topics the fleet writes (not, say, a dead-letter topic, whose copies
+    // would look like duplicates).
+    let fleet_topics: Vec<usize> =
+        (0..plan.topics.len()).filter(|t| plan.classes.iter().any(|c| c.topic == *t)).collect();
+    let audit_reader = book.add_reader(&fleet_topics, &layout.highs);
+    shared.book = Arc::new(book);
+    let live = Arc::new(LiveCounters::default());
+    let mut collector = Collector::new(CollectorConfig {
+        live: live.clone(),
+        hlog: Some(crate::recorder::hlog::HlogConfig {
+            dir: opts.hlog_dir.clone(),
+            classes: plan.classes.iter().map(|c| c.name.clone()).collect(),
+        }),
+        classes: plan.classes.len(),
+        versions: plan.firmware_names().to_vec(),
+        groups: s.consumers.iter().map(|g| g.name.clone()).collect(),
+        group_readers: group_readers.clone(),
+        warmup_us: plan.warmup_us,
+        load_end_us: plan.duration_us,
+        template: shared.template.clone(),
+        book: shared.book.clone(),
+        start: shared.start.clone(),
+    });
+    let audit = if s.audit.enabled {
+        let assignment: Vec<(String, i32, i64)> = layout
+            .partitions
+            .iter()
+            .zip(&layout.highs)
+            .filter(|((t, _), _)| fleet_topics.contains(t))
+            .map(|((t, p), high)| (plan.topics[*t].clone(), *p, *high))
+            .collect();
+        let keyed = plan.classes.iter().map(|c| c.keyed).collect();
+        let source = collector.source();
+        Some(audit::start(assignment, &plan.topics, keyed, audit_reader, &shared, source).map_err(thread("audit"))?)
+    } else {
+        None
+    };
+    let (mut members, mut ledgers, mut group_ids) = (Vec::new(), Vec::new(), Vec::new());
+    for (gi, g) in s.consumers.iter().enumerate() {
+        let id = group::group_id(g, &s.name, shared.run_id);
+        let at = group::Placement { index: gi, group_id: &id, reader: group_readers[gi] };
+        let started = group::start(g, &at, &plan.topics, s.seed, &shared, &mut || collector.source())
+            .map_err(thread("consumer"))?;
+        members.extend(started.members.into_iter().map(|h| (gi, h)));
+        ledgers.push(started.ledger);
+        group_ids.push(id);
+    }
+    let launch = producer::Launch {
+        plan: plan.clone(),
+        filler: Arc::new(Filler::new(s.seed)),
+        drain: s.drain.0,
+        unpaced: opts.unpaced,
+        keep_ledger: s.audit.enabled || !s.consumers.is_empty(),
+    };
+    let producers =
+        producer::start(&s.producer, &launch, &shared, &mut || collector.source()).map_err(thread("producer"))?;
+    let collector = collector.spawn().map_err(thread("collector"))?;
+    Ok(Drivers { shared, producers, members, ledgers, audit, collector, live, group_ids, group_readers, audit_reader })
+}
+
+impl Drivers {
+    /// Whether every reader (groups and the audit) has read up to the acknowledged ends.
+    pub fn caught_up(&self) -> bool {
+        let book = &self.shared.book;
+        (self.audit.is_none() || book.lag(self.audit_reader) == 0)
+            && self.group_readers.iter().all(|r| book.lag(*r) == 0)
+    }
+
+    pub fn has_audit(&self) -> bool {
+        self.audit.is_some()
+    }
+
+    /// Join the producers (they end on their own: load over, then drained).
+    pub fn join_producers(&mut self) -> (Vec<producer::ProducerOutcome>, Vec<String>) {
+        let mut failures = Vec::new();
+        let mut outcomes = Vec::new();
+        for h in self.producers.drain(..) {
+            match h.join() {
+                Ok(o) => {
+                    failures.extend(o.error.clone());
+                    outcomes.push(o);
+                }
+                Err(_) => failures.push("a producer thread panicked".into()),
+            }
+        }
+        (outcomes, failures)
+    }
+
+    /// Join the readers and the collector (after `control.stop_reading`).
+    pub fn join_readers(self, groups: usize) -> Joined {
+        let mut failures = Vec::new();
+        let mut members: Vec<Vec<consumer::MemberOutcome>> = (0..groups).map(|_| Vec::new()).collect();
+        for (g, h) in self.members {
+            match h.join() {
+                Ok(o) => {
+                    failures.extend(o.error.clone());
+                    members[g].push(o);
+                }
+                Err(_) => failures.push("a consumer thread panicked".into()),
+            }
+        }
+        let seen = match self.audit.map(JoinHandle::join) {
+            Some(Ok(o)) => {
+                failures.extend(o.error);
+                Some(o.ledger)
+            }
+            Some(Err(_)) => {
+                failures.push("the audit thread panicked".into());
+                None
+            }
+            None => None,
+        };
+        let recording = self.collector.join().ok();
+        if recording.is_none() {
+            failures.push("the collector thread panicked".into());
+        }
+        Joined { members, seen, recording, failures }
+    }
+}
+
+/// The embedded cluster keeps at most 5 MiB or 100,000 message sets per partition: say where the
+/// run outgrew that, since a reader that fell further behind missed records.
+pub fn mock_retention_warning(book: &OffsetBook, plan: &Plan) -> Option<String> {
+    let over: Vec<(usize, u64)> = book
+        .acked_per_partition()
+        .iter()
+        .enumerate()
+        .filter(|(_, (bytes, count))| *bytes > MOCK_MAX_BYTES || *count > MOCK_MAX_SETS)
+        .map(|(i, (b, _))| (i, *b))
+        .collect();
+    let worst = over.iter().max_by_key(|(_, b)| *b)?;
+    let (t, p) = book.partitions[worst.0];
+    Some(format!(
+        "embedded cluster retention exceeded on {} partition(s), up to {:.1} MiB in {}[{p}]: it keeps at most 5 MiB or \
+         100,000 message sets per partition and drops the oldest, so a reader that fell further behind than that \
+         missed records (the audit reads live and says whether it did)",
+        over.len(),
+        worst.1 as f64 / 1048576.0,
+        plan.topics[t]
+    ))
+}

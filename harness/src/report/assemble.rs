@@ -1,0 +1,422 @@
+//! Assembling a run's report: pure functions from what the run knew before its load and one
+//! bundle of measurements ([`Load`]) to a [`Report`]. The run's lifecycle (`run.rs`) collects the
+//! measurements; everything computed from them happens here, so it can be tested on crafted input.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use super::schema::RebalanceEvent;
+use super::{
+    AuditReport, ClassReport, GroupReport, ProduceReport, Report, SCHEMA_VERSION, ScenarioInfo, Status, StopCause,
+    TargetInfo,
+};
+use crate::config::profile::Redactor;
+use crate::config::scenario::Scenario;
+use crate::driver::{consumer, producer};
+use crate::faults::FaultRun;
+use crate::plan::Plan;
+use crate::recorder::Recording;
+use crate::report::schema::{AuditCounts, AuditPoint, RebalanceKind};
+
+/// What is known of a run before any measurement.
+pub struct RunInfo<'a> {
+    pub scenario: &'a Scenario,
+    pub scenario_file: &'a str,
+    pub fingerprint: &'a str,
+    pub run_id: u64,
+    pub started: SystemTime,
+    pub elapsed_s: f64,
+    pub warnings: &'a [String],
+    pub target: TargetInfo,
+}
+
+/// How a run ended: its status, what stopped it early (if anything) and why, in words.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ending {
+    pub status: Status,
+    pub cause: Option<StopCause>,
+    pub reason: Option<String>,
+}
+
+impl Ending {
+    pub fn completed() -> Self {
+        Ending { status: Status::Completed, cause: None, reason: None }
+    }
+
+    pub fn stopped(cause: StopCause, reason: impl Into<String>) -> Self {
+        Ending { status: cause.status(), cause: Some(cause), reason: Some(reason.into()) }
+    }
+}
+
+/// The report of a run: what is known before any measurement, its ending, and the measurements
+/// when it got as far as its load.
+pub fn assemble(info: &RunInfo<'_>, ending: Ending, load: Option<Load<'_>>) -> Report {
+    let m = info;
+    let s = m.scenario;
+    let ended = SystemTime::now();
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        fleetstorm_version: env!("CARGO_PKG_VERSION").to_string(),
+        run_id: format!("{:016x}", m.run_id),
+        status: ending.status,
+        stopped_by: ending.cause,
+        status_reason: ending.reason,
+        scenario: ScenarioInfo {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            file: m.scenario_file.to_string(),
+            fingerprint: m.fingerprint.to_string(),
+            seed: s.seed,
+            duration_s: s.duration.as_secs_f64(),
+            warmup_s: s.warmup.as_secs_f64(),
+            devices: s.fleet.devices,
+            definition: redact_scenario(s),
+        },
+        target: m.target.clone(),
+        started_at: humantime::format_rfc3339_millis(m.started).to_string(),
+        ended_at: humantime::format_rfc3339_millis(ended).to_string(),
+        load_s: 0.0,
+        measured_s: 0.0,
+        elapsed_s: m.elapsed_s,
+        clock: "monotonic clock of the fleetstorm process; producers and consumers share it, so end-to-end latency needs no clock sync".into(),
+        warnings: m.warnings.to_vec(),
+        harness: super::HarnessReport { cores: crate::recorder::monitor::cores(), ..Default::default() },
+        max_rate: None,
+        gates: Vec::new(),
+        errors: BTreeMap::new(),
+        produce: ProduceReport::default(),
+        consumers: BTreeMap::new(),
+        audit: AuditReport { enabled: s.audit.enabled, ..AuditReport::default() },
+        faults: Vec::new(),
+        waves: Vec::new(),
+        spectra: BTreeMap::new(),
+        timeline: Vec::new(),
+    };
+    if let Some(l) = load {
+        fill(&mut report, s, l);
+    }
+    report
+}
+
+/// A max-rate benchmark's figures: records acknowledged from the first send to the last
+/// acknowledgement.
+fn max_rate(r: &Report, outcomes: &[producer::ProducerOutcome]) -> super::MaxRate {
+    let first = outcomes.iter().map(|o| o.first_send_us).min().unwrap_or(0);
+    let last = outcomes.iter().map(|o| o.drained_us.max(o.last_send_us)).max().unwrap_or(0);
+    let secs = last.saturating_sub(first) as f64 / 1e6;
+    let acked = r.produce.acked;
+    let bytes: u64 = r.produce.classes.values().map(|c| c.acked_bytes).sum();
+    super::MaxRate {
+        acked,
+        seconds: secs,
+        msgs_per_s: if secs > 0.0 { acked as f64 / secs } else { 0.0 },
+        mb_per_s: if secs > 0.0 { bytes as f64 / secs / 1e6 } else { 0.0 },
+    }
+}
+
+/// The measurements of a run that got as far as its load.
+pub struct Load<'a> {
+    pub rec: &'a Recording,
+    pub plan: &'a Plan,
+    pub outcomes: &'a [producer::ProducerOutcome],
+    pub members: &'a [Vec<consumer::MemberOutcome>],
+    pub group_ids: &'a [String],
+    pub audit: Option<AuditCounts>,
+    pub audit_complete: bool,
+    pub drain_s: f64,
+    pub load_s: f64,
+    pub audit_seconds: Option<Vec<AuditPoint>>,
+    pub client_errors: BTreeMap<u32, BTreeMap<String, u64>>,
+    pub fault_runs: Vec<FaultRun>,
+    /// The run's partitions: (topic index in the plan, partition).
+    pub partitions: &'a [(usize, i32)],
+    pub wave_counts: Vec<crate::plan::WaveCounts>,
+    pub missed: Vec<(u64, Vec<String>)>,
+    /// A max-rate benchmark: report the rate from the first send to the last acknowledgement.
+    pub unpaced: bool,
+}
+
+fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
+    let rec = l.rec;
+    let plan = l.plan;
+    let warmup_s = (plan.warmup_us as f64 / 1e6).ceil();
+    let measured = (l.load_s - warmup_s).max(0.0);
+    let per_s = |v: u64| if measured > 0.0 { v as f64 / measured } else { 0.0 };
+    r.load_s = l.load_s;
+    r.measured_s = measured;
+    // Errors by kind: the recorder's (delivery, send), the clients', and each group's, prefixed.
+    r.errors = rec.errors.clone();
+    for (k, v) in l.client_errors.values().flatten() {
+        *r.errors.entry(k.clone()).or_insert(0) += v;
+    }
+    for (g, totals) in s.consumers.iter().zip(&rec.groups) {
+        for (k, v) in &totals.errors {
+            *r.errors.entry(format!("consumer.{}.{k}", g.name)).or_insert(0) += v;
+        }
+    }
+
+    let mut from_intended = rec.send_lag.empty_like();
+    let mut from_send = rec.send_lag.empty_like();
+    let p = &mut r.produce;
+    for (i, c) in rec.classes.iter().enumerate() {
+        from_intended.add(&c.from_intended);
+        from_send.add(&c.from_send);
+        let cp = &plan.classes[i];
+        p.classes.insert(
+            cp.name.clone(),
+            ClassReport {
+                topic: plan.topics[cp.topic].clone(),
+                devices: cp.participants,
+                planned_rate: cp.planned_rate(),
+                attempted: c.sent,
+                acked: c.acked,
+                failed: c.failed,
+                acked_bytes: c.acked_bytes,
+                msgs_per_s: per_s(c.measured_acked),
+                bytes_per_s: per_s(c.measured_bytes),
+                latency_from_intended: c.from_intended.summary(),
+                latency_from_send: c.from_send.summary(),
+            },
+        );
+        p.attempted += c.sent;
+        p.acked += c.acked;
+        p.failed += c.failed;
+    }
+    p.planned = l.outcomes.iter().map(|o| o.planned).sum();
+    p.purged = l.outcomes.iter().map(|o| o.purged).sum();
+    p.backpressure = rec.backpressure;
+    p.planned_rate = per_s(l.outcomes.iter().map(|o| o.planned_measured).sum());
+    p.nominal_rate = plan.planned_rate();
+    p.achieved_rate = per_s(rec.classes.iter().map(|c| c.measured_sent).sum());
+    p.msgs_per_s = per_s(rec.classes.iter().map(|c| c.measured_acked).sum());
+    p.bytes_per_s = per_s(rec.classes.iter().map(|c| c.measured_bytes).sum());
+    p.latency_from_intended = from_intended.summary();
+    p.latency_from_send = from_send.summary();
+    p.send_lag = rec.send_lag.summary();
+    r.spectra.insert("produce.latency_from_intended".into(), from_intended.spectrum());
+    r.spectra.insert("produce.latency_from_send".into(), from_send.spectrum());
+    for (g, t) in s.consumers.iter().zip(&rec.groups) {
+        r.spectra.insert(format!("consumers.{}.e2e_latency", g.name), t.e2e.spectrum());
+    }
+
+    for (gi, g) in s.consumers.iter().enumerate() {
+        let t = &rec.groups[gi];
+        let members = &l.members[gi];
+        r.consumers.insert(
+            g.name.clone(),
+            GroupReport {
+                group_id: l.group_ids[gi].clone(),
+                members: g.members,
+                topics: g.topics.clone(),
+                consumed: t.consumed,
+                foreign: t.foreign,
+                rereads: t.rereads,
+                missed: l.missed.get(gi).map_or(0, |m| m.0),
+                missed_examples: l.missed.get(gi).map(|m| m.1.clone()).unwrap_or_default(),
+                msgs_per_s: per_s(t.consumed),
+                e2e_latency: t.e2e.summary(),
+                event_age: t.age.summary(),
+                max_lag: t.max_lag,
+                final_lag: t.final_lag,
+                assignments: count_kind(members, RebalanceKind::Assign),
+                revocations: count_kind(members, RebalanceKind::Revoke),
+                rebalances: {
+                    let mut all: Vec<RebalanceEvent> =
+                        members.iter().flat_map(|m| m.rebalances.iter().cloned()).collect();
+                    all.sort_by_key(|e| (e.t_us, e.member));
+                    all.truncate(1000);
+                    all
+                },
+                dead_letter: g.dead_letter.as_ref().map(|dl| super::DeadLetterReport {
+                    topic: dl.topic.clone(),
+                    routed: t.dead_lettered,
+                    acked: members.iter().map(|m| m.dead_letter_acked).sum(),
+                    failed: members.iter().map(|m| m.dead_letter_failed).sum(),
+                }),
+                replays: Vec::new(),
+                slowdowns: Vec::new(),
+                restarts: Vec::new(),
+            },
+        );
+    }
+    let names = plan.firmware_names();
+    let total_sent: u64 = rec.versions.iter().map(|v| v.sent).sum();
+    for (name, v) in names.iter().zip(&rec.versions) {
+        r.produce.versions.insert(
+            name.clone(),
+            super::VersionReport {
+                attempted: v.sent,
+                acked: v.acked,
+                acked_bytes: v.acked_bytes,
+                share: if total_sent > 0 { v.sent as f64 / total_sent as f64 } else { 0.0 },
+            },
+        );
+    }
+    if let Some(a) = l.audit {
+        r.audit.counts = a;
+    }
+    r.audit.complete = l.audit_complete;
+    r.audit.drain_s = l.drain_s;
+    r.timeline = rec.timeline.clone();
+    for (second, errors) in &l.client_errors {
+        if let Some(p) = r.timeline.get_mut(*second as usize) {
+            for (k, v) in errors {
+                *p.errors.entry(k.clone()).or_insert(0) += v;
+            }
+        }
+    }
+    if let Some(points) = &l.audit_seconds {
+        for (i, a) in points.iter().enumerate() {
+            if let Some(p) = r.timeline.get_mut(i) {
+                p.audit = Some(a.clone());
+            }
+        }
+    }
+    for f in &l.fault_runs {
+        if let Some(start) = f.injected_at_us {
+            let end = f.restored_at_us.unwrap_or((l.load_s * 1e6) as u64);
+            for p in r.timeline.iter_mut().filter(|p| {
+                let (a, b) = (u64::from(p.t) * 1_000_000, u64::from(p.t + 1) * 1_000_000);
+                a < end && b > start
+            }) {
+                p.faults.push(f.label.clone());
+            }
+        }
+    }
+    let partition_names: Vec<(String, String)> =
+        l.partitions.iter().map(|(t, p)| (format!("{}[{p}]", plan.topics[*t]), plan.topics[*t].clone())).collect();
+    let rebalances: BTreeMap<String, Vec<RebalanceEvent>> =
+        r.consumers.iter().map(|(name, g)| (name.clone(), g.rebalances.clone())).collect();
+    let cx = super::faults::Context {
+        timeline: &r.timeline,
+        partitions: &partition_names,
+        warmup_s: plan.warmup_us as f64 / 1e6,
+        load_end_s: l.load_s,
+        rebalances: &rebalances,
+    };
+    r.faults = l.fault_runs.iter().map(|f| super::faults::build(f, &cx)).collect();
+    super::harness::verdict(r, l.load_s);
+    for c in plan.classes.iter().filter(|c| !c.keyed) {
+        r.warnings.push(format!(
+            "class `{}` is unkeyed (key: none): the audit counts its lost and duplicated records, not per-device order",
+            c.name
+        ));
+    }
+    shape_metrics(r, s, plan, l.members, &l.wave_counts);
+    for f in &r.faults {
+        if let Some(e) = &f.error {
+            r.warnings.push(format!("fault `{}`: {e}", f.name));
+        }
+    }
+    let clamped: u64 = rec.classes.iter().map(|c| c.from_intended.clamped).sum::<u64>() + rec.send_lag.clamped;
+    if clamped > 0 {
+        r.warnings.push(format!("{clamped} latency samples exceeded one hour and were recorded as one hour"));
+    }
+    if l.unpaced {
+        r.max_rate = Some(max_rate(r, l.outcomes));
+    }
+}
+
+/// Waves, replays, slowdowns and restarts: what happened, from the timeline and the drivers.
+fn shape_metrics(
+    r: &mut Report,
+    s: &Scenario,
+    plan: &Plan,
+    members: &[Vec<consumer::MemberOutcome>],
+    waves: &[crate::plan::WaveCounts],
+) {
+    use super::shapes;
+    let group_names: Vec<String> = s.consumers.iter().map(|g| g.name.clone()).collect();
+    for (instance, (w, i)) in plan.wave_instances().into_iter().enumerate() {
+        let wp = &plan.waves[w];
+        let c = waves.get(instance).cloned().unwrap_or_default();
+        let report = shapes::wave(
+            &r.timeline,
+            &shapes::WaveInput {
+                name: &wp.label,
+                occurrence: i,
+                start_s: wp.start_ns(i) as f64 / 1e9,
+                offline_s: wp.offline_ns as f64 / 1e9,
+                jitter_s: wp.jitter_ns as f64 / 1e9,
+                streams: c.streams,
+                buffered: c.buffered,
+                dropped: c.dropped,
+                unsent: c.unsent,
+                flush_end_s: (c.flush_end_us > 0).then(|| c.flush_end_us as f64 / 1e6),
+            },
+            &group_names,
+        );
+        let until = report.flush_end_s.unwrap_or(report.reconnect_until_s).max(report.reconnect_until_s);
+        for p in r.timeline.iter_mut().filter(|p| f64::from(p.t) + 1.0 > report.start_s && f64::from(p.t) < until) {
+            p.waves.push(wp.label.clone());
+        }
+        r.waves.push(report);
+    }
+    for (gi, g) in s.consumers.iter().enumerate() {
+        let others: Vec<String> = group_names.iter().filter(|n| **n != g.name).cloned().collect();
+        let outcomes = &members[gi];
+        let replays: Vec<shapes::ReplayReport> = g
+            .replays
+            .iter()
+            .enumerate()
+            .map(|(j, spec)| {
+                let done: Vec<&consumer::ReplayDone> =
+                    outcomes.iter().flat_map(|m| m.replays.iter()).filter(|d| d.index == j).collect();
+                let caught_up = if !done.is_empty() && done.iter().all(|d| d.caught_up_us.is_some()) {
+                    done.iter().filter_map(|d| d.caught_up_us).max().map(|t| t as f64 / 1e6)
+                } else {
+                    None
+                };
+                shapes::replay(
+                    &r.timeline,
+                    &g.name,
+                    &others,
+                    &shapes::ReplayInput {
+                        at_s: spec.at.as_secs_f64(),
+                        to: match &spec.to {
+                            crate::config::scenario::ReplayTarget::Earliest => "earliest".into(),
+                            crate::config::scenario::ReplayTarget::Ago(d) => format!("ago {d}"),
+                            crate::config::scenario::ReplayTarget::Records(n) => format!("records {n}"),
+                        },
+                        rate_cap: spec.rate.map(|x| x.as_per_sec()),
+                        records_back: done.iter().map(|d| d.records_back).sum(),
+                        caught_up_s: caught_up,
+                        errors: done.iter().filter_map(|d| d.error.clone()).collect(),
+                    },
+                )
+            })
+            .collect();
+        let slowdowns: Vec<shapes::SlowdownReport> = g
+            .slowdowns
+            .iter()
+            .map(|sl| {
+                let kind = if sl.stall { "stall".to_string() } else { format!("x{}", sl.factor.unwrap_or(1.0)) };
+                shapes::slowdown(&r.timeline, &g.name, sl.at.as_secs_f64(), sl.lasts.as_secs_f64(), kind)
+            })
+            .collect();
+        let events: Vec<RebalanceEvent> = outcomes.iter().flat_map(|m| m.rebalances.iter().cloned()).collect();
+        let restarts: Vec<shapes::RestartReport> = g
+            .restarts
+            .iter()
+            .map(|rs| shapes::restart(&r.timeline, &g.name, rs.at.as_secs_f64(), rs.down.as_secs_f64(), &events))
+            .collect();
+        if let Some(gr) = r.consumers.get_mut(&g.name) {
+            gr.replays = replays;
+            gr.slowdowns = slowdowns;
+            gr.restarts = restarts;
+        }
+    }
+}
+
+fn count_kind(members: &[consumer::MemberOutcome], kind: RebalanceKind) -> u32 {
+    members.iter().flat_map(|m| &m.rebalances).filter(|e| e.kind == kind).count() as u32
+}
+
+fn redact_scenario(s: &Scenario) -> Scenario {
+    let mut s = s.clone();
+    s.producer.librdkafka = Redactor::redact_map(&s.producer.librdkafka);
+    for g in &mut s.consumers {
+        g.librdkafka = Redactor::redact_map(&g.librdkafka);
+    }
+    s
+}

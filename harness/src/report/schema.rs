@@ -1,0 +1,206 @@
+//! The types written into `report.json` by the stages before the report: the published schema's
+//! leaves. **This file is a leaf**: it imports nothing of the crate, so the recorder, the drivers
+//! and the faults can fill these types without depending on the rest of `report/`, and a change
+//! to a recorder internal cannot change the schema unnoticed (the recorder's windows and
+//! collector state live in `recorder/`, these only describe what is published). The report's
+//! own top-level types are in `report/mod.rs`, the per-fault and per-shape entries next to the
+//! pure functions that build them (`faults.rs`, `shapes.rs`); the JSON schema in
+//! `docs/report.schema.json` is generated from all of them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// What a consumer-group member saw happen to its assignment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RebalanceKind {
+    /// Partitions were assigned to the member.
+    Assign,
+    /// Partitions were taken away by a rebalance.
+    Revoke,
+    /// The member closed when the run was over (not a rebalance).
+    Leave,
+}
+
+impl fmt::Display for RebalanceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RebalanceKind::Assign => "assign",
+            RebalanceKind::Revoke => "revoke",
+            RebalanceKind::Leave => "leave",
+        })
+    }
+}
+
+/// Percentiles of a latency histogram, in microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub min_us: u64,
+    pub mean_us: f64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    /// Samples above one hour, recorded as one hour.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clamped: u64,
+}
+
+/// One point of a latency percentile spectrum.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SpectrumPoint {
+    pub percentile: f64,
+    pub value_us: u64,
+}
+
+/// Percentiles of one timeline window, in microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WindowLatency {
+    pub count: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+}
+
+/// A partition assignment or revocation seen by a consumer-group member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RebalanceEvent {
+    /// Microseconds since the load started (0 before it).
+    pub t_us: u64,
+    pub member: u32,
+    pub kind: RebalanceKind,
+    pub partitions: usize,
+}
+
+/// One second of the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TimelinePoint {
+    /// Seconds since the load started.
+    pub t: u32,
+    /// Records handed to the client library in this second.
+    pub produced: u64,
+    pub acked: u64,
+    pub failed: u64,
+    pub acked_bytes: u64,
+    pub backpressure: u64,
+    /// p99 of actual minus intended send time.
+    pub send_lag_p99_us: u64,
+    /// Acknowledgement latency from the intended send time, for records acknowledged in this second.
+    pub produce: WindowLatency,
+    /// Per consumer group.
+    pub consumers: BTreeMap<String, GroupPoint>,
+    /// Records the delivery audit read in this second.
+    pub audit_reads: u64,
+    /// Errors by kind in this second (producer delivery, consumer and client errors).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
+    /// Faults active during this second.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<String>,
+    /// The audit's verdict on records whose *intended send time* falls in this second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditPoint>,
+    /// Records sent per firmware version (fleets with firmware only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, u64>,
+    /// Waves whose devices were offline or flushing during this second.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<String>,
+    /// fleetstorm's own CPU and memory, and the host's CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness: Option<HarnessPoint>,
+}
+
+/// One consumer group in one second.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GroupPoint {
+    pub consumed: u64,
+    /// Records acknowledged but not yet consumed by the group, sampled at the end of the second.
+    pub lag: u64,
+    /// Of `consumed`, records the group had read before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rereads: u64,
+    pub e2e: WindowLatency,
+    /// Event age (from creation) p99 of first reads.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub age_p99_us: u64,
+}
+
+/// The audit's verdict.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditCounts {
+    /// Messages the target acknowledged.
+    pub acked: u64,
+    /// Distinct messages of this run read back.
+    pub seen: u64,
+    /// Acknowledged, never read back.
+    pub lost: u64,
+    /// Extra copies read back (a message read three times counts two).
+    pub duplicates: u64,
+    /// Read back after a later message of the same device and class.
+    pub reordered: u64,
+    /// The producer reported a failure, yet the record arrived.
+    pub failed_but_seen: u64,
+    /// Read back but neither acknowledged nor failed by the producer.
+    pub unacked_seen: u64,
+    /// Records in the audited topics from other runs or other writers (skipped).
+    pub foreign: u64,
+    /// Up to 10 lost messages, as `class/device#seq`, to start an investigation from.
+    pub lost_examples: Vec<String>,
+}
+
+/// The audit's verdict on the records intended to be sent in one second.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditPoint {
+    pub acked: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+}
+
+/// One second of the harness's own resource use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HarnessPoint {
+    /// fleetstorm's CPU use, in percent of one core (200 = two cores busy). With the embedded
+    /// cluster this includes the cluster, which runs in the same process.
+    pub cpu_pct: f32,
+    /// The part of `cpu_pct` used by librdkafka's own threads (named `rdk:*`: the client's broker
+    /// I/O threads, and the embedded cluster's). Absent where per-thread accounting is
+    /// unavailable (non-Linux).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub librdkafka_cpu_pct: Option<f32>,
+    /// fleetstorm's resident memory, MiB.
+    pub rss_mib: f32,
+    /// The whole machine's CPU use, percent of all cores.
+    pub host_cpu_pct: f32,
+}
+
+/// One action a mechanism performed, as it goes into the report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ActionRecord {
+    /// `broker_kill`, `broker_start`, `broker_resume`, `latency_remove`...
+    pub action: String,
+    pub broker: i32,
+    /// Seconds since the load started, when the action began.
+    pub at_s: f64,
+    pub duration_s: f64,
+    pub ok: bool,
+    /// The command run, for the process and command mechanisms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// What the action printed or why it failed (last 4000 characters).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output: String,
+}
