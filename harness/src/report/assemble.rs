@@ -420,3 +420,162 @@ fn redact_scenario(s: &Scenario) -> Scenario {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::{ClassTotals, GroupTotals, Hist};
+    use crate::report::schema::{RebalanceEvent, TimelinePoint};
+
+    const SCENARIO: &str = r#"
+name: crafted
+seed: 1
+duration: 10s
+warmup: 2s
+topics: [{name: t, partitions: 2}]
+fleet:
+  devices: 10
+  classes: [{name: tel, topic: t, rate: 1/1s, size: 300B}]
+consumers: [{name: sink, topics: [t]}]
+"#;
+
+    fn scenario() -> Scenario {
+        crate::config::parse_scenario("crafted.yaml", SCENARIO).unwrap()
+    }
+
+    fn info(s: &Scenario) -> RunInfo<'_> {
+        RunInfo {
+            scenario: s,
+            scenario_file: "crafted.yaml",
+            fingerprint: "f",
+            run_id: 0xabcd,
+            started: SystemTime::UNIX_EPOCH,
+            elapsed_s: 12.5,
+            warnings: &[],
+            target: TargetInfo {
+                profile: "embedded".into(),
+                kind: "embedded".into(),
+                bootstrap_servers: "127.0.0.1:1".into(),
+                brokers: vec![1, 2, 3],
+                librdkafka: BTreeMap::new(),
+            },
+        }
+    }
+
+    fn hist(values: &[u64]) -> Hist {
+        let mut h = Hist::template().unwrap();
+        for v in values {
+            h.record(*v);
+        }
+        h
+    }
+
+    /// 10 s of load, 2 s warm-up: 8 measured seconds; the class acked 80 records after warm-up.
+    fn recording() -> Recording {
+        let t = hist(&[1_000, 2_000, 3_000]);
+        Recording {
+            timeline: (0..10).map(|t| TimelinePoint { t, acked: 10, ..TimelinePoint::default() }).collect(),
+            classes: vec![ClassTotals {
+                sent: 100,
+                acked: 98,
+                failed: 2,
+                acked_bytes: 9_800,
+                measured_acked: 80,
+                measured_bytes: 8_000,
+                measured_sent: 80,
+                from_intended: t.clone(),
+                from_send: t.clone(),
+            }],
+            send_lag: t.clone(),
+            backpressure: 3,
+            errors: [("MessageTimedOut".to_string(), 2)].into(),
+            groups: vec![GroupTotals {
+                consumed: 98,
+                bytes: 9_800,
+                foreign: 0,
+                rereads: 0,
+                dead_lettered: 0,
+                e2e: t.clone(),
+                age: t,
+                max_lag: 7,
+                final_lag: 0,
+                errors: [("Fetch".to_string(), 1)].into(),
+            }],
+            audit_reads: 98,
+            late_windows: 0,
+            versions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_run_that_never_started_keeps_its_cause_and_no_measurements() {
+        let s = scenario();
+        let r = assemble(&info(&s), Ending::stopped(StopCause::Setup, "no brokers"), None);
+        assert_eq!((r.status, r.stopped_by), (Status::Failed, Some(StopCause::Setup)));
+        assert_eq!(r.status_reason.as_deref(), Some("no brokers"));
+        assert_eq!(r.run_id, "000000000000abcd");
+        assert_eq!((r.produce.acked, r.timeline.len(), r.load_s), (0, 0, 0.0));
+        assert_eq!(r.elapsed_s, 12.5);
+        let done = assemble(&info(&s), Ending::completed(), None);
+        assert_eq!((done.status, done.stopped_by, done.status_reason), (Status::Completed, None, None));
+    }
+
+    #[test]
+    fn rates_count_only_the_measured_window_and_errors_are_merged_by_kind() {
+        let s = scenario();
+        let plan = Plan::from_scenario(&s);
+        let rec = recording();
+        let producers = [producer::ProducerOutcome { planned: 100, planned_measured: 80, ..Default::default() }];
+        let rebalance = |kind| RebalanceEvent { t_us: 0, member: 0, kind, partitions: 2 };
+        let members = vec![vec![consumer::MemberOutcome {
+            rebalances: vec![rebalance(RebalanceKind::Assign), rebalance(RebalanceKind::Leave)],
+            ..Default::default()
+        }]];
+        let client = [(3u32, [("client.BrokerTransportFailure".to_string(), 4u64)].into())].into();
+        let load = Load {
+            rec: &rec,
+            plan: &plan,
+            outcomes: &producers,
+            members: &members,
+            group_ids: &["g".to_string()],
+            audit: None,
+            audit_complete: true,
+            drain_s: 0.5,
+            load_s: 10.0,
+            audit_seconds: None,
+            client_errors: client,
+            fault_runs: Vec::new(),
+            partitions: &[(0, 0), (0, 1)],
+            wave_counts: Vec::new(),
+            missed: vec![(0, Vec::new())],
+            unpaced: false,
+        };
+        let r = assemble(&info(&s), Ending::completed(), Some(load));
+        assert_eq!(r.measured_s, 8.0);
+        assert_eq!(r.produce.msgs_per_s, 10.0, "80 acked after warm-up over 8 s");
+        assert_eq!(r.produce.planned_rate, 10.0);
+        assert_eq!((r.produce.acked, r.produce.failed, r.produce.backpressure), (98, 2, 3));
+        assert_eq!(r.errors["MessageTimedOut"], 2);
+        assert_eq!(r.errors["client.BrokerTransportFailure"], 4);
+        assert_eq!(r.errors["consumer.sink.Fetch"], 1);
+        assert_eq!(r.timeline[3].errors["client.BrokerTransportFailure"], 4, "client errors land on their second");
+        let g = &r.consumers["sink"];
+        assert_eq!((g.assignments, g.revocations, g.rebalances.len()), (1, 0, 2), "a leave is no revocation");
+        assert!(r.max_rate.is_none());
+    }
+
+    #[test]
+    fn a_max_rate_run_reports_from_first_send_to_last_acknowledgement() {
+        let s = scenario();
+        let mut r = assemble(&info(&s), Ending::completed(), None);
+        r.produce.acked = 1_000;
+        let o = producer::ProducerOutcome {
+            first_send_us: 1_000_000,
+            last_send_us: 1_400_000,
+            drained_us: 1_500_000,
+            ..Default::default()
+        };
+        let m = max_rate(&r, &[o]);
+        assert_eq!((m.acked, m.seconds, m.msgs_per_s), (1_000, 0.5, 2_000.0));
+    }
+}
