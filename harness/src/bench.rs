@@ -38,7 +38,22 @@ pub struct Load {
     pub out: PathBuf,
 }
 
-fn scenario(l: &Load, rate_per_s: f64, duration_s: f64, name: &str) -> Result<Loaded<config::Scenario>, String> {
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Run(#[from] run::RunError),
+    #[error(transparent)]
+    Target(#[from] crate::driver::target::TargetError),
+    #[error("the run produced no max-rate result")]
+    NoMaxRate,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn scenario(l: &Load, rate_per_s: f64, duration_s: f64, name: &str) -> Result<Loaded<config::Scenario>, BenchError> {
     let text = format!(
         "name: {name}\nseed: 1\nduration: {duration_s}s\ndrain: 60s\ntarget_timeout: 60s\n\
          topics: [{{name: {topic}, partitions: {p}, replication: {rf}{config}}}]\n\
@@ -59,19 +74,19 @@ fn scenario(l: &Load, rate_per_s: f64, duration_s: f64, name: &str) -> Result<Lo
             format!(", config: {{retention.ms: \"{ms}\", segment.bytes: \"67108864\"}}")
         }),
     );
-    let value = config::parse_scenario("(bench)", &text).map_err(|e| e.to_string())?;
+    let value = config::parse_scenario("(bench)", &text)?;
     Ok(Loaded { value, file: "(bench)".into(), source: text })
 }
 
-fn profile(bootstrap: &str) -> Result<Loaded<Profile>, String> {
+fn profile(bootstrap: &str) -> Result<Loaded<Profile>, BenchError> {
     let text = format!("name: bench-target\nkind: kafka\nbootstrap_servers: \"{bootstrap}\"\n");
-    let value = config::parse_profile("(bench)", &text, &|_| None).map_err(|e| e.to_string())?;
+    let value = config::parse_profile("(bench)", &text, &|_| None)?;
     Ok(Loaded { value, file: "(bench)".into(), source: text })
 }
 
 /// One ordinary run of a benchmark scenario against the benchmark's target, quiet but for its
 /// summary; `unpaced`: send that many records as fast as the target takes them.
-fn run_on_target(l: &Load, sc: Loaded<config::Scenario>, unpaced: Option<u64>) -> Result<Report, String> {
+fn run_on_target(l: &Load, sc: Loaded<config::Scenario>, unpaced: Option<u64>) -> Result<Report, BenchError> {
     let opts = RunOptions {
         progress: false,
         out: Some(l.out.clone()),
@@ -80,7 +95,7 @@ fn run_on_target(l: &Load, sc: Loaded<config::Scenario>, unpaced: Option<u64>) -
         unpaced,
         summary_to_stderr: true,
     };
-    let finished = run::run(sc, profile(&l.bootstrap)?, &opts, &Interrupts::default()).map_err(|e| e.to_string())?;
+    let finished = run::run(sc, profile(&l.bootstrap)?, &opts, &Interrupts::default())?;
     Ok(finished.report)
 }
 
@@ -101,12 +116,12 @@ pub struct ProduceResult {
 }
 
 /// Send `count` records as fast as the target takes them.
-pub fn produce(l: &Load, count: u64) -> Result<ProduceResult, String> {
+pub fn produce(l: &Load, count: u64) -> Result<ProduceResult, BenchError> {
     // Enough schedule for `count` events; the producer stops at `count`.
     let duration = 600.0;
     let sc = scenario(l, (count as f64 * 2.0 / duration).ceil(), duration, "bench-produce")?;
     let r = run_on_target(l, sc, Some(count))?;
-    let m = r.max_rate.clone().ok_or("no max-rate result")?;
+    let m = r.max_rate.clone().ok_or(BenchError::NoMaxRate)?;
     Ok(ProduceResult {
         tool: if l.keyed { "fleetstorm" } else { "fleetstorm-unkeyed" },
         instances: l.instances,
@@ -141,7 +156,7 @@ pub struct RateResult {
 }
 
 /// An ordinary open-loop run at `rate` per second.
-pub fn rate(l: &Load, rate_per_s: f64, duration_s: f64) -> Result<RateResult, String> {
+pub fn rate(l: &Load, rate_per_s: f64, duration_s: f64) -> Result<RateResult, BenchError> {
     let mut sc = scenario(l, rate_per_s, duration_s, "bench-rate")?;
     sc.value.warmup = config::units::Dur::from_secs(1);
     let r = run_on_target(l, sc, None)?;
@@ -184,14 +199,14 @@ fn rss_bytes() -> u64 {
 }
 
 /// Build the plan and schedule of a fleet of `devices` idle devices (one event per hour each).
-pub fn fleet(devices: u64, classes: usize) -> Result<FleetResult, String> {
+pub fn fleet(devices: u64, classes: usize) -> Result<FleetResult, BenchError> {
     let class_lines: String = (0..classes)
         .map(|i| format!("    - {{name: c{i}, topic: t, rate: 1/1h, size: 64B, format: binary}}\n"))
         .collect();
     let text = format!(
         "name: bench-fleet\nseed: 1\nduration: 1h\ntopics: [{{name: t}}]\nfleet:\n  devices: {devices}\n  classes:\n{class_lines}"
     );
-    let s = config::parse_scenario("(bench)", &text).map_err(|e| e.to_string())?;
+    let s = config::parse_scenario("(bench)", &text)?;
     let before = rss_bytes();
     let t0 = Instant::now();
     let plan = crate::plan::Plan::from_scenario(&s);
@@ -216,12 +231,12 @@ pub fn fleet(devices: u64, classes: usize) -> Result<FleetResult, String> {
 /// `fleetstorm serve-embedded`: an embedded cluster in this process until Ctrl-C or SIGTERM (or,
 /// with `until_stdin_closes`, the end of stdin). Prints `bootstrap=<servers>` on stdout once its
 /// topics exist.
-pub fn serve_embedded(brokers: u32, topics: &[(String, u32)], until_stdin_closes: bool) -> Result<(), String> {
+pub fn serve_embedded(brokers: u32, topics: &[(String, u32)], until_stdin_closes: bool) -> Result<(), BenchError> {
     let mut p = Profile::embedded();
     p.brokers = Some(brokers);
     let events = std::sync::Arc::new(crate::driver::ClientEvents::default());
     let redactor = std::sync::Arc::new(crate::config::profile::Redactor::default());
-    let conn = crate::driver::target::Connection::open(&p, events, redactor).map_err(|e| e.to_string())?;
+    let conn = crate::driver::target::Connection::open(&p, events, redactor)?;
     let specs: Vec<config::scenario::TopicSpec> = topics
         .iter()
         .map(|(name, partitions)| config::scenario::TopicSpec {
@@ -231,7 +246,7 @@ pub fn serve_embedded(brokers: u32, topics: &[(String, u32)], until_stdin_closes
             config: Default::default(),
         })
         .collect();
-    conn.ensure_topics(&specs).map_err(|e| e.to_string())?;
+    conn.ensure_topics(&specs)?;
     println!("bootstrap={}", conn.bootstrap);
     use std::io::Write as _;
     let _ = std::io::stdout().flush();

@@ -133,8 +133,8 @@ fn bench_load(l: &cli::BenchLoad) -> bench::Load {
 
 /// `fleetstorm bench ...`: one JSON line on stdout.
 pub fn run_bench(what: cli::BenchCommand) -> Result<Exit, Failure> {
-    fn line<T: serde::Serialize>(r: Result<T, String>) -> Result<String, String> {
-        r.and_then(|v| serde_json::to_string(&v).map_err(|e| e.to_string()))
+    fn line<T: serde::Serialize>(r: Result<T, bench::BenchError>) -> anyhow::Result<String> {
+        Ok(serde_json::to_string(&r?)?)
     }
     let json = match what {
         cli::BenchCommand::Produce { load, count } => line(bench::produce(&bench_load(&load), count)),

@@ -18,6 +18,8 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::faults::FaultError;
+
 use super::{ClientEvents, Ctx, client_config};
 use crate::config::profile::{Profile, Redactor, TargetKind};
 use crate::config::scenario::TopicSpec;
@@ -375,13 +377,13 @@ impl crate::faults::Target for Connection {
         self.brokers.clone()
     }
 
-    fn leaders(&self, topics: &[String]) -> Result<Vec<crate::faults::PartitionLeader>, String> {
-        let probe = self.consumer(None).map_err(|e| e.to_string())?;
+    fn leaders(&self, topics: &[String]) -> Result<Vec<crate::faults::PartitionLeader>, FaultError> {
+        let probe = self.consumer(None).map_err(|e| FaultError::Target(e.to_string()))?;
         let mut out = Vec::new();
         for t in topics {
             let md = probe
                 .fetch_metadata(Some(t), Duration::from_secs(5))
-                .map_err(|e| format!("metadata for {t}: {}", reason(e, &self.ctx.redactor)))?;
+                .map_err(|e| FaultError::Target(format!("metadata for {t}: {}", reason(e, &self.ctx.redactor))))?;
             for m in md.topics() {
                 for p in m.partitions() {
                     out.push(crate::faults::PartitionLeader {
@@ -402,24 +404,24 @@ impl crate::faults::Target for Connection {
 }
 
 impl crate::faults::EmbeddedControls for Connection {
-    fn broker_down(&self, broker: i32) -> Result<(), String> {
-        let mock = self.embedded.as_ref().ok_or("not the embedded cluster")?;
-        mock.broker_down(broker).map_err(|e| e.to_string())
+    fn broker_down(&self, broker: i32) -> Result<(), FaultError> {
+        let mock = self.embedded.as_ref().ok_or_else(|| FaultError::Target("not the embedded cluster".into()))?;
+        mock.broker_down(broker).map_err(|e| FaultError::Target(e.to_string()))
     }
 
-    fn broker_up(&self, broker: i32) -> Result<(), String> {
-        let mock = self.embedded.as_ref().ok_or("not the embedded cluster")?;
-        mock.broker_up(broker).map_err(|e| e.to_string())
+    fn broker_up(&self, broker: i32) -> Result<(), FaultError> {
+        let mock = self.embedded.as_ref().ok_or_else(|| FaultError::Target("not the embedded cluster".into()))?;
+        mock.broker_up(broker).map_err(|e| FaultError::Target(e.to_string()))
     }
 
-    fn set_rtt(&self, broker: i32, rtt: Duration) -> Result<(), String> {
-        let mock = self.embedded.as_ref().ok_or("not the embedded cluster")?;
-        mock.broker_round_trip_time(broker, rtt).map_err(|e| e.to_string())
+    fn set_rtt(&self, broker: i32, rtt: Duration) -> Result<(), FaultError> {
+        let mock = self.embedded.as_ref().ok_or_else(|| FaultError::Target("not the embedded cluster".into()))?;
+        mock.broker_round_trip_time(broker, rtt).map_err(|e| FaultError::Target(e.to_string()))
     }
 
-    fn set_leader(&self, topic: &str, partition: i32, broker: i32) -> Result<(), String> {
-        let mock = self.embedded.as_ref().ok_or("not the embedded cluster")?;
-        mock.partition_leader(topic, partition, Some(broker)).map_err(|e| e.to_string())
+    fn set_leader(&self, topic: &str, partition: i32, broker: i32) -> Result<(), FaultError> {
+        let mock = self.embedded.as_ref().ok_or_else(|| FaultError::Target("not the embedded cluster".into()))?;
+        mock.partition_leader(topic, partition, Some(broker)).map_err(|e| FaultError::Target(e.to_string()))
     }
 }
 

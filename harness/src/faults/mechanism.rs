@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{EmbeddedControls, PartitionLeader};
+use super::{EmbeddedControls, FaultError, PartitionLeader};
 use crate::clock::Clock;
 use crate::config::profile::{CommandFaults, FaultMechanism, ProcessFaults};
 use crate::config::scenario::{FaultKind, FaultSpec};
@@ -123,12 +123,12 @@ impl Mechanism {
         action: Action,
         broker: i32,
         clock: C,
-    ) -> Result<JoinHandle<ActionRecord>, String> {
+    ) -> Result<JoinHandle<ActionRecord>, FaultError> {
         let me = self.clone();
         std::thread::Builder::new()
             .name(format!("fault-{}", action.name()))
             .spawn(move || me.perform(action, broker, &clock))
-            .map_err(|e| format!("cannot start a fault worker: {e}"))
+            .map_err(FaultError::Worker)
     }
 
     fn perform(&self, action: Action, broker: i32, clock: &dyn Clock) -> ActionRecord {
@@ -139,8 +139,8 @@ impl Mechanism {
             at_s: started as f64 / 1e6,
             ..ActionRecord::default()
         };
-        let result: Result<(), String> = match self {
-            Mechanism::None | Mechanism::Embedded => Err("no mechanism for this action off the main thread".into()),
+        let result: Result<(), FaultError> = match self {
+            Mechanism::None | Mechanism::Embedded => Err(FaultError::NoMechanism),
             Mechanism::Process { spec, dir } => process_action(spec, dir, action, broker, &mut record),
             Mechanism::Command { spec, dir } => match template(spec, action) {
                 Some(t) => {
@@ -151,7 +151,7 @@ impl Mechanism {
                     record.output = out.output;
                     out.result
                 }
-                None => Err(format!("no `{}` template", action.name())),
+                None => Err(FaultError::NoTemplate(action.name())),
             },
         };
         record.duration_s = clock.now_us().saturating_sub(started) as f64 / 1e6;
@@ -160,7 +160,7 @@ impl Mechanism {
             Err(e) => {
                 tracing::error!("fault action {} on broker {broker} failed: {e}", action.name());
                 if record.output.is_empty() {
-                    record.output = e;
+                    record.output = e.to_string();
                 } else {
                     record.output = format!("{e}\n{}", record.output);
                 }
@@ -224,7 +224,7 @@ pub fn embedded(
         at_s: started as f64 / 1e6,
         duration_s: clock.now_us().saturating_sub(started) as f64 / 1e6,
         ok: result.is_ok(),
-        output: result.err().unwrap_or_default(),
+        output: result.err().map(|e| e.to_string()).unwrap_or_default(),
         ..ActionRecord::default()
     }
 }
@@ -235,13 +235,13 @@ fn process_action(
     action: Action,
     broker: i32,
     record: &mut ActionRecord,
-) -> Result<(), String> {
-    let signal = |sig: i32| -> Result<i32, String> {
+) -> Result<(), FaultError> {
+    let signal = |sig: i32| -> Result<i32, FaultError> {
         let pid = broker_pid(spec, dir, broker)?;
         // SAFETY: kill(2) with a pid read from the broker's pid file and checked to be a live
         // broker JVM; no memory is touched.
         if unsafe { libc::kill(pid, sig) } != 0 {
-            return Err(format!("kill({pid}, {sig}): {}", std::io::Error::last_os_error()));
+            return Err(FaultError::Signal { pid, signal: sig, source: std::io::Error::last_os_error() });
         }
         Ok(pid)
     };
@@ -272,24 +272,25 @@ fn process_action(
             record.output = out.output;
             out.result
         }
-        Action::LatencyAdd(_) | Action::LatencyRemove => Err("the process mechanism cannot change latency".into()),
+        Action::LatencyAdd(_) | Action::LatencyRemove => Err(FaultError::NoLatency),
     }
 }
 
 /// The pid in the broker's pid file, if it names a live JVM.
-fn broker_pid(spec: &ProcessFaults, dir: &Path, broker: i32) -> Result<i32, String> {
-    let path = dir.join(spec.pid_file.replace("{broker}", &broker.to_string()));
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read pid file {}: {e}", path.display()))?;
-    let pid: i32 = text.trim().parse().map_err(|_| format!("{} does not hold a pid", path.display()))?;
+fn broker_pid(spec: &ProcessFaults, dir: &Path, broker: i32) -> Result<i32, FaultError> {
+    let file = dir.join(spec.pid_file.replace("{broker}", &broker.to_string()));
+    let path = file.display().to_string();
+    let text = std::fs::read_to_string(&file).map_err(|source| FaultError::PidFile { path: path.clone(), source })?;
+    let pid: i32 = text.trim().parse().map_err(|_| FaultError::NotAPid { path: path.clone() })?;
     if pid <= 1 {
-        return Err(format!("{} holds pid {pid}: refusing to signal it", path.display()));
+        return Err(FaultError::LowPid { path, pid });
     }
     if !alive(pid) {
-        return Err(format!("broker {broker} (pid {pid} from {}) is not running", path.display()));
+        return Err(FaultError::NotRunning { broker, pid, path });
     }
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     if Path::new("/proc/self").exists() && !String::from_utf8_lossy(&cmdline).contains("java") {
-        return Err(format!("pid {pid} from {} is not a JVM: refusing to signal it", path.display()));
+        return Err(FaultError::NotJvm { path, pid });
     }
     Ok(pid)
 }
@@ -306,11 +307,11 @@ fn alive(pid: i32) -> bool {
     }
 }
 
-fn wait_gone(pid: i32, timeout: Duration) -> Result<(), String> {
+fn wait_gone(pid: i32, timeout: Duration) -> Result<(), FaultError> {
     let deadline = Instant::now() + timeout;
     while alive(pid) {
         if Instant::now() > deadline {
-            return Err(format!("pid {pid} still running after {timeout:?}"));
+            return Err(FaultError::StillRunning { pid, timeout });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -320,7 +321,7 @@ fn wait_gone(pid: i32, timeout: Duration) -> Result<(), String> {
 /// The outcome of a shell command.
 #[derive(Debug)]
 pub struct CommandOutput {
-    pub result: Result<(), String>,
+    pub result: Result<(), FaultError>,
     pub exit_code: Option<i32>,
     /// The end of stdout then stderr, at most 4000 characters.
     pub output: String,
@@ -342,7 +343,7 @@ pub fn run_command(cmd: &str, dir: &Path, timeout: Duration) -> CommandOutput {
         Ok(c) => c,
         Err(e) => {
             return CommandOutput {
-                result: Err(format!("cannot run `{cmd}` in {}: {e}", dir.display())),
+                result: Err(FaultError::Spawn { cmd: cmd.to_string(), dir: dir.display().to_string(), source: e }),
                 exit_code: None,
                 output: String::new(),
             };
@@ -367,10 +368,10 @@ pub fn run_command(cmd: &str, dir: &Path, timeout: Duration) -> CommandOutput {
                 // SAFETY: kill the command's own process group (it was started with pgid = pid).
                 unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
                 let _ = child.wait();
-                break Err(format!("`{cmd}` timed out after {timeout:?} and was killed"));
+                break Err(FaultError::Timeout { cmd: cmd.to_string(), timeout });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => break Err(format!("waiting for `{cmd}`: {e}")),
+            Err(source) => break Err(FaultError::Wait { cmd: cmd.to_string(), source }),
         }
     };
     let mut text = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
@@ -378,7 +379,11 @@ pub fn run_command(cmd: &str, dir: &Path, timeout: Duration) -> CommandOutput {
     let output = tail(text.trim(), 4000);
     match status {
         Ok(s) if s.success() => CommandOutput { result: Ok(()), exit_code: s.code(), output },
-        Ok(s) => CommandOutput { result: Err(format!("`{cmd}` exited with {s}")), exit_code: s.code(), output },
+        Ok(status) => CommandOutput {
+            result: Err(FaultError::Exited { cmd: cmd.to_string(), status }),
+            exit_code: status.code(),
+            output,
+        },
         Err(e) => CommandOutput { result: Err(e), exit_code: None, output },
     }
 }

@@ -37,22 +37,66 @@ pub struct PartitionLeader {
     pub replicas: Vec<i32>,
 }
 
+/// Why a fault action could not be performed. Its text goes into the fault's actions in the report.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    /// The target refused a control or metadata request (the driver's words, secrets scrubbed).
+    #[error("{0}")]
+    Target(String),
+    #[error("broker {id} is not one of the target's brokers {brokers:?}")]
+    UnknownBroker { id: i32, brokers: Vec<i32> },
+    #[error("the target reported no brokers")]
+    NoBrokers,
+    #[error("{topic}[{partition}] has no leader now")]
+    NoLeader { topic: String, partition: i32 },
+    #[error("cannot start a fault worker: {0}")]
+    Worker(std::io::Error),
+    #[error("no mechanism for this action off the main thread")]
+    NoMechanism,
+    #[error("no `{0}` template")]
+    NoTemplate(&'static str),
+    #[error("the process mechanism cannot change latency")]
+    NoLatency,
+    #[error("kill({pid}, {signal}): {source}")]
+    Signal { pid: i32, signal: i32, source: std::io::Error },
+    #[error("cannot read pid file {path}: {source}")]
+    PidFile { path: String, source: std::io::Error },
+    #[error("{path} does not hold a pid")]
+    NotAPid { path: String },
+    #[error("{path} holds pid {pid}: refusing to signal it")]
+    LowPid { path: String, pid: i32 },
+    #[error("pid {pid} from {path} is not a JVM: refusing to signal it")]
+    NotJvm { path: String, pid: i32 },
+    #[error("broker {broker} (pid {pid} from {path}) is not running")]
+    NotRunning { broker: i32, pid: i32, path: String },
+    #[error("pid {pid} still running after {timeout:?}")]
+    StillRunning { pid: i32, timeout: Duration },
+    #[error("cannot run `{cmd}` in {dir}: {source}")]
+    Spawn { cmd: String, dir: String, source: std::io::Error },
+    #[error("`{cmd}` timed out after {timeout:?} and was killed")]
+    Timeout { cmd: String, timeout: Duration },
+    #[error("waiting for `{cmd}`: {source}")]
+    Wait { cmd: String, source: std::io::Error },
+    #[error("`{cmd}` exited with {status}")]
+    Exited { cmd: String, status: std::process::ExitStatus },
+}
+
 /// What the fault module needs to know about the target (implemented by the driver).
 pub trait Target {
     /// Broker ids of the target, as seen when the run connected.
     fn broker_ids(&self) -> Vec<i32>;
     /// Current leaders of the partitions of `topics`.
-    fn leaders(&self, topics: &[String]) -> Result<Vec<PartitionLeader>, String>;
+    fn leaders(&self, topics: &[String]) -> Result<Vec<PartitionLeader>, FaultError>;
     /// The embedded cluster's controls, if the target is the embedded cluster.
     fn embedded(&self) -> Option<&dyn EmbeddedControls>;
 }
 
 /// The embedded (mock) cluster's fault controls.
 pub trait EmbeddedControls {
-    fn broker_down(&self, broker: i32) -> Result<(), String>;
-    fn broker_up(&self, broker: i32) -> Result<(), String>;
-    fn set_rtt(&self, broker: i32, rtt: Duration) -> Result<(), String>;
-    fn set_leader(&self, topic: &str, partition: i32, broker: i32) -> Result<(), String>;
+    fn broker_down(&self, broker: i32) -> Result<(), FaultError>;
+    fn broker_up(&self, broker: i32) -> Result<(), FaultError>;
+    fn set_rtt(&self, broker: i32, rtt: Duration) -> Result<(), FaultError>;
+    fn set_leader(&self, topic: &str, partition: i32, broker: i32) -> Result<(), FaultError>;
 }
 
 /// Everything that happened to one fault: the raw material of its report entry.
@@ -190,13 +234,13 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
         self.slots.into_iter().map(|s| s.run).collect()
     }
 
-    fn choose_broker(&self, index: usize, sel: &BrokerSelector, target: &dyn Target) -> Result<i32, String> {
+    fn choose_broker(&self, index: usize, sel: &BrokerSelector, target: &dyn Target) -> Result<i32, FaultError> {
         let mut brokers = target.broker_ids();
         brokers.sort_unstable();
         match sel {
             BrokerSelector::Id(id) if brokers.contains(id) => Ok(*id),
-            BrokerSelector::Id(id) => Err(format!("broker {id} is not one of the target's brokers {brokers:?}")),
-            BrokerSelector::Random if brokers.is_empty() => Err("the target reported no brokers".into()),
+            BrokerSelector::Id(id) => Err(FaultError::UnknownBroker { id: *id, brokers }),
+            BrokerSelector::Random if brokers.is_empty() => Err(FaultError::NoBrokers),
             BrokerSelector::Random => {
                 Ok(brokers[(mix(self.seed, &[0x4641, index as u64]) % brokers.len() as u64) as usize])
             }
@@ -205,7 +249,7 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
                 .into_iter()
                 .find(|l| l.partition == *partition && l.leader >= 0)
                 .map(|l| l.leader)
-                .ok_or_else(|| format!("{topic}[{partition}] has no leader now")),
+                .ok_or_else(|| FaultError::NoLeader { topic: topic.clone(), partition: *partition }),
         }
     }
 
@@ -259,7 +303,7 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
             _ => match self.mechanism.spawn(action, broker, self.clock.clone()) {
                 Ok(h) => Phase::Injecting(h),
                 Err(e) => {
-                    self.slots[i].run.error = Some(e);
+                    self.slots[i].run.error = Some(e.to_string());
                     Phase::Done
                 }
             },
@@ -296,7 +340,7 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
             _ => match self.mechanism.spawn(action, broker, self.clock.clone()) {
                 Ok(h) => Phase::Restoring(h),
                 Err(e) => {
-                    self.slots[i].run.error = Some(e);
+                    self.slots[i].run.error = Some(e.to_string());
                     Phase::Done
                 }
             },

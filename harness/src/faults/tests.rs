@@ -33,7 +33,7 @@ impl Target for Fake {
     fn broker_ids(&self) -> Vec<i32> {
         vec![3, 1, 2]
     }
-    fn leaders(&self, _topics: &[String]) -> Result<Vec<PartitionLeader>, String> {
+    fn leaders(&self, _topics: &[String]) -> Result<Vec<PartitionLeader>, FaultError> {
         Ok(self.leaders.clone())
     }
     fn embedded(&self) -> Option<&dyn EmbeddedControls> {
@@ -42,19 +42,19 @@ impl Target for Fake {
 }
 
 impl EmbeddedControls for Fake {
-    fn broker_down(&self, b: i32) -> Result<(), String> {
+    fn broker_down(&self, b: i32) -> Result<(), FaultError> {
         self.calls.borrow_mut().push(format!("down {b}"));
         Ok(())
     }
-    fn broker_up(&self, b: i32) -> Result<(), String> {
+    fn broker_up(&self, b: i32) -> Result<(), FaultError> {
         self.calls.borrow_mut().push(format!("up {b}"));
         Ok(())
     }
-    fn set_rtt(&self, b: i32, rtt: Duration) -> Result<(), String> {
+    fn set_rtt(&self, b: i32, rtt: Duration) -> Result<(), FaultError> {
         self.calls.borrow_mut().push(format!("rtt {b} {}ms", rtt.as_millis()));
         Ok(())
     }
-    fn set_leader(&self, t: &str, p: i32, b: i32) -> Result<(), String> {
+    fn set_leader(&self, t: &str, p: i32, b: i32) -> Result<(), FaultError> {
         self.calls.borrow_mut().push(format!("leader {t}[{p}] -> {b}"));
         Ok(())
     }
@@ -200,7 +200,7 @@ fn a_command_that_hangs_is_killed_at_its_timeout() {
     let started = Instant::now();
     let out = run_command("sleep 30 & sleep 30", Path::new("/tmp"), Duration::from_millis(300));
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(out.result.unwrap_err().contains("timed out"));
+    assert!(matches!(out.result, Err(FaultError::Timeout { .. })), "{:?}", out.result);
 }
 
 #[test]
