@@ -262,3 +262,38 @@ fn position(file: &std::path::Path, needle: &str) -> (usize, usize) {
         .find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))
         .unwrap_or_else(|| panic!("{needle} not in {}", file.display()))
 }
+
+/// Regression (issue 16): at a rate the target cannot take, the load went on sending every planned
+/// event late (2M/s for 3 s ran 14.4 s) while the report said `load_s 3.0`. The load now ends at
+/// its duration: nothing is sent in or after the last second, and what was still due is counted.
+#[test]
+fn a_load_the_target_cannot_take_ends_at_its_duration_and_counts_what_it_did_not_send() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(
+        dir.path(),
+        "s.yaml",
+        r#"
+name: flood
+seed: 3
+duration: 2s
+warmup: 0s
+drain: 2s
+topics: [{name: flood.t, partitions: 4, replication: 1}]
+fleet:
+  devices: 1000
+  classes: [{name: c, topic: flood.t, rate: 2000/1s, size: 200B, format: binary}]
+audit: {enabled: false}
+"#,
+    );
+    let out = dir.path().join("out");
+    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None, gates: None };
+    fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap();
+    let r = read_report(&out);
+    let p = &r.produce;
+    assert!(p.unsent_at_end > 0, "2M/s on the embedded cluster in a debug build must fall behind: {p:?}");
+    assert_eq!(p.planned, p.attempted + p.unsent_at_end, "{p:?}");
+    let late: u64 = r.timeline.iter().filter(|t| t.t >= 2).map(|t| t.produced).sum();
+    assert_eq!(late, 0, "records sent after the load's 2 s");
+    assert!(r.warnings.iter().any(|w| w.contains("were still due when the load's 2.0 s were over")), "{:?}", r.warnings);
+}

@@ -69,6 +69,10 @@ pub struct ProducerOutcome {
     pub planned_measured: u64,
     /// Events handed to librdkafka.
     pub sent: u64,
+    /// Of `planned`, events still due when the load's duration was over: counted, never sent late.
+    pub unsent_at_end: u64,
+    /// Counting `unsent_at_end` took too long and stopped: it is a lower bound.
+    pub unsent_counted_partly: bool,
     /// Events still unresolved when the drain ended (then purged, and counted as failed).
     pub purged: u64,
     /// When the last send happened (µs since load start).
@@ -453,6 +457,11 @@ fn send_all(
                     std::thread::sleep(Duration::from_micros(wait));
                 }
             }
+            Step::Send(ev) if args.unpaced.is_none() && now >= plan.duration_us => {
+                // The load is over: events still due were planned but are not sent late.
+                count_unsent(&ev, &mut pacer, measured_from, out);
+                break;
+            }
             Step::Send(ev) => {
                 if out.planned == 0 {
                     out.first_send_us = now;
@@ -555,6 +564,33 @@ fn send_all(
     }
     let _ = pacer;
     out.waves = std::mem::take(&mut schedule.waves);
+}
+
+/// How long counting the events left unsent at the end may take; past it the count is a lower
+/// bound (the run says so).
+const UNSENT_COUNT_BUDGET: Duration = Duration::from_secs(2);
+
+/// Count `first` and every event still due before the end as planned but unsent.
+fn count_unsent<I: Iterator<Item = crate::plan::Event>>(
+    first: &crate::plan::Event,
+    pacer: &mut Pacer<I>,
+    measured_from: u64,
+    out: &mut ProducerOutcome,
+) {
+    let count = |e: &crate::plan::Event, out: &mut ProducerOutcome| {
+        out.planned += 1;
+        out.planned_measured += u64::from(e.intended_us >= measured_from);
+        out.unsent_at_end += 1;
+    };
+    count(first, out);
+    let started = std::time::Instant::now();
+    while let Step::Send(e) = pacer.step(u64::MAX - 1) {
+        count(&e, out);
+        if out.unsent_at_end % 4096 == 0 && started.elapsed() > UNSENT_COUNT_BUDGET {
+            out.unsent_counted_partly = true;
+            break;
+        }
+    }
 }
 
 fn drain(

@@ -184,6 +184,18 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
     }
     p.planned = l.outcomes.iter().map(|o| o.planned).sum();
     p.purged = l.outcomes.iter().map(|o| o.purged).sum();
+    p.unsent_at_end = l.outcomes.iter().map(|o| o.unsent_at_end).sum();
+    if p.unsent_at_end > 0 {
+        let partly = l.outcomes.iter().any(|o| o.unsent_counted_partly);
+        r.warnings.push(format!(
+            "{}{} planned events were still due when the load's {:.1} s were over and were not sent: the sender fell \
+             behind its schedule (see send lag and the harness verdict); rates and the achieved ratio count them as \
+             planned",
+            if partly { "at least " } else { "" },
+            crate::report::summary::count(p.unsent_at_end),
+            l.load_s
+        ));
+    }
     p.backpressure = rec.backpressure;
     p.planned_rate = per_s(l.outcomes.iter().map(|o| o.planned_measured).sum());
     p.nominal_rate = plan.planned_rate();

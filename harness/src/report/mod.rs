@@ -170,6 +170,10 @@ pub struct ProduceReport {
     pub failed: u64,
     /// Still unacknowledged when the drain ended; purged and counted in `failed`.
     pub purged: u64,
+    /// Of `planned`, events still due when the load's duration was over (the sender had fallen
+    /// behind): counted, never sent late past the end.
+    #[serde(default)]
+    pub unsent_at_end: u64,
     /// Sends that found the client's queue full and waited.
     pub backpressure: u64,
     /// Events per second the schedule planned over the measured window (exact, seeded).
