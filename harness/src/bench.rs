@@ -94,6 +94,8 @@ fn run_on_target(l: &Load, sc: Loaded<config::Scenario>, unpaced: Option<u64>) -
         seed: None,
         unpaced,
         summary_to_stderr: true,
+        // The benchmark's output directory is scratch space, reused by every repetition.
+        overwrite: true,
     };
     let finished = run::run(sc, profile(&l.bootstrap)?, &opts, &Interrupts::default())?;
     Ok(finished.report)
@@ -236,7 +238,7 @@ pub fn serve_embedded(brokers: u32, topics: &[(String, u32)], until_stdin_closes
     p.brokers = Some(brokers);
     let events = std::sync::Arc::new(crate::driver::ClientEvents::default());
     let redactor = std::sync::Arc::new(crate::config::profile::Redactor::default());
-    let conn = crate::driver::target::Connection::open(&p, events, redactor)?;
+    let conn = crate::driver::target::Connection::open(&p, events, redactor, std::sync::Arc::new(|| false))?;
     let specs: Vec<config::scenario::TopicSpec> = topics
         .iter()
         .map(|(name, partitions)| config::scenario::TopicSpec {

@@ -171,6 +171,9 @@ pub struct RunArgs {
     /// Replace the scenario's gates with those of this file (`gates: [...]`).
     #[arg(long)]
     pub gates: Option<PathBuf>,
+    /// Reuse a non-empty --out directory: remove the previous run's files first (never others).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 fn parse_dur(s: &str) -> Result<Dur, String> {

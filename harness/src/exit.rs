@@ -13,6 +13,8 @@ pub enum Exit {
     InvalidInput,
     /// The target was unreachable or lost, or the run could not start.
     Target,
+    /// The run ended but its report could not be written.
+    Output,
     /// Interrupted by Ctrl-C or SIGTERM (the report was still written).
     Interrupted,
 }
@@ -24,6 +26,7 @@ impl Exit {
             Exit::GateFailed => 1,
             Exit::InvalidInput => 2,
             Exit::Target => 3,
+            Exit::Output => 4,
             Exit::Interrupted => 130,
         }
     }

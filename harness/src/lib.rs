@@ -56,6 +56,10 @@ pub fn run(cli: Cli) -> Exit {
             eprintln!("error: {e:#}");
             Exit::Target
         }
+        Err(Failure::Output(e)) => {
+            eprintln!("error: {e:#}");
+            Exit::Output
+        }
     }
 }
 
@@ -64,6 +68,8 @@ pub fn run(cli: Cli) -> Exit {
 pub enum Failure {
     Invalid(anyhow::Error),
     CouldNotStart(anyhow::Error),
+    /// The run ended but its report could not be written (exit 4).
+    Output(anyhow::Error),
 }
 
 fn config_failure(e: ConfigError) -> Failure {
@@ -92,6 +98,7 @@ pub fn run_scenario_with(args: &RunArgs, interrupts: &signals::Interrupts, progr
         seed: args.seed,
         unpaced: None,
         summary_to_stderr: false,
+        overwrite: args.overwrite,
     };
     let finished = run::run(scenario, profile, &opts, interrupts).map_err(|e| match e {
         run::RunError::Invalid(m) => Failure::Invalid(anyhow::anyhow!(m)),
@@ -99,6 +106,9 @@ pub fn run_scenario_with(args: &RunArgs, interrupts: &signals::Interrupts, progr
             Failure::CouldNotStart(anyhow::anyhow!(m).context("the run could not start"))
         }
     })?;
+    if let Some(e) = finished.write_error {
+        return Err(Failure::Output(anyhow::anyhow!(e)));
+    }
     Ok(outcome(&finished.report))
 }
 

@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub unpaced: Option<u64>,
     /// Print the summary on stderr (stdout carries something else, e.g. a benchmark's JSON line).
     pub summary_to_stderr: bool,
+    /// Reuse a non-empty output directory, removing the previous run's files first.
+    pub overwrite: bool,
 }
 
 /// Why a run did not even start.
@@ -73,6 +75,8 @@ pub enum RunError {
 pub struct Finished {
     pub report: Report,
     pub dir: PathBuf,
+    /// Why `report.json` (or what is drawn from it) could not be written, if it could not.
+    pub write_error: Option<String>,
 }
 
 /// Everything known about the run before any measurement.
@@ -146,9 +150,7 @@ pub fn run(
         started.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
         &[u64::from(std::process::id())],
     );
-    let dir = opts.out.clone().unwrap_or_else(|| default_dir(&scenario.name, started));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| RunError::CouldNotStart(format!("cannot create the report directory {}: {e}", dir.display())))?;
+    let dir = out_dir(opts, &scenario.name, started)?;
     let canonical = serde_json::to_vec(&scenario).unwrap_or_default();
     let meta = Meta {
         fingerprint: format!("{:x}", Sha256::digest(&canonical)),
@@ -172,6 +174,65 @@ pub fn run(
         summary_to_stderr: opts.summary_to_stderr,
     }
     .go())
+}
+
+/// What a run writes into its directory, by file name ending; `--overwrite` removes these and
+/// nothing else.
+const RUN_OUTPUTS: &[&str] = &["report.json", "summary.md", "report.html", "junit.xml", ".png", ".svg", ".hlog"];
+
+/// The run's own, fresh directory. A directory that already holds files is refused (a stale
+/// `junit.xml` next to a new report would lie) unless `--overwrite` is given, which first removes
+/// a previous run's files; a directory holding anything else is never emptied. The default
+/// directory gets a suffix when a run of the same second already took its name.
+fn out_dir(opts: &RunOptions, name: &str, started: SystemTime) -> Result<PathBuf, RunError> {
+    let dir = match &opts.out {
+        Some(d) => d.clone(),
+        None => {
+            let base = default_dir(name, started);
+            let mut dir = base.clone();
+            for n in 2.. {
+                if !dir.exists() {
+                    break;
+                }
+                dir = PathBuf::from(format!("{}-{n}", base.display()));
+            }
+            dir
+        }
+    };
+    let cannot =
+        |e: std::io::Error| RunError::CouldNotStart(format!("cannot use {} for the report: {e}", dir.display()));
+    if dir.is_dir() {
+        let entries: Vec<PathBuf> =
+            std::fs::read_dir(&dir).map_err(cannot)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        if !entries.is_empty() {
+            let ours = |p: &Path| {
+                p.is_file()
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| RUN_OUTPUTS.iter().any(|o| n.ends_with(o)))
+            };
+            if let Some(foreign) = entries.iter().find(|p| !ours(p)) {
+                return Err(RunError::Invalid(format!(
+                    "--out {}: the directory holds {}, which is not a fleetstorm output: choose an empty or new directory",
+                    dir.display(),
+                    foreign.display()
+                )));
+            }
+            if !opts.overwrite {
+                return Err(RunError::Invalid(format!(
+                    "--out {}: the directory holds an earlier run's report ({} files): choose a new directory, or pass \
+                     --overwrite to remove them first",
+                    dir.display(),
+                    entries.len()
+                )));
+            }
+            for p in &entries {
+                std::fs::remove_file(p).map_err(cannot)?;
+            }
+        }
+    }
+    std::fs::create_dir_all(&dir).map_err(cannot)?;
+    Ok(dir)
 }
 
 fn default_dir(name: &str, at: SystemTime) -> PathBuf {
@@ -227,7 +288,9 @@ impl Runner {
             TargetKind::Kafka => p.bootstrap_servers.as_ref().map(|b| b.joined()).unwrap_or_default(),
         };
         tracing::info!("connecting to {target_desc}");
-        let conn = match Connection::open(p, events.clone(), redactor.clone()) {
+        let intr = self.intr.clone();
+        let cancel: crate::driver::target::Cancel = Arc::new(move || intr.count() > 0);
+        let conn = match Connection::open(p, events.clone(), redactor.clone(), cancel) {
             Ok(c) => c,
             Err(e) => return self.fail_early(StopCause::Setup, redactor.scrub(&e.to_string())),
         };
@@ -440,19 +503,24 @@ impl Runner {
     fn finish(self, report: Report) -> Finished {
         let dir = self.meta.dir.clone();
         let path = dir.join("report.json");
-        if let Err(e) = report.write(&dir) {
-            tracing::error!("could not write {}: {e}", path.display());
+        let write_error = match report.write(&dir).map_err(|e| format!("could not write {}: {e}", path.display())) {
+            Ok(()) => report
+                .write_derived(&dir)
+                .err()
+                .map(|e| format!("could not write the report's summary, charts or HTML in {}: {e}", dir.display())),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = &write_error {
+            tracing::error!("{e}");
         }
-        if let Err(e) = report.write_derived(&dir) {
-            tracing::error!("could not write the report's summary, charts or HTML: {e}");
-        }
-        let text = summary::text(&report, &path.display().to_string());
+        let shown = if write_error.is_some() { "(not written)".to_string() } else { path.display().to_string() };
+        let text = summary::text(&report, &shown);
         if self.unpaced.is_some() || self.summary_to_stderr {
             eprint!("{text}");
         } else {
             print!("{text}");
         }
-        Finished { report, dir }
+        Finished { report, dir, write_error }
     }
 
     fn assemble(&self, ending: Ending, load: Option<Load<'_>>) -> Report {

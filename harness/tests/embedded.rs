@@ -16,7 +16,15 @@ fn a_short_run_delivers_everything_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = write(dir.path(), "s.yaml", &small_scenario("e2e", 2000, "6s"));
     let out = dir.path().join("out");
-    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None, gates: None };
+    let args = RunArgs {
+        scenario,
+        profile: None,
+        out: Some(out.clone()),
+        duration: None,
+        seed: None,
+        gates: None,
+        overwrite: false,
+    };
     let exit = fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap();
     assert_eq!(exit, Exit::Ok);
     let r = read_report(&out);
@@ -61,7 +69,15 @@ fn an_unkeyed_class_is_audited_for_loss_and_duplicates_beside_a_keyed_one() {
         "name: unkeyed\nseed: 4\nduration: 3s\ntopics: [{name: u.t, partitions: 6, replication: 3}]\nfleet:\n  devices: 500\n  classes:\n    - {name: keyed, topic: u.t, rate: 2/1s}\n    - {name: firehose, topic: u.t, rate: 2/1s, key: none, format: binary}\n",
     );
     let out = dir.path().join("out");
-    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None, gates: None };
+    let args = RunArgs {
+        scenario,
+        profile: None,
+        out: Some(out.clone()),
+        duration: None,
+        seed: None,
+        gates: None,
+        overwrite: false,
+    };
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
     let a = &r.audit.counts;
@@ -90,6 +106,7 @@ fn a_replay_by_time_on_the_embedded_cluster_is_called_out_because_the_mock_canno
         duration: None,
         seed: None,
         gates: None,
+        overwrite: false,
     };
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
@@ -118,7 +135,15 @@ fn an_interrupted_run_writes_its_report_marked_aborted() {
         std::thread::sleep(std::time::Duration::from_secs(3));
         trigger.raise();
     });
-    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None, gates: None };
+    let args = RunArgs {
+        scenario,
+        profile: None,
+        out: Some(out.clone()),
+        duration: None,
+        seed: None,
+        gates: None,
+        overwrite: false,
+    };
     let started = std::time::Instant::now();
     let exit = fleetstorm::run_scenario(&args, &interrupts).unwrap();
     assert_eq!(exit, Exit::Interrupted);
@@ -143,6 +168,7 @@ fn overrides_change_duration_and_seed() {
         duration: Some("3s".parse().unwrap()),
         seed: Some(99),
         gates: None,
+        overwrite: false,
     };
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
@@ -159,7 +185,15 @@ fn a_broker_kill_on_the_embedded_cluster_is_reported_with_its_recovery() {
         + "faults:\n  - {name: kill-leader, at: 5s, kind: broker_kill, broker: {leader_of: {topic: kill.tel, partition: 0}}, restore_after: 4s}\n";
     let scenario = write(dir.path(), "s.yaml", &scenario);
     let out = dir.path().join("out");
-    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None, gates: None };
+    let args = RunArgs {
+        scenario,
+        profile: None,
+        out: Some(out.clone()),
+        duration: None,
+        seed: None,
+        gates: None,
+        overwrite: false,
+    };
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
     assert_eq!(r.faults.len(), 1);
@@ -287,7 +321,15 @@ audit: {enabled: false}
 "#,
     );
     let out = dir.path().join("out");
-    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None, gates: None };
+    let args = RunArgs {
+        scenario,
+        profile: None,
+        out: Some(out.clone()),
+        duration: None,
+        seed: None,
+        gates: None,
+        overwrite: false,
+    };
     fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap();
     let r = read_report(&out);
     let p = &r.produce;
@@ -295,5 +337,9 @@ audit: {enabled: false}
     assert_eq!(p.planned, p.attempted + p.unsent_at_end, "{p:?}");
     let late: u64 = r.timeline.iter().filter(|t| t.t >= 2).map(|t| t.produced).sum();
     assert_eq!(late, 0, "records sent after the load's 2 s");
-    assert!(r.warnings.iter().any(|w| w.contains("were still due when the load's 2.0 s were over")), "{:?}", r.warnings);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("were still due when the load's 2.0 s were over")),
+        "{:?}",
+        r.warnings
+    );
 }

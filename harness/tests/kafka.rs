@@ -152,6 +152,7 @@ fn run_exit_code_is_ok_on_kafka() {
         duration: None,
         seed: None,
         gates: None,
+        overwrite: false,
     };
     let exit = fleetstorm::run_scenario(&args, &fleetstorm::signals::Interrupts::default()).unwrap();
     assert_eq!(exit, Exit::Ok);

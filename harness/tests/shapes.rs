@@ -14,7 +14,15 @@ fn run(name: &str, text: &str) -> Report {
     let dir = tempfile::tempdir().unwrap();
     let scenario = write(dir.path(), &format!("{name}.yaml"), text);
     let out = dir.path().join("out");
-    let args = RunArgs { scenario, profile: None, out: Some(out.clone()), duration: None, seed: None, gates: None };
+    let args = RunArgs {
+        scenario,
+        profile: None,
+        out: Some(out.clone()),
+        duration: None,
+        seed: None,
+        gates: None,
+        overwrite: false,
+    };
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     read_report(&out)
 }

@@ -42,7 +42,17 @@ pub enum TargetError {
     Offsets { topic: String, partition: i32, reason: String },
     #[error("could not commit start offsets for group `{group}`: {reason}")]
     Commit { group: String, reason: String },
+    /// The run was interrupted (SIGINT/SIGTERM) while it was still setting up.
+    #[error("interrupted while {0}")]
+    Interrupted(&'static str),
 }
+
+/// Says whether the run has been interrupted; set-up requests ask it between attempts so that a
+/// signal does not wait out a connect timeout.
+pub type Cancel = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// How often a blocking set-up request gives the run a chance to notice an interrupt.
+const CANCEL_POLL: Duration = Duration::from_millis(250);
 
 /// A connected target. Holds the embedded cluster, if any, for the whole run (so it stays on the
 /// thread that created it).
@@ -55,6 +65,7 @@ pub struct Connection {
     pub brokers: Vec<i32>,
     ctx: Ctx,
     timeout: Duration,
+    cancel: Cancel,
 }
 
 /// What ensuring topics found.
@@ -95,6 +106,7 @@ impl Connection {
         profile: &Profile,
         events: Arc<ClientEvents>,
         redactor: Arc<Redactor>,
+        cancel: Cancel,
     ) -> Result<Connection, TargetError> {
         let timeout = profile.connect_timeout.0;
         let ctx = Ctx { role: "admin".into(), events, redactor };
@@ -111,14 +123,34 @@ impl Connection {
             }
             TargetKind::Kafka => (profile.bootstrap_servers.as_ref().map(|s| s.joined()).unwrap_or_default(), None),
         };
-        let mut conn =
-            Connection { bootstrap, base: profile.librdkafka.clone(), embedded, brokers: Vec::new(), ctx, timeout };
-        let probe = conn.consumer(None)?;
-        let md = probe.fetch_metadata(None, timeout).map_err(|e| TargetError::Unreachable {
-            servers: conn.bootstrap.clone(),
+        let mut conn = Connection {
+            bootstrap,
+            base: profile.librdkafka.clone(),
+            embedded,
+            brokers: Vec::new(),
+            ctx,
             timeout,
-            reason: reason(e, &conn.ctx.redactor),
-        })?;
+            cancel,
+        };
+        let probe = conn.consumer(None)?;
+        // Ask in short slices up to the timeout, so that an interrupt is noticed within one.
+        let deadline = Instant::now() + timeout;
+        let md = loop {
+            let slice =
+                deadline.saturating_duration_since(Instant::now()).min(CANCEL_POLL).max(Duration::from_millis(1));
+            match probe.fetch_metadata(None, slice) {
+                Ok(md) => break md,
+                Err(_) if (conn.cancel)() => return Err(TargetError::Interrupted("connecting")),
+                Err(_) if Instant::now() < deadline => {}
+                Err(e) => {
+                    return Err(TargetError::Unreachable {
+                        servers: conn.bootstrap.clone(),
+                        timeout,
+                        reason: reason(e, &conn.ctx.redactor),
+                    });
+                }
+            }
+        };
         conn.brokers = md.brokers().iter().map(|b| b.id()).collect();
         conn.brokers.sort_unstable();
         if conn.brokers.is_empty() {
@@ -361,7 +393,7 @@ impl Connection {
         let mut wait = Duration::from_millis(100);
         loop {
             match request() {
-                Err(e) if transient(&e) && Instant::now() + wait < deadline => {
+                Err(e) if transient(&e) && Instant::now() + wait < deadline && !(self.cancel)() => {
                     tracing::info!("{what}: {e}; asking again in {wait:?}");
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_secs(2));
@@ -438,7 +470,7 @@ mod tests {
     fn embedded() -> Connection {
         let events = Arc::new(ClientEvents::default());
         let redactor = Arc::new(Redactor::default());
-        match Connection::open(&Profile::embedded(), events, redactor) {
+        match Connection::open(&Profile::embedded(), events, redactor, Arc::new(|| false)) {
             Ok(c) => c,
             Err(e) => panic!("{e}"),
         }
