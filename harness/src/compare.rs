@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::report::html::{STYLE, esc, table};
-use crate::report::summary::{count, us};
+use crate::report::fmt::{STYLE, count, esc, secs, us};
+use crate::report::html::table;
 use crate::report::{Report, charts};
 
 /// Why a comparison could not be made.
@@ -81,10 +81,6 @@ pub fn load(dirs: &[PathBuf], allow_different: bool) -> Result<Loaded, CompareEr
 
 fn lat_cells(l: &crate::recorder::LatencySummary) -> [String; 4] {
     [us(l.p50_us), us(l.p99_us), us(l.p999_us), us(l.max_us)]
-}
-
-fn secs(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".into(), |s| format!("{s:.2}s"))
 }
 
 /// The side-by-side rows: (section, header, rows).

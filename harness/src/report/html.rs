@@ -4,22 +4,11 @@
 use std::fmt::Write;
 
 use super::charts::Chart;
-use super::summary::{count, us};
+// `gates.rs` still calls `html::esc`; the helper lives in `fmt`.
+pub use super::fmt::esc;
+use super::fmt::{STYLE, count, secs, us};
 use super::{Report, Status};
 use crate::recorder::LatencySummary;
-
-/// Escape text for HTML.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-pub const STYLE: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;margin:2em auto;max-width:1180px;color:#222}\
-h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}\
-table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding:.3em .6em;text-align:right}\
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}\
-.bad{color:#b00020;font-weight:bold}.ok{color:#176f2c;font-weight:bold}\
-.warn{background:#fff4e5;border-left:4px solid #f0a020;padding:.4em .8em;margin:.4em 0}\
-.chart svg{max-width:100%;height:auto}pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:12px}";
 
 pub fn table(o: &mut String, head: &[&str], rows: &[Vec<String>]) {
     o.push_str("<table><tr>");
@@ -43,10 +32,6 @@ fn lat_row(name: &str, l: &LatencySummary) -> Vec<String> {
 
 fn verdict(n: u64) -> String {
     if n == 0 { format!("<span class=ok>{n}</span>") } else { format!("<span class=bad>{}</span>", count(n)) }
-}
-
-fn secs(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".to_string(), |s| format!("{s:.2}s"))
 }
 
 pub fn render(r: &Report, charts: &[Chart]) -> String {

@@ -4,6 +4,7 @@
 
 pub mod charts;
 pub mod faults;
+pub mod fmt;
 pub mod gates;
 pub mod html;
 pub mod shapes;

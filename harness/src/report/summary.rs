@@ -2,32 +2,11 @@
 
 use std::fmt::Write;
 
+use super::fmt::secs;
+// `gates.rs` and `run.rs` still call `summary::us` and `summary::count`; the helpers live in `fmt`.
+pub use super::fmt::{count, us};
 use super::{Report, Status};
 use crate::recorder::LatencySummary;
-
-/// `850us`, `12.3ms`, `4.20s`.
-pub fn us(v: u64) -> String {
-    if v < 1_000 {
-        format!("{v}us")
-    } else if v < 1_000_000 {
-        format!("{:.1}ms", v as f64 / 1e3)
-    } else {
-        format!("{:.2}s", v as f64 / 1e6)
-    }
-}
-
-/// `1,234,567`.
-pub fn count(v: u64) -> String {
-    let s = v.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 fn rate(v: f64) -> String {
     if v >= 100.0 { format!("{v:.0}/s") } else { format!("{v:.1}/s") }
@@ -164,7 +143,7 @@ pub fn text(r: &Report, report_path: &str) -> String {
         let _ = writeln!(o, "  fault      {}", fault_line(f));
     }
     if !r.gates.is_empty() {
-        let failed: Vec<&super::gates::GateResult> = r.gates.iter().filter(|g| !g.passed).collect();
+        let failed: Vec<_> = r.gates.iter().filter(|g| !g.passed).collect();
         let _ = writeln!(o, "  gates      {} passed, {} failed", r.gates.len() - failed.len(), failed.len());
         for g in failed {
             let _ = writeln!(o, "    FAILED   {}  ({})", g.gate, g.detail);
@@ -188,10 +167,6 @@ pub fn text(r: &Report, report_path: &str) -> String {
     }
     let _ = writeln!(o, "  report     {report_path}");
     o
-}
-
-fn secs(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".to_string(), |s| format!("{s:.2}s"))
 }
 
 fn fault_line(f: &super::faults::FaultReport) -> String {
@@ -368,18 +343,4 @@ pub fn markdown(r: &Report) -> String {
         }
     }
     o
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_are_readable() {
-        assert_eq!(us(850), "850us");
-        assert_eq!(us(12_345), "12.3ms");
-        assert_eq!(us(4_200_000), "4.20s");
-        assert_eq!(count(1_234_567), "1,234,567");
-        assert_eq!(count(12), "12");
-    }
 }
