@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::recorder::LatencySummary;
+use crate::report::faults::FaultReport;
 use crate::report::fmt::{STYLE, count, esc, secs, us};
-use crate::report::html::table;
-use crate::report::{Report, charts};
+use crate::report::table::{Cell, Table};
+use crate::report::{GroupReport, Report, charts};
 
 /// Why a comparison could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -79,94 +81,99 @@ pub fn load(dirs: &[PathBuf], allow_different: bool) -> Result<Loaded, CompareEr
     Ok((runs, warnings))
 }
 
-fn lat_cells(l: &crate::recorder::LatencySummary) -> [String; 4] {
-    [us(l.p50_us), us(l.p99_us), us(l.p999_us), us(l.max_us)]
+/// One row of a bake-off: a metric, and how to read it from a run's report.
+struct Metric<'a> {
+    name: String,
+    get: Box<dyn Fn(&Report) -> String + 'a>,
 }
 
-/// The side-by-side rows: (section, header, rows).
-fn sections(runs: &[(String, Report)]) -> Vec<(String, Vec<String>, Vec<Vec<String>>)> {
+fn metric<'a>(name: impl Into<String>, get: impl Fn(&Report) -> String + 'a) -> Metric<'a> {
+    Metric { name: name.into(), get: Box::new(get) }
+}
+
+/// A bake-off section: one row per metric, one column per run.
+fn side_by_side(runs: &[(String, Report)], metrics: Vec<Metric<'_>>) -> Table {
+    let mut t = Table::of(metrics).col("metric", |m| m.name.clone());
+    for (label, report) in runs {
+        t = t.col(label.as_str(), |m| (m.get)(report));
+    }
+    t.done()
+}
+
+/// The side-by-side sections: (title, table).
+fn sections(runs: &[(String, Report)]) -> Vec<(&'static str, Table)> {
     let mut out = Vec::new();
-    let head = |first: &str| {
-        let mut h = vec![first.to_string()];
-        h.extend(runs.iter().map(|(l, _)| l.clone()));
-        h
-    };
-    let row = |name: &str, f: &dyn Fn(&Report) -> String| {
-        let mut r = vec![name.to_string()];
-        r.extend(runs.iter().map(|(_, rep)| f(rep)));
-        r
-    };
     out.push((
-        "Throughput".into(),
-        head("metric"),
-        vec![
-            row("status", &|r| r.status.to_string()),
-            row("planned/s", &|r| format!("{:.1}", r.produce.planned_rate)),
-            row("achieved/s", &|r| format!("{:.1}", r.produce.achieved_rate)),
-            row("acked/s", &|r| format!("{:.1}", r.produce.msgs_per_s)),
-            row("MB/s", &|r| format!("{:.2}", r.produce.bytes_per_s / 1e6)),
-            row("failed", &|r| count(r.produce.failed)),
-            row("backpressure", &|r| count(r.produce.backpressure)),
-        ],
+        "Throughput",
+        side_by_side(
+            runs,
+            vec![
+                metric("status", |r| r.status.to_string()),
+                metric("planned/s", |r| format!("{:.1}", r.produce.planned_rate)),
+                metric("achieved/s", |r| format!("{:.1}", r.produce.achieved_rate)),
+                metric("acked/s", |r| format!("{:.1}", r.produce.msgs_per_s)),
+                metric("MB/s", |r| format!("{:.2}", r.produce.bytes_per_s / 1e6)),
+                metric("failed", |r| count(r.produce.failed)),
+                metric("backpressure", |r| count(r.produce.backpressure)),
+            ],
+        ),
     ));
-    let mut lat = Vec::new();
-    for (i, q) in ["p50", "p99", "p99.9", "max"].iter().enumerate() {
-        lat.push(row(&format!("ack {q} (from intended)"), &|r| lat_cells(&r.produce.latency_from_intended)[i].clone()));
-    }
-    let groups: Vec<String> = runs.first().map(|(_, r)| r.consumers.keys().cloned().collect()).unwrap_or_default();
-    for g in &groups {
-        // A run without this group (refused unless --allow-different) shows "-".
-        let group_row = |name: String, f: &dyn Fn(&crate::report::GroupReport) -> String| {
-            row(&name, &|r| r.consumers.get(g).map_or_else(|| "-".into(), f))
+    let ack = |q: &str, get: fn(&LatencySummary) -> u64| {
+        metric(format!("ack {q} (from intended)"), move |r| us(get(&r.produce.latency_from_intended)))
+    };
+    let mut lat =
+        vec![ack("p50", |l| l.p50_us), ack("p99", |l| l.p99_us), ack("p99.9", |l| l.p999_us), ack("max", |l| l.max_us)];
+    // The first run's groups; a run without one (refused unless --allow-different) shows "-".
+    for g in runs.first().map(|(_, r)| r.consumers.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+        let group = |what: &str, cell: fn(&GroupReport) -> String| {
+            let g = g.clone();
+            metric(format!("{g} {what}"), move |r| r.consumers.get(&g).map_or_else(|| "-".into(), cell))
         };
-        lat.push(group_row(format!("{g} end-to-end p99"), &|x| us(x.e2e_latency.p99_us)));
-        lat.push(group_row(format!("{g} max lag"), &|x| count(x.max_lag)));
+        lat.push(group("end-to-end p99", |x| us(x.e2e_latency.p99_us)));
+        lat.push(group("max lag", |x| count(x.max_lag)));
     }
-    out.push(("Latency and lag".into(), head("metric"), lat));
+    out.push(("Latency and lag", side_by_side(runs, lat)));
     out.push((
-        "Delivery audit".into(),
-        head("metric"),
-        vec![
-            row("acked", &|r| count(r.audit.counts.acked)),
-            row("lost", &|r| count(r.audit.counts.lost)),
-            row("duplicates", &|r| count(r.audit.counts.duplicates)),
-            row("reordered", &|r| count(r.audit.counts.reordered)),
-        ],
+        "Delivery audit",
+        side_by_side(
+            runs,
+            vec![
+                metric("acked", |r| count(r.audit.counts.acked)),
+                metric("lost", |r| count(r.audit.counts.lost)),
+                metric("duplicates", |r| count(r.audit.counts.duplicates)),
+                metric("reordered", |r| count(r.audit.counts.reordered)),
+            ],
+        ),
     ));
     let faults: Vec<String> =
         runs.first().map(|(_, r)| r.faults.iter().map(|f| f.name.clone()).collect()).unwrap_or_default();
     if !faults.is_empty() {
         let mut rows = Vec::new();
-        for f in &faults {
-            let fault_row = |what: &str, cell: &dyn Fn(&crate::report::faults::FaultReport) -> String| {
-                row(&format!("{f} {what}"), &|r| {
-                    r.faults.iter().find(|x| &x.name == f).map_or_else(|| "-".into(), cell)
+        for f in faults {
+            let fault = |what: &str, cell: fn(&FaultReport) -> String| {
+                let f = f.clone();
+                metric(format!("{f} {what}"), move |r| {
+                    r.faults.iter().find(|x| x.name == f).map_or_else(|| "-".into(), cell)
                 })
             };
-            rows.push(fault_row("unavailable", &|x| secs(x.unavailable.affected_partitions_s)));
-            rows.push(fault_row("p99 recovered", &|x| secs(x.recovery.recovered_s)));
-            rows.push(fault_row("throughput dip", &|x| format!("{:.0}%", x.throughput.dip_pct)));
+            rows.push(fault("unavailable", |x| secs(x.unavailable.affected_partitions_s)));
+            rows.push(fault("p99 recovered", |x| secs(x.recovery.recovered_s)));
+            rows.push(fault("throughput dip", |x| format!("{:.0}%", x.throughput.dip_pct)));
         }
-        out.push(("Recovery after faults".into(), head("metric"), rows));
+        out.push(("Recovery after faults", side_by_side(runs, rows)));
     }
     out.push((
-        "Harness".into(),
-        head("metric"),
-        vec![
-            row("fleetstorm CPU mean (of one core)", &|r| format!("{:.0}%", r.harness.cpu_pct_mean)),
-            row("host CPU mean", &|r| format!("{:.0}%", r.harness.host_cpu_pct_mean)),
-            row("harness saturated", &|r| if r.harness.saturated { "YES".into() } else { "no".into() }),
-        ],
+        "Harness",
+        side_by_side(
+            runs,
+            vec![
+                metric("fleetstorm CPU mean (of one core)", |r| format!("{:.0}%", r.harness.cpu_pct_mean)),
+                metric("host CPU mean", |r| format!("{:.0}%", r.harness.host_cpu_pct_mean)),
+                metric("harness saturated", |r| if r.harness.saturated { "YES".into() } else { "no".into() }),
+            ],
+        ),
     ));
     out
-}
-
-fn markdown_table(o: &mut String, head: &[String], rows: &[Vec<String>]) {
-    let _ = writeln!(o, "| {} |", head.join(" | "));
-    let _ = writeln!(o, "|{}", "---|".repeat(head.len()));
-    for r in rows {
-        let _ = writeln!(o, "| {} |", r.join(" | "));
-    }
 }
 
 /// A bake-off: writes compare.md, compare.html and overlay charts into `out`; returns the
@@ -185,11 +192,9 @@ pub fn bake_off(runs: &[(String, Report)], warnings: &[String], out: &Path) -> R
         first.scenario.seed,
         &first.scenario.fingerprint[..12.min(first.scenario.fingerprint.len())]
     );
-    let secs = sections(runs);
-    for (title, head, rows) in &secs {
-        let _ = writeln!(md, "## {title}\n");
-        markdown_table(&mut md, head, rows);
-        md.push('\n');
+    let sections = sections(runs);
+    for (title, table) in &sections {
+        let _ = writeln!(md, "## {title}\n\n{}", table.markdown());
     }
     let refs: Vec<(String, &Report)> = runs.iter().map(|(l, r)| (l.clone(), r)).collect();
     let charts = charts::write_comparison(&refs, out).map_err(CompareError::Output)?;
@@ -201,11 +206,8 @@ pub fn bake_off(runs: &[(String, Report)], warnings: &[String], out: &Path) -> R
     for w in warnings {
         let _ = write!(html, "<div class=warn><b>{}</b></div>", esc(w));
     }
-    for (title, head, rows) in &secs {
-        let _ = write!(html, "<h2>{}</h2>", esc(title));
-        let head: Vec<&str> = head.iter().map(String::as_str).collect();
-        let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| esc(c)).collect()).collect();
-        table(&mut html, &head, &rows);
+    for (title, table) in &sections {
+        let _ = write!(html, "<h2>{}</h2>{}", esc(title), table.html());
     }
     for c in &charts {
         let _ = write!(html, "<h2>{}</h2><div class=chart id=\"{}\">{}</div>", esc(&c.title), c.name, c.svg);
@@ -396,22 +398,14 @@ pub fn write_baseline(
     for w in warnings {
         let _ = writeln!(md, "> **{w}**\n");
     }
-    let head: Vec<String> =
-        ["metric", "baseline", "candidate", "change", "allowed", "verdict"].iter().map(|s| s.to_string()).collect();
-    let rows: Vec<Vec<String>> = checks
-        .iter()
-        .map(|c| {
-            vec![
-                format!("`{}`", c.metric),
-                c.display_baseline.clone(),
-                c.display_candidate.clone(),
-                if c.change_pct.is_finite() { format!("{:+.1}%", c.change_pct) } else { "new".into() },
-                format!("{}% ({})", c.tolerance_pct, c.key),
-                if c.regressed { "**REGRESSED**".into() } else { "ok".into() },
-            ]
-        })
-        .collect();
-    markdown_table(&mut md, &head, &rows);
+    let table = Table::of(checks)
+        .col("metric", |c| Cell::code(&c.metric))
+        .col("baseline", |c| &c.display_baseline)
+        .col("candidate", |c| &c.display_candidate)
+        .col("change", |c| if c.change_pct.is_finite() { format!("{:+.1}%", c.change_pct) } else { "new".into() })
+        .col("allowed", |c| format!("{}% ({})", c.tolerance_pct, c.key))
+        .col("verdict", |c| if c.regressed { Cell::alarm("REGRESSED") } else { Cell::plain("ok") });
+    md.push_str(&table.done().markdown());
     let json = serde_json::to_string_pretty(&serde_json::json!({
         "baseline": base.0, "candidate": cand.0, "regressions": regressions, "checks": checks, "warnings": warnings,
     }))

@@ -4,11 +4,14 @@
 
 pub mod charts;
 pub mod faults;
+#[cfg(test)]
+pub(crate) mod fixture;
 pub mod fmt;
 pub mod gates;
 pub mod html;
 pub mod shapes;
 pub mod summary;
+pub mod table;
 
 use std::collections::BTreeMap;
 use std::path::Path;
