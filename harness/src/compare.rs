@@ -430,3 +430,191 @@ pub fn write_baseline(
     charts::write_comparison(&refs, out).map_err(CompareError::Output)?;
     Ok(md)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture::{self, lat};
+
+    fn runs(a: Report, b: Report) -> Vec<(String, Report)> {
+        vec![("fast (a)".to_string(), a), ("slow (b)".to_string(), b)]
+    }
+
+    /// The cells of the row whose first cell is `metric`, in a section.
+    fn row(sections: &[(&str, Table)], title: &str, metric: &str) -> Vec<String> {
+        let (_, t) = sections.iter().find(|(t, _)| *t == title).unwrap_or_else(|| panic!("no section {title}"));
+        let r = t.rows().iter().find(|r| r[0].text() == metric).unwrap_or_else(|| panic!("no row {metric}"));
+        r.iter().map(Cell::text).collect()
+    }
+
+    fn check<'a>(checks: &'a [Check], metric: &str) -> &'a Check {
+        checks.iter().find(|c| c.metric == metric).unwrap_or_else(|| panic!("no check {metric}"))
+    }
+
+    #[test]
+    fn bake_off_sections_put_each_run_in_its_own_column() {
+        let mut slow = fixture::report("slow");
+        slow.produce.latency_from_intended = lat(3_000);
+        slow.harness.saturated = true;
+        let s = sections(&runs(fixture::report("fast"), slow));
+        let titles: Vec<&str> = s.iter().map(|(t, _)| *t).collect();
+        assert_eq!(titles, ["Throughput", "Latency and lag", "Delivery audit", "Recovery after faults", "Harness"]);
+        for (title, t) in &s {
+            assert_eq!(t.heads(), ["metric", "fast (a)", "slow (b)"], "{title}");
+        }
+        assert_eq!(row(&s, "Throughput", "achieved/s"), ["achieved/s", "1499.5", "1499.5"]);
+        assert_eq!(
+            row(&s, "Latency and lag", "ack p99 (from intended)"),
+            ["ack p99 (from intended)", "4.0ms", "12.0ms"]
+        );
+        assert_eq!(row(&s, "Latency and lag", "sink max lag"), ["sink max lag", "1,234", "1,234"]);
+        assert_eq!(row(&s, "Delivery audit", "lost"), ["lost", "2", "2"]);
+        assert_eq!(row(&s, "Recovery after faults", "kill p99 recovered"), ["kill p99 recovered", "4.25s", "4.25s"]);
+        assert_eq!(row(&s, "Recovery after faults", "pause unavailable"), ["pause unavailable", "n/a", "n/a"]);
+        assert_eq!(row(&s, "Harness", "harness saturated"), ["harness saturated", "no", "YES"]);
+    }
+
+    #[test]
+    fn bake_off_shows_a_dash_for_a_group_or_fault_the_first_run_has_and_another_lacks() {
+        let mut other = fixture::report("other");
+        other.consumers.clear();
+        other.faults.clear();
+        let s = sections(&runs(fixture::report("fast"), other));
+        assert_eq!(row(&s, "Latency and lag", "sink end-to-end p99"), ["sink end-to-end p99", "8.0ms", "-"]);
+        assert_eq!(row(&s, "Recovery after faults", "kill throughput dip"), ["kill throughput dip", "35%", "-"]);
+    }
+
+    #[test]
+    fn bake_off_without_faults_has_no_recovery_section() {
+        let (mut a, mut b) = (fixture::report("a"), fixture::report("b"));
+        a.faults.clear();
+        b.faults.clear();
+        assert!(sections(&runs(a, b)).iter().all(|(t, _)| *t != "Recovery after faults"));
+    }
+
+    #[test]
+    fn bake_off_writes_the_markdown_it_returns_and_escaped_html() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = vec![("a|<b>".to_string(), fixture::report("a")), ("c".to_string(), fixture::report("c"))];
+        let md = bake_off(&runs, &["mind <this>".to_string()], dir.path()).unwrap();
+        assert_eq!(md, std::fs::read_to_string(dir.path().join("compare.md")).unwrap());
+        assert!(md.starts_with("# fleetstorm comparison: fixture\n\n> **mind <this>**\n\n"), "{md}");
+        assert!(md.contains("Scenario `scenarios/fixture.yaml`, seed 7, fingerprint `0123456789ab`."), "{md}");
+        assert!(md.contains(
+            "## Throughput\n\n| metric | a\\|<b> | c |\n|---|---|---|\n| status | completed | completed |\n"
+        ));
+        let html = std::fs::read_to_string(dir.path().join("compare.html")).unwrap();
+        assert!(html.contains("<div class=warn><b>mind &lt;this&gt;</b></div>"), "{html}");
+        assert!(html.contains("<h2>Throughput</h2><table><tr><th>metric</th><th>a|&lt;b&gt;</th><th>c</th></tr>"));
+        assert!(!html.contains("<b>mind <this>") && !html.contains("<th>a|<b></th>"));
+    }
+
+    #[test]
+    fn parse_tolerances_reads_percentages_with_or_without_the_sign() {
+        let t = parse_tolerances(" p99=15%, throughput=5 ,audit=0%,").unwrap();
+        assert_eq!(t, BTreeMap::from([("audit".into(), 0.0), ("p99".into(), 15.0), ("throughput".into(), 5.0)]));
+        assert!(parse_tolerances("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn parse_tolerances_rejects_unknown_metrics_missing_values_and_non_numbers() {
+        let msg = |text: &str| match parse_tolerances(text) {
+            Err(CompareError::Input(m)) => m,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(
+            msg("p98=5%"),
+            "unknown metric `p98` in --max-regression; known: throughput, p50, p99, p999, e2e, lag, recovery, audit"
+        );
+        assert_eq!(msg("p99"), "`p99`: write KEY=PERCENT, e.g. p99=15%");
+        assert_eq!(msg("p99=fast"), "`fast` is not a percentage in --max-regression p99=fast");
+    }
+
+    #[test]
+    fn baseline_flags_a_latency_regression_beyond_its_tolerance() {
+        let base = fixture::report("base");
+        let mut cand = fixture::report("cand");
+        cand.produce.latency_from_intended.p99_us = 8_000; // 4ms -> 8ms: +100%, tolerance 15%
+        let checks = baseline(&base, &cand, &BTreeMap::new());
+        let c = check(&checks, "produce.latency.p99");
+        assert!(c.regressed, "{c:?}");
+        assert_eq!((c.key.as_str(), c.tolerance_pct, c.change_pct), ("p99", 15.0, 100.0));
+        assert_eq!((c.display_baseline.as_str(), c.display_candidate.as_str()), ("4.0ms", "8.0ms"));
+        assert_eq!(checks.iter().filter(|c| c.regressed).count(), 1, "only p99 moved: {checks:?}");
+    }
+
+    #[test]
+    fn baseline_tolerates_a_change_within_its_tolerance_or_its_absolute_slack() {
+        let mut base = fixture::report("base");
+        base.produce.latency_from_intended.p99_us = 100_000;
+        base.produce.latency_from_intended.p50_us = 100;
+        let mut cand = base.clone();
+        cand.produce.latency_from_intended.p99_us = 110_000; // +10%, tolerance 15%
+        cand.produce.latency_from_intended.p50_us = 400; // +300%, but 300us is under the 500us slack
+        cand.produce.msgs_per_s *= 1.5; // better, not worse
+        let checks = baseline(&base, &cand, &BTreeMap::new());
+        assert!(checks.iter().all(|c| !c.regressed), "{checks:?}");
+        assert_eq!(check(&checks, "produce.latency.p50").change_pct, 300.0);
+    }
+
+    #[test]
+    fn baseline_per_metric_overrides_loosen_or_tighten_one_tolerance() {
+        let mut base = fixture::report("base");
+        base.produce.latency_from_intended.p99_us = 100_000;
+        let mut cand = base.clone();
+        cand.produce.latency_from_intended.p99_us = 110_000; // +10%
+        let tight = baseline(&base, &cand, &BTreeMap::from([("p99".to_string(), 5.0)]));
+        assert!(check(&tight, "produce.latency.p99").regressed);
+        assert_eq!(check(&tight, "produce.latency.p99").tolerance_pct, 5.0);
+        assert_eq!(check(&tight, "produce.latency.p50").tolerance_pct, 20.0, "other keys keep their default");
+        cand.produce.latency_from_intended.p99_us = 300_000; // +200%
+        let loose = baseline(&base, &cand, &BTreeMap::from([("p99".to_string(), 250.0)]));
+        assert!(!check(&loose, "produce.latency.p99").regressed);
+    }
+
+    #[test]
+    fn baseline_counts_any_audit_increase_and_a_throughput_drop_as_regressions() {
+        let base = fixture::report("base");
+        let mut cand = base.clone();
+        cand.audit.counts.lost += 1;
+        cand.audit.counts.duplicates = 0; // fewer is fine
+        cand.produce.msgs_per_s = base.produce.msgs_per_s * 0.9; // -10%, tolerance 5%
+        let checks = baseline(&base, &cand, &BTreeMap::new());
+        assert!(check(&checks, "audit.lost").regressed);
+        assert!(!check(&checks, "audit.duplicates").regressed);
+        assert!(check(&checks, "produce.msgs_per_s").regressed);
+        assert!(!check(&checks, "produce.achieved_rate").regressed);
+    }
+
+    #[test]
+    fn baseline_checks_groups_and_faults_both_runs_have_and_a_fault_that_never_recovered_regresses() {
+        let base = fixture::report("base");
+        let mut cand = base.clone();
+        cand.faults[0].recovery.recovered_s = None;
+        let checks = baseline(&base, &cand, &BTreeMap::new());
+        let c = check(&checks, "faults.kill.recovered");
+        assert!(c.regressed && !c.change_pct.is_finite(), "{c:?}");
+        assert!(checks.iter().any(|c| c.metric == "consumers.sink.e2e.p99"));
+        cand.consumers.clear();
+        let checks = baseline(&base, &cand, &BTreeMap::new());
+        assert!(!checks.iter().any(|c| c.metric.starts_with("consumers.")), "{checks:?}");
+    }
+
+    #[test]
+    fn write_baseline_marks_regressions_in_markdown_and_junit() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = ("base (a)".to_string(), fixture::report("base"));
+        let mut cand = ("cand (b)".to_string(), fixture::report("cand"));
+        cand.1.audit.counts.lost = 5;
+        let checks = baseline(&base.1, &cand.1, &BTreeMap::new());
+        let md = write_baseline(&base, &cand, &checks, &[], dir.path()).unwrap();
+        assert!(md.contains("baseline **base (a)**, candidate **cand (b)**: **1 regression(s)**"), "{md}");
+        assert!(
+            md.contains("| metric | baseline | candidate | change | allowed | verdict |\n|---|---|---|---|---|---|\n")
+        );
+        assert!(md.contains("| `audit.lost` | 2 | 5 | +150.0% | 0% (audit) | **REGRESSED** |"), "{md}");
+        assert!(md.contains("| `produce.latency.p99` | 4.0ms | 4.0ms | +0.0% | 15% (p99) | ok |"), "{md}");
+        let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+        assert!(junit.contains("failures=\"1\""), "{junit}");
+    }
+}
