@@ -39,7 +39,7 @@ pub type Loaded = (Vec<(String, Report)>, Vec<String>);
 pub fn load(dirs: &[PathBuf], allow_different: bool) -> Result<Loaded, CompareError> {
     let mut runs = Vec::new();
     for d in dirs {
-        let r = Report::read(d).map_err(CompareError::Input)?;
+        let r = Report::read(d).map_err(|e| CompareError::Input(e.to_string()))?;
         let dir_name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         runs.push((format!("{} ({dir_name})", r.target.profile), r));
     }
@@ -197,7 +197,7 @@ pub fn bake_off(runs: &[(String, Report)], warnings: &[String], out: &Path) -> R
         let _ = writeln!(md, "## {title}\n\n{}", table.markdown());
     }
     let refs: Vec<(String, &Report)> = runs.iter().map(|(l, r)| (l.clone(), r)).collect();
-    let charts = charts::write_comparison(&refs, out).map_err(CompareError::Output)?;
+    let charts = charts::write_comparison(&refs, out).map_err(|e| CompareError::Output(e.to_string()))?;
     let mut html = format!(
         "<!doctype html><html><head><meta charset=utf-8><title>fleetstorm comparison: {}</title><style>{STYLE}</style></head><body><h1>Comparison: {}</h1>",
         esc(&first.scenario.name),
@@ -427,7 +427,7 @@ pub fn write_baseline(
         std::fs::write(out.join(name), text).map_err(|e| CompareError::Output(format!("cannot write {name}: {e}")))?;
     }
     let refs: Vec<(String, &Report)> = vec![(base.0.clone(), &base.1), (cand.0.clone(), &cand.1)];
-    charts::write_comparison(&refs, out).map_err(CompareError::Output)?;
+    charts::write_comparison(&refs, out).map_err(|e| CompareError::Output(e.to_string()))?;
     Ok(md)
 }
 
