@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::report::html::{STYLE, esc, table};
-use crate::report::summary::{count, us};
-use crate::report::{Report, charts};
+use crate::report::faults::FaultReport;
+use crate::report::fmt::{STYLE, count, esc, secs, us};
+use crate::report::schema::LatencySummary;
+use crate::report::table::{Cell, Table};
+use crate::report::{GroupReport, Report, charts};
 
 /// Why a comparison could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +39,7 @@ pub type Loaded = (Vec<(String, Report)>, Vec<String>);
 pub fn load(dirs: &[PathBuf], allow_different: bool) -> Result<Loaded, CompareError> {
     let mut runs = Vec::new();
     for d in dirs {
-        let r = Report::read(d).map_err(CompareError::Input)?;
+        let r = Report::read(d).map_err(|e| CompareError::Input(e.to_string()))?;
         let dir_name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         runs.push((format!("{} ({dir_name})", r.target.profile), r));
     }
@@ -79,98 +81,99 @@ pub fn load(dirs: &[PathBuf], allow_different: bool) -> Result<Loaded, CompareEr
     Ok((runs, warnings))
 }
 
-fn lat_cells(l: &crate::report::schema::LatencySummary) -> [String; 4] {
-    [us(l.p50_us), us(l.p99_us), us(l.p999_us), us(l.max_us)]
+/// One row of a bake-off: a metric, and how to read it from a run's report.
+struct Metric<'a> {
+    name: String,
+    get: Box<dyn Fn(&Report) -> String + 'a>,
 }
 
-fn secs(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".into(), |s| format!("{s:.2}s"))
+fn metric<'a>(name: impl Into<String>, get: impl Fn(&Report) -> String + 'a) -> Metric<'a> {
+    Metric { name: name.into(), get: Box::new(get) }
 }
 
-/// The side-by-side rows: (section, header, rows).
-fn sections(runs: &[(String, Report)]) -> Vec<(String, Vec<String>, Vec<Vec<String>>)> {
+/// A bake-off section: one row per metric, one column per run.
+fn side_by_side(runs: &[(String, Report)], metrics: Vec<Metric<'_>>) -> Table {
+    let mut t = Table::of(metrics).col("metric", |m| m.name.clone());
+    for (label, report) in runs {
+        t = t.col(label.as_str(), |m| (m.get)(report));
+    }
+    t.done()
+}
+
+/// The side-by-side sections: (title, table).
+fn sections(runs: &[(String, Report)]) -> Vec<(&'static str, Table)> {
     let mut out = Vec::new();
-    let head = |first: &str| {
-        let mut h = vec![first.to_string()];
-        h.extend(runs.iter().map(|(l, _)| l.clone()));
-        h
-    };
-    let row = |name: &str, f: &dyn Fn(&Report) -> String| {
-        let mut r = vec![name.to_string()];
-        r.extend(runs.iter().map(|(_, rep)| f(rep)));
-        r
-    };
     out.push((
-        "Throughput".into(),
-        head("metric"),
-        vec![
-            row("status", &|r| r.status.to_string()),
-            row("planned/s", &|r| format!("{:.1}", r.produce.planned_rate)),
-            row("achieved/s", &|r| format!("{:.1}", r.produce.achieved_rate)),
-            row("acked/s", &|r| format!("{:.1}", r.produce.msgs_per_s)),
-            row("MB/s", &|r| format!("{:.2}", r.produce.bytes_per_s / 1e6)),
-            row("failed", &|r| count(r.produce.failed)),
-            row("backpressure", &|r| count(r.produce.backpressure)),
-        ],
+        "Throughput",
+        side_by_side(
+            runs,
+            vec![
+                metric("status", |r| r.status.to_string()),
+                metric("planned/s", |r| format!("{:.1}", r.produce.planned_rate)),
+                metric("achieved/s", |r| format!("{:.1}", r.produce.achieved_rate)),
+                metric("acked/s", |r| format!("{:.1}", r.produce.msgs_per_s)),
+                metric("MB/s", |r| format!("{:.2}", r.produce.bytes_per_s / 1e6)),
+                metric("failed", |r| count(r.produce.failed)),
+                metric("backpressure", |r| count(r.produce.backpressure)),
+            ],
+        ),
     ));
-    let mut lat = Vec::new();
-    for (i, q) in ["p50", "p99", "p99.9", "max"].iter().enumerate() {
-        lat.push(row(&format!("ack {q} (from intended)"), &|r| lat_cells(&r.produce.latency_from_intended)[i].clone()));
-    }
-    let groups: Vec<String> = runs.first().map(|(_, r)| r.consumers.keys().cloned().collect()).unwrap_or_default();
-    for g in &groups {
-        // A run without this group (refused unless --allow-different) shows "-".
-        let group_row = |name: String, f: &dyn Fn(&crate::report::GroupReport) -> String| {
-            row(&name, &|r| r.consumers.get(g).map_or_else(|| "-".into(), f))
+    let ack = |q: &str, get: fn(&LatencySummary) -> u64| {
+        metric(format!("ack {q} (from intended)"), move |r| us(get(&r.produce.latency_from_intended)))
+    };
+    let mut lat =
+        vec![ack("p50", |l| l.p50_us), ack("p99", |l| l.p99_us), ack("p99.9", |l| l.p999_us), ack("max", |l| l.max_us)];
+    // The first run's groups; a run without one (refused unless --allow-different) shows "-".
+    for g in runs.first().map(|(_, r)| r.consumers.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+        let group = |what: &str, cell: fn(&GroupReport) -> String| {
+            let g = g.clone();
+            metric(format!("{g} {what}"), move |r| r.consumers.get(&g).map_or_else(|| "-".into(), cell))
         };
-        lat.push(group_row(format!("{g} end-to-end p99"), &|x| us(x.e2e_latency.p99_us)));
-        lat.push(group_row(format!("{g} max lag"), &|x| count(x.max_lag)));
+        lat.push(group("end-to-end p99", |x| us(x.e2e_latency.p99_us)));
+        lat.push(group("max lag", |x| count(x.max_lag)));
     }
-    out.push(("Latency and lag".into(), head("metric"), lat));
+    out.push(("Latency and lag", side_by_side(runs, lat)));
     out.push((
-        "Delivery audit".into(),
-        head("metric"),
-        vec![
-            row("acked", &|r| count(r.audit.counts.acked)),
-            row("lost", &|r| count(r.audit.counts.lost)),
-            row("duplicates", &|r| count(r.audit.counts.duplicates)),
-            row("reordered", &|r| count(r.audit.counts.reordered)),
-        ],
+        "Delivery audit",
+        side_by_side(
+            runs,
+            vec![
+                metric("acked", |r| count(r.audit.counts.acked)),
+                metric("lost", |r| count(r.audit.counts.lost)),
+                metric("duplicates", |r| count(r.audit.counts.duplicates)),
+                metric("reordered", |r| count(r.audit.counts.reordered)),
+            ],
+        ),
     ));
     let faults: Vec<String> =
         runs.first().map(|(_, r)| r.faults.iter().map(|f| f.name.clone()).collect()).unwrap_or_default();
     if !faults.is_empty() {
         let mut rows = Vec::new();
-        for f in &faults {
-            let fault_row = |what: &str, cell: &dyn Fn(&crate::report::faults::FaultReport) -> String| {
-                row(&format!("{f} {what}"), &|r| {
-                    r.faults.iter().find(|x| &x.name == f).map_or_else(|| "-".into(), cell)
+        for f in faults {
+            let fault = |what: &str, cell: fn(&FaultReport) -> String| {
+                let f = f.clone();
+                metric(format!("{f} {what}"), move |r| {
+                    r.faults.iter().find(|x| x.name == f).map_or_else(|| "-".into(), cell)
                 })
             };
-            rows.push(fault_row("unavailable", &|x| secs(x.unavailable.affected_partitions_s)));
-            rows.push(fault_row("p99 recovered", &|x| secs(x.recovery.recovered_s)));
-            rows.push(fault_row("throughput dip", &|x| format!("{:.0}%", x.throughput.dip_pct)));
+            rows.push(fault("unavailable", |x| secs(x.unavailable.affected_partitions_s)));
+            rows.push(fault("p99 recovered", |x| secs(x.recovery.recovered_s)));
+            rows.push(fault("throughput dip", |x| format!("{:.0}%", x.throughput.dip_pct)));
         }
-        out.push(("Recovery after faults".into(), head("metric"), rows));
+        out.push(("Recovery after faults", side_by_side(runs, rows)));
     }
     out.push((
-        "Harness".into(),
-        head("metric"),
-        vec![
-            row("fleetstorm CPU mean (of one core)", &|r| format!("{:.0}%", r.harness.cpu_pct_mean)),
-            row("host CPU mean", &|r| format!("{:.0}%", r.harness.host_cpu_pct_mean)),
-            row("harness saturated", &|r| if r.harness.saturated { "YES".into() } else { "no".into() }),
-        ],
+        "Harness",
+        side_by_side(
+            runs,
+            vec![
+                metric("fleetstorm CPU mean (of one core)", |r| format!("{:.0}%", r.harness.cpu_pct_mean)),
+                metric("host CPU mean", |r| format!("{:.0}%", r.harness.host_cpu_pct_mean)),
+                metric("harness saturated", |r| if r.harness.saturated { "YES".into() } else { "no".into() }),
+            ],
+        ),
     ));
     out
-}
-
-fn markdown_table(o: &mut String, head: &[String], rows: &[Vec<String>]) {
-    let _ = writeln!(o, "| {} |", head.join(" | "));
-    let _ = writeln!(o, "|{}", "---|".repeat(head.len()));
-    for r in rows {
-        let _ = writeln!(o, "| {} |", r.join(" | "));
-    }
 }
 
 /// A bake-off: writes compare.md, compare.html and overlay charts into `out`; returns the
@@ -189,14 +192,12 @@ pub fn bake_off(runs: &[(String, Report)], warnings: &[String], out: &Path) -> R
         first.scenario.seed,
         &first.scenario.fingerprint[..12.min(first.scenario.fingerprint.len())]
     );
-    let secs = sections(runs);
-    for (title, head, rows) in &secs {
-        let _ = writeln!(md, "## {title}\n");
-        markdown_table(&mut md, head, rows);
-        md.push('\n');
+    let sections = sections(runs);
+    for (title, table) in &sections {
+        let _ = writeln!(md, "## {title}\n\n{}", table.markdown());
     }
     let refs: Vec<(String, &Report)> = runs.iter().map(|(l, r)| (l.clone(), r)).collect();
-    let charts = charts::write_comparison(&refs, out).map_err(CompareError::Output)?;
+    let charts = charts::write_comparison(&refs, out).map_err(|e| CompareError::Output(e.to_string()))?;
     let mut html = format!(
         "<!doctype html><html><head><meta charset=utf-8><title>fleetstorm comparison: {}</title><style>{STYLE}</style></head><body><h1>Comparison: {}</h1>",
         esc(&first.scenario.name),
@@ -205,11 +206,8 @@ pub fn bake_off(runs: &[(String, Report)], warnings: &[String], out: &Path) -> R
     for w in warnings {
         let _ = write!(html, "<div class=warn><b>{}</b></div>", esc(w));
     }
-    for (title, head, rows) in &secs {
-        let _ = write!(html, "<h2>{}</h2>", esc(title));
-        let head: Vec<&str> = head.iter().map(String::as_str).collect();
-        let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| esc(c)).collect()).collect();
-        table(&mut html, &head, &rows);
+    for (title, table) in &sections {
+        let _ = write!(html, "<h2>{}</h2>{}", esc(title), table.html());
     }
     for c in &charts {
         let _ = write!(html, "<h2>{}</h2><div class=chart id=\"{}\">{}</div>", esc(&c.title), c.name, c.svg);
@@ -400,22 +398,14 @@ pub fn write_baseline(
     for w in warnings {
         let _ = writeln!(md, "> **{w}**\n");
     }
-    let head: Vec<String> =
-        ["metric", "baseline", "candidate", "change", "allowed", "verdict"].iter().map(|s| s.to_string()).collect();
-    let rows: Vec<Vec<String>> = checks
-        .iter()
-        .map(|c| {
-            vec![
-                format!("`{}`", c.metric),
-                c.display_baseline.clone(),
-                c.display_candidate.clone(),
-                if c.change_pct.is_finite() { format!("{:+.1}%", c.change_pct) } else { "new".into() },
-                format!("{}% ({})", c.tolerance_pct, c.key),
-                if c.regressed { "**REGRESSED**".into() } else { "ok".into() },
-            ]
-        })
-        .collect();
-    markdown_table(&mut md, &head, &rows);
+    let table = Table::of(checks)
+        .col("metric", |c| Cell::code(&c.metric))
+        .col("baseline", |c| &c.display_baseline)
+        .col("candidate", |c| &c.display_candidate)
+        .col("change", |c| if c.change_pct.is_finite() { format!("{:+.1}%", c.change_pct) } else { "new".into() })
+        .col("allowed", |c| format!("{}% ({})", c.tolerance_pct, c.key))
+        .col("verdict", |c| if c.regressed { Cell::alarm("REGRESSED") } else { Cell::plain("ok") });
+    md.push_str(&table.done().markdown());
     let json = serde_json::to_string_pretty(&serde_json::json!({
         "baseline": base.0, "candidate": cand.0, "regressions": regressions, "checks": checks, "warnings": warnings,
     }))
@@ -437,6 +427,194 @@ pub fn write_baseline(
         std::fs::write(out.join(name), text).map_err(|e| CompareError::Output(format!("cannot write {name}: {e}")))?;
     }
     let refs: Vec<(String, &Report)> = vec![(base.0.clone(), &base.1), (cand.0.clone(), &cand.1)];
-    charts::write_comparison(&refs, out).map_err(CompareError::Output)?;
+    charts::write_comparison(&refs, out).map_err(|e| CompareError::Output(e.to_string()))?;
     Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixture::{self, lat};
+
+    fn runs(a: Report, b: Report) -> Vec<(String, Report)> {
+        vec![("fast (a)".to_string(), a), ("slow (b)".to_string(), b)]
+    }
+
+    /// The cells of the row whose first cell is `metric`, in a section.
+    fn row(sections: &[(&str, Table)], title: &str, metric: &str) -> Vec<String> {
+        let (_, t) = sections.iter().find(|(t, _)| *t == title).unwrap_or_else(|| panic!("no section {title}"));
+        let r = t.rows().iter().find(|r| r[0].text() == metric).unwrap_or_else(|| panic!("no row {metric}"));
+        r.iter().map(Cell::text).collect()
+    }
+
+    fn check<'a>(checks: &'a [Check], metric: &str) -> &'a Check {
+        checks.iter().find(|c| c.metric == metric).unwrap_or_else(|| panic!("no check {metric}"))
+    }
+
+    #[test]
+    fn bake_off_sections_put_each_run_in_its_own_column() {
+        let mut slow = fixture::report("slow");
+        slow.produce.latency_from_intended = lat(3_000);
+        slow.harness.saturated = true;
+        let s = sections(&runs(fixture::report("fast"), slow));
+        let titles: Vec<&str> = s.iter().map(|(t, _)| *t).collect();
+        assert_eq!(titles, ["Throughput", "Latency and lag", "Delivery audit", "Recovery after faults", "Harness"]);
+        for (title, t) in &s {
+            assert_eq!(t.heads(), ["metric", "fast (a)", "slow (b)"], "{title}");
+        }
+        assert_eq!(row(&s, "Throughput", "achieved/s"), ["achieved/s", "1499.5", "1499.5"]);
+        assert_eq!(
+            row(&s, "Latency and lag", "ack p99 (from intended)"),
+            ["ack p99 (from intended)", "4.0ms", "12.0ms"]
+        );
+        assert_eq!(row(&s, "Latency and lag", "sink max lag"), ["sink max lag", "1,234", "1,234"]);
+        assert_eq!(row(&s, "Delivery audit", "lost"), ["lost", "2", "2"]);
+        assert_eq!(row(&s, "Recovery after faults", "kill p99 recovered"), ["kill p99 recovered", "4.25s", "4.25s"]);
+        assert_eq!(row(&s, "Recovery after faults", "pause unavailable"), ["pause unavailable", "n/a", "n/a"]);
+        assert_eq!(row(&s, "Harness", "harness saturated"), ["harness saturated", "no", "YES"]);
+    }
+
+    #[test]
+    fn bake_off_shows_a_dash_for_a_group_or_fault_the_first_run_has_and_another_lacks() {
+        let mut other = fixture::report("other");
+        other.consumers.clear();
+        other.faults.clear();
+        let s = sections(&runs(fixture::report("fast"), other));
+        assert_eq!(row(&s, "Latency and lag", "sink end-to-end p99"), ["sink end-to-end p99", "8.0ms", "-"]);
+        assert_eq!(row(&s, "Recovery after faults", "kill throughput dip"), ["kill throughput dip", "35%", "-"]);
+    }
+
+    #[test]
+    fn bake_off_without_faults_has_no_recovery_section() {
+        let (mut a, mut b) = (fixture::report("a"), fixture::report("b"));
+        a.faults.clear();
+        b.faults.clear();
+        assert!(sections(&runs(a, b)).iter().all(|(t, _)| *t != "Recovery after faults"));
+    }
+
+    #[test]
+    fn bake_off_writes_the_markdown_it_returns_and_escaped_html() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = vec![("a|<b>".to_string(), fixture::report("a")), ("c".to_string(), fixture::report("c"))];
+        let md = bake_off(&runs, &["mind <this>".to_string()], dir.path()).unwrap();
+        assert_eq!(md, std::fs::read_to_string(dir.path().join("compare.md")).unwrap());
+        assert!(md.starts_with("# fleetstorm comparison: fixture\n\n> **mind <this>**\n\n"), "{md}");
+        assert!(md.contains("Scenario `scenarios/fixture.yaml`, seed 7, fingerprint `0123456789ab`."), "{md}");
+        assert!(md.contains(
+            "## Throughput\n\n| metric | a\\|<b> | c |\n|---|---|---|\n| status | completed | completed |\n"
+        ));
+        let html = std::fs::read_to_string(dir.path().join("compare.html")).unwrap();
+        assert!(html.contains("<div class=warn><b>mind &lt;this&gt;</b></div>"), "{html}");
+        assert!(html.contains("<h2>Throughput</h2><table><tr><th>metric</th><th>a|&lt;b&gt;</th><th>c</th></tr>"));
+        assert!(!html.contains("<b>mind <this>") && !html.contains("<th>a|<b></th>"));
+    }
+
+    #[test]
+    fn parse_tolerances_reads_percentages_with_or_without_the_sign() {
+        let t = parse_tolerances(" p99=15%, throughput=5 ,audit=0%,").unwrap();
+        assert_eq!(t, BTreeMap::from([("audit".into(), 0.0), ("p99".into(), 15.0), ("throughput".into(), 5.0)]));
+        assert!(parse_tolerances("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn parse_tolerances_rejects_unknown_metrics_missing_values_and_non_numbers() {
+        let msg = |text: &str| match parse_tolerances(text) {
+            Err(CompareError::Input(m)) => m,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(
+            msg("p98=5%"),
+            "unknown metric `p98` in --max-regression; known: throughput, p50, p99, p999, e2e, lag, recovery, audit"
+        );
+        assert_eq!(msg("p99"), "`p99`: write KEY=PERCENT, e.g. p99=15%");
+        assert_eq!(msg("p99=fast"), "`fast` is not a percentage in --max-regression p99=fast");
+    }
+
+    #[test]
+    fn baseline_flags_a_latency_regression_beyond_its_tolerance() {
+        let base = fixture::report("base");
+        let mut cand = fixture::report("cand");
+        cand.produce.latency_from_intended.p99_us = 8_000; // 4ms -> 8ms: +100%, tolerance 15%
+        let checks = baseline(&base, &cand, &BTreeMap::new());
+        let c = check(&checks, "produce.latency.p99");
+        assert!(c.regressed, "{c:?}");
+        assert_eq!((c.key.as_str(), c.tolerance_pct, c.change_pct), ("p99", 15.0, 100.0));
+        assert_eq!((c.display_baseline.as_str(), c.display_candidate.as_str()), ("4.0ms", "8.0ms"));
+        assert_eq!(checks.iter().filter(|c| c.regressed).count(), 1, "only p99 moved: {checks:?}");
+    }
+
+    #[test]
+    fn baseline_tolerates_a_change_within_its_tolerance_or_its_absolute_slack() {
+        let mut base = fixture::report("base");
+        base.produce.latency_from_intended.p99_us = 100_000;
+        base.produce.latency_from_intended.p50_us = 100;
+        let mut cand = base.clone();
+        cand.produce.latency_from_intended.p99_us = 110_000; // +10%, tolerance 15%
+        cand.produce.latency_from_intended.p50_us = 400; // +300%, but 300us is under the 500us slack
+        cand.produce.msgs_per_s *= 1.5; // better, not worse
+        let checks = baseline(&base, &cand, &BTreeMap::new());
+        assert!(checks.iter().all(|c| !c.regressed), "{checks:?}");
+        assert_eq!(check(&checks, "produce.latency.p50").change_pct, 300.0);
+    }
+
+    #[test]
+    fn baseline_per_metric_overrides_loosen_or_tighten_one_tolerance() {
+        let mut base = fixture::report("base");
+        base.produce.latency_from_intended.p99_us = 100_000;
+        let mut cand = base.clone();
+        cand.produce.latency_from_intended.p99_us = 110_000; // +10%
+        let tight = baseline(&base, &cand, &BTreeMap::from([("p99".to_string(), 5.0)]));
+        assert!(check(&tight, "produce.latency.p99").regressed);
+        assert_eq!(check(&tight, "produce.latency.p99").tolerance_pct, 5.0);
+        assert_eq!(check(&tight, "produce.latency.p50").tolerance_pct, 20.0, "other keys keep their default");
+        cand.produce.latency_from_intended.p99_us = 300_000; // +200%
+        let loose = baseline(&base, &cand, &BTreeMap::from([("p99".to_string(), 250.0)]));
+        assert!(!check(&loose, "produce.latency.p99").regressed);
+    }
+
+    #[test]
+    fn baseline_counts_any_audit_increase_and_a_throughput_drop_as_regressions() {
+        let base = fixture::report("base");
+        let mut cand = base.clone();
+        cand.audit.counts.lost += 1;
+        cand.audit.counts.duplicates = 0; // fewer is fine
+        cand.produce.msgs_per_s = base.produce.msgs_per_s * 0.9; // -10%, tolerance 5%
+        let checks = baseline(&base, &cand, &BTreeMap::new());
+        assert!(check(&checks, "audit.lost").regressed);
+        assert!(!check(&checks, "audit.duplicates").regressed);
+        assert!(check(&checks, "produce.msgs_per_s").regressed);
+        assert!(!check(&checks, "produce.achieved_rate").regressed);
+    }
+
+    #[test]
+    fn baseline_checks_groups_and_faults_both_runs_have_and_a_fault_that_never_recovered_regresses() {
+        let base = fixture::report("base");
+        let mut cand = base.clone();
+        cand.faults[0].recovery.recovered_s = None;
+        let checks = baseline(&base, &cand, &BTreeMap::new());
+        let c = check(&checks, "faults.kill.recovered");
+        assert!(c.regressed && !c.change_pct.is_finite(), "{c:?}");
+        assert!(checks.iter().any(|c| c.metric == "consumers.sink.e2e.p99"));
+        cand.consumers.clear();
+        let checks = baseline(&base, &cand, &BTreeMap::new());
+        assert!(!checks.iter().any(|c| c.metric.starts_with("consumers.")), "{checks:?}");
+    }
+
+    #[test]
+    fn write_baseline_marks_regressions_in_markdown_and_junit() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = ("base (a)".to_string(), fixture::report("base"));
+        let mut cand = ("cand (b)".to_string(), fixture::report("cand"));
+        cand.1.audit.counts.lost = 5;
+        let checks = baseline(&base.1, &cand.1, &BTreeMap::new());
+        let md = write_baseline(&base, &cand, &checks, &[], dir.path()).unwrap();
+        assert!(md.contains("baseline **base (a)**, candidate **cand (b)**: **1 regression(s)**"), "{md}");
+        assert!(
+            md.contains("| metric | baseline | candidate | change | allowed | verdict |\n|---|---|---|---|---|---|\n")
+        );
+        assert!(md.contains("| `audit.lost` | 2 | 5 | +150.0% | 0% (audit) | **REGRESSED** |"), "{md}");
+        assert!(md.contains("| `produce.latency.p99` | 4.0ms | 4.0ms | +0.0% | 15% (p99) | ok |"), "{md}");
+        let junit = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+        assert!(junit.contains("failures=\"1\""), "{junit}");
+    }
 }

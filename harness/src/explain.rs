@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::config::scenario::{BrokerSelector, ReplayTarget, Scenario};
 use crate::plan::Plan;
-use crate::report::summary::count;
+use crate::report::fmt::count;
 
 /// One timed happening.
 #[derive(Clone, Debug, Serialize)]

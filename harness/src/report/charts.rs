@@ -10,7 +10,7 @@
 //!
 //! Fault windows are shaded red, reconnect-wave windows blue, on the time charts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::Shift;
@@ -68,8 +68,23 @@ fn windows(r: &Report) -> Vec<(f64, f64, bool)> {
     v
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> String {
-    format!("{e:?}")
+/// Why a chart was not written. The message carries its cause (see `report::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("cannot draw the {chart} chart: {cause}")]
+    Draw { chart: &'static str, cause: DrawError },
+    #[error("cannot write {}: {cause}", path.display())]
+    Write { path: PathBuf, cause: std::io::Error },
+}
+
+/// What plotters reported. Its errors are generic over the backend (SVG, bitmap), so they are
+/// kept as their description.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DrawError(String);
+
+fn err<E: std::fmt::Debug>(e: E) -> DrawError {
+    DrawError(format!("{e:?}"))
 }
 
 fn time_chart<DB: DrawingBackend>(
@@ -79,7 +94,7 @@ fn time_chart<DB: DrawingBackend>(
     series: &[Series],
     shade: &[(f64, f64, bool)],
     log_y: bool,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     root.fill(&WHITE).map_err(err)?;
     let x_max = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.0)).fold(1.0, f64::max) + 1.0;
     let y_max = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)).fold(0.0, f64::max).max(1.0) * 1.1;
@@ -177,7 +192,7 @@ fn spectrum_chart<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     title: &str,
     spectra: &[(String, Vec<SpectrumPoint>)],
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     root.fill(&WHITE).map_err(err)?;
     let x_max = spectra.iter().flat_map(|(_, v)| v.iter().map(|p| spectrum_x(p.percentile))).fold(2.0, f64::max).ceil();
     let y_max = spectra.iter().flat_map(|(_, v)| v.iter().map(|p| p.value_us as f64 / 1e3)).fold(1.0, f64::max) * 1.2;
@@ -254,7 +269,7 @@ enum Spec {
     Spectrum { title: String, spectra: Vec<(String, Vec<SpectrumPoint>)> },
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, spec: &Spec) -> Result<(), String> {
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, spec: &Spec) -> Result<(), DrawError> {
     match spec {
         Spec::Time { title, y, series, shade, log } => time_chart(root, title, y, series, shade, *log),
         Spec::Spectrum { title, spectra } => spectrum_chart(root, title, spectra),
@@ -350,23 +365,25 @@ fn title_of(spec: &Spec) -> String {
 }
 
 /// Render one spec as PNG (to `dir/<name>.png`) and SVG (to `dir/<name>.svg`, returned too).
-fn render(dir: &Path, name: &'static str, spec: &Spec) -> Result<Chart, String> {
+fn render(dir: &Path, name: &'static str, spec: &Spec) -> Result<Chart, ChartError> {
     fonts();
+    let drawn = |cause| ChartError::Draw { chart: name, cause };
     let mut svg = String::new();
-    draw(SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area(), spec)?;
-    std::fs::write(dir.join(format!("{name}.svg")), &svg).map_err(|e| e.to_string())?;
+    draw(SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area(), spec).map_err(drawn)?;
+    let path = dir.join(format!("{name}.svg"));
+    std::fs::write(&path, &svg).map_err(|cause| ChartError::Write { path, cause })?;
     let png = dir.join(format!("{name}.png"));
-    draw(BitMapBackend::new(&png, (W, H)).into_drawing_area(), spec)?;
+    draw(BitMapBackend::new(&png, (W, H)).into_drawing_area(), spec).map_err(drawn)?;
     Ok(Chart { name, title: title_of(spec), svg })
 }
 
 /// Write every chart of a report into `dir`.
-pub fn write_all(r: &Report, dir: &Path) -> Result<Vec<Chart>, String> {
+pub fn write_all(r: &Report, dir: &Path) -> Result<Vec<Chart>, ChartError> {
     specs(r).into_iter().map(|(name, spec)| render(dir, name, &spec)).collect()
 }
 
 /// Overlay charts for several runs of the same scenario (bake-offs and baselines).
-pub fn write_comparison(runs: &[(String, &Report)], dir: &Path) -> Result<Vec<Chart>, String> {
+pub fn write_comparison(runs: &[(String, &Report)], dir: &Path) -> Result<Vec<Chart>, ChartError> {
     let t = |p: &super::schema::TimelinePoint| f64::from(p.t);
     let acked: Vec<Series> = runs
         .iter()

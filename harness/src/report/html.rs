@@ -4,51 +4,14 @@
 use std::fmt::Write;
 
 use super::charts::Chart;
-use super::schema::LatencySummary;
-use super::summary::{count, us};
+use super::fmt::STYLE;
+use super::table::{self, Cell, Table};
 use super::{Report, Status};
 
-/// Escape text for HTML.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
+// `gates.rs` still calls `html::esc`; the helper lives in `fmt`.
+pub use super::fmt::esc;
 
-pub const STYLE: &str = "body{font-family:system-ui,-apple-system,'DejaVu Sans',sans-serif;margin:2em auto;max-width:1180px;color:#222}\
-h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}\
-table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding:.3em .6em;text-align:right}\
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}\
-.bad{color:#b00020;font-weight:bold}.ok{color:#176f2c;font-weight:bold}\
-.warn{background:#fff4e5;border-left:4px solid #f0a020;padding:.4em .8em;margin:.4em 0}\
-.chart svg{max-width:100%;height:auto}pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:12px}";
-
-pub fn table(o: &mut String, head: &[&str], rows: &[Vec<String>]) {
-    o.push_str("<table><tr>");
-    for h in head {
-        let _ = write!(o, "<th>{}</th>", esc(h));
-    }
-    o.push_str("</tr>");
-    for r in rows {
-        o.push_str("<tr>");
-        for c in r {
-            let _ = write!(o, "<td>{c}</td>");
-        }
-        o.push_str("</tr>");
-    }
-    o.push_str("</table>");
-}
-
-fn lat_row(name: &str, l: &LatencySummary) -> Vec<String> {
-    vec![esc(name), count(l.count), us(l.p50_us), us(l.p90_us), us(l.p99_us), us(l.p999_us), us(l.max_us)]
-}
-
-fn verdict(n: u64) -> String {
-    if n == 0 { format!("<span class=ok>{n}</span>") } else { format!("<span class=bad>{}</span>", count(n)) }
-}
-
-fn secs(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".to_string(), |s| format!("{s:.2}s"))
-}
-
+/// `report.html`.
 pub fn render(r: &Report, charts: &[Chart]) -> String {
     let mut o = String::new();
     let _ = write!(
@@ -73,180 +36,37 @@ pub fn render(r: &Report, charts: &[Chart]) -> String {
         let _ = write!(o, "<div class=warn>{}</div>", esc(w));
     }
     if !r.gates.is_empty() {
-        o.push_str("<h2>Gates</h2>");
-        let rows: Vec<Vec<String>> = r
-            .gates
-            .iter()
-            .map(|g| {
-                vec![
-                    format!("<code>{}</code>", esc(&g.gate)),
-                    esc(&g.value),
-                    if g.passed { "<span class=ok>pass</span>".into() } else { "<span class=bad>FAIL</span>".into() },
-                    esc(&g.detail),
-                ]
-            })
-            .collect();
-        table(&mut o, &["gate", "value", "verdict", "detail"], &rows);
+        let _ = write!(o, "<h2>Gates</h2>{}", table::gates(r).html());
     }
-    let p = &r.produce;
-    o.push_str("<h2>Produce</h2>");
-    table(
-        &mut o,
-        &["planned/s", "achieved/s", "acked", "failed", "backpressure", "MB/s", "measured"],
-        &[vec![
-            format!("{:.1}", p.planned_rate),
-            format!("{:.1}", p.achieved_rate),
-            count(p.acked),
-            verdict(p.failed),
-            count(p.backpressure),
-            format!("{:.2}", p.bytes_per_s / 1e6),
-            format!("{:.1}s", r.measured_s),
-        ]],
-    );
-    let mut rows = vec![
-        lat_row("ack, from intended send", &p.latency_from_intended),
-        lat_row("ack, from actual send", &p.latency_from_send),
-        lat_row("send lag", &p.send_lag),
-    ];
-    for (name, c) in &p.classes {
-        rows.push(lat_row(&format!("class {name} (from intended)"), &c.latency_from_intended));
-    }
-    for (name, g) in &r.consumers {
-        rows.push(lat_row(&format!("group {name} end-to-end"), &g.e2e_latency));
-        if g.event_age.count > 0 && g.event_age.p99_us > g.e2e_latency.p99_us {
-            rows.push(lat_row(&format!("group {name} event age"), &g.event_age));
-        }
-    }
-    table(&mut o, &["latency", "samples", "p50", "p90", "p99", "p99.9", "max"], &rows);
-    if !p.versions.is_empty() {
-        let rows: Vec<Vec<String>> = p
-            .versions
-            .iter()
-            .map(|(v, x)| vec![esc(v), count(x.attempted), format!("{:.1}%", x.share * 100.0), count(x.acked)])
-            .collect();
-        table(&mut o, &["firmware", "sent", "share", "acked"], &rows);
+    let _ = write!(o, "<h2>Produce</h2>{}{}", table::produce(r).html(), table::latency(r).html());
+    if !r.produce.versions.is_empty() {
+        o.push_str(&table::firmware(r).html());
     }
     for c in charts {
         let _ = write!(o, "<h2>{}</h2><div class=chart id=\"{}\">{}</div>", esc(&c.title), c.name, c.svg);
     }
     if !r.consumers.is_empty() {
-        o.push_str("<h2>Consumer groups</h2>");
-        let rows: Vec<Vec<String>> = r
-            .consumers
-            .iter()
-            .map(|(n, g)| {
-                vec![
-                    esc(n),
-                    count(g.consumed),
-                    format!("{:.1}", g.msgs_per_s),
-                    count(g.rereads),
-                    verdict(g.missed),
-                    count(g.max_lag),
-                    count(g.final_lag),
-                    format!("{}/{}", g.assignments, g.revocations),
-                ]
-            })
-            .collect();
-        table(
-            &mut o,
-            &["group", "consumed", "msgs/s", "re-read", "missed", "max lag", "final lag", "assign/revoke"],
-            &rows,
-        );
+        let _ = write!(o, "<h2>Consumer groups</h2>{}", table::consumers(r).html());
     }
     let a = &r.audit;
     if a.enabled {
-        let c = &a.counts;
-        o.push_str("<h2>Delivery audit</h2>");
-        table(
-            &mut o,
-            &["acked", "seen", "lost", "duplicates", "reordered", "failed but seen", "complete"],
-            &[vec![
-                count(c.acked),
-                count(c.seen),
-                verdict(c.lost),
-                verdict(c.duplicates),
-                verdict(c.reordered),
-                count(c.failed_but_seen),
-                if a.complete { "yes".into() } else { "<span class=bad>no</span>".into() },
-            ]],
-        );
-        if !c.lost_examples.is_empty() {
-            let _ = write!(o, "<p>First lost records: {}</p>", esc(&c.lost_examples.join(", ")));
+        let _ = write!(o, "<h2>Delivery audit</h2>{}", table::audit(r).html());
+        if !a.counts.lost_examples.is_empty() {
+            let _ = write!(o, "<p>First lost records: {}</p>", esc(&a.counts.lost_examples.join(", ")));
         }
     }
     if !r.faults.is_empty() {
-        o.push_str("<h2>Faults</h2>");
-        let rows: Vec<Vec<String>> = r
-            .faults
-            .iter()
-            .map(|f| {
-                vec![
-                    esc(&f.name),
-                    esc(&f.kind),
-                    f.broker.map_or_else(|| "-".into(), |b| b.to_string()),
-                    secs(f.started_s),
-                    secs(f.ended_s),
-                    secs(f.unavailable.affected_partitions_s),
-                    secs(f.recovery.recovered_s),
-                    format!("{:.0}%", f.throughput.dip_pct),
-                    verdict(f.audit.lost),
-                    esc(f.error.as_deref().unwrap_or("")),
-                ]
-            })
-            .collect();
-        table(
-            &mut o,
-            &["fault", "kind", "broker", "from", "to", "unavailable", "p99 recovered", "dip", "lost", "error"],
-            &rows,
-        );
+        let _ = write!(o, "<h2>Faults</h2>{}", table::faults(r).html());
     }
     if !r.waves.is_empty() {
-        o.push_str("<h2>Reconnect waves</h2>");
-        let rows: Vec<Vec<String>> = r
-            .waves
-            .iter()
-            .map(|w| {
-                vec![
-                    format!("{}#{}", esc(&w.name), w.occurrence + 1),
-                    format!("{:.0}s", w.start_s),
-                    format!("{:.0}s", w.reconnect_until_s),
-                    count(w.streams),
-                    count(w.buffered),
-                    count(w.dropped),
-                    secs(w.flush_end_s),
-                    count(w.peak_sent_per_s),
-                    format!("{:.0}", w.baseline_sent_per_s),
-                ]
-            })
-            .collect();
-        table(
-            &mut o,
-            &["wave", "offline", "back by", "streams", "buffered", "dropped", "flushed by", "peak/s", "before/s"],
-            &rows,
-        );
+        let _ = write!(o, "<h2>Reconnect waves</h2>{}", table::waves(r).html());
     }
     if !r.errors.is_empty() {
-        o.push_str("<h2>Errors</h2>");
-        let rows: Vec<Vec<String>> = r.errors.iter().map(|(k, v)| vec![esc(k), count(*v)]).collect();
-        table(&mut o, &["kind", "count"], &rows);
+        let _ = write!(o, "<h2>Errors</h2>{}", table::errors(r).html());
     }
     let h = &r.harness;
     if h.cores > 0 && h.cpu_pct_peak > 0.0 {
-        o.push_str("<h2>Harness</h2>");
-        let pct = |x: f32| format!("{x:.0}%");
-        table(
-            &mut o,
-            &["cores", "cpu mean", "of it librdkafka", "cpu peak", "rss peak", "host cpu mean", "verdict"],
-            &[vec![
-                h.cores.to_string(),
-                pct(h.cpu_pct_mean),
-                h.librdkafka_cpu_pct_mean.map_or("-".into(), pct),
-                pct(h.cpu_pct_peak),
-                format!("{:.0} MiB", h.rss_mib_peak),
-                pct(h.host_cpu_pct_mean),
-                if h.saturated { "<b class=bad>saturated</b>".into() } else { "kept up".into() },
-            ]],
-        );
+        let _ = write!(o, "<h2>Harness</h2>{}", harness(r).html());
     }
     let _ = write!(
         o,
@@ -256,8 +76,8 @@ pub fn render(r: &Report, charts: &[Chart]) -> String {
         esc(&r.target.bootstrap_servers)
     );
     if !r.target.librdkafka.is_empty() {
-        let rows: Vec<Vec<String>> = r.target.librdkafka.iter().map(|(k, v)| vec![esc(k), esc(v)]).collect();
-        table(&mut o, &["librdkafka property", "value"], &rows);
+        let t = Table::of(&r.target.librdkafka).col("librdkafka property", |(k, _)| *k).col("value", |(_, v)| *v);
+        o.push_str(&t.done().html());
     }
     let _ = write!(
         o,
@@ -270,4 +90,110 @@ pub fn render(r: &Report, charts: &[Chart]) -> String {
     let _ =
         write!(o, "<p><small>{}. fleetstorm {}.</small></p></body></html>", esc(&r.clock), esc(&r.fleetstorm_version));
     o
+}
+
+/// fleetstorm's own resource use (HTML only: the terminal and Markdown say it in a line or a
+/// warning).
+fn harness(r: &Report) -> Table {
+    let pct = |x: f32| format!("{x:.0}%");
+    Table::of([&r.harness])
+        .col("cores", |h| h.cores.to_string())
+        .col("cpu mean", |h| pct(h.cpu_pct_mean))
+        .col("of it librdkafka", |h| h.librdkafka_cpu_pct_mean.map_or("-".into(), pct))
+        .col("cpu peak", |h| pct(h.cpu_pct_peak))
+        .col("rss peak", |h| format!("{:.0} MiB", h.rss_mib_peak))
+        .col("host cpu mean", |h| pct(h.host_cpu_pct_mean))
+        .col("verdict", |h| if h.saturated { Cell::alarm("saturated") } else { Cell::plain("kept up") })
+        .done()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::report::{fixture, summary};
+
+    /// Every table's headers, by its first header.
+    fn md_tables(md: &str) -> BTreeMap<String, Vec<String>> {
+        let lines: Vec<&str> = md.lines().collect();
+        lines
+            .windows(2)
+            .filter(|w| w[0].starts_with('|') && w[1].starts_with("|---"))
+            .map(|w| {
+                let heads: Vec<String> =
+                    w[0].trim_matches('|').split(" | ").map(|h| h.trim().to_string()).collect::<Vec<_>>();
+                (heads[0].clone(), heads)
+            })
+            .collect()
+    }
+
+    fn html_tables(html: &str) -> BTreeMap<String, Vec<String>> {
+        html.split("<table><tr>")
+            .skip(1)
+            .map(|t| {
+                let row = &t[..t.find("</tr>").unwrap_or(t.len())];
+                let heads: Vec<String> =
+                    row.split("<th>").skip(1).map(|h| h.trim_end_matches("</th>").replace("&amp;", "&")).collect();
+                (heads[0].clone(), heads)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn markdown_and_html_render_the_same_headers_for_every_shared_table() {
+        let mut r = fixture::report("embedded");
+        r.harness.saturated = true;
+        let md = md_tables(&summary::markdown(&r));
+        let html = html_tables(&render(&r, &[]));
+        let shared: Vec<&String> = md.keys().filter(|k| html.contains_key(*k)).collect();
+        assert_eq!(
+            shared,
+            ["acked", "fault", "firmware", "gate", "group", "kind", "latency", "planned/s", "wave"],
+            "the tables both formats show"
+        );
+        for k in shared {
+            assert_eq!(md[k], html[k], "the `{k}` table differs between summary.md and report.html");
+        }
+        let md_only: Vec<&String> = md.keys().filter(|k| !html.contains_key(*k)).collect();
+        let html_only: Vec<&String> = html.keys().filter(|k| !md.contains_key(*k)).collect();
+        assert_eq!(md_only, [""], "summary.md alone has the run table");
+        assert_eq!(html_only, ["cores", "librdkafka property"], "report.html alone has harness and target tables");
+    }
+
+    #[test]
+    fn waves_show_unsent_and_faults_show_their_error_in_html() {
+        let html = render(&fixture::report("embedded"), &[]);
+        assert!(html.contains("<th>dropped</th><th>unsent</th><th>flushed by</th>"), "{html}");
+        assert!(html.contains("<td>10</td><td>5</td><td>48.50s</td>"), "{html}");
+        assert!(html.contains("<th>lost</th><th>error</th></tr>"), "{html}");
+        assert!(html.contains("<td>no pid file for broker 3</td></tr>"), "{html}");
+    }
+
+    #[test]
+    fn html_escapes_every_text_from_the_report() {
+        let mut r = fixture::report("<b>target</b>");
+        r.scenario.name = "a <script>alert(1)</script>".into();
+        r.gates[1].value = "<1ms & \"fast\"".into();
+        r.faults[1].error = Some("exit <2>".into());
+        r.consumers = BTreeMap::from([("<g>".to_string(), r.consumers["sink"].clone())]);
+        let html = render(&r, &[]);
+        assert!(!html.contains("<script>") && !html.contains("<b>target</b>") && !html.contains("<g>"), "{html}");
+        assert!(html.contains("a &lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(html.contains("<td>&lt;1ms &amp; &quot;fast&quot;</td>"), "{html}");
+        assert!(html.contains("<td>exit &lt;2&gt;</td>"), "{html}");
+        assert!(html.contains("<td>group <code>&lt;g&gt;</code> end-to-end</td>"), "{html}");
+    }
+
+    #[test]
+    fn findings_and_verdicts_are_coloured() {
+        let mut r = fixture::report("embedded");
+        r.harness.saturated = true;
+        let html = render(&r, &[]);
+        assert!(html.contains("<td><span class=ok>pass</span></td>"), "{html}");
+        assert!(html.contains("<td><span class=bad>FAIL</span></td>"), "{html}");
+        assert!(html.contains("<td><span class=bad>2</span></td>"), "lost records are red: {html}");
+        assert!(html.contains("<td><span class=ok>0</span></td>"), "nothing missed is green: {html}");
+        assert!(html.contains("<td><span class=bad>saturated</span></td>"), "{html}");
+    }
 }

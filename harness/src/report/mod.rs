@@ -4,13 +4,18 @@
 
 pub mod assemble;
 pub mod charts;
+pub mod error;
 pub mod faults;
+#[cfg(test)]
+pub(crate) mod fixture;
+pub mod fmt;
 pub mod gates;
 pub mod harness;
 pub mod html;
 pub mod schema;
 pub mod shapes;
 pub mod summary;
+pub mod table;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -327,12 +332,12 @@ impl Report {
 
     /// Write everything drawn from the report: `summary.md`, the charts (PNG and SVG),
     /// `report.html`, and `junit.xml` when there are gates. Returns the files written.
-    pub fn write_derived(&self, dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    pub fn write_derived(&self, dir: &Path) -> Result<Vec<std::path::PathBuf>, error::WriteError> {
         let mut files = Vec::new();
-        let mut put = |name: &str, text: &str| -> Result<(), String> {
-            let p = dir.join(name);
-            std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-            files.push(p);
+        let mut put = |name: &str, text: &str| -> Result<(), error::WriteError> {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|cause| error::WriteError::Io { path: path.clone(), cause })?;
+            files.push(path);
             Ok(())
         };
         put("summary.md", &summary::markdown(self))?;
@@ -351,19 +356,23 @@ impl Report {
         Ok(files)
     }
 
-    pub fn read(dir: &Path) -> Result<Report, String> {
+    pub fn read(dir: &Path) -> Result<Report, error::ReadError> {
+        use error::ReadError;
         let path = if dir.is_dir() { dir.join("report.json") } else { dir.to_path_buf() };
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(cause) => return Err(ReadError::Io { path, cause }),
+        };
+        let v: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(cause) => return Err(ReadError::NotJson { path, cause }),
+        };
         match v.get("schema_version").and_then(serde_json::Value::as_u64) {
             Some(n) if n == u64::from(SCHEMA_VERSION) => {}
-            Some(n) => {
-                return Err(format!("{}: schema version {n}, this fleetstorm reads {SCHEMA_VERSION}", path.display()));
-            }
-            None => return Err(format!("{}: not a fleetstorm report (no schema_version)", path.display())),
+            Some(found) => return Err(ReadError::SchemaVersion { path, found, reads: SCHEMA_VERSION }),
+            None => return Err(ReadError::NotAReport { path }),
         }
-        serde_json::from_value(v).map_err(|e| format!("{}: {e}", path.display()))
+        serde_json::from_value(v).map_err(|cause| ReadError::Invalid { path, cause })
     }
 }
 

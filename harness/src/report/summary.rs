@@ -2,32 +2,13 @@
 
 use std::fmt::Write;
 
+use super::fmt::secs;
 use super::schema::LatencySummary;
+use super::table::{self, Cell, Table};
 use super::{Report, Status};
 
-/// `850us`, `12.3ms`, `4.20s`.
-pub fn us(v: u64) -> String {
-    if v < 1_000 {
-        format!("{v}us")
-    } else if v < 1_000_000 {
-        format!("{:.1}ms", v as f64 / 1e3)
-    } else {
-        format!("{:.2}s", v as f64 / 1e6)
-    }
-}
-
-/// `1,234,567`.
-pub fn count(v: u64) -> String {
-    let s = v.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+// `gates.rs` and `run.rs` still call `summary::us` and `summary::count`; the helpers live in `fmt`.
+pub use super::fmt::{count, us};
 
 fn rate(v: f64) -> String {
     if v >= 100.0 { format!("{v:.0}/s") } else { format!("{v:.1}/s") }
@@ -164,7 +145,7 @@ pub fn text(r: &Report, report_path: &str) -> String {
         let _ = writeln!(o, "  fault      {}", fault_line(f));
     }
     if !r.gates.is_empty() {
-        let failed: Vec<&super::gates::GateResult> = r.gates.iter().filter(|g| !g.passed).collect();
+        let failed: Vec<_> = r.gates.iter().filter(|g| !g.passed).collect();
         let _ = writeln!(o, "  gates      {} passed, {} failed", r.gates.len() - failed.len(), failed.len());
         for g in failed {
             let _ = writeln!(o, "    FAILED   {}  ({})", g.gate, g.detail);
@@ -190,10 +171,6 @@ pub fn text(r: &Report, report_path: &str) -> String {
     o
 }
 
-fn secs(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".to_string(), |s| format!("{s:.2}s"))
-}
-
 fn fault_line(f: &super::faults::FaultReport) -> String {
     let broker = f.broker.map_or_else(|| "?".to_string(), |b| b.to_string());
     match f.started_s {
@@ -216,7 +193,6 @@ fn fault_line(f: &super::faults::FaultReport) -> String {
 /// `summary.md`.
 pub fn markdown(r: &Report) -> String {
     let mut o = String::new();
-    let p = &r.produce;
     let _ = writeln!(o, "# fleetstorm: {}\n", r.scenario.name);
     if r.status != Status::Completed {
         let _ = writeln!(
@@ -230,156 +206,92 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(o, "> Warning: {w}\n");
     }
     if !r.gates.is_empty() {
-        let _ = writeln!(o, "## Gates\n\n| gate | value | verdict |\n|---|---|---|");
-        for g in &r.gates {
-            let _ = writeln!(o, "| `{}` | {} | {} |", g.gate, g.value, if g.passed { "pass" } else { "**FAIL**" });
-        }
-        let _ = writeln!(o);
+        let _ = writeln!(o, "## Gates\n\n{}", table::gates(r).markdown());
     }
-    let _ = writeln!(o, "| | |\n|---|---|");
-    let _ = writeln!(o, "| target | {} ({}, {}) |", r.target.profile, r.target.kind, r.target.bootstrap_servers);
-    let _ = writeln!(o, "| seed | {} |", r.scenario.seed);
-    let _ = writeln!(o, "| started | {} |", r.started_at);
-    let _ = writeln!(o, "| load / measured | {:.1}s / {:.1}s |", r.load_s, r.measured_s);
-    let _ = writeln!(o, "| run id | `{}` |", r.run_id);
-    let _ = writeln!(o, "\n## Produce\n");
-    let _ = writeln!(o, "| planned | achieved | acked | failed | backpressure | MB/s |\n|---|---|---|---|---|---|");
-    let _ = writeln!(
-        o,
-        "| {} | {} | {} | {} | {} | {:.2} |",
-        rate(p.planned_rate),
-        rate(p.achieved_rate),
-        count(p.acked),
-        count(p.failed),
-        count(p.backpressure),
-        p.bytes_per_s / 1e6
-    );
-    let _ = writeln!(o, "\n| latency | p50 | p90 | p99 | p99.9 | max |\n|---|---|---|---|---|---|");
-    let mut row = |name: &str, l: &LatencySummary| {
-        let _ = writeln!(
-            o,
-            "| {name} | {} | {} | {} | {} | {} |",
-            us(l.p50_us),
-            us(l.p90_us),
-            us(l.p99_us),
-            us(l.p999_us),
-            us(l.max_us)
-        );
-    };
-    row("ack, from intended", &p.latency_from_intended);
-    row("ack, from send", &p.latency_from_send);
-    row("send lag", &p.send_lag);
-    for (name, c) in &p.classes {
-        row(&format!("class `{name}`, from intended"), &c.latency_from_intended);
-    }
-    for (name, g) in &r.consumers {
-        row(&format!("group `{name}` end-to-end"), &g.e2e_latency);
-    }
+    o.push_str(&run_info(r).markdown());
+    let _ = writeln!(o, "\n## Produce\n\n{}", table::produce(r).markdown());
+    o.push_str(&table::latency(r).markdown());
     if !r.consumers.is_empty() {
-        let _ =
-            writeln!(o, "\n## Consumers\n\n| group | consumed | msgs/s | max lag | final lag |\n|---|---|---|---|---|");
-        for (name, g) in &r.consumers {
-            let _ = writeln!(
-                o,
-                "| {name} | {} | {} | {} | {} |",
-                count(g.consumed),
-                rate(g.msgs_per_s),
-                count(g.max_lag),
-                count(g.final_lag)
-            );
-        }
+        let _ = write!(o, "\n## Consumers\n\n{}", table::consumers(r).markdown());
     }
     let a = &r.audit;
     if a.enabled {
-        let c = &a.counts;
-        let _ = writeln!(
-            o,
-            "\n## Delivery audit\n\n| acked | seen | lost | duplicates | reordered | failed but seen | complete |\n|---|---|---|---|---|---|---|"
-        );
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            count(c.acked),
-            count(c.seen),
-            count(c.lost),
-            count(c.duplicates),
-            count(c.reordered),
-            count(c.failed_but_seen),
-            if a.complete { "yes" } else { "**no**" }
-        );
-        if !c.lost_examples.is_empty() {
-            let _ = writeln!(o, "\nFirst lost records: {}", c.lost_examples.join(", "));
+        let _ = write!(o, "\n## Delivery audit\n\n{}", table::audit(r).markdown());
+        if !a.counts.lost_examples.is_empty() {
+            let _ = writeln!(o, "\nFirst lost records: {}", a.counts.lost_examples.join(", "));
         }
     }
-    if !p.versions.is_empty() {
-        let _ = writeln!(o, "\n## Firmware\n\n| version | sent | share | acked |\n|---|---|---|---|");
-        for (v, x) in &p.versions {
-            let _ = writeln!(o, "| {v} | {} | {:.1}% | {} |", count(x.attempted), x.share * 100.0, count(x.acked));
-        }
+    if !r.produce.versions.is_empty() {
+        let _ = write!(o, "\n## Firmware\n\n{}", table::firmware(r).markdown());
     }
     if !r.waves.is_empty() {
-        let _ = writeln!(
-            o,
-            "\n## Reconnect waves\n\n| wave | offline | back by | streams | buffered | dropped | unsent | flushed by | peak/s | before/s |\n|---|---|---|---|---|---|---|---|---|---|"
-        );
-        for w in &r.waves {
-            let _ = writeln!(
-                o,
-                "| {}#{} | {:.0}s | {:.0}s | {} | {} | {} | {} | {} | {} | {:.0} |",
-                w.name,
-                w.occurrence + 1,
-                w.start_s,
-                w.reconnect_until_s,
-                count(w.streams),
-                count(w.buffered),
-                count(w.dropped),
-                count(w.unsent),
-                secs(w.flush_end_s),
-                count(w.peak_sent_per_s),
-                w.baseline_sent_per_s
-            );
-        }
+        let _ = write!(o, "\n## Reconnect waves\n\n{}", table::waves(r).markdown());
     }
     if !r.faults.is_empty() {
-        let _ = writeln!(
-            o,
-            "\n## Faults\n\n| fault | kind | broker | from | to | unavailable (affected) | p99 recovered | throughput dip | lost |\n|---|---|---|---|---|---|---|---|---|"
-        );
-        for f in &r.faults {
-            let _ = writeln!(
-                o,
-                "| {} | {} | {} | {} | {} | {} | {} | {:.0}% | {} |",
-                f.name,
-                f.kind,
-                f.broker.map_or_else(|| "-".to_string(), |b| b.to_string()),
-                secs(f.started_s),
-                secs(f.ended_s),
-                secs(f.unavailable.affected_partitions_s),
-                secs(f.recovery.recovered_s),
-                f.throughput.dip_pct,
-                f.audit.lost
-            );
-        }
+        let _ = write!(o, "\n## Faults\n\n{}", table::faults(r).markdown());
     }
     if !r.errors.is_empty() {
-        let _ = writeln!(o, "\n## Errors\n\n| kind | count |\n|---|---|");
-        for (k, v) in &r.errors {
-            let _ = writeln!(o, "| {k} | {} |", count(*v));
-        }
+        let _ = write!(o, "\n## Errors\n\n{}", table::errors(r).markdown());
     }
     o
+}
+
+/// The run at a glance, under the gates (Markdown only: the HTML says it in its heading).
+fn run_info(r: &Report) -> Table {
+    let t = &r.target;
+    Table::of([
+        ("target", Cell::plain(format!("{} ({}, {})", t.profile, t.kind, t.bootstrap_servers))),
+        ("seed", Cell::plain(r.scenario.seed.to_string())),
+        ("started", Cell::plain(&r.started_at)),
+        ("load / measured", Cell::plain(format!("{:.1}s / {:.1}s", r.load_s, r.measured_s))),
+        ("run id", Cell::code(&r.run_id)),
+    ])
+    .col("", |(k, _)| *k)
+    .col("", |(_, v)| v.clone())
+    .done()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::fixture;
 
     #[test]
-    fn formats_are_readable() {
-        assert_eq!(us(850), "850us");
-        assert_eq!(us(12_345), "12.3ms");
-        assert_eq!(us(4_200_000), "4.20s");
-        assert_eq!(count(1_234_567), "1,234,567");
-        assert_eq!(count(12), "12");
+    fn markdown_tables_follow_their_headings() {
+        let md = markdown(&fixture::report("embedded"));
+        for (heading, head) in [
+            ("## Gates", "| gate | value | verdict | detail |"),
+            ("## Produce", "| planned/s | achieved/s | acked | failed | backpressure | MB/s | measured |"),
+            ("## Consumers", "| group | consumed | msgs/s | re-read | missed | max lag | final lag | assign/revoke |"),
+            ("## Delivery audit", "| acked | seen | lost | duplicates | reordered | failed but seen | complete |"),
+            ("## Firmware", "| firmware | sent | share | acked |"),
+            ("## Errors", "| kind | count |"),
+        ] {
+            assert!(md.contains(&format!("{heading}\n\n{head}\n|---|")), "{heading}:\n{md}");
+        }
+    }
+
+    #[test]
+    fn markdown_keeps_its_run_table_and_marks_failures() {
+        let md = markdown(&fixture::report("embedded"));
+        assert!(md.contains("| | |\n|---|---|\n| target | embedded (embedded, 127.0.0.1:9092) |\n"), "{md}");
+        assert!(md.contains("| run id | `run-1` |"), "{md}");
+        assert!(md.contains("| `produce.latency.p99 < 1us` | 4.0ms | **FAIL** | failed: 4.0ms is not < 1us |"), "{md}");
+        assert!(md.contains("| `audit.lost == 0` | 0 | pass | |"), "{md}");
+        assert!(md.contains("| storm#1 | 30s | 45s | 600 | 6,000 | 10 | 5 | 48.50s | 4,200 | 1500 |"), "{md}");
+        assert!(
+            md.contains("| pause | broker_pause | - | n/a | n/a | n/a | n/a | 0% | 0 | no pid file for broker 3 |")
+        );
+    }
+
+    #[test]
+    fn terminal_summary_lists_failed_gates_and_unsent_wave_records() {
+        let t = text(&fixture::report("embedded"), "out/report.json");
+        assert!(
+            t.contains("  gates      1 passed, 1 failed\n    FAILED   produce.latency.p99 < 1us  (failed: "),
+            "{t}"
+        );
+        assert!(t.contains("dropped 10 unsent 5, flushed by 48.5s"), "{t}");
+        assert!(t.ends_with("  report     out/report.json\n"), "{t}");
     }
 }

@@ -1,0 +1,398 @@
+//! One table model behind every table fleetstorm writes: `summary.md`, `report.html` and the
+//! comparisons (`compare.md`, `compare.html`, `regression.md`).
+//!
+//! A table is declared once, column by column: each column is its header and how to get its
+//! cell from a row. It is then rendered to Markdown or to HTML (escaped). The tables that
+//! `summary.md` and `report.html` both show are declared here, below the model, so that the two
+//! cannot drift apart again (they had: Markdown waves had an `unsent` column that HTML lacked,
+//! HTML faults an `error` column that Markdown lacked); a test in `html.rs` pins that both
+//! render the same headers for every table they share.
+
+use std::fmt::Write;
+
+use super::Report;
+use super::fmt::{count, esc, secs, us};
+use crate::report::schema::LatencySummary;
+
+/// How a part of a cell reads in each format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Look {
+    /// Text as it is.
+    Plain,
+    /// A name the reader may type (a gate, a metric, a group): `code` in Markdown, `<code>` in
+    /// HTML.
+    Code,
+    /// A good verdict: green in HTML, plain in Markdown.
+    Ok,
+    /// A finding (something lost, missed, failed): red in HTML, plain in Markdown, where the
+    /// number says it.
+    Bad,
+    /// A verdict the reader must not miss (`FAIL`, `REGRESSED`): red in HTML, bold in Markdown.
+    Alarm,
+}
+
+/// A table cell: one or more parts of text, each with its look.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cell(Vec<(Look, String)>);
+
+impl Cell {
+    pub fn new(look: Look, text: impl Into<String>) -> Cell {
+        Cell(vec![(look, text.into())])
+    }
+
+    pub fn plain(text: impl Into<String>) -> Cell {
+        Cell::new(Look::Plain, text)
+    }
+
+    pub fn code(text: impl Into<String>) -> Cell {
+        Cell::new(Look::Code, text)
+    }
+
+    pub fn ok(text: impl Into<String>) -> Cell {
+        Cell::new(Look::Ok, text)
+    }
+
+    pub fn bad(text: impl Into<String>) -> Cell {
+        Cell::new(Look::Bad, text)
+    }
+
+    pub fn alarm(text: impl Into<String>) -> Cell {
+        Cell::new(Look::Alarm, text)
+    }
+
+    /// A count of findings: good when zero, bad otherwise.
+    pub fn finding(n: u64) -> Cell {
+        if n == 0 { Cell::ok(count(n)) } else { Cell::bad(count(n)) }
+    }
+
+    /// This cell followed by more text.
+    pub fn and(mut self, look: Look, text: impl Into<String>) -> Cell {
+        self.0.push((look, text.into()));
+        self
+    }
+
+    /// The text alone, without any markup.
+    pub fn text(&self) -> String {
+        self.0.iter().map(|(_, t)| t.as_str()).collect()
+    }
+
+    fn markdown(&self) -> String {
+        let mut o = String::new();
+        for (look, text) in &self.0 {
+            // A `|` would end the cell and a line break the row.
+            let t = text.replace('|', "\\|").replace(['\r', '\n'], " ");
+            match look {
+                Look::Plain | Look::Ok | Look::Bad => o.push_str(&t),
+                Look::Code if t.contains('`') => {
+                    let _ = write!(o, "`` {t} ``");
+                }
+                Look::Code => {
+                    let _ = write!(o, "`{t}`");
+                }
+                Look::Alarm => {
+                    let _ = write!(o, "**{t}**");
+                }
+            }
+        }
+        o
+    }
+
+    fn html(&self) -> String {
+        let mut o = String::new();
+        for (look, text) in &self.0 {
+            let t = esc(text);
+            let _ = match look {
+                Look::Plain => write!(o, "{t}"),
+                Look::Code => write!(o, "<code>{t}</code>"),
+                Look::Ok => write!(o, "<span class=ok>{t}</span>"),
+                Look::Bad | Look::Alarm => write!(o, "<span class=bad>{t}</span>"),
+            };
+        }
+        o
+    }
+}
+
+impl From<String> for Cell {
+    fn from(s: String) -> Cell {
+        Cell::plain(s)
+    }
+}
+
+impl From<&str> for Cell {
+    fn from(s: &str) -> Cell {
+        Cell::plain(s)
+    }
+}
+
+impl From<&String> for Cell {
+    fn from(s: &String) -> Cell {
+        Cell::plain(s.as_str())
+    }
+}
+
+/// A table: its headers and its cells, row by row. Declared with [`Table::of`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Table {
+    heads: Vec<String>,
+    rows: Vec<Vec<Cell>>,
+}
+
+/// A table being declared over its rows, one column at a time.
+pub struct Columns<T> {
+    items: Vec<T>,
+    table: Table,
+}
+
+impl Table {
+    /// Start a table over these rows; add its columns with [`Columns::col`].
+    pub fn of<T>(rows: impl IntoIterator<Item = T>) -> Columns<T> {
+        let items: Vec<T> = rows.into_iter().collect();
+        let rows = items.iter().map(|_| Vec::new()).collect();
+        Columns { items, table: Table { heads: Vec::new(), rows } }
+    }
+
+    pub fn heads(&self) -> &[String] {
+        &self.heads
+    }
+
+    /// The cells, row by row.
+    pub fn rows(&self) -> &[Vec<Cell>] {
+        &self.rows
+    }
+
+    /// A GitHub-flavoured Markdown table, one line per row, each line ending in a newline.
+    pub fn markdown(&self) -> String {
+        let line = |cells: &mut dyn Iterator<Item = String>| {
+            let mut l = String::from("|");
+            for c in cells {
+                if c.is_empty() {
+                    l.push_str(" |");
+                } else {
+                    let _ = write!(l, " {c} |");
+                }
+            }
+            l.push('\n');
+            l
+        };
+        let mut o = line(&mut self.heads.iter().map(|h| Cell::plain(h.as_str()).markdown()));
+        let _ = writeln!(o, "|{}", "---|".repeat(self.heads.len()));
+        for r in &self.rows {
+            o.push_str(&line(&mut r.iter().map(Cell::markdown)));
+        }
+        o
+    }
+
+    /// An HTML `<table>`, every text escaped.
+    pub fn html(&self) -> String {
+        let mut o = String::from("<table><tr>");
+        for h in &self.heads {
+            let _ = write!(o, "<th>{}</th>", esc(h));
+        }
+        o.push_str("</tr>");
+        for r in &self.rows {
+            o.push_str("<tr>");
+            for c in r {
+                let _ = write!(o, "<td>{}</td>", c.html());
+            }
+            o.push_str("</tr>");
+        }
+        o.push_str("</table>");
+        o
+    }
+}
+
+impl<T> Columns<T> {
+    /// A column: its header, and how to get its cell from a row.
+    pub fn col<C: Into<Cell>>(mut self, head: impl Into<String>, cell: impl Fn(&T) -> C) -> Self {
+        self.table.heads.push(head.into());
+        for (row, item) in self.table.rows.iter_mut().zip(&self.items) {
+            row.push(cell(item).into());
+        }
+        self
+    }
+
+    /// The table, its columns declared.
+    pub fn done(self) -> Table {
+        self.table
+    }
+}
+
+// The tables `summary.md` and `report.html` share. Each format puts its own heading around
+// them and decides when to show them (the HTML, for one, shows firmware under the latencies).
+
+pub fn gates(r: &Report) -> Table {
+    Table::of(&r.gates)
+        .col("gate", |g| Cell::code(&g.gate))
+        .col("value", |g| &g.value)
+        .col("verdict", |g| if g.passed { Cell::ok("pass") } else { Cell::alarm("FAIL") })
+        .col("detail", |g| &g.detail)
+        .done()
+}
+
+pub fn produce(r: &Report) -> Table {
+    Table::of([&r.produce])
+        .col("planned/s", |p| format!("{:.1}", p.planned_rate))
+        .col("achieved/s", |p| format!("{:.1}", p.achieved_rate))
+        .col("acked", |p| count(p.acked))
+        .col("failed", |p| Cell::finding(p.failed))
+        .col("backpressure", |p| count(p.backpressure))
+        .col("MB/s", |p| format!("{:.2}", p.bytes_per_s / 1e6))
+        .col("measured", |_| format!("{:.1}s", r.measured_s))
+        .done()
+}
+
+/// Acknowledgement latencies, per class, and per group end to end (and event age, when
+/// offline buffering made it worse than end-to-end).
+pub fn latency(r: &Report) -> Table {
+    let p = &r.produce;
+    let mut rows: Vec<(Cell, &LatencySummary)> = vec![
+        (Cell::plain("ack, from intended send"), &p.latency_from_intended),
+        (Cell::plain("ack, from actual send"), &p.latency_from_send),
+        (Cell::plain("send lag"), &p.send_lag),
+    ];
+    for (name, c) in &p.classes {
+        rows.push((
+            Cell::plain("class ").and(Look::Code, name).and(Look::Plain, ", from intended send"),
+            &c.latency_from_intended,
+        ));
+    }
+    for (name, g) in &r.consumers {
+        rows.push((Cell::plain("group ").and(Look::Code, name).and(Look::Plain, " end-to-end"), &g.e2e_latency));
+        if g.event_age.count > 0 && g.event_age.p99_us > g.e2e_latency.p99_us {
+            rows.push((Cell::plain("group ").and(Look::Code, name).and(Look::Plain, " event age"), &g.event_age));
+        }
+    }
+    Table::of(rows)
+        .col("latency", |(name, _)| name.clone())
+        .col("samples", |(_, l)| count(l.count))
+        .col("p50", |(_, l)| us(l.p50_us))
+        .col("p90", |(_, l)| us(l.p90_us))
+        .col("p99", |(_, l)| us(l.p99_us))
+        .col("p99.9", |(_, l)| us(l.p999_us))
+        .col("max", |(_, l)| us(l.max_us))
+        .done()
+}
+
+pub fn consumers(r: &Report) -> Table {
+    Table::of(&r.consumers)
+        .col("group", |(name, _)| name.as_str())
+        .col("consumed", |(_, g)| count(g.consumed))
+        .col("msgs/s", |(_, g)| format!("{:.1}", g.msgs_per_s))
+        .col("re-read", |(_, g)| count(g.rereads))
+        .col("missed", |(_, g)| Cell::finding(g.missed))
+        .col("max lag", |(_, g)| count(g.max_lag))
+        .col("final lag", |(_, g)| count(g.final_lag))
+        .col("assign/revoke", |(_, g)| format!("{}/{}", g.assignments, g.revocations))
+        .done()
+}
+
+pub fn audit(r: &Report) -> Table {
+    Table::of([&r.audit])
+        .col("acked", |a| count(a.counts.acked))
+        .col("seen", |a| count(a.counts.seen))
+        .col("lost", |a| Cell::finding(a.counts.lost))
+        .col("duplicates", |a| Cell::finding(a.counts.duplicates))
+        .col("reordered", |a| Cell::finding(a.counts.reordered))
+        .col("failed but seen", |a| count(a.counts.failed_but_seen))
+        .col("complete", |a| if a.complete { Cell::plain("yes") } else { Cell::alarm("no") })
+        .done()
+}
+
+pub fn firmware(r: &Report) -> Table {
+    Table::of(&r.produce.versions)
+        .col("firmware", |(v, _)| v.as_str())
+        .col("sent", |(_, x)| count(x.attempted))
+        .col("share", |(_, x)| format!("{:.1}%", x.share * 100.0))
+        .col("acked", |(_, x)| count(x.acked))
+        .done()
+}
+
+pub fn faults(r: &Report) -> Table {
+    Table::of(&r.faults)
+        .col("fault", |f| &f.name)
+        .col("kind", |f| &f.kind)
+        .col("broker", |f| f.broker.map_or_else(|| "-".to_string(), |b| b.to_string()))
+        .col("from", |f| secs(f.started_s))
+        .col("to", |f| secs(f.ended_s))
+        .col("unavailable (affected)", |f| secs(f.unavailable.affected_partitions_s))
+        .col("p99 recovered", |f| secs(f.recovery.recovered_s))
+        .col("throughput dip", |f| format!("{:.0}%", f.throughput.dip_pct))
+        .col("lost", |f| Cell::finding(f.audit.lost))
+        .col("error", |f| f.error.as_deref().unwrap_or(""))
+        .done()
+}
+
+pub fn waves(r: &Report) -> Table {
+    Table::of(&r.waves)
+        .col("wave", |w| format!("{}#{}", w.name, w.occurrence + 1))
+        .col("offline", |w| format!("{:.0}s", w.start_s))
+        .col("back by", |w| format!("{:.0}s", w.reconnect_until_s))
+        .col("streams", |w| count(w.streams))
+        .col("buffered", |w| count(w.buffered))
+        .col("dropped", |w| count(w.dropped))
+        .col("unsent", |w| count(w.unsent))
+        .col("flushed by", |w| secs(w.flush_end_s))
+        .col("peak/s", |w| count(w.peak_sent_per_s))
+        .col("before/s", |w| format!("{:.0}", w.baseline_sent_per_s))
+        .done()
+}
+
+pub fn errors(r: &Report) -> Table {
+    Table::of(&r.errors).col("kind", |(k, _)| k.as_str()).col("count", |(_, v)| count(**v)).done()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs() -> Table {
+        Table::of([("a|b", 1u64), ("line\nbreak", 1_234)])
+            .col("name", |(n, _)| *n)
+            .col("count", |(_, c)| count(*c))
+            .col("verdict", |(_, c)| if *c > 1 { Cell::alarm("FAIL") } else { Cell::ok("pass") })
+            .done()
+    }
+
+    #[test]
+    fn each_column_is_a_header_and_a_cell_per_row() {
+        let t = pairs();
+        assert_eq!(t.heads(), ["name", "count", "verdict"]);
+        assert_eq!(t.rows().len(), 2);
+        assert_eq!(t.rows()[1].iter().map(Cell::text).collect::<Vec<_>>(), ["line\nbreak", "1,234", "FAIL"]);
+    }
+
+    #[test]
+    fn markdown_escapes_pipes_and_line_breaks_and_bolds_alarms_only() {
+        assert_eq!(
+            pairs().markdown(),
+            "| name | count | verdict |\n|---|---|---|\n| a\\|b | 1 | pass |\n| line break | 1,234 | **FAIL** |\n"
+        );
+    }
+
+    #[test]
+    fn markdown_code_survives_backticks_and_empty_cells_stay_empty() {
+        let t = Table::of(["x`y", "z"]).col("", |s| Cell::code(*s)).col("", |_| "").done();
+        assert_eq!(t.markdown(), "| | |\n|---|---|\n| `` x`y `` | |\n| `z` | |\n");
+    }
+
+    #[test]
+    fn html_escapes_headers_and_every_part_of_a_cell() {
+        let t = Table::of([r#"<i>"&"#])
+            .col("a<b", |s| Cell::plain("group ").and(Look::Code, *s).and(Look::Plain, " & more"))
+            .col("lost", |_| Cell::finding(3))
+            .col("missed", |_| Cell::finding(0))
+            .done();
+        assert_eq!(
+            t.html(),
+            "<table><tr><th>a&lt;b</th><th>lost</th><th>missed</th></tr><tr><td>group <code>&lt;i&gt;&quot;&amp;</code> \
+             &amp; more</td><td><span class=bad>3</span></td><td><span class=ok>0</span></td></tr></table>"
+        );
+    }
+
+    #[test]
+    fn a_table_without_rows_keeps_its_header() {
+        let t = Table::of(Vec::<u64>::new()).col("kind", |_| "").col("count", |v| count(*v)).done();
+        assert_eq!(t.markdown(), "| kind | count |\n|---|---|\n");
+        assert_eq!(t.html(), "<table><tr><th>kind</th><th>count</th></tr></table>");
+    }
+}
