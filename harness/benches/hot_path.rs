@@ -49,7 +49,7 @@ fn recorder(c: &mut Criterion) {
             let p = (device % 12) as usize;
             let lat = 500 + r % 5_000;
             window.acked(0, (device & 1) as usize, 100, lat + 20, lat);
-            ledger.acked(Stream { class: 0, device }, seq[device as usize], (r % 60) as u32);
+            ledger.acked(Stream { class: 0, device }, seq[device as usize], (r % 60) as u32, p);
             seq[device as usize] += 1;
             book.acked(p, offset[p], 100, r, r + lat);
             offset[p] += 1;

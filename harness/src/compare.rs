@@ -71,6 +71,16 @@ pub fn load(dirs: &[PathBuf], allow_different: bool) -> Result<Loaded, CompareEr
         }
     }
     for (label, r) in &runs {
+        if let Some(why) = r.scenario.definition.durability_shortfall(r.target.brokers.len()) {
+            warnings.push(format!("DURABILITY NOT COMPARABLE in {label}: {why}"));
+        }
+        if !r.audit.complete && r.audit.counts.unverified > 0 {
+            warnings.push(format!(
+                "AUDIT INCOMPLETE in {label}: {} acknowledged records were never reached by its audit reader \
+                 (unverified, not lost)",
+                count(r.audit.counts.unverified)
+            ));
+        }
         if r.harness.saturated {
             warnings.push(format!(
                 "HARNESS SATURATED in {label}: its figures describe fleetstorm's host, not the target (see that \
@@ -140,6 +150,8 @@ fn sections(runs: &[(String, Report)]) -> Vec<(&'static str, Table)> {
             vec![
                 metric("acked", |r| count(r.audit.counts.acked)),
                 metric("lost", |r| count(r.audit.counts.lost)),
+                metric("unverified (not reached by the audit)", |r| count(r.audit.counts.unverified)),
+                metric("audit complete", |r| if r.audit.complete { "yes".into() } else { "NO".into() }),
                 metric("duplicates", |r| count(r.audit.counts.duplicates)),
                 metric("reordered", |r| count(r.audit.counts.reordered)),
             ],
@@ -351,6 +363,7 @@ pub fn baseline(base: &Report, cand: &Report, overrides: &BTreeMap<String, f64>)
     }
     let (ba, ca) = (&base.audit.counts, &cand.audit.counts);
     check("audit.lost".into(), "audit", ba.lost as f64, ca.lost as f64, Worse::Higher, &n);
+    check("audit.unverified".into(), "audit", ba.unverified as f64, ca.unverified as f64, Worse::Higher, &n);
     check("audit.duplicates".into(), "audit", ba.duplicates as f64, ca.duplicates as f64, Worse::Higher, &n);
     check("audit.reordered".into(), "audit", ba.reordered as f64, ca.reordered as f64, Worse::Higher, &n);
     check("produce.failed".into(), "audit", base.produce.failed as f64, cand.produce.failed as f64, Worse::Higher, &n);

@@ -638,11 +638,20 @@ pub struct AuditSpec {
     /// Read back everything the run produced and check it arrived once and in order. Default `true`.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// How much longer than the scenario's `drain` the audit reader may keep reading, up to the
+    /// partition ends acknowledged when the load stopped, once the consumer groups have stopped.
+    /// Records it does not reach by then are reported `unverified`, never `lost`. Default `60s`.
+    #[serde(default = "default_audit_drain")]
+    pub drain: Dur,
+}
+
+fn default_audit_drain() -> Dur {
+    Dur::from_secs(60)
 }
 
 impl Default for AuditSpec {
     fn default() -> Self {
-        AuditSpec { enabled: true }
+        AuditSpec { enabled: true, drain: default_audit_drain() }
     }
 }
 
@@ -804,6 +813,38 @@ impl<'de> Deserialize<'de> for BrokerSelector {
 }
 
 impl Scenario {
+    /// What a target with `brokers` brokers cannot honour of the scenario's durability settings
+    /// (replication, `min.insync.replicas`), in words; `None` when it can (or the broker count is
+    /// unknown). A one-broker target that accepted `replication: 3` gives durability figures that are
+    /// not comparable with a three-broker run's.
+    pub fn durability_shortfall(&self, brokers: usize) -> Option<String> {
+        if brokers == 0 {
+            return None;
+        }
+        let short: Vec<String> = self
+            .topics
+            .iter()
+            .filter_map(|t| {
+                let isr = t.config.get("min.insync.replicas").and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(1);
+                let mut asks = Vec::new();
+                if usize::from(t.replication) > brokers {
+                    asks.push(format!("replication {}", t.replication));
+                }
+                if isr > brokers {
+                    asks.push(format!("min.insync.replicas {isr}"));
+                }
+                (!asks.is_empty()).then(|| format!("`{}` asks {}", t.name, asks.join(" and ")))
+            })
+            .collect();
+        (!short.is_empty()).then(|| {
+            format!(
+                "the target has {brokers} broker(s) and cannot honour the scenario's durability: {}; its loss and \
+                 durability figures are not comparable with a target that can",
+                short.join(", ")
+            )
+        })
+    }
+
     /// Shorten the load to `duration` (a command-line override): timed events that would start at
     /// or after the new end are removed, each with a note saying so.
     pub fn shorten(&mut self, duration: Dur) -> Vec<String> {

@@ -117,7 +117,7 @@ fn run(args: AuditArgs) -> AuditOutcome {
     let reading = Reading { plan_topics: args.plan_topics.clone(), book: args.book.clone(), reader: args.reader };
     let mut windows = WindowClock::default();
     let mut reads = 0u64;
-    while !args.control.stop_reading.load(Ordering::Relaxed) && !args.control.hard() {
+    while !args.control.stop_audit.load(Ordering::Relaxed) && !args.control.hard() {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 reading.position(&m);

@@ -51,11 +51,13 @@ pub fn lay_out(conn: &Connection, s: &Scenario, plan: &Plan, run_id: u64) -> Res
     let marks = conn.watermarks(&plan.topics, &topics.partitions)?;
     let partitions: Vec<(usize, i32)> =
         topics.partitions.iter().enumerate().flat_map(|(t, n)| (0..*n as i32).map(move |p| (t, p))).collect();
+    let mut warnings = topics.warnings;
+    warnings.extend(s.durability_shortfall(conn.brokers.len()));
     let layout = Layout {
         partitions,
         lows: marks.iter().map(|m| m.0).collect(),
         highs: marks.iter().map(|m| m.1).collect(),
-        warnings: topics.warnings,
+        warnings,
     };
     for g in &s.consumers {
         let id = group::group_id(g, &s.name, run_id);

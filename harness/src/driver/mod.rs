@@ -38,8 +38,10 @@ pub struct Control {
     pub stop_sending: AtomicBool,
     /// Producers: the latest time (µs since load start) to keep waiting for acknowledgements.
     pub drain_until_us: AtomicU64,
-    /// Consumers and the audit: stop reading.
+    /// Consumer-group members: stop reading.
     pub stop_reading: AtomicBool,
+    /// The audit reader: stop reading (it may read on after the groups stopped).
+    pub stop_audit: AtomicBool,
     /// Everyone: stop now, skip draining (second Ctrl-C).
     pub hard_stop: AtomicBool,
 }
@@ -50,6 +52,7 @@ impl Default for Control {
             stop_sending: AtomicBool::new(false),
             drain_until_us: AtomicU64::new(u64::MAX),
             stop_reading: AtomicBool::new(false),
+            stop_audit: AtomicBool::new(false),
             hard_stop: AtomicBool::new(false),
         }
     }

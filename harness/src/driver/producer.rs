@@ -198,10 +198,12 @@ impl ProducerContext for PCtx {
                     now.saturating_sub(f.intended_us),
                     now.saturating_sub(f.send_us),
                 );
+                let idx = self.book.index(usize::from(f.topic), msg.partition());
                 if let Some(l) = st.ledger.as_mut() {
-                    l.acked(f.stream, f.seq, u32::try_from(f.intended_us / 1_000_000).unwrap_or(u32::MAX));
+                    let second = u32::try_from(f.intended_us / 1_000_000).unwrap_or(u32::MAX);
+                    l.acked(f.stream, f.seq, second, idx.unwrap_or(usize::MAX));
                 }
-                if let Some(idx) = self.book.index(usize::from(f.topic), msg.partition()) {
+                if let Some(idx) = idx {
                     self.book.acked(idx, msg.offset(), u64::from(f.bytes), f.send_us, now);
                 }
             }

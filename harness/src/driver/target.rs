@@ -132,26 +132,31 @@ impl Connection {
             timeout,
             cancel,
         };
+        // The first metadata request waits up to the whole timeout (a target far away answers
+        // slowly) on a thread of its own, so that this one notices an interrupt at once.
         let probe = conn.consumer(None)?;
-        // Ask in short slices up to the timeout, so that an interrupt is noticed within one.
-        let deadline = Instant::now() + timeout;
-        let md = loop {
-            let slice =
-                deadline.saturating_duration_since(Instant::now()).min(CANCEL_POLL).max(Duration::from_millis(1));
-            match probe.fetch_metadata(None, slice) {
-                Ok(md) => break md,
+        let redactor = conn.ctx.redactor.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("connect".into())
+            .spawn(move || {
+                let answer = probe
+                    .fetch_metadata(None, timeout)
+                    .map(|md| md.brokers().iter().map(|b| b.id()).collect::<Vec<i32>>())
+                    .map_err(|e| reason(e, &redactor));
+                let _ = tx.send(answer);
+            })
+            .map_err(|e| TargetError::Client(e.to_string()))?;
+        let answer = loop {
+            match rx.recv_timeout(CANCEL_POLL) {
+                Ok(answer) => break answer,
                 Err(_) if (conn.cancel)() => return Err(TargetError::Interrupted("connecting")),
-                Err(_) if Instant::now() < deadline => {}
-                Err(e) => {
-                    return Err(TargetError::Unreachable {
-                        servers: conn.bootstrap.clone(),
-                        timeout,
-                        reason: reason(e, &conn.ctx.redactor),
-                    });
-                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Err("the connecting thread died".into()),
             }
         };
-        conn.brokers = md.brokers().iter().map(|b| b.id()).collect();
+        conn.brokers =
+            answer.map_err(|reason| TargetError::Unreachable { servers: conn.bootstrap.clone(), timeout, reason })?;
         conn.brokers.sort_unstable();
         if conn.brokers.is_empty() {
             return Err(TargetError::Unreachable {

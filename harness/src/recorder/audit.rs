@@ -112,7 +112,14 @@ pub struct AckLedger {
     pub failed: BitSet,
     /// Acknowledged records by intended send second.
     pub acked_by_second: Vec<u64>,
+    /// Per stream, the (flattened) partition its records were acknowledged in, or [`SEVERAL`]:
+    /// what lets the audit tell a record it read past (lost) from one it never reached
+    /// (unverified).
+    partition: IntMap<u64, u32>,
 }
+
+/// A stream whose records went to more than one partition (an unkeyed class).
+pub const SEVERAL: u32 = u32::MAX;
 
 fn bump(v: &mut Vec<u64>, second: u32) {
     let i = second as usize;
@@ -132,11 +139,22 @@ fn merge_counts(a: &mut Vec<u64>, b: &[u64]) {
 }
 
 impl AckLedger {
-    /// `second`: the record's intended send second.
-    pub fn acked(&mut self, s: Stream, seq: u64, second: u32) {
+    /// `second`: the record's intended send second; `partition`: the flattened partition index
+    /// it was acknowledged in.
+    pub fn acked(&mut self, s: Stream, seq: u64, second: u32, partition: usize) {
         if self.acked.insert(s, seq) {
             bump(&mut self.acked_by_second, second);
         }
+        let p = u32::try_from(partition).unwrap_or(SEVERAL);
+        let known = self.partition.entry(s.key()).or_insert(p);
+        if *known != p {
+            *known = SEVERAL;
+        }
+    }
+
+    /// The partition a stream's records were acknowledged in, if one.
+    pub fn partition_of(&self, s: Stream) -> Option<usize> {
+        self.partition.get(&s.key()).filter(|p| **p != SEVERAL).map(|p| *p as usize)
     }
 
     pub fn failed(&mut self, s: Stream, seq: u64) {
@@ -147,6 +165,12 @@ impl AckLedger {
         self.acked.merge(&other.acked);
         self.failed.merge(&other.failed);
         merge_counts(&mut self.acked_by_second, &other.acked_by_second);
+        for (k, p) in &other.partition {
+            let known = self.partition.entry(*k).or_insert(*p);
+            if known != p {
+                *known = SEVERAL;
+            }
+        }
     }
 }
 
@@ -206,18 +230,75 @@ impl SeenLedger {
         self.foreign += 1;
     }
 
+    /// The highest sequence number read of a keyed stream.
+    pub fn max_seq(&self, s: Stream) -> Option<u64> {
+        self.max_seq.get(&s.key()).copied()
+    }
+
     /// Distinct messages seen.
     pub fn distinct(&self) -> u64 {
         self.reads - self.duplicates
     }
 }
 
-/// Per intended send second: acknowledged, lost, duplicated and reordered records.
+/// How far the audit reader got: per flattened partition, whether it read everything that was
+/// acknowledged there. A record acknowledged but never seen is **lost** only when the reader read
+/// past it; otherwise it is **unverified** (the reader never reached it), never blamed on the
+/// target.
+#[derive(Clone, Debug, Default)]
+pub struct Reach {
+    /// Per flattened partition: read up to its acknowledged end. Empty: the reader read everything.
+    pub fully_read: Vec<bool>,
+    /// Acknowledgements come in sequence order within a keyed stream's partition (the idempotent
+    /// producer guarantees it): a stream's record below the highest sequence read of that stream
+    /// lies before the reader's position, even in a partition not read to its end.
+    pub ordered: bool,
+}
+
+impl Reach {
+    pub fn complete(&self) -> bool {
+        self.fully_read.iter().all(|r| *r)
+    }
+
+    /// Did the reader read past (stream, seq), which it did not see?
+    fn read_past(&self, acks: &AckLedger, seen: &SeenLedger, s: Stream, seq: u64) -> bool {
+        if self.complete() {
+            return true;
+        }
+        match acks.partition_of(s) {
+            Some(p) if self.fully_read.get(p).copied().unwrap_or(false) => true,
+            Some(_) if self.ordered => seen.max_seq(s).is_some_and(|m| m > seq),
+            _ => false,
+        }
+    }
+}
+
+/// Records named by stream and sequence number.
+type Records = Vec<(Stream, u64)>;
+
+/// Acknowledged records never seen, in (stream, seq) order: those the reader read past (lost) and
+/// those it never reached (unverified).
+fn missing(acks: &AckLedger, seen: &SeenLedger, reach: &Reach) -> (Records, Records) {
+    let (mut lost, mut unverified) = (Vec::new(), Vec::new());
+    for (key, &a) in &acks.acked.words {
+        let m = a & !seen.seen.word(key);
+        for bit in (0..64).filter(|b| m & (1 << b) != 0) {
+            let (s, seq) = (Stream::from_key(key.0), (key.1 << 6) | bit);
+            if reach.read_past(acks, seen, s, seq) { lost.push((s, seq)) } else { unverified.push((s, seq)) }
+        }
+    }
+    lost.sort_unstable();
+    unverified.sort_unstable();
+    (lost, unverified)
+}
+
+/// Per intended send second: acknowledged, lost, unverified, duplicated and reordered records.
 /// `second_of` gives a record's intended send second (from the plan); it is asked only about
-/// the rare records seen without an acknowledgement.
+/// the rare records seen without an acknowledgement, and about unverified ones.
 pub fn by_second(
     acks: &AckLedger,
     seen: &SeenLedger,
+    reach: &Reach,
     second_of: &dyn Fn(Stream, u64) -> Option<u32>,
 ) -> Vec<AuditPoint> {
     let n = acks
@@ -242,13 +323,27 @@ pub fn by_second(
             }
         }
     }
+    // With an incomplete audit, lost and unverified records are placed by the second the plan
+    // gives them (their creation second: for records buffered by a wave, earlier than intended),
+    // so that every second's figures add up to the run's.
+    let (mut lost, mut unverified) = (vec![0u64; n], vec![0u64; n]);
+    if !reach.complete() && n > 0 {
+        let (l, u) = missing(acks, seen, reach);
+        let place = |v: &mut Vec<u64>, (s, seq): (Stream, u64)| {
+            let sec = second_of(s, seq).map_or(n - 1, |x| (x as usize).min(n - 1));
+            v[sec] += 1;
+        };
+        l.into_iter().for_each(|r| place(&mut lost, r));
+        u.into_iter().for_each(|r| place(&mut unverified, r));
+    }
     (0..n)
         .map(|i| {
             let acked = at(&acks.acked_by_second, i);
             let seen_acked = at(&seen.seen_by_second, i).saturating_sub(seen_unacked[i]);
             AuditPoint {
                 acked,
-                lost: acked.saturating_sub(seen_acked),
+                lost: if reach.complete() { acked.saturating_sub(seen_acked) } else { lost[i] },
+                unverified: unverified[i],
                 duplicates: at(&seen.duplicates_by_second, i),
                 reordered: at(&seen.reordered_by_second, i),
             }
@@ -266,14 +361,14 @@ pub struct Verdict {
 impl Verdict {
     /// Reconcile what the producers acknowledged with what the audit reader saw; records are named
     /// `class/device#seq` from the plan.
-    pub fn of(plan: &Plan, acks: &AckLedger, seen: &SeenLedger) -> Verdict {
-        let by_second = by_second(acks, seen, &|st, seq| {
-            // Only asked about records seen without an acknowledgement (rare). Their creation
-            // second stands in for the intended send second, which differs only for records
-            // buffered by a wave.
+    pub fn of(plan: &Plan, acks: &AckLedger, seen: &SeenLedger, reach: &Reach) -> Verdict {
+        let by_second = by_second(acks, seen, reach, &|st, seq| {
+            // Only asked about records seen without an acknowledgement (rare) and unverified ones.
+            // Their creation second stands in for the intended send second, which differs only
+            // for records buffered by a wave.
             plan.created_us(usize::from(st.class), u64::from(st.device), seq).map(|us| (us / 1_000_000) as u32)
         });
-        Verdict { counts: reconcile(acks, seen, &|st, seq| describe(plan, st, seq)), by_second }
+        Verdict { counts: reconcile(acks, seen, reach, &|st, seq| describe(plan, st, seq)), by_second }
     }
 }
 
@@ -320,7 +415,12 @@ pub fn missed(acks: &AckLedger, read: &BitSet, classes: &[u16]) -> (u64, Vec<(St
 }
 
 /// Compare what was acknowledged with what was read.
-pub fn reconcile(acks: &AckLedger, seen: &SeenLedger, describe: &dyn Fn(Stream, u64) -> String) -> AuditCounts {
+pub fn reconcile(
+    acks: &AckLedger,
+    seen: &SeenLedger,
+    reach: &Reach,
+    describe: &dyn Fn(Stream, u64) -> String,
+) -> AuditCounts {
     let mut c = AuditCounts {
         acked: acks.acked.len(),
         seen: seen.distinct(),
@@ -329,18 +429,10 @@ pub fn reconcile(acks: &AckLedger, seen: &SeenLedger, describe: &dyn Fn(Stream, 
         foreign: seen.foreign,
         ..AuditCounts::default()
     };
-    let mut lost: Vec<(Stream, u64)> = Vec::new();
-    for (key, &a) in &acks.acked.words {
-        let missing = a & !seen.seen.word(key);
-        c.lost += u64::from(missing.count_ones());
-        if missing != 0 && lost.len() < 1000 {
-            for bit in 0..64 {
-                if missing & (1 << bit) != 0 {
-                    lost.push((Stream::from_key(key.0), (key.1 << 6) | bit));
-                }
-            }
-        }
-    }
+    let (lost, unverified) = missing(acks, seen, reach);
+    c.lost = lost.len() as u64;
+    c.unverified = unverified.len() as u64;
+    c.lost_examples = lost.iter().take(10).map(|(s, q)| describe(*s, *q)).collect();
     for (key, &f) in &acks.failed.words {
         c.failed_but_seen += u64::from((f & seen.seen.word(key)).count_ones());
     }
@@ -348,8 +440,6 @@ pub fn reconcile(acks: &AckLedger, seen: &SeenLedger, describe: &dyn Fn(Stream, 
         let resolved = acks.acked.word(key) | acks.failed.word(key);
         c.unacked_seen += u64::from((s & !resolved).count_ones());
     }
-    lost.sort();
-    c.lost_examples = lost.iter().take(10).map(|(s, q)| describe(*s, *q)).collect();
     c
 }
 
@@ -371,11 +461,11 @@ mod tests {
         let mut s = SeenLedger::default();
         for d in 0..50 {
             for q in 0..200 {
-                a.acked(st(d), q, 0);
+                a.acked(st(d), q, 0, 0);
                 s.saw(st(d), q, 0);
             }
         }
-        let c = reconcile(&a, &s, &describe);
+        let c = reconcile(&a, &s, &Reach::default(), &describe);
         assert_eq!((c.acked, c.seen, c.lost, c.duplicates, c.reordered), (10_000, 10_000, 0, 0, 0));
     }
 
@@ -384,15 +474,15 @@ mod tests {
         let mut a = AckLedger::default();
         let mut s = SeenLedger::default();
         for q in 0..100 {
-            a.acked(st(1), q, (q / 10) as u32);
+            a.acked(st(1), q, (q / 10) as u32, 0);
             if q != 7 && q != 70 {
                 s.saw(st(1), q, (q / 10) as u32);
             }
         }
-        let c = reconcile(&a, &s, &describe);
+        let c = reconcile(&a, &s, &Reach::default(), &describe);
         assert_eq!(c.lost, 2);
         assert_eq!(c.lost_examples, vec!["0/1#7", "0/1#70"]);
-        let per_second = by_second(&a, &s, &|_, q| Some((q / 10) as u32));
+        let per_second = by_second(&a, &s, &Reach::default(), &|_, q| Some((q / 10) as u32));
         let lost: Vec<u64> = per_second.iter().map(|p| p.lost).collect();
         assert_eq!(lost, vec![1, 0, 0, 0, 0, 0, 0, 1, 0, 0]);
     }
@@ -402,13 +492,13 @@ mod tests {
         let mut a = AckLedger::default();
         let mut s = SeenLedger::default();
         for q in 0..10 {
-            a.acked(st(2), q, 0);
+            a.acked(st(2), q, 0, 0);
             s.saw(st(2), q, 0);
         }
         s.saw(st(2), 3, 0);
         s.saw(st(2), 3, 0);
         s.saw(st(2), 9, 1);
-        let c = reconcile(&a, &s, &describe);
+        let c = reconcile(&a, &s, &Reach::default(), &describe);
         assert_eq!(c.duplicates, 3);
         assert_eq!(c.seen, 10);
         assert_eq!(c.reordered, 0, "a re-read is a duplicate, not a reorder");
@@ -419,8 +509,8 @@ mod tests {
         let mut a = AckLedger::default();
         let mut s = SeenLedger::default();
         for q in 0..5 {
-            a.acked(st(1), q, 0);
-            a.acked(st(2), q, 0);
+            a.acked(st(1), q, 0, 0);
+            a.acked(st(2), q, 0, 0);
         }
         // Stream 1 arrives 0,1,3,2,4: one message (2) came after a later one.
         for q in [0, 1, 3, 2, 4] {
@@ -430,7 +520,7 @@ mod tests {
         for q in 0..5 {
             s.saw(st(2), q, 0);
         }
-        let c = reconcile(&a, &s, &describe);
+        let c = reconcile(&a, &s, &Reach::default(), &describe);
         assert_eq!(c.reordered, 1);
         assert_eq!(c.lost, 0);
     }
@@ -440,13 +530,13 @@ mod tests {
         let mut a = AckLedger::default();
         let mut s = SeenLedger::default();
         for q in 0..5 {
-            a.acked(st(1), q, 0);
+            a.acked(st(1), q, 0, 0);
         }
         // Spread over partitions: 3 before 2 is expected, 4 arrives twice, 1 never.
         for q in [0, 3, 2, 4, 4] {
             s.saw_unkeyed(st(1), q, 0);
         }
-        let c = reconcile(&a, &s, &describe);
+        let c = reconcile(&a, &s, &Reach::default(), &describe);
         assert_eq!((c.lost, c.duplicates, c.reordered), (1, 1, 0));
     }
 
@@ -454,32 +544,91 @@ mod tests {
     fn failed_but_seen_and_unacked_seen() {
         let mut a = AckLedger::default();
         let mut s = SeenLedger::default();
-        a.acked(st(1), 0, 0);
-        a.acked(st(1), 3, 0);
+        a.acked(st(1), 0, 0, 0);
+        a.acked(st(1), 3, 0, 0);
         a.failed(st(1), 1);
         a.failed(st(1), 2);
         s.saw(st(1), 0, 0);
         s.saw(st(1), 1, 0);
         s.saw(st(1), 5, 0);
-        let c = reconcile(&a, &s, &describe);
+        let c = reconcile(&a, &s, &Reach::default(), &describe);
         assert_eq!(c.failed_but_seen, 1);
         assert_eq!(c.unacked_seen, 1);
         assert_eq!(c.lost, 1);
         // Per second, seq 3 is lost even though two unacknowledged records were seen that second.
-        let p = by_second(&a, &s, &|_, _| Some(0));
-        assert_eq!(p[0], AuditPoint { acked: 2, lost: 1, duplicates: 0, reordered: 0 });
+        let p = by_second(&a, &s, &Reach::default(), &|_, _| Some(0));
+        assert_eq!(p[0], AuditPoint { acked: 2, lost: 1, unverified: 0, duplicates: 0, reordered: 0 });
     }
 
     #[test]
     fn ledgers_from_several_producers_merge() {
         let mut a = AckLedger::default();
         let mut b = AckLedger::default();
-        a.acked(st(1), 0, 0);
-        b.acked(st(1), 1, 0);
-        b.acked(st(2), 64, 2);
+        a.acked(st(1), 0, 0, 0);
+        b.acked(st(1), 1, 0, 0);
+        b.acked(st(2), 64, 2, 0);
         a.merge(&b);
         assert_eq!(a.acked.len(), 3);
         assert_eq!(a.acked_by_second, vec![2, 0, 1]);
         assert!(a.acked.contains(st(2), 64));
+    }
+
+    /// Device 1 on partition 0 (read to its end), device 2 on partition 1 (not): both streams
+    /// acknowledged 0..10, the reader saw 0..5 of device 1 and 0..5 of device 2 but seq 3.
+    fn half_read(ordered: bool) -> (AckLedger, SeenLedger, Reach) {
+        let (mut a, mut s) = (AckLedger::default(), SeenLedger::default());
+        for q in 0..10 {
+            a.acked(st(1), q, 0, 0);
+            a.acked(st(2), q, 0, 1);
+        }
+        for q in 0..5 {
+            s.saw(st(1), q, 0);
+            if q != 3 {
+                s.saw(st(2), q, 0);
+            }
+        }
+        (a, s, Reach { fully_read: vec![true, false], ordered })
+    }
+
+    #[test]
+    fn a_record_the_reader_read_past_is_lost_and_one_it_never_reached_is_unverified() {
+        let describe = |s: Stream, q: u64| format!("{}#{q}", s.device);
+        let (a, s, reach) = half_read(true);
+        let c = reconcile(&a, &s, &reach, &describe);
+        // Device 1: partition 0 was read to its end, so 5..10 are lost. Device 2: seq 3 lies below
+        // the highest sequence read (4), so the reader passed it; 5..10 were never reached.
+        assert_eq!((c.lost, c.unverified), (6, 5));
+        assert_eq!(c.lost_examples, vec!["1#5", "1#6", "1#7", "1#8", "1#9", "2#3"]);
+        // Without ordered acknowledgements the gap in device 2 proves nothing either.
+        let (a, s, reach) = half_read(false);
+        let c = reconcile(&a, &s, &reach, &describe);
+        assert_eq!((c.lost, c.unverified), (5, 6));
+        // A reader that read everything makes every missing record lost (the old behaviour).
+        let (a, s, _) = half_read(true);
+        let c = reconcile(&a, &s, &Reach { fully_read: vec![true, true], ordered: true }, &describe);
+        assert_eq!((c.lost, c.unverified), (11, 0));
+    }
+
+    #[test]
+    fn a_stream_spread_over_partitions_is_unverified_until_every_partition_was_read() {
+        let (mut a, s) = (AckLedger::default(), SeenLedger::default());
+        a.acked(st(7), 0, 0, 0);
+        a.acked(st(7), 1, 0, 1);
+        assert_eq!(a.partition_of(st(7)), None, "several partitions");
+        let describe = |_: Stream, q: u64| q.to_string();
+        let part = Reach { fully_read: vec![true, false], ordered: true };
+        assert_eq!(reconcile(&a, &s, &part, &describe).unverified, 2);
+        let all = Reach { fully_read: vec![true, true], ordered: true };
+        assert_eq!(reconcile(&a, &s, &all, &describe).lost, 2);
+    }
+
+    #[test]
+    fn seconds_split_lost_from_unverified() {
+        let (a, s, reach) = half_read(true);
+        let p = by_second(&a, &s, &reach, &|_, _| Some(0));
+        assert_eq!((p[0].acked, p[0].lost, p[0].unverified), (20, 6, 5));
+        // A second beyond the acknowledged ones is clamped to the last: nothing is dropped.
+        let p = by_second(&a, &s, &reach, &|_, _| Some(9));
+        assert_eq!((p.len(), p[0].lost, p[0].unverified), (1, 6, 5));
     }
 }

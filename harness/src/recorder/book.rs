@@ -162,6 +162,18 @@ impl OffsetBook {
             .sum()
     }
 
+    /// Per flattened partition: whether `reader` has read up to the acknowledged end (partitions it
+    /// does not read count as read).
+    pub fn fully_read(&self, reader: usize) -> Vec<bool> {
+        let mut out = vec![true; self.ends.len()];
+        if let Some(r) = self.readers.get(reader) {
+            for &i in &r.partitions {
+                out[i] = r.positions[i].load(Ordering::Relaxed) >= self.ends[i].load(Ordering::Relaxed);
+            }
+        }
+        out
+    }
+
     /// Acknowledged bytes and records per flattened partition.
     pub fn acked_per_partition(&self) -> Vec<(u64, u64)> {
         self.acked_bytes

@@ -590,4 +590,16 @@ consumers: [{name: sink, topics: [t]}]
         let m = max_rate(&r, &[o]);
         assert_eq!((m.acked, m.seconds, m.msgs_per_s), (1_000, 0.5, 2_000.0));
     }
+
+    #[test]
+    fn a_target_with_fewer_brokers_than_the_replication_is_named() {
+        let mut s = scenario();
+        s.topics[0].replication = 3;
+        s.topics[0].config.insert("min.insync.replicas".into(), "2".into());
+        let why = s.durability_shortfall(1).unwrap();
+        assert!(why.contains("has 1 broker(s)") && why.contains("`t` asks replication 3 and min.insync.replicas 2"), "{why}");
+        assert!(s.durability_shortfall(2).unwrap().contains("replication 3"));
+        assert_eq!(s.durability_shortfall(3), None);
+        assert_eq!(s.durability_shortfall(0), None, "unknown broker count: no claim");
+    }
 }

@@ -283,7 +283,7 @@ mod tests {
         tl[27] = point(27, 1000, 11_000);
         tl[22].errors.insert("MessageTimedOut".into(), 4);
         tl[35].errors.insert("late".into(), 1);
-        tl[21].audit = Some(AuditPoint { acked: 900, lost: 0, duplicates: 2, reordered: 0 });
+        tl[21].audit = Some(AuditPoint { acked: 900, lost: 0, unverified: 0, duplicates: 2, reordered: 0 });
         tl
     }
 

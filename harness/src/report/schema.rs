@@ -143,8 +143,12 @@ pub struct AuditCounts {
     pub acked: u64,
     /// Distinct messages of this run read back.
     pub seen: u64,
-    /// Acknowledged, never read back.
+    /// Acknowledged, never read back, and the reader read past where it was: lost.
     pub lost: u64,
+    /// Acknowledged, never read back, and the reader never got that far (it had not caught up
+    /// when the audit's own drain ended): not verified either way, never counted as lost.
+    #[serde(default)]
+    pub unverified: u64,
     /// Extra copies read back (a message read three times counts two).
     pub duplicates: u64,
     /// Read back after a later message of the same device and class.
@@ -164,6 +168,8 @@ pub struct AuditCounts {
 pub struct AuditPoint {
     pub acked: u64,
     pub lost: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unverified: u64,
     pub duplicates: u64,
     pub reordered: u64,
 }

@@ -138,7 +138,12 @@ pub fn text(r: &Report, report_path: &str) -> String {
             count(c.duplicates),
             count(c.reordered),
             count(c.failed_but_seen),
-            if a.complete { "" } else { "  (INCOMPLETE: reader did not catch up)" }
+            match (a.complete, c.unverified) {
+                (true, _) => String::new(),
+                (false, 0) => "  (INCOMPLETE: reader did not catch up)".to_string(),
+                (false, n) =>
+                    format!("  (INCOMPLETE: {} acknowledged records the reader never reached: unverified)", count(n)),
+            }
         );
     }
     for f in &r.faults {
@@ -263,7 +268,10 @@ mod tests {
             ("## Gates", "| gate | value | verdict | detail |"),
             ("## Produce", "| planned/s | achieved/s | acked | failed | backpressure | MB/s | measured |"),
             ("## Consumers", "| group | consumed | msgs/s | re-read | missed | max lag | final lag | assign/revoke |"),
-            ("## Delivery audit", "| acked | seen | lost | duplicates | reordered | failed but seen | complete |"),
+            (
+                "## Delivery audit",
+                "| acked | seen | lost | unverified | duplicates | reordered | failed but seen | complete |",
+            ),
             ("## Firmware", "| firmware | sent | share | acked |"),
             ("## Errors", "| kind | count |"),
         ] {

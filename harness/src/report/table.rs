@@ -291,6 +291,7 @@ pub fn audit(r: &Report) -> Table {
         .col("acked", |a| count(a.counts.acked))
         .col("seen", |a| count(a.counts.seen))
         .col("lost", |a| Cell::finding(a.counts.lost))
+        .col("unverified", |a| Cell::finding(a.counts.unverified))
         .col("duplicates", |a| Cell::finding(a.counts.duplicates))
         .col("reordered", |a| Cell::finding(a.counts.reordered))
         .col("failed but seen", |a| count(a.counts.failed_but_seen))
