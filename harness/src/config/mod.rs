@@ -2,6 +2,8 @@
 //! problem found is returned at once, each with its file, line, column and field path.
 
 pub mod dist;
+pub mod envelope;
+pub mod ids;
 pub mod profile;
 pub mod scenario;
 pub mod units;

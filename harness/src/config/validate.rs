@@ -3,12 +3,12 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use super::envelope::min_value_size;
+use super::ids::IdPattern;
 use super::profile::{FaultMechanism, Profile, TargetKind};
 use super::scenario::{BrokerSelector, FaultKind, RateShape, ReplayTarget, Scenario};
 use super::units::Dur;
 use super::yaml::{Kind, Node};
-use crate::plan::IdPattern;
-use crate::wire;
 
 /// Largest value a record may have (librdkafka's default `message.max.bytes` is 1,000,000).
 const MAX_VALUE: f64 = 64.0 * 1024.0 * 1024.0;
@@ -149,7 +149,7 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
     let id_len = match IdPattern::parse(&f.id_pattern) {
         Ok(p) => p.max_len(f.devices),
         Err(e) => {
-            err("fleet.id_pattern".into(), e);
+            err("fleet.id_pattern".into(), e.to_string());
             0
         }
     };
@@ -189,7 +189,7 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
         for (field, msg) in c.size.problems() {
             err(format!("{p}.size.{field}"), msg);
         }
-        let min = wire::min_value_size(c.format, id_len) as f64;
+        let min = min_value_size(c.format, id_len) as f64;
         if c.size.lower_bound() < min && id_len > 0 {
             let fmt = match c.format {
                 super::scenario::ValueFormat::Json => "json",
