@@ -13,6 +13,8 @@ pub mod driver;
 pub mod exit;
 pub mod explain;
 pub mod faults;
+#[cfg(test)]
+mod layers;
 pub mod plan;
 pub mod recorder;
 pub mod report;

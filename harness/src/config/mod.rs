@@ -3,6 +3,7 @@
 
 pub mod dist;
 pub mod envelope;
+pub mod gates;
 pub mod ids;
 pub mod profile;
 pub mod scenario;

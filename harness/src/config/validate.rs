@@ -356,8 +356,8 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
     }
 
     // Gates.
-    for (i, problem) in crate::report::gates::parse_all(&s.gates, s).1 {
-        err(format!("gates[{i}]"), problem);
+    for (i, problem) in super::gates::parse_all(&s.gates, s).1 {
+        err(format!("gates[{i}]"), problem.to_string());
     }
 
     // Consumers.
