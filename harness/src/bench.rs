@@ -59,14 +59,12 @@ fn scenario(l: &Load, rate_per_s: f64, duration_s: f64, name: &str) -> Result<Lo
             format!(", config: {{retention.ms: \"{ms}\", segment.bytes: \"67108864\"}}")
         }),
     );
-    let value = config::parse_scenario("(bench)", &text).map_err(|e| e.to_string())?;
-    Ok(Loaded { value, file: "(bench)".into(), source: text })
+    config::scenario_from_text("(bench)", text).map_err(|e| e.to_string())
 }
 
 fn profile(bootstrap: &str) -> Result<Loaded<Profile>, String> {
     let text = format!("name: bench-target\nkind: kafka\nbootstrap_servers: \"{bootstrap}\"\n");
-    let value = config::parse_profile("(bench)", &text, &|_| None).map_err(|e| e.to_string())?;
-    Ok(Loaded { value, file: "(bench)".into(), source: text })
+    config::profile_from_text("(bench)", text, &|_| None, false).map_err(|e| e.to_string())
 }
 
 /// One ordinary run of a benchmark scenario against the benchmark's target, quiet but for its

@@ -97,29 +97,21 @@ pub fn run(
 ) -> Result<Finished, RunError> {
     let started = SystemTime::now();
     let t0 = Instant::now();
-    let mut scenario = sc.value;
-    let mut notes = Vec::new();
-    if let Some(d) = opts.duration {
-        notes = scenario.shorten(d);
-    }
-    if let Some(s) = opts.seed {
-        scenario.seed = s;
-    }
-    // Problems the scenario file alone could not show: with the command-line overrides applied,
-    // against the profile's target. Located in the scenario's text like any diagnostic.
-    let scenario_file = sc.file.display().to_string();
+    // The scenario with the command-line overrides applied, checked again if they changed it;
+    // then what the profile's target cannot do. One pass, every problem located in its file.
+    let mut prepared = sc.prepare(crate::config::Overrides { duration: opts.duration, seed: opts.seed });
     let profile = pr.value;
-    let mut found = validate::scenario(&scenario);
     let mut warnings = Vec::new();
     if profile.kind == TargetKind::Embedded {
-        let limits = validate::on_embedded(&scenario, profile.embedded_brokers());
-        found.extend(limits.errors);
+        let limits = validate::on_embedded(&prepared.scenario, profile.embedded_brokers());
+        prepared.add(limits.errors);
         warnings = limits.warnings;
     }
     let base_dir =
         pr.file.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| ".".into());
     let mechanism = Mechanism::new(profile.fault_mechanism().as_ref(), base_dir.clone());
-    found.extend(mechanism.check(&scenario.faults).into_iter().map(|(i, m)| (format!("faults[{i}].kind"), m)));
+    let faults = mechanism.check(&prepared.scenario.faults);
+    prepared.add(faults.into_iter().map(|(i, m)| (format!("faults[{i}].kind"), m)));
     let target = match pr.file.to_str() {
         Some(f) if f.starts_with('(') => "the default embedded target".to_string(),
         _ => format!("profile {}", pr.file.display()),
@@ -127,17 +119,15 @@ pub fn run(
     let overrides =
         if opts.duration.is_some() || opts.seed.is_some() { "with the command-line overrides, " } else { "" };
     let against = format!(" ({overrides}against {target})");
-    let problems: Vec<String> = crate::config::locate_problems(&scenario_file, &sc.source, found)
-        .iter()
-        .map(|d| format!("{d}{against}"))
-        .collect();
-    for d in crate::config::locate_problems(&scenario_file, &sc.source, warnings) {
+    let mut notes = prepared.notes.clone();
+    for d in prepared.locate(warnings) {
         tracing::warn!("{d}");
         notes.push(d.to_string());
     }
-    if !problems.is_empty() {
-        return Err(RunError::Invalid(problems.join("\n")));
-    }
+    // FIXME(issue 9): the runner parses the gates again instead of taking these.
+    let (scenario, _gates) = prepared.finish().map_err(|e| {
+        RunError::Invalid(e.diagnostics().iter().map(|d| format!("{d}{against}")).collect::<Vec<_>>().join("\n"))
+    })?;
 
     let run_id = mix(
         started.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),

@@ -160,3 +160,55 @@ fn a_profile_with_an_unset_variable_is_invalid_input() {
         text(&o)
     );
 }
+
+#[test]
+fn validate_reports_an_unknown_topic_once() {
+    // Regression (issue 9): the raw-document reference check and the typed checks both reported
+    // `fleet.classes[0].topic: unknown topic ...`, so `validate` printed the same line twice.
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "topic.yaml",
+        "name: t\nseed: 1\nduration: 10s\ntopics: [{name: t}]\nfleet:\n  devices: 10\n  classes:\n    - {name: a, topic: nope, rate: 1/5s}\n",
+    );
+    let o = bin().arg("validate").arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o);
+    assert_eq!(err.matches("fleet.classes[0].topic: unknown topic `nope`").count(), 1, "{err}");
+    assert!(err.contains("1 problem\n"), "{err}");
+}
+
+#[test]
+fn plan_locates_problems_with_file_line_and_column_like_validate() {
+    // Regression (issue 9): `plan` printed `file: path: message`. A problem that appears only with
+    // the command-line overrides (the shortened run drops the fault a gate names) is located too.
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "plan.yaml",
+        "name: p\nseed: 1\nduration: 30s\ntopics: [{name: t}]\nfleet:\n  devices: 10\n  classes: [{name: a, topic: t, rate: 1/5s}]\nfaults: [{name: kill, at: 20s, kind: broker_kill}]\ngates:\n  - audit.lost == 0\n  - faults.kill.recovered < 30s\n",
+    );
+    let o = bin().arg("plan").arg(&f).arg("--duration").arg("10s").output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let want = format!("{}:11:5: gates[1]: unknown fault in `kill.recovered`", f.display());
+    assert!(text(&o).contains(&want), "{}\nwanted: {want}", text(&o));
+    // Without the override the same scenario plans.
+    let o = bin().arg("plan").arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn a_gates_file_problem_points_into_the_gates_file() {
+    // Regression (issue 9): `run --gates G` with `faults.*` gates on a scenario without faults said
+    // `scenarios/quickstart.yaml:9:1: gates[6]`, a position in the scenario instead of in G.
+    let dir = tempfile::tempdir().unwrap();
+    let gates = write(dir.path(), "g.yaml", "gates:\n  - audit.lost == 0\n  - faults.*.unavailable < 30s\n");
+    let scenario = root().join("scenarios/quickstart.yaml");
+    let out = dir.path().join("out");
+    let o = bin().arg("run").arg(&scenario).arg("--gates").arg(&gates).arg("--out").arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let want = format!("{}:3:5: gates[1]: `*` matches no fault: the scenario declares none", gates.display());
+    assert!(text(&o).contains(&want), "{}\nwanted: {want}", text(&o));
+    assert!(!text(&o).contains("quickstart.yaml:"), "{}", text(&o));
+    assert!(!out.exists(), "nothing ran, nothing was written");
+}

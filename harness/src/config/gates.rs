@@ -500,6 +500,12 @@ impl Gate {
     }
 }
 
+/// A gates file for `--gates`: `gates: [...]`.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct GatesFile {
+    pub gates: Vec<GateSpec>,
+}
+
 /// Parse every gate, collecting every problem as (index, error).
 pub fn parse_all(specs: &[GateSpec], s: &Scenario) -> (Vec<Gate>, Vec<(usize, GateError)>) {
     let names = Names::of(s);

@@ -1,9 +1,15 @@
 //! Semantic checks that types alone cannot express. Each check returns `(field path, message)`;
 //! the caller attaches file, line and column. Every check runs: nothing stops at the first problem.
+//!
+//! Each rule lives in one place, so a problem is reported once: cross-references and duplicate
+//! names in [`references`], on the document itself (so they are reported together with type
+//! errors); everything else in [`scenario`], on the typed scenario, which a command-line override
+//! can change (and which is checked again then).
 
 use std::collections::{BTreeSet, HashSet};
 
 use super::envelope::min_value_size;
+use super::gates::Gate;
 use super::ids::IdPattern;
 use super::profile::{FaultMechanism, Profile, TargetKind};
 use super::scenario::{BrokerSelector, FaultKind, RateShape, ReplayTarget, Scenario};
@@ -103,7 +109,13 @@ pub fn references(root: &Node) -> Vec<(String, String)> {
     out
 }
 
+/// Every rule of the typed scenario (the cross-references are in [`references`]).
 pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
+    checked(s).1
+}
+
+/// [`scenario`], and the gates parsed in the same pass.
+pub fn checked(s: &Scenario) -> (Vec<Gate>, Vec<(String, String)>) {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut err = |path: String, msg: String| out.push((path, msg));
 
@@ -135,11 +147,6 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
             err(format!("topics[{i}].replication"), "replication must be at least 1".into());
         }
     }
-    for (i, name) in duplicates(s.topics.iter().map(|t| t.name.as_str())) {
-        err(format!("topics[{i}].name"), format!("topic `{name}` is declared twice"));
-    }
-    let topics: BTreeSet<&str> = s.topics.iter().map(|t| t.name.as_str()).collect();
-    let topic_list = || topics.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
 
     // Fleet.
     let f = &s.fleet;
@@ -163,9 +170,6 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
         let p = format!("fleet.classes[{i}]");
         if !valid_name(&c.name) {
             err(format!("{p}.name"), format!("`{}` is not a valid name", c.name));
-        }
-        if !topics.contains(c.topic.as_str()) {
-            err(format!("{p}.topic"), format!("unknown topic `{}`: declared topics are {}", c.topic, topic_list()));
         }
         match (c.rate, c.total_rate) {
             (Some(_), Some(_)) => {
@@ -212,9 +216,6 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
                 err(format!("{p}.headers"), "header names must not be empty".into());
             }
         }
-    }
-    for (i, name) in duplicates(f.classes.iter().map(|c| c.name.as_str())) {
-        err(format!("fleet.classes[{i}].name"), format!("class `{name}` is declared twice"));
     }
 
     // Cohorts and firmware.
@@ -356,7 +357,8 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
     }
 
     // Gates.
-    for (i, problem) in super::gates::parse_all(&s.gates, s).1 {
+    let (gates, problems) = super::gates::parse_all(&s.gates, s);
+    for (i, problem) in problems {
         err(format!("gates[{i}]"), problem.to_string());
     }
 
@@ -413,11 +415,6 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
         }
         if g.topics.is_empty() {
             err(format!("{p}.topics"), "a consumer group needs at least one topic".into());
-        }
-        for (j, t) in g.topics.iter().enumerate() {
-            if !topics.contains(t.as_str()) {
-                err(format!("{p}.topics[{j}]"), format!("unknown topic `{t}`: declared topics are {}", topic_list()));
-            }
         }
         if let Some(d) = &g.processing_time {
             for (field, msg) in d.problems() {
@@ -492,10 +489,7 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
             err(format!("{p}.group_id"), "group_id must not be empty".into());
         }
     }
-    for (i, name) in duplicates(s.consumers.iter().map(|g| g.name.as_str())) {
-        err(format!("consumers[{i}].name"), format!("consumer group `{name}` is declared twice"));
-    }
-    out
+    (gates, out)
 }
 
 /// What a scenario asks of the embedded cluster (librdkafka's mock) that it cannot do: `errors`
