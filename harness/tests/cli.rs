@@ -212,3 +212,109 @@ fn a_gates_file_problem_points_into_the_gates_file() {
     assert!(!text(&o).contains("quickstart.yaml:"), "{}", text(&o));
     assert!(!out.exists(), "nothing ran, nothing was written");
 }
+
+/// `validate` on a one-class scenario (`duration`, `devices`, the class's settings): exit code and
+/// output, which must come at once.
+fn validate_bounded(dir: &std::path::Path, duration: &str, devices: &str, class: &str) -> (Option<i32>, String) {
+    let f = write(
+        dir,
+        "bound.yaml",
+        &format!(
+            "name: b\nseed: 1\nduration: {duration}\ntopics: [{{name: t}}]\nfleet:\n  devices: {devices}\n  classes: [{{name: a, topic: t, {class}}}]\n"
+        ),
+    );
+    let started = Instant::now();
+    let o = bin().arg("validate").arg(&f).output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "{}", text(&o));
+    (o.status.code(), text(&o))
+}
+
+#[test]
+fn a_billion_devices_are_refused_with_the_bound() {
+    // Regression (issue 16): `devices: 1000000000` validated, then plan and run aborted on a
+    // 3 GiB allocation.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) = validate_bounded(dir.path(), "20s", "1000000000", "rate: 1/1h");
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains(":6:12: fleet.devices: devices must be between 1 and 10,000,000"), "{t}");
+}
+
+#[test]
+fn a_per_device_rate_of_ten_million_a_second_is_refused_with_the_bound() {
+    // Regression (issue 16): `rate: 1/0.0000001s` validated and plan ran for minutes.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) = validate_bounded(dir.path(), "20s", "10", "rate: 1/0.0000001s");
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains(":7:39: fleet.classes[0].rate: class `a` peaks at 100,000,000/s (over 10 devices); at most 2,000,000/s per class is supported"), "{t}");
+}
+
+#[test]
+fn a_total_rate_of_1e12_a_second_is_refused_with_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) = validate_bounded(dir.path(), "20s", "10", "total_rate: 1e12/s");
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains("fleet.classes[0].total_rate: class `a` peaks at 1,000,000,000,000/s"), "{t}");
+}
+
+#[test]
+fn the_classes_together_are_bounded_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) = validate_bounded(
+        dir.path(),
+        "20s",
+        "1000",
+        "total_rate: 2000000/s}, {name: b, topic: t, total_rate: 2000000/s}, {name: c, topic: t, total_rate: 2000000/s",
+    );
+    assert_eq!(code, Some(2), "{t}");
+    assert!(
+        t.contains("fleet.classes: the classes peak at 6,000,000/s together; at most 5,000,000/s is supported"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_diurnal_period_of_1us_is_refused_with_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) =
+        validate_bounded(dir.path(), "20s", "10", "rate: 1/1s, shape: {diurnal: {period: 1us, low: 0.5, high: 1}}");
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains("fleet.classes[0].shape.diurnal.period: period must be at least 1s"), "{t}");
+}
+
+#[test]
+fn a_100_day_duration_is_refused_with_the_bound() {
+    // Regression (issue 16): `duration: 100d` made plan hang.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) = validate_bounded(dir.path(), "100d", "10", "rate: 1/1s");
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains(":3:11: duration: duration must be at most 168h (a week)"), "{t}");
+}
+
+#[test]
+fn more_device_streams_than_the_bound_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) = validate_bounded(
+        dir.path(),
+        "20s",
+        "10000000",
+        "rate: 1/1h}, {name: b, topic: t, rate: 1/1h}, {name: c, topic: t, rate: 1/1h",
+    );
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains("fleet.classes: 30,000,000 device streams"), "{t}");
+}
+
+#[test]
+fn more_planned_events_than_the_bound_are_refused_by_validate_and_plan() {
+    // A million events a second for an hour no longer validates: `plan` visits every event, and
+    // said nothing for minutes.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) = validate_bounded(dir.path(), "1h", "1000", "total_rate: 1000000/s, size: 64B, format: binary");
+    assert_eq!(code, Some(2), "{t}");
+    let want = ":3:11: duration: up to 3,600,000,000 events over 1h at the classes' peak rates; at most 1,000,000,000 are supported";
+    assert!(t.contains(want), "{t}");
+    let started = Instant::now();
+    let o = bin().arg("plan").arg(dir.path().join("bound.yaml")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains(want), "{}", text(&o));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

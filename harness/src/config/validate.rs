@@ -19,6 +19,116 @@ use super::yaml::{Kind, Node};
 /// Largest value a record may have (librdkafka's default `message.max.bytes` is 1,000,000).
 const MAX_VALUE: f64 = 64.0 * 1024.0 * 1024.0;
 
+/// Upper bounds, far above any real fleet, that keep `plan` and `run` fast and their memory
+/// bounded for anything that validates (README, "Limits"). `plan` visits every planned event and
+/// the schedule holds one 24-byte entry per device and class.
+pub mod limits {
+    use super::Dur;
+
+    /// Devices in the fleet.
+    pub const DEVICES: u64 = 10_000_000;
+    /// Device streams: devices sending a class, summed over the classes.
+    pub const STREAMS: u64 = 20_000_000;
+    /// Events per second of one class at its peak (rate × devices × the shape's highest factor).
+    pub const CLASS_RATE: f64 = 2_000_000.0;
+    /// Events per second of all classes together at their peaks.
+    pub const TOTAL_RATE: f64 = 5_000_000.0;
+    /// Events planned for the whole run (at the classes' peak rates, an upper bound).
+    pub const EVENTS: f64 = 1_000_000_000.0;
+    /// The load's duration: a week.
+    pub const DURATION: Dur = Dur(std::time::Duration::from_secs(7 * 24 * 3600));
+    /// The shortest diurnal period: the rate table's resolution is 10 ms.
+    pub const DIURNAL_PERIOD: Dur = Dur(std::time::Duration::from_secs(1));
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The stated upper bounds ([`limits`]), each problem at the field that exceeds it.
+fn bounds(s: &Scenario, err: &mut dyn FnMut(String, String)) {
+    if s.duration > limits::DURATION {
+        err("duration".into(), format!("duration must be at most {} (a week)", limits::DURATION));
+    }
+    let f = &s.fleet;
+    let devices = f.devices as f64;
+    let mut streams = 0.0;
+    let mut total = 0.0;
+    let mut a_class_exceeds = false;
+    for (i, c) in f.classes.iter().enumerate() {
+        let p = format!("fleet.classes[{i}]");
+        let senders = (c.share.0 * devices).round().max(0.0);
+        streams += senders;
+        let (field, base) = match (c.rate, c.total_rate) {
+            (Some(r), None) => ("rate", r.as_per_sec() * senders),
+            (None, Some(r)) => ("total_rate", r.as_per_sec()),
+            _ => continue,
+        };
+        let peak_factor = match &c.shape {
+            None => 1.0,
+            Some(RateShape::Stages(stages)) => stages.iter().map(|st| st.factor).fold(1.0, f64::max),
+            Some(RateShape::Diurnal(d)) => d.high,
+        };
+        let peak = base * peak_factor;
+        if peak.is_nan() || peak > limits::CLASS_RATE {
+            a_class_exceeds = true;
+            err(
+                format!("{p}.{field}"),
+                format!(
+                    "class `{}` peaks at {}/s (over {} devices); at most {}/s per class is supported",
+                    c.name,
+                    thousands(peak),
+                    thousands(senders),
+                    thousands(limits::CLASS_RATE)
+                ),
+            );
+        }
+        total += peak;
+    }
+    if f.devices <= limits::DEVICES && streams > limits::STREAMS as f64 {
+        err(
+            "fleet.classes".into(),
+            format!(
+                "{} device streams (devices sending each class, summed); at most {} are supported",
+                thousands(streams),
+                thousands(limits::STREAMS as f64)
+            ),
+        );
+    }
+    // A class over its own bound says enough about the total.
+    if !a_class_exceeds && (total.is_nan() || total > limits::TOTAL_RATE) {
+        err(
+            "fleet.classes".into(),
+            format!(
+                "the classes peak at {}/s together; at most {}/s is supported",
+                thousands(total),
+                thousands(limits::TOTAL_RATE)
+            ),
+        );
+    }
+    let events = total * s.duration.as_secs_f64();
+    if !a_class_exceeds && total <= limits::TOTAL_RATE && s.duration <= limits::DURATION && events > limits::EVENTS {
+        err(
+            "duration".into(),
+            format!(
+                "up to {} events over {} at the classes' peak rates; at most {} are supported: shorten the run or lower the rates",
+                thousands(events),
+                s.duration,
+                thousands(limits::EVENTS)
+            ),
+        );
+    }
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 200 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
@@ -150,8 +260,8 @@ pub fn checked(s: &Scenario) -> (Vec<Gate>, Vec<(String, String)>) {
 
     // Fleet.
     let f = &s.fleet;
-    if f.devices == 0 || f.devices > u64::from(u32::MAX) {
-        err("fleet.devices".into(), format!("devices must be between 1 and {}", u32::MAX));
+    if f.devices == 0 || f.devices > limits::DEVICES {
+        err("fleet.devices".into(), format!("devices must be between 1 and {}", thousands(limits::DEVICES as f64)));
     }
     let id_len = match IdPattern::parse(&f.id_pattern) {
         Ok(p) => p.max_len(f.devices),
@@ -290,8 +400,14 @@ pub fn checked(s: &Scenario) -> (Vec<Gate>, Vec<(String, String)>) {
                     }
                 }
                 RateShape::Diurnal(d) => {
-                    if d.period.is_zero() {
-                        err(format!("{p}.diurnal.period"), "period must be greater than zero".into());
+                    if d.period < limits::DIURNAL_PERIOD {
+                        err(
+                            format!("{p}.diurnal.period"),
+                            format!(
+                                "period must be at least {} (the rate table's resolution is 10ms)",
+                                limits::DIURNAL_PERIOD
+                            ),
+                        );
                     }
                     if !(d.low >= 0.0 && d.high >= d.low && d.high.is_finite()) {
                         err(format!("{p}.diurnal"), "need 0 <= low <= high".into());
@@ -355,6 +471,8 @@ pub fn checked(s: &Scenario) -> (Vec<Gate>, Vec<(String, String)>) {
             err(format!("producer.librdkafka.{key}"), "bootstrap servers belong in the profile".into());
         }
     }
+
+    bounds(s, &mut err);
 
     // Gates.
     let (gates, problems) = super::gates::parse_all(&s.gates, s);
@@ -846,6 +964,13 @@ mod tests {
             ]
         );
         assert_eq!(p[6].1, "a slowdown factor multiplies `processing_time` or `batch.time`: declare one");
+    }
+
+    #[test]
+    fn a_class_over_its_bound_is_reported_once_not_also_as_the_total() {
+        let p = problems("rate: 1/1s}", "total_rate: 3000000/s}", "");
+        assert_eq!(paths(&p), ["fleet.classes[0].total_rate"], "{p:?}");
+        assert_eq!(problems("duration: 10s", "duration: 7d", ""), [], "a week is allowed");
     }
 
     fn profile_problems(text: &str) -> Vec<(String, String)> {
