@@ -318,3 +318,19 @@ fn more_planned_events_than_the_bound_are_refused_by_validate_and_plan() {
     assert!(text(&o).contains(want), "{}", text(&o));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn an_alias_bomb_is_refused_by_validate_at_once() {
+    // Regression (issue 16): eight nested alias levels (a 380-byte file) aborted at a 4 GB limit.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bomb = String::from("x0: &a0 [x,x,x,x,x,x,x,x,x,x]\n");
+    for i in 1..8 {
+        bomb.push_str(&format!("x{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(",")));
+    }
+    let f = write(dir.path(), "bomb.yaml", &bomb);
+    let started = Instant::now();
+    let o = bin().arg("validate").arg(&f).output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains(":6:10: the document expands through its aliases to more than"), "{}", text(&o));
+}
