@@ -74,14 +74,12 @@ fn scenario(l: &Load, rate_per_s: f64, duration_s: f64, name: &str) -> Result<Lo
             format!(", config: {{retention.ms: \"{ms}\", segment.bytes: \"67108864\"}}")
         }),
     );
-    let value = config::parse_scenario("(bench)", &text)?;
-    Ok(Loaded { value, file: "(bench)".into(), source: text })
+    config::scenario_from_text("(bench)", text).map_err(BenchError::from)
 }
 
 fn profile(bootstrap: &str) -> Result<Loaded<Profile>, BenchError> {
     let text = format!("name: bench-target\nkind: kafka\nbootstrap_servers: \"{bootstrap}\"\n");
-    let value = config::parse_profile("(bench)", &text, &|_| None)?;
-    Ok(Loaded { value, file: "(bench)".into(), source: text })
+    config::profile_from_text("(bench)", text, &|_| None, false).map_err(BenchError::from)
 }
 
 /// One ordinary run of a benchmark scenario against the benchmark's target, quiet but for its

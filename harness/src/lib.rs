@@ -13,6 +13,8 @@ pub mod driver;
 pub mod exit;
 pub mod explain;
 pub mod faults;
+#[cfg(test)]
+mod layers;
 pub mod plan;
 pub mod recorder;
 pub mod report;
@@ -85,11 +87,11 @@ pub fn run_scenario(args: &RunArgs, interrupts: &signals::Interrupts) -> Result<
 pub fn run_scenario_with(args: &RunArgs, interrupts: &signals::Interrupts, progress: bool) -> Result<Exit, Failure> {
     let mut scenario = config::load_scenario(&args.scenario).map_err(config_failure)?;
     if let Some(path) = &args.gates {
-        scenario.value.gates = config::load_gates(path).map_err(config_failure)?;
+        scenario.replace_gates(config::read_gates(path).map_err(config_failure)?).map_err(config_failure)?;
     }
     let profile = match &args.profile {
         Some(p) => config::load_profile(p).map_err(config_failure)?,
-        None => config::Loaded { value: Profile::embedded(), file: "(embedded default)".into(), source: String::new() },
+        None => config::Loaded::builtin(Profile::embedded(), "(embedded default)"),
     };
     let opts = run::RunOptions {
         progress,
@@ -248,20 +250,11 @@ pub fn explain_plan(
     seed: Option<u64>,
     json: bool,
 ) -> Result<Exit, Failure> {
-    let mut s = config::load_scenario(path).map_err(config_failure)?.value;
-    if let Some(d) = duration {
-        for note in s.shorten(d) {
-            eprintln!("note: {note}");
-        }
+    let prepared = config::load_scenario(path).map_err(config_failure)?.prepare(config::Overrides { duration, seed });
+    for note in &prepared.notes {
+        eprintln!("note: {note}");
     }
-    if let Some(seed) = seed {
-        s.seed = seed;
-    }
-    let problems = config::validate::scenario(&s);
-    if !problems.is_empty() {
-        let list: Vec<String> = problems.iter().map(|(p, m)| format!("{}: {p}: {m}", path.display())).collect();
-        return Err(Failure::Invalid(anyhow::anyhow!(list.join("\n"))));
-    }
+    let (s, _) = prepared.finish().map_err(config_failure)?;
     let plan = plan::Plan::from_scenario(&s);
     let x = explain::explain(&s, &plan);
     if json {

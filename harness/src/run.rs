@@ -38,6 +38,7 @@ use crate::plan::rng::mix;
 use crate::recorder::Hist;
 use crate::recorder::audit::{Reach, Verdict, group_missed};
 use crate::report::assemble::{self, Ending, Load, RunInfo};
+use crate::report::gates::Judge;
 use crate::report::{Report, Status, StopCause, TargetInfo, summary};
 use crate::signals::Interrupts;
 
@@ -90,6 +91,8 @@ struct Meta {
     t0: Instant,
     dir: PathBuf,
     warnings: Vec<String>,
+    /// The scenario's gates (or the --gates file's), parsed and checked once, in config.
+    gates: Vec<Judge>,
     bootstrap: String,
     brokers: Vec<i32>,
     /// Where the profile's relative paths and fault commands are resolved.
@@ -104,29 +107,21 @@ pub fn run(
 ) -> Result<Finished, RunError> {
     let started = SystemTime::now();
     let t0 = Instant::now();
-    let mut scenario = sc.value;
-    let mut notes = Vec::new();
-    if let Some(d) = opts.duration {
-        notes = scenario.shorten(d);
-    }
-    if let Some(s) = opts.seed {
-        scenario.seed = s;
-    }
-    // Problems the scenario file alone could not show: with the command-line overrides applied,
-    // against the profile's target. Located in the scenario's text like any diagnostic.
-    let scenario_file = sc.file.display().to_string();
+    // The scenario with the command-line overrides applied, checked again if they changed it;
+    // then what the profile's target cannot do. One pass, every problem located in its file.
+    let mut prepared = sc.prepare(crate::config::Overrides { duration: opts.duration, seed: opts.seed });
     let profile = pr.value;
-    let mut found = validate::scenario(&scenario);
     let mut warnings = Vec::new();
     if profile.kind == TargetKind::Embedded {
-        let limits = validate::on_embedded(&scenario, profile.embedded_brokers());
-        found.extend(limits.errors);
+        let limits = validate::on_embedded(&prepared.scenario, profile.embedded_brokers());
+        prepared.add(limits.errors);
         warnings = limits.warnings;
     }
     let base_dir =
         pr.file.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| ".".into());
     let mechanism = Mechanism::new(profile.fault_mechanism().as_ref(), base_dir.clone());
-    found.extend(mechanism.check(&scenario.faults).into_iter().map(|(i, m)| (format!("faults[{i}].kind"), m)));
+    let faults = mechanism.check(&prepared.scenario.faults);
+    prepared.add(faults.into_iter().map(|(i, m)| (format!("faults[{i}].kind"), m)));
     let target = match pr.file.to_str() {
         Some(f) if f.starts_with('(') => "the default embedded target".to_string(),
         _ => format!("profile {}", pr.file.display()),
@@ -134,17 +129,14 @@ pub fn run(
     let overrides =
         if opts.duration.is_some() || opts.seed.is_some() { "with the command-line overrides, " } else { "" };
     let against = format!(" ({overrides}against {target})");
-    let problems: Vec<String> = crate::config::locate_problems(&scenario_file, &sc.source, found)
-        .iter()
-        .map(|d| format!("{d}{against}"))
-        .collect();
-    for d in crate::config::locate_problems(&scenario_file, &sc.source, warnings) {
+    let mut notes = prepared.notes.clone();
+    for d in prepared.locate(warnings) {
         tracing::warn!("{d}");
         notes.push(d.to_string());
     }
-    if !problems.is_empty() {
-        return Err(RunError::Invalid(problems.join("\n")));
-    }
+    let (scenario, gates) = prepared.finish().map_err(|e| {
+        RunError::Invalid(e.diagnostics().iter().map(|d| format!("{d}{against}")).collect::<Vec<_>>().join("\n"))
+    })?;
 
     let run_id = mix(
         started.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
@@ -162,6 +154,7 @@ pub fn run(
         t0,
         dir,
         warnings: notes,
+        gates: gates.into_iter().map(Judge::from).collect(),
         bootstrap: String::new(),
         brokers: Vec::new(),
         base_dir,
@@ -335,7 +328,7 @@ impl Runner {
             clock,
         );
         let mut faults_restored = faults.is_empty();
-        let (gates, _) = crate::report::gates::parse_all(&s.gates, &s);
+        let gates = std::mem::take(&mut self.meta.gates);
         let mut watch = watch::Watch::new(&s, &gates);
         while d.producers.iter().any(|h| !h.is_finished()) {
             std::thread::sleep(Duration::from_millis(50));

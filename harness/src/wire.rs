@@ -15,10 +15,8 @@
 
 use std::io::Write;
 
+pub use crate::config::envelope::{BINARY_HEADER, min_value_size};
 use crate::config::scenario::ValueFormat;
-
-/// Size of the binary header.
-pub const BINARY_HEADER: usize = 48;
 
 /// What the audit and the latency recorders read from a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,51 +70,6 @@ impl Filler {
             Some(s)
         })
     }
-}
-
-/// The smallest value `format` can produce for device ids up to `max_id_len` bytes.
-pub fn min_value_size(format: ValueFormat, max_id_len: usize) -> usize {
-    match format {
-        ValueFormat::Binary => BINARY_HEADER,
-        ValueFormat::Json => json_overhead(max_id_len, &Stamp::widest()),
-    }
-}
-
-impl Stamp {
-    fn widest() -> Stamp {
-        Stamp {
-            run: u64::MAX,
-            device: u32::MAX,
-            class: u16::MAX,
-            firmware: u16::MAX,
-            seq: 9_999_999_999,
-            created_us: 9_999_999_999_999_999,
-            intended_us: 9_999_999_999_999_999,
-        }
-    }
-}
-
-fn json_overhead(id_len: usize, s: &Stamp) -> usize {
-    // {"fs":1,"run":"<16>","dev":"<id>","di":N,"cls":N,"fw":N,"seq":N,"ct":N,"it":N,"pad":""}
-    let fixed = r#"{"fs":1,"run":"","dev":"","di":,"cls":,"fw":,"seq":,"ct":,"it":,"pad":""}"#.len();
-    fixed
-        + 16
-        + id_len
-        + digits(u64::from(s.device))
-        + digits(u64::from(s.class))
-        + digits(u64::from(s.firmware))
-        + digits(s.seq)
-        + digits(s.created_us)
-        + digits(s.intended_us)
-}
-
-fn digits(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 10 {
-        v /= 10;
-        n += 1;
-    }
-    n
 }
 
 /// Write a record value of `size` bytes (or the format's minimum, if larger) into `out`.
@@ -299,6 +252,28 @@ mod tests {
         encode(ValueFormat::Json, &stamp(), b"device-004242", 10, &f, &mut 0, &mut out);
         assert!(out.len() <= min_value_size(ValueFormat::Json, 13));
         assert_eq!(decode(&out), Some(stamp()));
+    }
+
+    #[test]
+    fn the_size_rule_in_config_is_the_encoders_smallest_value() {
+        // Validation checks sizes with `config::envelope` alone: it must agree with the encoder.
+        let widest = Stamp {
+            run: u64::MAX,
+            device: u32::MAX,
+            class: u16::MAX,
+            firmware: u16::MAX,
+            seq: 9_999_999_999,
+            created_us: 9_999_999_999_999_999,
+            intended_us: 9_999_999_999_999_999,
+        };
+        let f = Filler::new(1);
+        let mut out = Vec::new();
+        for id in ["", "d-1", "bldg-sensor-09999"] {
+            encode(ValueFormat::Json, &widest, id.as_bytes(), 0, &f, &mut 0, &mut out);
+            assert_eq!(out.len(), min_value_size(ValueFormat::Json, id.len()), "{id}");
+        }
+        encode(ValueFormat::Binary, &widest, b"", 0, &f, &mut 0, &mut out);
+        assert_eq!(out.len(), min_value_size(ValueFormat::Binary, 0));
     }
 
     #[test]

@@ -160,3 +160,177 @@ fn a_profile_with_an_unset_variable_is_invalid_input() {
         text(&o)
     );
 }
+
+#[test]
+fn validate_reports_an_unknown_topic_once() {
+    // Regression (issue 9): the raw-document reference check and the typed checks both reported
+    // `fleet.classes[0].topic: unknown topic ...`, so `validate` printed the same line twice.
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "topic.yaml",
+        "name: t\nseed: 1\nduration: 10s\ntopics: [{name: t}]\nfleet:\n  devices: 10\n  classes:\n    - {name: a, topic: nope, rate: 1/5s}\n",
+    );
+    let o = bin().arg("validate").arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o);
+    assert_eq!(err.matches("fleet.classes[0].topic: unknown topic `nope`").count(), 1, "{err}");
+    assert!(err.contains("1 problem\n"), "{err}");
+}
+
+#[test]
+fn plan_locates_problems_with_file_line_and_column_like_validate() {
+    // Regression (issue 9): `plan` printed `file: path: message`. A problem that appears only with
+    // the command-line overrides (the shortened run drops the fault a gate names) is located too.
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "plan.yaml",
+        "name: p\nseed: 1\nduration: 30s\ntopics: [{name: t}]\nfleet:\n  devices: 10\n  classes: [{name: a, topic: t, rate: 1/5s}]\nfaults: [{name: kill, at: 20s, kind: broker_kill}]\ngates:\n  - audit.lost == 0\n  - faults.kill.recovered < 30s\n",
+    );
+    let o = bin().arg("plan").arg(&f).arg("--duration").arg("10s").output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let want = format!("{}:11:5: gates[1]: unknown fault in `kill.recovered`", f.display());
+    assert!(text(&o).contains(&want), "{}\nwanted: {want}", text(&o));
+    // Without the override the same scenario plans.
+    let o = bin().arg("plan").arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn a_gates_file_problem_points_into_the_gates_file() {
+    // Regression (issue 9): `run --gates G` with `faults.*` gates on a scenario without faults said
+    // `scenarios/quickstart.yaml:9:1: gates[6]`, a position in the scenario instead of in G.
+    let dir = tempfile::tempdir().unwrap();
+    let gates = write(dir.path(), "g.yaml", "gates:\n  - audit.lost == 0\n  - faults.*.unavailable < 30s\n");
+    let scenario = root().join("scenarios/quickstart.yaml");
+    let out = dir.path().join("out");
+    let o = bin().arg("run").arg(&scenario).arg("--gates").arg(&gates).arg("--out").arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let want = format!("{}:3:5: gates[1]: `*` matches no fault: the scenario declares none", gates.display());
+    assert!(text(&o).contains(&want), "{}\nwanted: {want}", text(&o));
+    assert!(!text(&o).contains("quickstart.yaml:"), "{}", text(&o));
+    assert!(!out.exists(), "nothing ran, nothing was written");
+}
+
+/// `validate` on a one-class scenario (`duration`, `devices`, the class's settings): exit code and
+/// output, which must come at once.
+fn validate_bounded(dir: &std::path::Path, duration: &str, devices: &str, class: &str) -> (Option<i32>, String) {
+    let f = write(
+        dir,
+        "bound.yaml",
+        &format!(
+            "name: b\nseed: 1\nduration: {duration}\ntopics: [{{name: t}}]\nfleet:\n  devices: {devices}\n  classes: [{{name: a, topic: t, {class}}}]\n"
+        ),
+    );
+    let started = Instant::now();
+    let o = bin().arg("validate").arg(&f).output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "{}", text(&o));
+    (o.status.code(), text(&o))
+}
+
+#[test]
+fn a_billion_devices_are_refused_with_the_bound() {
+    // Regression (issue 16): `devices: 1000000000` validated, then plan and run aborted on a
+    // 3 GiB allocation.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) = validate_bounded(dir.path(), "20s", "1000000000", "rate: 1/1h");
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains(":6:12: fleet.devices: devices must be between 1 and 10,000,000"), "{t}");
+}
+
+#[test]
+fn a_per_device_rate_of_ten_million_a_second_is_refused_with_the_bound() {
+    // Regression (issue 16): `rate: 1/0.0000001s` validated and plan ran for minutes.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) = validate_bounded(dir.path(), "20s", "10", "rate: 1/0.0000001s");
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains(":7:39: fleet.classes[0].rate: class `a` peaks at 100,000,000/s (over 10 devices); at most 2,000,000/s per class is supported"), "{t}");
+}
+
+#[test]
+fn a_total_rate_of_1e12_a_second_is_refused_with_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) = validate_bounded(dir.path(), "20s", "10", "total_rate: 1e12/s");
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains("fleet.classes[0].total_rate: class `a` peaks at 1,000,000,000,000/s"), "{t}");
+}
+
+#[test]
+fn the_classes_together_are_bounded_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) = validate_bounded(
+        dir.path(),
+        "20s",
+        "1000",
+        "total_rate: 2000000/s}, {name: b, topic: t, total_rate: 2000000/s}, {name: c, topic: t, total_rate: 2000000/s",
+    );
+    assert_eq!(code, Some(2), "{t}");
+    assert!(
+        t.contains("fleet.classes: the classes peak at 6,000,000/s together; at most 5,000,000/s is supported"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_diurnal_period_of_1us_is_refused_with_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) =
+        validate_bounded(dir.path(), "20s", "10", "rate: 1/1s, shape: {diurnal: {period: 1us, low: 0.5, high: 1}}");
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains("fleet.classes[0].shape.diurnal.period: period must be at least 1s"), "{t}");
+}
+
+#[test]
+fn a_100_day_duration_is_refused_with_the_bound() {
+    // Regression (issue 16): `duration: 100d` made plan hang.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) = validate_bounded(dir.path(), "100d", "10", "rate: 1/1s");
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains(":3:11: duration: duration must be at most 168h (a week)"), "{t}");
+}
+
+#[test]
+fn more_device_streams_than_the_bound_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) = validate_bounded(
+        dir.path(),
+        "20s",
+        "10000000",
+        "rate: 1/1h}, {name: b, topic: t, rate: 1/1h}, {name: c, topic: t, rate: 1/1h",
+    );
+    assert_eq!(code, Some(2), "{t}");
+    assert!(t.contains("fleet.classes: 30,000,000 device streams"), "{t}");
+}
+
+#[test]
+fn more_planned_events_than_the_bound_are_refused_by_validate_and_plan() {
+    // A million events a second for an hour no longer validates: `plan` visits every event, and
+    // said nothing for minutes.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, t) = validate_bounded(dir.path(), "1h", "1000", "total_rate: 1000000/s, size: 64B, format: binary");
+    assert_eq!(code, Some(2), "{t}");
+    let want = ":3:11: duration: up to 3,600,000,000 events over 1h at the classes' peak rates; at most 1,000,000,000 are supported";
+    assert!(t.contains(want), "{t}");
+    let started = Instant::now();
+    let o = bin().arg("plan").arg(dir.path().join("bound.yaml")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains(want), "{}", text(&o));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn an_alias_bomb_is_refused_by_validate_at_once() {
+    // Regression (issue 16): eight nested alias levels (a 380-byte file) aborted at a 4 GB limit.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bomb = String::from("x0: &a0 [x,x,x,x,x,x,x,x,x,x]\n");
+    for i in 1..8 {
+        bomb.push_str(&format!("x{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(",")));
+    }
+    let f = write(dir.path(), "bomb.yaml", &bomb);
+    let started = Instant::now();
+    let o = bin().arg("validate").arg(&f).output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains(":6:10: the document expands through its aliases to more than"), "{}", text(&o));
+}

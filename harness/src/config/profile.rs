@@ -248,8 +248,19 @@ impl Redactor {
     }
 }
 
-/// Expand `${VAR}` and `${VAR:-default}` in `text`. Returns the missing variable's name on failure.
-pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+/// Why a `${VAR}` reference could not be expanded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InterpolateError {
+    #[error("unterminated `${{` (write `$${{` for a literal)")]
+    Unterminated,
+    #[error("`${{{0}}}` is not a valid variable reference")]
+    InvalidReference(String),
+    #[error("environment variable `{0}` is not set")]
+    Unset(String),
+}
+
+/// Expand `${VAR}` and `${VAR:-default}` in `text`.
+pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, InterpolateError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find('$') {
@@ -260,7 +271,7 @@ pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
             let Some(end) = body.find('}') else {
-                return Err("unterminated `${` (write `$${` for a literal)".to_string());
+                return Err(InterpolateError::Unterminated);
             };
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
@@ -269,11 +280,11 @@ pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
             };
             let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                return Err(format!("`${{{expr}}}` is not a valid variable reference"));
+                return Err(InterpolateError::InvalidReference(expr.to_string()));
             }
             match lookup(name).or_else(|| default.map(str::to_string)) {
                 Some(v) => out.push_str(&v),
-                None => return Err(format!("environment variable `{name}` is not set")),
+                None => return Err(InterpolateError::Unset(name.to_string())),
             }
             rest = &body[end + 1..];
         } else {
@@ -303,8 +314,14 @@ mod tests {
         assert_eq!(interpolate("${NOPE:-x}", &env).unwrap(), "x");
         assert_eq!(interpolate("$${PASS}", &env).unwrap(), "${PASS}");
         assert_eq!(interpolate("cost $5", &env).unwrap(), "cost $5");
-        assert!(interpolate("${NOPE}", &env).unwrap_err().contains("`NOPE` is not set"));
+        assert!(interpolate("${NOPE}", &env).unwrap_err().to_string().contains("`NOPE` is not set"));
         assert!(interpolate("${PASS", &env).is_err());
+        // The messages users read, unchanged since they were strings.
+        assert_eq!(
+            interpolate("${PASS", &env).unwrap_err().to_string(),
+            "unterminated `${` (write `$${` for a literal)"
+        );
+        assert_eq!(interpolate("${a b}", &env).unwrap_err().to_string(), "`${a b}` is not a valid variable reference");
     }
 
     #[test]

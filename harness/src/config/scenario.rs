@@ -847,40 +847,85 @@ impl Scenario {
 
     /// Shorten the load to `duration` (a command-line override): timed events that would start at
     /// or after the new end are removed, each with a note saying so.
-    pub fn shorten(&mut self, duration: Dur) -> Vec<String> {
-        let mut notes = Vec::new();
+    pub fn shorten(&mut self, duration: Dur) -> Shortened {
+        let mut out = Shortened::default();
         self.duration = duration;
         if self.warmup >= duration {
             self.warmup = Dur::ZERO;
-            notes.push(format!("warm-up removed: it is not shorter than --duration {duration}"));
+            out.notes.push(format!("warm-up removed: it is not shorter than --duration {duration}"));
         }
-        let mut keep = |what: String, at: Dur| {
-            let keep = at < duration;
-            if !keep {
-                notes.push(format!("{what} at {at} skipped: after the end of the shortened load ({duration})"));
+        /// Keep the items that start before the end; remember which, by their index in the file.
+        fn keep<T>(
+            out: &mut Shortened,
+            list: String,
+            items: &mut Vec<T>,
+            duration: Dur,
+            what: impl Fn(usize, &T) -> (String, Dur),
+        ) {
+            let mut kept = Vec::new();
+            let mut i = 0;
+            items.retain(|item| {
+                let (label, at) = what(i, item);
+                let keep = at < duration;
+                if keep {
+                    kept.push(i);
+                } else {
+                    out.notes
+                        .push(format!("{label} at {at} skipped: after the end of the shortened load ({duration})"));
+                }
+                i += 1;
+                keep
+            });
+            if kept.len() < i {
+                out.kept.push((list, kept));
             }
-            keep
-        };
-        let mut i = 0;
-        self.faults.retain(|f| {
-            i += 1;
-            keep(format!("fault `{}`", f.label(i - 1)), f.at)
-        });
-        let mut i = 0;
-        self.waves.retain(|w| {
-            i += 1;
-            keep(format!("wave `{}`", w.label(i - 1)), w.at)
-        });
+        }
+        keep(&mut out, "faults".into(), &mut self.faults, duration, |i, f| (format!("fault `{}`", f.label(i)), f.at));
+        keep(&mut out, "waves".into(), &mut self.waves, duration, |i, w| (format!("wave `{}`", w.label(i)), w.at));
         if let Some(fw) = &mut self.fleet.firmware {
-            fw.rollouts.retain(|r| keep(format!("rollout to {}", r.to), r.start));
+            keep(&mut out, "fleet.firmware.rollouts".into(), &mut fw.rollouts, duration, |_, r| {
+                (format!("rollout to {}", r.to), r.start)
+            });
         }
-        for g in &mut self.consumers {
+        for (gi, g) in self.consumers.iter_mut().enumerate() {
             let name = g.name.clone();
-            g.slowdowns.retain(|s| keep(format!("slowdown of `{name}`"), s.at));
-            g.replays.retain(|r| keep(format!("replay of `{name}`"), r.at));
-            g.restarts.retain(|r| keep(format!("restart of `{name}`"), r.at));
+            let p = format!("consumers[{gi}]");
+            keep(&mut out, format!("{p}.slowdowns"), &mut g.slowdowns, duration, |_, s| {
+                (format!("slowdown of `{name}`"), s.at)
+            });
+            keep(&mut out, format!("{p}.replays"), &mut g.replays, duration, |_, r| {
+                (format!("replay of `{name}`"), r.at)
+            });
+            keep(&mut out, format!("{p}.restarts"), &mut g.restarts, duration, |_, r| {
+                (format!("restart of `{name}`"), r.at)
+            });
         }
-        notes
+        out
+    }
+}
+
+/// What [`Scenario::shorten`] did: notes for the user, and which items of each shortened list were
+/// kept, so that a problem found in the shortened scenario is located where the file has it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Shortened {
+    pub notes: Vec<String>,
+    /// Each list that lost items (`faults`, `consumers[0].replays`, ...), with the file's index of
+    /// each item kept, in order.
+    kept: Vec<(String, Vec<usize>)>,
+}
+
+impl Shortened {
+    /// The field path in the file of `path` in the shortened scenario: `faults[1].kind` is
+    /// `faults[2].kind` when the file's second fault was removed.
+    pub fn original_path(&self, path: &str) -> String {
+        for (list, kept) in &self.kept {
+            let Some(rest) = path.strip_prefix(list.as_str()).and_then(|r| r.strip_prefix('[')) else { continue };
+            let Some((index, tail)) = rest.split_once(']') else { continue };
+            if let Some(original) = index.parse::<usize>().ok().and_then(|i| kept.get(i)) {
+                return format!("{list}[{original}]{tail}");
+            }
+        }
+        path.to_string()
     }
 }
 

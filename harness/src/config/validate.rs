@@ -1,17 +1,133 @@
 //! Semantic checks that types alone cannot express. Each check returns `(field path, message)`;
 //! the caller attaches file, line and column. Every check runs: nothing stops at the first problem.
+//!
+//! Each rule lives in one place, so a problem is reported once: cross-references and duplicate
+//! names in [`references`], on the document itself (so they are reported together with type
+//! errors); everything else in [`scenario`], on the typed scenario, which a command-line override
+//! can change (and which is checked again then).
 
 use std::collections::{BTreeSet, HashSet};
 
+use super::envelope::min_value_size;
+use super::gates::Gate;
+use super::ids::IdPattern;
 use super::profile::{FaultMechanism, Profile, TargetKind};
 use super::scenario::{BrokerSelector, FaultKind, RateShape, ReplayTarget, Scenario};
 use super::units::Dur;
 use super::yaml::{Kind, Node};
-use crate::plan::IdPattern;
-use crate::wire;
 
 /// Largest value a record may have (librdkafka's default `message.max.bytes` is 1,000,000).
 const MAX_VALUE: f64 = 64.0 * 1024.0 * 1024.0;
+
+/// Upper bounds, far above any real fleet, that keep `plan` and `run` fast and their memory
+/// bounded for anything that validates (README, "Limits"). `plan` visits every planned event and
+/// the schedule holds one 24-byte entry per device and class.
+pub mod limits {
+    use super::Dur;
+
+    /// Devices in the fleet.
+    pub const DEVICES: u64 = 10_000_000;
+    /// Device streams: devices sending a class, summed over the classes.
+    pub const STREAMS: u64 = 20_000_000;
+    /// Events per second of one class at its peak (rate × devices × the shape's highest factor).
+    pub const CLASS_RATE: f64 = 2_000_000.0;
+    /// Events per second of all classes together at their peaks.
+    pub const TOTAL_RATE: f64 = 5_000_000.0;
+    /// Events planned for the whole run (at the classes' peak rates, an upper bound).
+    pub const EVENTS: f64 = 1_000_000_000.0;
+    /// The load's duration: a week.
+    pub const DURATION: Dur = Dur(std::time::Duration::from_secs(7 * 24 * 3600));
+    /// The shortest diurnal period: the rate table's resolution is 10 ms.
+    pub const DIURNAL_PERIOD: Dur = Dur(std::time::Duration::from_secs(1));
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The stated upper bounds ([`limits`]), each problem at the field that exceeds it.
+fn bounds(s: &Scenario, err: &mut dyn FnMut(String, String)) {
+    if s.duration > limits::DURATION {
+        err("duration".into(), format!("duration must be at most {} (a week)", limits::DURATION));
+    }
+    let f = &s.fleet;
+    let devices = f.devices as f64;
+    let mut streams = 0.0;
+    let mut total = 0.0;
+    let mut a_class_exceeds = false;
+    for (i, c) in f.classes.iter().enumerate() {
+        let p = format!("fleet.classes[{i}]");
+        let senders = (c.share.0 * devices).round().max(0.0);
+        streams += senders;
+        let (field, base) = match (c.rate, c.total_rate) {
+            (Some(r), None) => ("rate", r.as_per_sec() * senders),
+            (None, Some(r)) => ("total_rate", r.as_per_sec()),
+            _ => continue,
+        };
+        let peak_factor = match &c.shape {
+            None => 1.0,
+            Some(RateShape::Stages(stages)) => stages.iter().map(|st| st.factor).fold(1.0, f64::max),
+            Some(RateShape::Diurnal(d)) => d.high,
+        };
+        let peak = base * peak_factor;
+        if peak.is_nan() || peak > limits::CLASS_RATE {
+            a_class_exceeds = true;
+            err(
+                format!("{p}.{field}"),
+                format!(
+                    "class `{}` peaks at {}/s (over {} devices); at most {}/s per class is supported",
+                    c.name,
+                    thousands(peak),
+                    thousands(senders),
+                    thousands(limits::CLASS_RATE)
+                ),
+            );
+        }
+        total += peak;
+    }
+    if f.devices <= limits::DEVICES && streams > limits::STREAMS as f64 {
+        err(
+            "fleet.classes".into(),
+            format!(
+                "{} device streams (devices sending each class, summed); at most {} are supported",
+                thousands(streams),
+                thousands(limits::STREAMS as f64)
+            ),
+        );
+    }
+    // A class over its own bound says enough about the total.
+    if !a_class_exceeds && (total.is_nan() || total > limits::TOTAL_RATE) {
+        err(
+            "fleet.classes".into(),
+            format!(
+                "the classes peak at {}/s together; at most {}/s is supported",
+                thousands(total),
+                thousands(limits::TOTAL_RATE)
+            ),
+        );
+    }
+    let events = total * s.duration.as_secs_f64();
+    if !a_class_exceeds && total <= limits::TOTAL_RATE && s.duration <= limits::DURATION && events > limits::EVENTS {
+        err(
+            "duration".into(),
+            format!(
+                "up to {} events over {} at the classes' peak rates; at most {} are supported: shorten the run or lower the rates",
+                thousands(events),
+                s.duration,
+                thousands(limits::EVENTS)
+            ),
+        );
+    }
+}
 
 fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 200 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -103,7 +219,13 @@ pub fn references(root: &Node) -> Vec<(String, String)> {
     out
 }
 
+/// Every rule of the typed scenario (the cross-references are in [`references`]).
 pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
+    checked(s).1
+}
+
+/// [`scenario`], and the gates parsed in the same pass.
+pub fn checked(s: &Scenario) -> (Vec<Gate>, Vec<(String, String)>) {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut err = |path: String, msg: String| out.push((path, msg));
 
@@ -135,21 +257,16 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
             err(format!("topics[{i}].replication"), "replication must be at least 1".into());
         }
     }
-    for (i, name) in duplicates(s.topics.iter().map(|t| t.name.as_str())) {
-        err(format!("topics[{i}].name"), format!("topic `{name}` is declared twice"));
-    }
-    let topics: BTreeSet<&str> = s.topics.iter().map(|t| t.name.as_str()).collect();
-    let topic_list = || topics.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
 
     // Fleet.
     let f = &s.fleet;
-    if f.devices == 0 || f.devices > u64::from(u32::MAX) {
-        err("fleet.devices".into(), format!("devices must be between 1 and {}", u32::MAX));
+    if f.devices == 0 || f.devices > limits::DEVICES {
+        err("fleet.devices".into(), format!("devices must be between 1 and {}", thousands(limits::DEVICES as f64)));
     }
     let id_len = match IdPattern::parse(&f.id_pattern) {
         Ok(p) => p.max_len(f.devices),
         Err(e) => {
-            err("fleet.id_pattern".into(), e);
+            err("fleet.id_pattern".into(), e.to_string());
             0
         }
     };
@@ -163,9 +280,6 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
         let p = format!("fleet.classes[{i}]");
         if !valid_name(&c.name) {
             err(format!("{p}.name"), format!("`{}` is not a valid name", c.name));
-        }
-        if !topics.contains(c.topic.as_str()) {
-            err(format!("{p}.topic"), format!("unknown topic `{}`: declared topics are {}", c.topic, topic_list()));
         }
         match (c.rate, c.total_rate) {
             (Some(_), Some(_)) => {
@@ -189,7 +303,7 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
         for (field, msg) in c.size.problems() {
             err(format!("{p}.size.{field}"), msg);
         }
-        let min = wire::min_value_size(c.format, id_len) as f64;
+        let min = min_value_size(c.format, id_len) as f64;
         if c.size.lower_bound() < min && id_len > 0 {
             let fmt = match c.format {
                 super::scenario::ValueFormat::Json => "json",
@@ -212,9 +326,6 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
                 err(format!("{p}.headers"), "header names must not be empty".into());
             }
         }
-    }
-    for (i, name) in duplicates(f.classes.iter().map(|c| c.name.as_str())) {
-        err(format!("fleet.classes[{i}].name"), format!("class `{name}` is declared twice"));
     }
 
     // Cohorts and firmware.
@@ -289,8 +400,14 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
                     }
                 }
                 RateShape::Diurnal(d) => {
-                    if d.period.is_zero() {
-                        err(format!("{p}.diurnal.period"), "period must be greater than zero".into());
+                    if d.period < limits::DIURNAL_PERIOD {
+                        err(
+                            format!("{p}.diurnal.period"),
+                            format!(
+                                "period must be at least {} (the rate table's resolution is 10ms)",
+                                limits::DIURNAL_PERIOD
+                            ),
+                        );
                     }
                     if !(d.low >= 0.0 && d.high >= d.low && d.high.is_finite()) {
                         err(format!("{p}.diurnal"), "need 0 <= low <= high".into());
@@ -355,9 +472,12 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
         }
     }
 
+    bounds(s, &mut err);
+
     // Gates.
-    for (i, problem) in crate::report::gates::parse_all(&s.gates, s).1 {
-        err(format!("gates[{i}]"), problem);
+    let (gates, problems) = super::gates::parse_all(&s.gates, s);
+    for (i, problem) in problems {
+        err(format!("gates[{i}]"), problem.to_string());
     }
 
     // Consumers.
@@ -413,11 +533,6 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
         }
         if g.topics.is_empty() {
             err(format!("{p}.topics"), "a consumer group needs at least one topic".into());
-        }
-        for (j, t) in g.topics.iter().enumerate() {
-            if !topics.contains(t.as_str()) {
-                err(format!("{p}.topics[{j}]"), format!("unknown topic `{t}`: declared topics are {}", topic_list()));
-            }
         }
         if let Some(d) = &g.processing_time {
             for (field, msg) in d.problems() {
@@ -492,10 +607,7 @@ pub fn scenario(s: &Scenario) -> Vec<(String, String)> {
             err(format!("{p}.group_id"), "group_id must not be empty".into());
         }
     }
-    for (i, name) in duplicates(s.consumers.iter().map(|g| g.name.as_str())) {
-        err(format!("consumers[{i}].name"), format!("consumer group `{name}` is declared twice"));
-    }
-    out
+    (gates, out)
 }
 
 /// What a scenario asks of the embedded cluster (librdkafka's mock) that it cannot do: `errors`
@@ -640,6 +752,254 @@ mod tests {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         }
+    }
+
+    /// A valid scenario, with `extra` YAML appended (later keys of the same name are errors, so
+    /// tests add what the base leaves out, or replace a line with `edit`).
+    const BASE: &str = "name: s\nseed: 1\nduration: 10s\ntopics: [{name: t}, {name: u, partitions: 4}]\nfleet:\n  devices: 10\n  classes: [{name: a, topic: t, rate: 1/1s}]\n";
+
+    fn typed(text: &str) -> Scenario {
+        match super::super::yaml::parse(text).map_err(|e| vec![e]).and_then(|root| super::super::yaml::from_node(&root))
+        {
+            Ok(s) => s,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    /// The typed rules' problems for `BASE` with `from` replaced by `to`, then `extra` appended.
+    fn problems(from: &str, to: &str, extra: &str) -> Vec<(String, String)> {
+        assert!(BASE.contains(from), "{from}");
+        scenario(&typed(&(BASE.replacen(from, to, 1) + extra)))
+    }
+
+    fn paths(p: &[(String, String)]) -> Vec<&str> {
+        p.iter().map(|(path, _)| path.as_str()).collect()
+    }
+
+    fn references_of(text: &str) -> Vec<(String, String)> {
+        references(&super::super::yaml::parse(text).unwrap())
+    }
+
+    #[test]
+    fn the_base_scenario_is_valid() {
+        assert_eq!(problems("", "", ""), []);
+        assert_eq!(references_of(BASE), []);
+    }
+
+    #[test]
+    fn names_must_be_usable_as_kafka_names() {
+        // Names end up in topic names, group ids and report keys.
+        let p = problems("name: s\n", "name: \"a b\"\n", "");
+        assert_eq!(paths(&p), ["name"]);
+        assert!(p[0].1.contains("is not a valid name"), "{p:?}");
+        let p = problems("{name: t}", "{name: \"t/x\"}", "");
+        assert!(paths(&p).contains(&"topics[0].name"), "{p:?}");
+        let p = problems("{name: a,", "{name: \"\",", "consumers: [{name: \"g!\", topics: [t]}]\n");
+        assert_eq!(paths(&p), ["fleet.classes[0].name", "consumers[0].name"]);
+    }
+
+    #[test]
+    fn cross_references_and_duplicates_are_checked_once_on_the_document() {
+        // Regression (issue 9): the typed rules checked topics and duplicate names again, so each
+        // such problem was reported twice. They live in `references` alone.
+        let text = BASE.replace("topic: t,", "topic: nope,")
+            + "consumers:\n  - {name: g, topics: [u, gone], dead_letter: {rate: 1%, topic: dlq}}\n  - {name: g, topics: [t]}\nwaves: [{at: 1s, offline: 1s, cohort: east}]\nfaults: [{at: 1s, kind: broker_kill, broker: {leader_of: {topic: x, partition: 0}}}]\n";
+        let refs = references_of(&text);
+        assert_eq!(
+            paths(&refs),
+            [
+                "fleet.classes[0].topic",
+                "consumers[0].topics[1]",
+                "consumers[0].dead_letter.topic",
+                "waves[0].cohort",
+                "faults[0].broker.leader_of.topic",
+                "consumers[1].name"
+            ]
+        );
+        assert_eq!(refs[0].1, "unknown topic `nope`: declared topics are `t`, `u`");
+        assert_eq!(refs[3].1, "unknown cohort `east`: declare it in `fleet.cohorts`");
+        assert_eq!(refs[5].1, "consumer group `g` is declared twice");
+        assert_eq!(scenario(&typed(&text)), [], "the typed rules say nothing of references");
+        let dup = BASE
+            .replace(
+                "classes: [{name: a, topic: t, rate: 1/1s}]",
+                "classes: [{name: a, topic: t, rate: 1/1s}, {name: a, topic: t, rate: 1/1s}]",
+            )
+            .replace("{name: u, partitions: 4}", "{name: t}");
+        assert_eq!(paths(&references_of(&dup)), ["topics[1].name", "fleet.classes[1].name"]);
+        assert_eq!(scenario(&typed(&dup)), []);
+    }
+
+    #[test]
+    fn rates_need_exactly_one_positive_rate_and_sane_shapes() {
+        let p = problems("rate: 1/1s}", "rate: 1/1s, total_rate: 5/s}", "");
+        assert_eq!(
+            p,
+            [(
+                "fleet.classes[0].total_rate".to_string(),
+                "give `rate` (per device) or `total_rate`, not both".to_string()
+            )]
+        );
+        let p = problems(", rate: 1/1s}", "}", "");
+        assert_eq!(paths(&p), ["fleet.classes[0].rate"]);
+        assert!(p[0].1.starts_with("missing `rate`"), "{p:?}");
+        let p = problems("rate: 1/1s}", "rate: 0/1s}", "");
+        assert_eq!(p[0].1, "rate must be greater than zero");
+        let p = problems("rate: 1/1s}", "rate: 1/1s, share: 1%}", "");
+        assert_eq!(
+            p[0],
+            ("fleet.classes[0].share".to_string(), "share 1% of 10 devices selects no device".to_string())
+        );
+        let p = problems("rate: 1/1s}", "rate: 1/1s, shape: {diurnal: {period: 0s, low: 2, high: 1}}}", "");
+        assert_eq!(paths(&p), ["fleet.classes[0].shape.diurnal.period", "fleet.classes[0].shape.diurnal"]);
+        let p = problems("rate: 1/1s}", "rate: 1/1s, shape: {stages: [{at: 0s, factor: 2000}]}}", "");
+        assert_eq!(
+            p[0],
+            ("fleet.classes[0].shape.stages[0].factor".to_string(), "factor must be between 0 and 1000".to_string())
+        );
+    }
+
+    #[test]
+    fn values_must_fit_the_envelope_and_stay_under_64mib() {
+        let p = problems("rate: 1/1s}", "rate: 1/1s, size: 20B}", "");
+        assert_eq!(paths(&p), ["fleet.classes[0].size"]);
+        assert!(p[0].1.contains("the json envelope needs") && p[0].1.contains("`format: binary`"), "{p:?}");
+        assert_eq!(problems("rate: 1/1s}", "rate: 1/1s, size: 48B, format: binary}", ""), []);
+        let p = problems("rate: 1/1s}", "rate: 1/1s, size: 65MiB}", "");
+        assert_eq!(p[0].1, "values above 64MiB are not supported");
+        let p = problems("devices: 10", "devices: 10\n  id_pattern: dev", "");
+        assert_eq!(
+            p[0],
+            ("fleet.id_pattern".to_string(), "the pattern needs a `{n}` placeholder for the device number".to_string())
+        );
+    }
+
+    #[test]
+    fn timed_events_must_start_before_the_end_of_the_load() {
+        let p = problems(
+            "",
+            "",
+            "waves: [{at: 10s, offline: 1s}]\nfaults: [{at: 11s, kind: broker_kill}]\nconsumers: [{name: g, topics: [t], replays: [{at: 12s, to: earliest}], restarts: [{at: 10s}]}]\n",
+        );
+        assert_eq!(
+            paths(&p),
+            ["waves[0].at", "faults[0].at", "consumers[0].replays[0].at", "consumers[0].restarts[0].at"]
+        );
+        assert_eq!(p[1].1, "at 11s is not before the end of the load (10s)");
+    }
+
+    #[test]
+    fn waves_need_an_absence_a_buffer_and_room_between_repeats() {
+        let p = problems(
+            "",
+            "",
+            "waves:\n  - {name: w, at: 1s, offline: 0s, buffer: {capacity: 0}, flush_rate: 0/s, repeat: {every: 0s, times: 0}}\n  - {name: w, at: 2s, offline: 1s}\n",
+        );
+        assert_eq!(
+            paths(&p),
+            [
+                "waves[0].offline",
+                "waves[0].buffer.capacity",
+                "waves[0].flush_rate",
+                "waves[0].repeat.times",
+                "waves[0].repeat.every",
+                "waves[1].name"
+            ]
+        );
+        assert_eq!(p[5].1, "wave `w` is named twice");
+    }
+
+    #[test]
+    fn faults_need_the_settings_of_their_kind() {
+        let p = problems(
+            "",
+            "",
+            "faults:\n  - {name: f, at: 1s, kind: latency}\n  - {name: f, at: 2s, kind: broker_kill, latency: 5ms, restore_after: 0s}\n  - {at: 3s, kind: broker_pause, broker: {leader_of: {topic: u, partition: 4}}}\n  - {at: 4s, kind: broker_stop, broker: -1}\n",
+        );
+        assert_eq!(
+            paths(&p),
+            [
+                "faults[0].latency",
+                "faults[1].latency",
+                "faults[1].restore_after",
+                "faults[2].broker.leader_of.partition",
+                "faults[3].broker",
+                "faults[1].name"
+            ]
+        );
+        assert_eq!(p[1].1, "`latency` applies only to `kind: latency`, not `broker_kill`");
+        assert_eq!(p[3].1, "topic `u` has partitions 0 to 3");
+    }
+
+    #[test]
+    fn gates_are_checked_against_the_scenario_in_the_same_pass() {
+        let (gates, p) = checked(&typed(
+            &(BASE.to_string() + "gates: [audit.lost == 0, consumers.g.max_lag < 5, \"produce.latency.p99 < 5\"]\n"),
+        ));
+        assert_eq!(gates.len(), 1, "the valid gate is parsed once, here");
+        assert_eq!(paths(&p), ["gates[1]", "gates[2]"]);
+        assert_eq!(p[0].1, "unknown consumer group in `g.max_lag`: the scenario declares no consumer group");
+        assert_eq!(p[1].1, "threshold `5` is not a duration such as `250ms`");
+    }
+
+    #[test]
+    fn groups_need_topics_members_and_one_kind_of_processing_time() {
+        let p = problems(
+            "",
+            "",
+            "consumers:\n  - {name: g, members: 0, topics: [], processing_time: 1ms, batch: {size: 0, time: 1ms}, slowdowns: [{at: 1s, for: 0s}], dead_letter: {rate: 1%, topic: t}}\n  - {name: h, topics: [t], dead_letter: {rate: 1%, topic: t}, slowdowns: [{at: 1s, for: 1s, factor: 2}], group_id: \" \"}\n",
+        );
+        assert_eq!(
+            paths(&p),
+            [
+                "consumers[0].members",
+                "consumers[0].topics",
+                "consumers[0].batch",
+                "consumers[0].batch.size",
+                "consumers[0].slowdowns[0].factor",
+                "consumers[0].slowdowns[0].for",
+                "consumers[1].slowdowns[0].factor",
+                "consumers[1].dead_letter.topic",
+                "consumers[1].group_id"
+            ]
+        );
+        assert_eq!(p[6].1, "a slowdown factor multiplies `processing_time` or `batch.time`: declare one");
+    }
+
+    #[test]
+    fn a_class_over_its_bound_is_reported_once_not_also_as_the_total() {
+        let p = problems("rate: 1/1s}", "total_rate: 3000000/s}", "");
+        assert_eq!(paths(&p), ["fleet.classes[0].total_rate"], "{p:?}");
+        assert_eq!(problems("duration: 10s", "duration: 7d", ""), [], "a week is allowed");
+    }
+
+    fn profile_problems(text: &str) -> Vec<(String, String)> {
+        profile(&super::super::yaml::from_node(&super::super::yaml::parse(text).unwrap()).unwrap())
+    }
+
+    #[test]
+    fn profiles_are_checked_for_their_kind_of_target() {
+        assert_eq!(profile_problems("name: e\nkind: embedded\n"), []);
+        let p = profile_problems("name: e\nkind: embedded\nbootstrap_servers: a:1\nbrokers: 17\nconnect_timeout: 0s\n");
+        assert_eq!(paths(&p), ["bootstrap_servers", "brokers", "connect_timeout"]);
+        let p = profile_problems("name: k\nkind: kafka\nbrokers: 3\nfaults: embedded\n");
+        assert_eq!(paths(&p), ["brokers", "bootstrap_servers", "faults"]);
+        assert_eq!(p[1].1, "missing field `bootstrap_servers` for `kind: kafka`");
+        let p = profile_problems("name: k\nkind: kafka\nbootstrap_servers: host\nlibrdkafka: {bootstrap.servers: x}\n");
+        assert_eq!(
+            p,
+            [
+                ("bootstrap_servers".to_string(), "`host` has no port: write host:port".to_string()),
+                ("librdkafka.bootstrap.servers".to_string(), "use the `bootstrap_servers` field instead".to_string())
+            ]
+        );
+        let p = profile_problems(
+            "name: k\nkind: kafka\nbootstrap_servers: h:1\nfaults: {process: {pid_file: /run/kafka.pid, restart: start.sh}}\n",
+        );
+        assert_eq!(paths(&p), ["faults.process.pid_file", "faults.process.restart"]);
+        let p =
+            profile_problems("name: k\nkind: kafka\nbootstrap_servers: h:1\nfaults: {command: {broker_kill: \" \"}}\n");
+        assert_eq!(p, [("faults.command.broker_kill".to_string(), "the command is empty".to_string())]);
     }
 
     #[test]

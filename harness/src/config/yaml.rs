@@ -124,9 +124,18 @@ impl fmt::Display for YamlError {
     }
 }
 
+/// How many nodes a document may expand to through its aliases: this many per byte of its text,
+/// plus [`NODE_FLOOR`]. An alias copies its anchor's subtree; without a budget a few hundred
+/// bytes of nested aliases expand to gigabytes (an "alias bomb").
+pub const NODES_PER_BYTE: usize = 64;
+pub const NODE_FLOOR: usize = 100_000;
+/// How deep a document may nest (a scenario needs fewer than ten levels); everything that walks
+/// the tree recurses, so depth is bounded too.
+pub const MAX_DEPTH: usize = 64;
+
 /// Parse YAML text into a tree. Only one document is allowed; an empty file is a null document.
 pub fn parse(src: &str) -> Result<Node, YamlError> {
-    let mut builder = Builder::default();
+    let mut builder = Builder { budget: NODE_FLOOR + NODES_PER_BYTE * src.len(), ..Builder::default() };
     let mut docs = 0;
     for item in Parser::new_from_str(src) {
         let (event, span) = item.map_err(|e| YamlError {
@@ -148,19 +157,21 @@ pub fn parse(src: &str) -> Result<Node, YamlError> {
             }
             Event::Scalar(text, style, anchor, _) => {
                 let plain = matches!(style, ScalarStyle::Plain);
+                builder.count(pos, 1)?;
                 let node = builder.node(pos, Kind::Scalar { text: text.into_owned(), plain });
-                builder.complete(node, anchor);
+                builder.complete(pos, Built { node, size: 1, depth: 1 }, anchor)?;
             }
-            Event::SequenceStart(anchor, _) => builder.open(pos, Kind::Seq(Vec::new()), anchor),
-            Event::MappingStart(anchor, _) => builder.open(pos, Kind::Map(Vec::new()), anchor),
-            Event::SequenceEnd | Event::MappingEnd => builder.close(),
+            Event::SequenceStart(anchor, _) => builder.open(pos, Kind::Seq(Vec::new()), anchor)?,
+            Event::MappingStart(anchor, _) => builder.open(pos, Kind::Map(Vec::new()), anchor)?,
+            Event::SequenceEnd | Event::MappingEnd => builder.close(pos)?,
             Event::Alias(id) => {
-                let node = builder.anchors.get(&id).cloned().ok_or_else(|| YamlError {
+                let built = builder.anchors.get(&id).cloned().ok_or_else(|| YamlError {
                     pos,
                     path: String::new(),
                     message: "alias refers to an unknown anchor".into(),
                 })?;
-                builder.complete(node, 0);
+                builder.count(pos, built.size)?;
+                builder.complete(pos, built, 0)?;
             }
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
         }
@@ -172,13 +183,33 @@ pub fn parse(src: &str) -> Result<Node, YamlError> {
     }))
 }
 
+/// A finished subtree, with its number of nodes and its depth.
+#[derive(Clone)]
+struct Built {
+    node: Node,
+    size: usize,
+    depth: usize,
+}
+
+/// An open container: the node being filled, its anchor, its size and depth so far, and (for
+/// mappings) a key awaiting its value.
+struct Open {
+    node: Node,
+    anchor: usize,
+    size: usize,
+    depth: usize,
+    pending_key: Option<Node>,
+}
+
 #[derive(Default)]
 struct Builder {
     next_id: u32,
-    /// Open containers: the node being filled, its anchor, and (for mappings) a key awaiting its value.
-    stack: Vec<(Node, usize, Option<Node>)>,
-    anchors: HashMap<usize, Node>,
+    stack: Vec<Open>,
+    anchors: HashMap<usize, Built>,
     root: Option<Node>,
+    /// Nodes in the tree so far, alias copies included, and how many are allowed.
+    nodes: usize,
+    budget: usize,
 }
 
 impl Builder {
@@ -187,34 +218,69 @@ impl Builder {
         Node { id: self.next_id, pos, kind }
     }
 
-    fn open(&mut self, pos: Pos, kind: Kind, anchor: usize) {
+    /// Count `n` more nodes in the tree (1 for a new node, the whole copy for an alias).
+    fn count(&mut self, pos: Pos, n: usize) -> Result<(), YamlError> {
+        self.nodes = self.nodes.saturating_add(n);
+        if self.nodes > self.budget {
+            return Err(YamlError {
+                pos,
+                path: String::new(),
+                message: format!(
+                    "the document expands through its aliases to more than {} nodes ({NODES_PER_BYTE} per byte of \
+                     the file plus {NODE_FLOOR}): an alias bomb is not read",
+                    self.budget
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn too_deep(pos: Pos) -> YamlError {
+        YamlError { pos, path: String::new(), message: format!("the document nests deeper than {MAX_DEPTH} levels") }
+    }
+
+    fn open(&mut self, pos: Pos, kind: Kind, anchor: usize) -> Result<(), YamlError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(Builder::too_deep(pos));
+        }
+        self.count(pos, 1)?;
         let node = self.node(pos, kind);
-        self.stack.push((node, anchor, None));
+        self.stack.push(Open { node, anchor, size: 1, depth: 1, pending_key: None });
+        Ok(())
     }
 
-    fn close(&mut self) {
-        if let Some((mut node, anchor, _)) = self.stack.pop() {
-            resolve_merge_keys(&mut node);
-            self.complete(node, anchor);
+    fn close(&mut self, pos: Pos) -> Result<(), YamlError> {
+        match self.stack.pop() {
+            Some(mut open) => {
+                resolve_merge_keys(&mut open.node);
+                self.complete(pos, Built { node: open.node, size: open.size, depth: open.depth }, open.anchor)
+            }
+            None => Ok(()),
         }
     }
 
-    fn complete(&mut self, node: Node, anchor: usize) {
+    fn complete(&mut self, pos: Pos, built: Built, anchor: usize) -> Result<(), YamlError> {
+        if self.stack.len() + built.depth > MAX_DEPTH {
+            return Err(Builder::too_deep(pos));
+        }
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, built.clone());
         }
-        let Some((parent, _, pending_key)) = self.stack.last_mut() else {
-            self.root = Some(node);
-            return;
+        let Some(parent) = self.stack.last_mut() else {
+            self.root = Some(built.node);
+            return Ok(());
         };
-        match &mut parent.kind {
-            Kind::Seq(items) => items.push(node),
-            Kind::Map(entries) => match pending_key.take() {
-                None => *pending_key = Some(node),
-                Some(key) => entries.push((key, node)),
+        parent.size += built.size;
+        parent.depth = parent.depth.max(built.depth + 1);
+        match &mut parent.node.kind {
+            Kind::Seq(items) => items.push(built.node),
+            Kind::Map(entries) => match parent.pending_key.take() {
+                None => parent.pending_key = Some(built.node),
+                Some(key) => entries.push((key, built.node)),
             },
             Kind::Scalar { .. } => {}
         }
+        Ok(())
     }
 }
 
@@ -1023,6 +1089,55 @@ mod tests {
         let e = root.get("e").unwrap();
         assert_eq!(e.get("a").and_then(Node::as_str), Some("1"));
         assert_eq!(e.get("b").and_then(Node::as_str), Some("3"));
+    }
+
+    /// `x0: &a0 [x, x, ...]`, then each level ten aliases of the one before.
+    fn alias_bomb(levels: usize) -> String {
+        let mut s = String::from("x0: &a0 [x,x,x,x,x,x,x,x,x,x]\n");
+        for i in 1..levels {
+            let prev = format!("*a{}", i - 1);
+            s.push_str(&format!("x{i}: &a{i} [{}]\n", vec![prev; 10].join(",")));
+        }
+        s
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_at_once_at_the_alias_that_crosses_the_budget() {
+        // Regression (issue 16): 363 bytes of six nested alias levels took 24 s and 3 GB, eight
+        // levels aborted at a 4 GB limit.
+        for levels in [6, 8, 12] {
+            let src = alias_bomb(levels);
+            let started = std::time::Instant::now();
+            let e = parse(&src).unwrap_err();
+            assert!(started.elapsed() < std::time::Duration::from_secs(2), "{levels} levels");
+            assert!(e.message.contains("expands through its aliases to more than"), "{e}");
+            assert!(e.message.contains("an alias bomb is not read"), "{e}");
+            assert!(e.pos.line >= 5, "located at the alias: {e}");
+        }
+        // Four levels (11,110 nodes from 150 bytes) is within the budget: aliases still work.
+        assert!(parse(&alias_bomb(4)).is_ok());
+    }
+
+    #[test]
+    fn a_ten_thousand_line_alias_chain_is_refused_without_aborting() {
+        // Regression (issue 16): `aN: &aN [*aN-1]` over 10,000 lines aborted (each copy nests one
+        // level deeper, and everything that walks the tree recurses).
+        let mut src = String::from("a0: &a0 [x]\n");
+        for i in 1..10_000 {
+            src.push_str(&format!("a{i}: &a{i} [*a{}]\n", i - 1));
+        }
+        let e = parse(&src).unwrap_err();
+        assert_eq!(e.message, "the document nests deeper than 64 levels", "{e}");
+        assert_eq!(e.pos.line, 63, "where the copy would make 65 levels");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let src = "[".repeat(100_000);
+        let e = parse(&src).unwrap_err();
+        assert!(e.message.contains("nests deeper than 64 levels") || e.message.starts_with("YAML syntax error"), "{e}");
+        let ok = format!("{}x{}", "[".repeat(60), "]".repeat(60));
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]

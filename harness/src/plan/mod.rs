@@ -18,15 +18,17 @@
 
 pub mod fleet;
 pub mod heap;
+pub mod intmap;
 pub mod rng;
 pub mod warp;
 
 use crate::config::dist::Dist;
+use crate::config::ids::IdPattern;
 use crate::config::scenario::{Arrival, Overflow, Scenario, ValueFormat};
 use crate::config::units::ByteSize;
-use crate::recorder::audit::IntMap;
 use fleet::{Cohorts, FirmwarePlan, WavePlan};
 use heap::QuadHeap;
+use intmap::IntMap;
 use rng::{Permutation, SplitMix, mix, unit};
 use warp::Warp;
 
@@ -542,81 +544,6 @@ impl Iterator for Schedule<'_> {
             }
         }
         Some(event)
-    }
-}
-
-/// A device id pattern such as `device-{n:06}`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IdPattern {
-    prefix: String,
-    width: usize,
-    suffix: String,
-}
-
-impl Default for IdPattern {
-    fn default() -> Self {
-        IdPattern { prefix: "device-".into(), width: 6, suffix: String::new() }
-    }
-}
-
-impl IdPattern {
-    /// Parse a pattern with exactly one `{n}` or `{n:0W}` placeholder.
-    pub fn parse(s: &str) -> Result<IdPattern, String> {
-        let open = s.find('{').ok_or("the pattern needs a `{n}` placeholder for the device number")?;
-        let close = s[open..].find('}').map(|i| open + i).ok_or("unclosed `{` in the pattern")?;
-        let inner = &s[open + 1..close];
-        let width = match inner {
-            "n" => 0,
-            _ => {
-                let spec = inner
-                    .strip_prefix("n:")
-                    .ok_or_else(|| format!("unknown placeholder `{{{inner}}}`: use `{{n}}` or `{{n:06}}`"))?;
-                spec.trim_start_matches('0')
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|w| *w <= 20)
-                    .ok_or_else(|| format!("bad width in `{{{inner}}}`: use e.g. `{{n:06}}`"))?
-            }
-        };
-        let suffix = &s[close + 1..];
-        if suffix.contains('{') || s[..open].contains('}') {
-            return Err("the pattern may contain only one `{n}` placeholder".into());
-        }
-        Ok(IdPattern { prefix: s[..open].to_string(), width, suffix: suffix.to_string() })
-    }
-
-    /// Write the id of device `n` into `out` (cleared first).
-    pub fn write(&self, n: u64, out: &mut Vec<u8>) {
-        out.clear();
-        out.extend_from_slice(self.prefix.as_bytes());
-        let mut buf = [0u8; 20];
-        let mut i = buf.len();
-        let mut v = n;
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        let digits = buf.len() - i;
-        for _ in digits..self.width {
-            out.push(b'0');
-        }
-        out.extend_from_slice(&buf[i..]);
-        out.extend_from_slice(self.suffix.as_bytes());
-    }
-
-    pub fn render(&self, n: u64) -> String {
-        let mut v = Vec::new();
-        self.write(n, &mut v);
-        String::from_utf8_lossy(&v).into_owned()
-    }
-
-    /// The longest id this pattern produces for `devices` devices.
-    pub fn max_len(&self, devices: u64) -> usize {
-        self.render(devices.saturating_sub(1)).len()
     }
 }
 

@@ -192,7 +192,7 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
              behind its schedule (see send lag and the harness verdict); rates and the achieved ratio count them as \
              planned",
             if partly { "at least " } else { "" },
-            crate::report::summary::count(p.unsent_at_end),
+            super::fmt::count(p.unsent_at_end),
             l.load_s
         ));
     }
@@ -597,7 +597,10 @@ consumers: [{name: sink, topics: [t]}]
         s.topics[0].replication = 3;
         s.topics[0].config.insert("min.insync.replicas".into(), "2".into());
         let why = s.durability_shortfall(1).unwrap();
-        assert!(why.contains("has 1 broker(s)") && why.contains("`t` asks replication 3 and min.insync.replicas 2"), "{why}");
+        assert!(
+            why.contains("has 1 broker(s)") && why.contains("`t` asks replication 3 and min.insync.replicas 2"),
+            "{why}"
+        );
         assert!(s.durability_shortfall(2).unwrap().contains("replication 3"));
         assert_eq!(s.durability_shortfall(3), None);
         assert_eq!(s.durability_shortfall(0), None, "unknown broker count: no claim");

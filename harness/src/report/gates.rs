@@ -1,469 +1,226 @@
-//! Gates: readable assertions over report fields, evaluated at the end of a run (some also live).
+//! Gates judged: each gate parsed by `config/gates.rs` (the grammar, the metric tables, the checks
+//! against the scenario) is read from a finished report here, live gates from what the run knows
+//! while the load goes; then the verdicts and their JUnit file.
 //!
-//! ```yaml
-//! gates:
-//!   - produce.latency.p99 < 250ms
-//!   - audit.lost == 0
-//!   - faults.*.unavailable < 30s
-//!   - {gate: "consumers.warehouse.max_lag < 100000", abort_on_fail: true}
-//! ```
-//!
-//! A gate names a metric from a closed catalogue (see [`CATALOGUE`]); the names of groups,
-//! classes, faults and waves must be declared in the scenario, and `*` means every one of them
-//! (all must pass). An unknown metric, a malformed gate or a threshold in the wrong unit is a
-//! validation error, never silently ignored.
+//! Every metric is read by an exhaustive `match` on its type: a metric added to config's tables
+//! without a reader here does not compile.
+
+use std::ops::Deref;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Report;
 use super::schema::LatencySummary;
-use crate::config::scenario::{GateSpec, Scenario};
-use crate::config::units::{Dur, Rate};
+use super::{GroupReport, ProduceReport, Report};
+use crate::config::gates::{
+    AuditMetric, ClassLatency, FaultMetric, Gate, GroupLatency, GroupMetric, HarnessMetric, Metric, ProduceLatency,
+    ProduceMetric, Quantile, Unit, WaveMetric,
+};
 
-/// What a metric measures, which decides how its threshold is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unit {
-    /// `250ms`, `30s`.
-    Duration,
-    /// `0`, `100000`, `10k`, `2M`.
-    Count,
-    /// `5%`.
-    Percent,
-    /// `500/s` or a number per second.
-    Rate,
-}
-
-impl Unit {
-    fn example(self) -> &'static str {
-        match self {
-            Unit::Duration => "a duration such as `250ms`",
-            Unit::Count => "a number such as `0` or `100k`",
-            Unit::Percent => "a percentage such as `5%`",
-            Unit::Rate => "a rate such as `500/s`",
-        }
-    }
-
-    fn parse(self, t: &str) -> Result<f64, String> {
-        let bad = || format!("threshold `{t}` is not {}", self.example());
-        match self {
-            Unit::Duration => t.parse::<Dur>().map(|d| d.as_micros() as f64).map_err(|_| bad()),
-            Unit::Percent => t.trim_end_matches('%').trim().parse::<f64>().map_err(|_| bad()),
-            Unit::Rate => t.parse::<Rate>().map(Rate::as_per_sec).or_else(|_| t.parse::<f64>()).map_err(|_| bad()),
-            Unit::Count => {
-                let (num, mult) = match t.chars().last() {
-                    Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
-                    Some('M') => (&t[..t.len() - 1], 1e6),
-                    Some('G') => (&t[..t.len() - 1], 1e9),
-                    _ => (t, 1.0),
-                };
-                num.trim().parse::<f64>().map(|v| v * mult).map_err(|_| bad())
-            }
-        }
-    }
-
-    fn show(self, v: f64) -> String {
-        match self {
-            Unit::Duration => super::summary::us(v.max(0.0) as u64),
-            Unit::Percent => format!("{v:.2}%"),
-            Unit::Rate => format!("{v:.1}/s"),
-            Unit::Count => {
-                if v.fract() == 0.0 {
-                    super::summary::count(v as u64)
-                } else {
-                    format!("{v:.3}")
-                }
+/// A metric's value as shown in results: `250ms`, `1,234`, `5.00%`, `500.0/s`.
+fn show(unit: Unit, v: f64) -> String {
+    match unit {
+        Unit::Duration => super::fmt::us(v.max(0.0) as u64),
+        Unit::Percent => format!("{v:.2}%"),
+        Unit::Rate => format!("{v:.1}/s"),
+        Unit::Count => {
+            if v.fract() == 0.0 {
+                super::fmt::count(v as u64)
+            } else {
+                format!("{v:.3}")
             }
         }
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Eq,
-    Ne,
-}
-
-impl Op {
-    fn holds(self, v: f64, t: f64) -> bool {
-        match self {
-            Op::Lt => v < t,
-            Op::Le => v <= t,
-            Op::Gt => v > t,
-            Op::Ge => v >= t,
-            Op::Eq => (v - t).abs() < 1e-9,
-            Op::Ne => (v - t).abs() >= 1e-9,
-        }
-    }
-}
-
-/// A latency quantile name.
-fn quantile(q: &str) -> Option<fn(&LatencySummary) -> f64> {
-    Some(match q {
-        "p50" => |l: &LatencySummary| l.p50_us as f64,
-        "p90" => |l: &LatencySummary| l.p90_us as f64,
-        "p99" => |l: &LatencySummary| l.p99_us as f64,
-        "p999" | "p99.9" => |l: &LatencySummary| l.p999_us as f64,
-        "max" => |l: &LatencySummary| l.max_us as f64,
-        "min" => |l: &LatencySummary| l.min_us as f64,
-        "mean" => |l: &LatencySummary| l.mean_us,
-        _ => return None,
+fn quantile(l: &LatencySummary, q: Quantile) -> Option<f64> {
+    (l.count > 0).then_some(match q {
+        Quantile::P50 => l.p50_us as f64,
+        Quantile::P90 => l.p90_us as f64,
+        Quantile::P99 => l.p99_us as f64,
+        Quantile::P999 => l.p999_us as f64,
+        Quantile::Max => l.max_us as f64,
+        Quantile::Min => l.min_us as f64,
+        Quantile::Mean => l.mean_us,
     })
 }
 
-/// The metric catalogue, for error messages and the docs.
-pub const CATALOGUE: &[&str] = &[
-    "produce.{achieved_rate,planned_rate,rate,achieved_ratio,acked,failed,purged,backpressure}",
-    "produce.{latency,latency_from_send,send_lag}.{p50,p90,p99,p999,max,mean}",
-    "produce.classes.<class|*>.{latency,latency_from_send}.{p50,p90,p99,p999,max,mean}",
-    "consumers.<group|*>.{max_lag,final_lag,consumed,rereads,missed,rate}",
-    "consumers.<group|*>.{e2e,event_age}.{p50,p90,p99,p999,max,mean}",
-    "audit.{lost,duplicates,reordered,failed_but_seen,unacked_seen,acked,seen}",
-    "faults.<fault|*>.{unavailable,unavailable_topic,recovered,dip}",
-    "waves.<wave|*>.{dropped,unsent,flush}",
-    "errors.<kind|*|total>",
-    "harness.{saturated,cpu_saturated_s,lagging_s,cpu_pct_mean,cpu_pct_peak,host_cpu_pct_mean,rss_mib_peak}",
-];
-
-/// A parsed, validated gate.
-#[derive(Clone, Debug)]
-pub struct Gate {
-    pub spec: GateSpec,
-    metric: Metric,
-    op: Op,
-    threshold: f64,
-    threshold_text: String,
-}
-
-#[derive(Clone, Debug)]
-enum Metric {
-    Produce(String),
-    ProduceLatency(String, String),
-    ClassLatency(Sel, String, String),
-    Group(Sel, String),
-    GroupLatency(Sel, String, String),
-    Audit(String),
-    Fault(Sel, String),
-    Wave(Sel, String),
-    Errors(Sel),
-    Harness(String),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Sel {
-    All,
-    Named(String),
-}
-
-impl Sel {
-    fn matches(&self, name: &str) -> bool {
-        match self {
-            Sel::All => true,
-            Sel::Named(n) => n == name,
+fn produce(m: ProduceMetric, p: &ProduceReport) -> f64 {
+    match m {
+        ProduceMetric::AchievedRate => p.achieved_rate,
+        ProduceMetric::PlannedRate => p.planned_rate,
+        ProduceMetric::Rate => p.msgs_per_s,
+        ProduceMetric::AchievedRatio => {
+            if p.planned_rate > 0.0 {
+                100.0 * p.achieved_rate / p.planned_rate
+            } else {
+                0.0
+            }
         }
+        ProduceMetric::Acked => p.acked as f64,
+        ProduceMetric::Failed => p.failed as f64,
+        ProduceMetric::Purged => p.purged as f64,
+        ProduceMetric::Backpressure => p.backpressure as f64,
     }
 }
 
-/// `rest` starts with one of `names` (or `*`) followed by a dot: (selector, remainder).
-fn take_name<'a>(rest: &'a str, names: &[String], what: &str) -> Result<(Sel, &'a str), String> {
-    if let Some(r) = rest.strip_prefix("*.") {
-        if names.is_empty() {
-            return Err(format!("`*` matches no {what}: the scenario declares none"));
-        }
-        return Ok((Sel::All, r));
-    }
-    let best = names.iter().filter(|n| rest.starts_with(&format!("{n}."))).max_by_key(|n| n.len());
-    match best {
-        Some(n) => Ok((Sel::Named(n.clone()), &rest[n.len() + 1..])),
-        None => {
-            let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-            Err(format!(
-                "unknown {what} in `{rest}`: {}",
-                if list.is_empty() { format!("the scenario declares no {what}") } else { format!("declared: {list}") }
-            ))
-        }
+fn produce_latency(l: ProduceLatency, p: &ProduceReport) -> &LatencySummary {
+    match l {
+        ProduceLatency::FromIntended => &p.latency_from_intended,
+        ProduceLatency::FromSend => &p.latency_from_send,
+        ProduceLatency::SendLag => &p.send_lag,
     }
 }
 
-fn unknown(metric: &str) -> String {
-    format!("unknown metric `{metric}`; metrics are: {}", CATALOGUE.join(", "))
+fn group(m: GroupMetric, g: &GroupReport) -> f64 {
+    match m {
+        GroupMetric::MaxLag => g.max_lag as f64,
+        GroupMetric::FinalLag => g.final_lag as f64,
+        GroupMetric::Consumed => g.consumed as f64,
+        GroupMetric::Rereads => g.rereads as f64,
+        GroupMetric::Missed => g.missed as f64,
+        GroupMetric::Rate => g.msgs_per_s,
+    }
 }
 
-fn parse_metric(m: &str, s: &Scenario) -> Result<(Metric, Unit), String> {
-    let groups: Vec<String> = s.consumers.iter().map(|g| g.name.clone()).collect();
-    let classes: Vec<String> = s.fleet.classes.iter().map(|c| c.name.clone()).collect();
-    let faults: Vec<String> = s.faults.iter().enumerate().map(|(i, f)| f.label(i)).collect();
-    let waves: Vec<String> = s.waves.iter().enumerate().map(|(i, w)| w.label(i)).collect();
-    let lat = |l: &str| ["latency", "latency_from_intended", "latency_from_send", "send_lag"].contains(&l);
-    if let Some(rest) = m.strip_prefix("produce.classes.") {
-        let (sel, rest) = take_name(rest, &classes, "class")?;
-        return match rest.split_once('.') {
-            Some((l, q)) if lat(l) && quantile(q).is_some() => {
-                Ok((Metric::ClassLatency(sel, l.into(), q.into()), Unit::Duration))
-            }
-            _ => Err(unknown(m)),
-        };
+fn group_latency(l: GroupLatency, g: &GroupReport) -> &LatencySummary {
+    match l {
+        GroupLatency::E2e => &g.e2e_latency,
+        GroupLatency::EventAge => &g.event_age,
     }
-    if let Some(rest) = m.strip_prefix("produce.") {
-        return match rest.split_once('.') {
-            Some((l, q)) if lat(l) && quantile(q).is_some() => {
-                Ok((Metric::ProduceLatency(l.into(), q.into()), Unit::Duration))
-            }
-            None => match rest {
-                "achieved_rate" | "planned_rate" | "rate" => Ok((Metric::Produce(rest.into()), Unit::Rate)),
-                "achieved_ratio" => Ok((Metric::Produce(rest.into()), Unit::Percent)),
-                "acked" | "failed" | "purged" | "backpressure" => Ok((Metric::Produce(rest.into()), Unit::Count)),
-                _ => Err(unknown(m)),
-            },
-            _ => Err(unknown(m)),
-        };
-    }
-    if let Some(rest) = m.strip_prefix("consumers.") {
-        let (sel, rest) = take_name(rest, &groups, "consumer group")?;
-        return match rest.split_once('.') {
-            Some((l, q)) if ["e2e", "e2e_latency", "event_age"].contains(&l) && quantile(q).is_some() => {
-                Ok((Metric::GroupLatency(sel, l.into(), q.into()), Unit::Duration))
-            }
-            None if ["max_lag", "final_lag", "consumed", "rereads", "missed"].contains(&rest) => {
-                Ok((Metric::Group(sel, rest.into()), Unit::Count))
-            }
-            None if rest == "rate" => Ok((Metric::Group(sel, rest.into()), Unit::Rate)),
-            _ => Err(unknown(m)),
-        };
-    }
-    if let Some(rest) = m.strip_prefix("audit.") {
-        return match rest {
-            "lost" | "duplicates" | "reordered" | "failed_but_seen" | "unacked_seen" | "acked" | "seen" => {
-                Ok((Metric::Audit(rest.into()), Unit::Count))
-            }
-            _ => Err(unknown(m)),
-        };
-    }
-    if let Some(rest) = m.strip_prefix("harness.") {
-        return match rest {
-            "saturated" | "cpu_saturated_s" | "lagging_s" | "rss_mib_peak" => {
-                Ok((Metric::Harness(rest.into()), Unit::Count))
-            }
-            "cpu_pct_mean" | "cpu_pct_peak" | "host_cpu_pct_mean" => Ok((Metric::Harness(rest.into()), Unit::Percent)),
-            _ => Err(unknown(m)),
-        };
-    }
-    if let Some(rest) = m.strip_prefix("faults.") {
-        let (sel, rest) = take_name(rest, &faults, "fault")?;
-        return match rest {
-            "unavailable" | "unavailable_topic" | "recovered" => Ok((Metric::Fault(sel, rest.into()), Unit::Duration)),
-            "dip" => Ok((Metric::Fault(sel, rest.into()), Unit::Percent)),
-            _ => Err(unknown(m)),
-        };
-    }
-    if let Some(rest) = m.strip_prefix("waves.") {
-        let (sel, rest) = take_name(rest, &waves, "wave")?;
-        return match rest {
-            "dropped" | "unsent" => Ok((Metric::Wave(sel, rest.into()), Unit::Count)),
-            "flush" => Ok((Metric::Wave(sel, rest.into()), Unit::Duration)),
-            _ => Err(unknown(m)),
-        };
-    }
-    if let Some(rest) = m.strip_prefix("errors.") {
-        return Ok(match rest {
-            "*" | "total" => (Metric::Errors(Sel::All), Unit::Count),
-            kind => (Metric::Errors(Sel::Named(kind.into())), Unit::Count),
-        });
-    }
-    Err(unknown(m))
 }
 
-impl Gate {
-    /// Parse and validate a gate against the scenario it belongs to.
-    pub fn parse(spec: &GateSpec, s: &Scenario) -> Result<Gate, String> {
-        let text = spec.gate.trim();
-        let ops = [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("!=", Op::Ne), ("<", Op::Lt), (">", Op::Gt)];
-        let (i, op_text, op) = ops
+fn harness(m: HarnessMetric, h: &super::HarnessReport) -> f64 {
+    match m {
+        HarnessMetric::Saturated => f64::from(u8::from(h.saturated)),
+        HarnessMetric::CpuSaturatedS => f64::from(h.cpu_saturated_s),
+        HarnessMetric::LaggingS => f64::from(h.lagging_s),
+        HarnessMetric::CpuPctMean => f64::from(h.cpu_pct_mean),
+        HarnessMetric::CpuPctPeak => f64::from(h.cpu_pct_peak),
+        HarnessMetric::HostCpuPctMean => f64::from(h.host_cpu_pct_mean),
+        HarnessMetric::RssMibPeak => f64::from(h.rss_mib_peak),
+    }
+}
+
+/// The metric's values in a report, labelled; `None` where it has no value.
+fn values(metric: &Metric, r: &Report) -> Vec<(String, Option<f64>)> {
+    let one = |v: Option<f64>| vec![(String::new(), v)];
+    match metric {
+        Metric::Produce(m) => one(Some(produce(*m, &r.produce))),
+        Metric::ProduceLatency(l, q) => one(quantile(produce_latency(*l, &r.produce), *q)),
+        Metric::ClassLatency(sel, l, q) => r
+            .produce
+            .classes
             .iter()
-            .filter_map(|(t, o)| text.find(t).map(|i| (i, *t, *o)))
-            .min_by_key(|(i, t, _)| (*i, std::cmp::Reverse(t.len())))
-            .ok_or_else(|| format!("`{text}` is not a gate: write METRIC OP THRESHOLD, e.g. `audit.lost == 0`"))?;
-        let metric_text = text[..i].trim();
-        let threshold_text = text[i + op_text.len()..].trim();
-        if metric_text.is_empty() || threshold_text.is_empty() {
-            return Err(format!("`{text}` is not a gate: write METRIC OP THRESHOLD, e.g. `audit.lost == 0`"));
+            .filter(|(n, _)| sel.matches(n))
+            .map(|(n, c)| {
+                let s = match l {
+                    ClassLatency::FromIntended => &c.latency_from_intended,
+                    ClassLatency::FromSend => &c.latency_from_send,
+                };
+                (n.clone(), quantile(s, *q))
+            })
+            .collect(),
+        Metric::Group(sel, m) => {
+            r.consumers.iter().filter(|(n, _)| sel.matches(n)).map(|(n, g)| (n.clone(), Some(group(*m, g)))).collect()
         }
-        let (metric, unit) = parse_metric(metric_text, s)?;
-        let threshold = unit.parse(threshold_text)?;
-        let gate = Gate { spec: spec.clone(), metric, op, threshold, threshold_text: threshold_text.to_string() };
-        if spec.abort_on_fail && !gate.is_live() {
-            return Err(format!(
-                "`{metric_text}` is known only at the end of the run: abort_on_fail needs consumers.<group>.max_lag, produce.failed, produce.backpressure or errors.*"
-            ));
+        Metric::GroupLatency(sel, l, q) => r
+            .consumers
+            .iter()
+            .filter(|(n, _)| sel.matches(n))
+            .map(|(n, g)| (n.clone(), quantile(group_latency(*l, g), *q)))
+            .collect(),
+        Metric::Audit(m) => {
+            let c = &r.audit.counts;
+            let v = match m {
+                AuditMetric::Lost => c.lost,
+                AuditMetric::Unverified => c.unverified,
+                AuditMetric::Duplicates => c.duplicates,
+                AuditMetric::Reordered => c.reordered,
+                AuditMetric::FailedButSeen => c.failed_but_seen,
+                AuditMetric::UnackedSeen => c.unacked_seen,
+                AuditMetric::Acked => c.acked,
+                AuditMetric::Seen => c.seen,
+            };
+            one(r.audit.enabled.then_some(v as f64))
         }
-        Ok(gate)
-    }
-
-    pub fn is_live(&self) -> bool {
-        matches!(&self.metric, Metric::Group(_, f) if f == "max_lag")
-            || matches!(&self.metric, Metric::Produce(f) if f == "failed" || f == "backpressure")
-            || matches!(&self.metric, Metric::Errors(_))
-    }
-
-    fn unit(&self) -> Unit {
-        match &self.metric {
-            Metric::ProduceLatency(..) | Metric::ClassLatency(..) | Metric::GroupLatency(..) => Unit::Duration,
-            Metric::Produce(f) if f.ends_with("rate") => Unit::Rate,
-            Metric::Produce(f) if f == "achieved_ratio" => Unit::Percent,
-            Metric::Group(_, f) if f == "rate" => Unit::Rate,
-            Metric::Fault(_, f) if f == "dip" => Unit::Percent,
-            Metric::Fault(..) => Unit::Duration,
-            Metric::Wave(_, f) if f == "flush" => Unit::Duration,
-            _ => Unit::Count,
-        }
-    }
-
-    /// The metric's values in a report, labelled; `None` where it has no value (e.g. a fault
-    /// after which writes never resumed).
-    fn values(&self, r: &Report) -> Vec<(String, Option<f64>)> {
-        let latency = |l: &str, p: &super::ProduceReport| -> LatencySummary {
-            match l {
-                "latency_from_send" => p.latency_from_send.clone(),
-                "send_lag" => p.send_lag.clone(),
-                _ => p.latency_from_intended.clone(),
-            }
-        };
-        let some = |v: f64| Some(v);
-        match &self.metric {
-            Metric::Produce(f) => {
-                let p = &r.produce;
-                let v = match f.as_str() {
-                    "achieved_rate" => p.achieved_rate,
-                    "planned_rate" => p.planned_rate,
-                    "rate" => p.msgs_per_s,
-                    "achieved_ratio" => {
-                        if p.planned_rate > 0.0 {
-                            100.0 * p.achieved_rate / p.planned_rate
-                        } else {
-                            0.0
-                        }
+        // Without samples (self-monitoring unavailable) there is nothing to judge.
+        Metric::Harness(m) => one((r.harness.cores > 0).then_some(harness(*m, &r.harness))),
+        // `None` where the fault has no such value (e.g. writes never resumed after it).
+        Metric::Fault(sel, m) => r
+            .faults
+            .iter()
+            .filter(|x| sel.matches(&x.name))
+            .map(|x| {
+                let v = match m {
+                    FaultMetric::Unavailable => x.unavailable.affected_partitions_s.map(|s| s * 1e6),
+                    FaultMetric::UnavailableTopic => {
+                        x.unavailable.topics.values().try_fold(0.0f64, |m, v| v.map(|v| m.max(v))).map(|s| s * 1e6)
                     }
-                    "acked" => p.acked as f64,
-                    "failed" => p.failed as f64,
-                    "purged" => p.purged as f64,
-                    _ => p.backpressure as f64,
+                    FaultMetric::Recovered => x.recovery.recovered_s.map(|s| s * 1e6),
+                    FaultMetric::Dip => x.started_s.map(|_| x.throughput.dip_pct),
                 };
-                vec![(String::new(), some(v))]
-            }
-            Metric::ProduceLatency(l, q) => {
-                let s = latency(l, &r.produce);
-                vec![(String::new(), (s.count > 0).then(|| quantile(q).map_or(0.0, |f| f(&s))))]
-            }
-            Metric::ClassLatency(sel, l, q) => r
-                .produce
-                .classes
-                .iter()
-                .filter(|(n, _)| sel.matches(n))
-                .map(|(n, c)| {
-                    let s = if l == "latency_from_send" { &c.latency_from_send } else { &c.latency_from_intended };
-                    (n.clone(), (s.count > 0).then(|| quantile(q).map_or(0.0, |f| f(s))))
-                })
-                .collect(),
-            Metric::Group(sel, f) => r
-                .consumers
-                .iter()
-                .filter(|(n, _)| sel.matches(n))
-                .map(|(n, g)| {
-                    let v = match f.as_str() {
-                        "max_lag" => g.max_lag as f64,
-                        "final_lag" => g.final_lag as f64,
-                        "consumed" => g.consumed as f64,
-                        "rereads" => g.rereads as f64,
-                        "missed" => g.missed as f64,
-                        _ => g.msgs_per_s,
-                    };
-                    (n.clone(), some(v))
-                })
-                .collect(),
-            Metric::GroupLatency(sel, l, q) => r
-                .consumers
-                .iter()
-                .filter(|(n, _)| sel.matches(n))
-                .map(|(n, g)| {
-                    let s = if l == "event_age" { &g.event_age } else { &g.e2e_latency };
-                    (n.clone(), (s.count > 0).then(|| quantile(q).map_or(0.0, |f| f(s))))
-                })
-                .collect(),
-            Metric::Audit(f) => {
-                let c = &r.audit.counts;
-                let v = match f.as_str() {
-                    "lost" => c.lost,
-                    "duplicates" => c.duplicates,
-                    "reordered" => c.reordered,
-                    "failed_but_seen" => c.failed_but_seen,
-                    "unacked_seen" => c.unacked_seen,
-                    "acked" => c.acked,
-                    _ => c.seen,
+                (x.name.clone(), v)
+            })
+            .collect(),
+        Metric::Wave(sel, m) => r
+            .waves
+            .iter()
+            .filter(|w| sel.matches(&w.name))
+            .map(|w| {
+                let v = match m {
+                    WaveMetric::Dropped => Some(w.dropped as f64),
+                    WaveMetric::Unsent => Some(w.unsent as f64),
+                    WaveMetric::Flush => w.flush_end_s.map(|e| (e - w.start_s) * 1e6),
                 };
-                vec![(String::new(), r.audit.enabled.then_some(v as f64))]
-            }
-            Metric::Harness(f) => {
-                let h = &r.harness;
-                let v = match f.as_str() {
-                    "saturated" => f64::from(u8::from(h.saturated)),
-                    "cpu_saturated_s" => f64::from(h.cpu_saturated_s),
-                    "lagging_s" => f64::from(h.lagging_s),
-                    "rss_mib_peak" => f64::from(h.rss_mib_peak),
-                    "cpu_pct_mean" => f64::from(h.cpu_pct_mean),
-                    "cpu_pct_peak" => f64::from(h.cpu_pct_peak),
-                    _ => f64::from(h.host_cpu_pct_mean),
-                };
-                // Without samples (self-monitoring unavailable) there is nothing to judge.
-                vec![(String::new(), (h.cores > 0).then_some(v))]
-            }
-            Metric::Fault(sel, f) => r
-                .faults
-                .iter()
-                .filter(|x| sel.matches(&x.name))
-                .map(|x| {
-                    let v = match f.as_str() {
-                        "unavailable" => x.unavailable.affected_partitions_s.map(|s| s * 1e6),
-                        "unavailable_topic" => {
-                            x.unavailable.topics.values().try_fold(0.0f64, |m, v| v.map(|v| m.max(v))).map(|s| s * 1e6)
-                        }
-                        "recovered" => x.recovery.recovered_s.map(|s| s * 1e6),
-                        _ => x.started_s.map(|_| x.throughput.dip_pct),
-                    };
-                    (x.name.clone(), v)
-                })
-                .collect(),
-            Metric::Wave(sel, f) => r
-                .waves
-                .iter()
-                .filter(|w| sel.matches(&w.name))
-                .map(|w| {
-                    let label = format!("{}#{}", w.name, w.occurrence + 1);
-                    let v = match f.as_str() {
-                        "dropped" => Some(w.dropped as f64),
-                        "unsent" => Some(w.unsent as f64),
-                        _ => w.flush_end_s.map(|e| (e - w.start_s) * 1e6),
-                    };
-                    (label, v)
-                })
-                .collect(),
-            Metric::Errors(sel) => {
-                let total: u64 = r.errors.iter().filter(|(k, _)| sel.matches(k)).map(|(_, v)| *v).sum();
-                vec![(String::new(), some(total as f64))]
-            }
+                (format!("{}#{}", w.name, w.occurrence + 1), v)
+            })
+            .collect(),
+        Metric::Errors(sel) => {
+            let total: u64 = r.errors.iter().filter(|(k, _)| sel.matches(k)).map(|(_, v)| *v).sum();
+            one(Some(total as f64))
         }
     }
+}
 
-    /// Evaluate on a finished report.
+/// A gate (parsed and checked in config) with its evaluation.
+#[derive(Clone, Debug)]
+pub struct Judge(Gate);
+
+impl From<Gate> for Judge {
+    fn from(g: Gate) -> Self {
+        Judge(g)
+    }
+}
+
+impl Deref for Judge {
+    type Target = Gate;
+
+    fn deref(&self) -> &Gate {
+        &self.0
+    }
+}
+
+impl Judge {
+    /// Evaluate on a finished report. A gate on `audit.lost` over an audit that did not reach
+    /// every acknowledged record fails as unverified: it neither passes nor accuses the target.
     pub fn evaluate(&self, r: &Report) -> GateResult {
-        self.judge(self.values(r))
+        let mut result = self.judge(values(&self.metric, r));
+        let unverified = r.audit.counts.unverified;
+        if matches!(self.metric, Metric::Audit(AuditMetric::Lost)) && r.audit.enabled && unverified > 0 {
+            result.passed = false;
+            result.value = format!("{} ({} unverified)", result.value, super::fmt::count(unverified));
+            result.detail = format!(
+                "unverified: the audit reader never reached {} acknowledged records, so loss is neither ruled out \
+                 nor shown",
+                super::fmt::count(unverified)
+            );
+        }
+        result
     }
 
     fn judge(&self, values: Vec<(String, Option<f64>)>) -> GateResult {
-        let unit = self.unit();
+        let unit = self.metric.unit();
         let mut failures = Vec::new();
         let mut shown = Vec::new();
         if values.is_empty() {
@@ -477,9 +234,9 @@ impl Gate {
                     shown.push(format!("{prefix}n/a"));
                 }
                 Some(v) => {
-                    shown.push(format!("{prefix}{}", unit.show(*v)));
+                    shown.push(format!("{prefix}{}", show(unit, *v)));
                     if !self.op.holds(*v, self.threshold) {
-                        failures.push(format!("{prefix}{}", unit.show(*v)));
+                        failures.push(format!("{prefix}{}", show(unit, *v)));
                     }
                 }
             }
@@ -497,19 +254,37 @@ impl Gate {
 
     /// Evaluate a live gate on what is known while running; `None` if it cannot be judged live.
     pub fn evaluate_live(&self, live: &Live) -> Option<GateResult> {
+        let one = |v: u64| vec![(String::new(), Some(v as f64))];
         let values = match &self.metric {
-            Metric::Group(sel, f) if f == "max_lag" => {
+            Metric::Group(sel, GroupMetric::MaxLag) => {
                 live.max_lag.iter().filter(|(n, _)| sel.matches(n)).map(|(n, v)| (n.clone(), Some(*v as f64))).collect()
             }
-            Metric::Produce(f) if f == "failed" => vec![(String::new(), Some(live.failed as f64))],
-            Metric::Produce(f) if f == "backpressure" => vec![(String::new(), Some(live.backpressure as f64))],
-            Metric::Errors(sel) => {
-                vec![(
-                    String::new(),
-                    Some(live.errors.iter().filter(|(k, _)| sel.matches(k)).map(|(_, v)| *v).sum::<u64>() as f64),
-                )]
-            }
-            _ => return None,
+            Metric::Produce(ProduceMetric::Failed) => one(live.failed),
+            Metric::Produce(ProduceMetric::Backpressure) => one(live.backpressure),
+            Metric::Errors(sel) => one(live.errors.iter().filter(|(k, _)| sel.matches(k)).map(|(_, v)| *v).sum()),
+            Metric::Group(
+                _,
+                GroupMetric::FinalLag
+                | GroupMetric::Consumed
+                | GroupMetric::Rereads
+                | GroupMetric::Missed
+                | GroupMetric::Rate,
+            )
+            | Metric::Produce(
+                ProduceMetric::AchievedRate
+                | ProduceMetric::PlannedRate
+                | ProduceMetric::Rate
+                | ProduceMetric::AchievedRatio
+                | ProduceMetric::Acked
+                | ProduceMetric::Purged,
+            )
+            | Metric::ProduceLatency(..)
+            | Metric::ClassLatency(..)
+            | Metric::GroupLatency(..)
+            | Metric::Audit(_)
+            | Metric::Fault(..)
+            | Metric::Wave(..)
+            | Metric::Harness(_) => return None,
         };
         Some(self.judge(values))
     }
@@ -539,29 +314,9 @@ pub struct GateResult {
     pub abort_on_fail: bool,
 }
 
-/// Parse every gate, collecting every problem as (index, message).
-pub fn parse_all(specs: &[GateSpec], s: &Scenario) -> (Vec<Gate>, Vec<(usize, String)>) {
-    let mut gates = Vec::new();
-    let mut problems = Vec::new();
-    for (i, spec) in specs.iter().enumerate() {
-        match Gate::parse(spec, s) {
-            Ok(g) => gates.push(g),
-            Err(e) => problems.push((i, e)),
-        }
-    }
-    (gates, problems)
-}
-
-/// A gates file for `--gates`: `gates: [...]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GatesFile {
-    pub gates: Vec<GateSpec>,
-}
-
 /// JUnit XML: one test case per gate.
 pub fn junit(suite: &str, results: &[GateResult], time_s: f64) -> String {
-    let esc = super::html::esc;
+    let esc = super::fmt::esc;
     let failures = results.iter().filter(|g| !g.passed).count();
     let mut o = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"fleetstorm\" tests=\"{}\" failures=\"{failures}\" time=\"{time_s:.3}\">\n  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{time_s:.3}\">\n",
@@ -589,57 +344,28 @@ pub fn junit(suite: &str, results: &[GateResult], time_s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::gates::{Op, Sel};
+    use crate::config::scenario::GateSpec;
 
-    fn scenario() -> Scenario {
-        crate::config::parse_scenario(
-            "s.yaml",
-            "name: s\nseed: 1\nduration: 10s\ntopics: [{name: t}]\nfleet:\n  devices: 10\n  classes: [{name: tel, topic: t, rate: 1/1s}]\nconsumers: [{name: warehouse, topics: [t]}, {name: ware, topics: [t]}]\nfaults: [{name: kill, at: 2s, kind: broker_kill}]\n",
-        )
-        .unwrap()
-    }
-
-    fn gate(text: &str) -> Result<Gate, String> {
-        Gate::parse(&GateSpec { gate: text.into(), name: None, abort_on_fail: false }, &scenario())
+    fn judge(metric: Metric, op: Op, threshold: f64) -> Judge {
+        let spec = GateSpec { gate: "g".into(), name: None, abort_on_fail: false };
+        Judge(Gate { spec, metric, op, threshold, threshold_text: threshold.to_string() })
     }
 
     #[test]
-    fn harness_gates_parse_and_unknown_harness_fields_are_rejected() {
-        assert!(gate("harness.saturated == 0").is_ok());
-        assert!(gate("harness.cpu_pct_mean < 150%").is_ok());
-        assert!(gate("harness.bogus == 0").unwrap_err().contains("harness.bogus"));
-    }
-
-    #[test]
-    fn gates_parse_with_units() {
-        let g = gate("produce.latency.p99 < 250ms").unwrap();
-        assert_eq!((g.op, g.threshold), (Op::Lt, 250_000.0));
-        assert_eq!(gate("audit.lost == 0").unwrap().threshold, 0.0);
-        assert_eq!(gate("consumers.warehouse.max_lag <= 100k").unwrap().threshold, 100_000.0);
-        assert_eq!(gate("faults.*.unavailable < 30s").unwrap().threshold, 30e6);
-        assert_eq!(gate("faults.kill.dip < 50%").unwrap().threshold, 50.0);
-        assert_eq!(gate("produce.achieved_rate >= 500/s").unwrap().threshold, 500.0);
-        // The longest declared name wins: `ware` is a prefix of `warehouse`.
-        assert!(
-            matches!(gate("consumers.warehouse.missed == 0").unwrap().metric, Metric::Group(Sel::Named(ref n), _) if n == "warehouse")
-        );
-    }
-
-    #[test]
-    fn unknown_metrics_and_names_are_errors() {
-        let e = gate("produce.latnecy.p99 < 1s").unwrap_err();
-        assert!(e.contains("unknown metric `produce.latnecy.p99`"), "{e}");
-        let e = gate("consumers.nope.max_lag < 5").unwrap_err();
-        assert!(e.contains("unknown consumer group") && e.contains("`warehouse`"), "{e}");
-        assert!(gate("waves.*.dropped == 0").unwrap_err().contains("matches no wave"));
-        assert!(gate("audit.lost").unwrap_err().contains("is not a gate"));
-        assert!(gate("produce.latency.p99 < 250").unwrap_err().contains("not a duration"));
-    }
-
-    #[test]
-    fn abort_on_fail_needs_a_live_metric() {
-        let spec = |g: &str| GateSpec { gate: g.into(), name: None, abort_on_fail: true };
-        assert!(Gate::parse(&spec("consumers.warehouse.max_lag < 10"), &scenario()).is_ok());
-        assert!(Gate::parse(&spec("audit.lost == 0"), &scenario()).unwrap_err().contains("known only at the end"));
+    fn every_live_metric_is_judged_live() {
+        // config's tables say which metrics abort_on_fail accepts; each must have a live reader.
+        let live = Live { max_lag: vec![("g".into(), 5)], failed: 1, backpressure: 2, errors: vec![("x".into(), 3)] };
+        let mut metrics: Vec<Metric> = ProduceMetric::ALL.iter().map(|m| Metric::Produce(*m)).collect();
+        metrics.extend(GroupMetric::ALL.iter().map(|m| Metric::Group(Sel::All, *m)));
+        metrics.push(Metric::Errors(Sel::All));
+        metrics.push(Metric::Audit(AuditMetric::Lost));
+        for m in metrics {
+            let judged = judge(m.clone(), Op::Lt, 10.0).evaluate_live(&live);
+            assert_eq!(judged.is_some(), m.is_live(), "{m:?}");
+        }
+        let r = judge(Metric::Group(Sel::All, GroupMetric::MaxLag), Op::Lt, 4.0).evaluate_live(&live).unwrap();
+        assert_eq!((r.passed, r.value.as_str()), (false, "g: 5"));
     }
 
     #[test]
@@ -659,5 +385,22 @@ mod tests {
         assert_eq!(x.matches("<testcase").count(), 2);
         assert!(x.contains("<failure message=\"failed: 3\">"));
         assert!(x.contains("name=\"b&lt;\""));
+    }
+
+    #[test]
+    fn a_lost_gate_over_an_incomplete_audit_fails_as_unverified_not_as_loss() {
+        let mut r = crate::report::fixture::report("embedded");
+        r.audit.enabled = true;
+        r.audit.counts.lost = 0;
+        r.audit.counts.unverified = 21_885;
+        let g = judge(Metric::Audit(AuditMetric::Lost), Op::Eq, 0.0).evaluate(&r);
+        assert!(!g.passed, "an unverified audit never passes a loss gate");
+        assert_eq!(g.value, "0 (21,885 unverified)");
+        assert!(g.detail.starts_with("unverified:") && !g.detail.contains("failed: "), "{}", g.detail);
+        r.audit.counts.unverified = 0;
+        assert!(judge(Metric::Audit(AuditMetric::Lost), Op::Eq, 0.0).evaluate(&r).passed);
+        r.audit.counts.unverified = 3;
+        let u = judge(Metric::Audit(AuditMetric::Unverified), Op::Eq, 0.0).evaluate(&r);
+        assert_eq!((u.passed, u.value.as_str()), (false, "3"));
     }
 }

@@ -4,12 +4,9 @@
 use std::fmt::Write;
 
 use super::charts::Chart;
-use super::fmt::STYLE;
+use super::fmt::{STYLE, esc};
 use super::table::{self, Cell, Table};
 use super::{Report, Status};
-
-// `gates.rs` still calls `html::esc`; the helper lives in `fmt`.
-pub use super::fmt::esc;
 
 /// `report.html`.
 pub fn render(r: &Report, charts: &[Chart]) -> String {

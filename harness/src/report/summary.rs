@@ -2,13 +2,10 @@
 
 use std::fmt::Write;
 
-use super::fmt::secs;
+use super::fmt::{count, secs, us};
 use super::schema::LatencySummary;
 use super::table::{self, Cell, Table};
 use super::{Report, Status};
-
-// `gates.rs` and `run.rs` still call `summary::us` and `summary::count`; the helpers live in `fmt`.
-pub use super::fmt::{count, us};
 
 fn rate(v: f64) -> String {
     if v >= 100.0 { format!("{v:.0}/s") } else { format!("{v:.1}/s") }

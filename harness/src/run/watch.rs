@@ -7,13 +7,13 @@ use crate::config::scenario::Scenario;
 use crate::driver::ClientEvents;
 use crate::driver::launch::Drivers;
 use crate::plan::Plan;
-use crate::report::gates::{Gate, Live};
-use crate::report::{StopCause, summary};
+use crate::report::gates::{Judge, Live};
+use crate::report::{StopCause, fmt};
 
 /// The watch's state between ticks.
 pub struct Watch<'a> {
     scenario: &'a Scenario,
-    live_gates: Vec<&'a Gate>,
+    live_gates: Vec<&'a Judge>,
     max_lag: Vec<u64>,
     next_gate_check: u64,
     last_acked: u64,
@@ -22,7 +22,7 @@ pub struct Watch<'a> {
 }
 
 impl<'a> Watch<'a> {
-    pub fn new(scenario: &'a Scenario, gates: &'a [Gate]) -> Self {
+    pub fn new(scenario: &'a Scenario, gates: &'a [Judge]) -> Self {
         Watch {
             scenario,
             live_gates: gates.iter().filter(|g| g.spec.abort_on_fail).collect(),
@@ -79,15 +79,15 @@ impl<'a> Watch<'a> {
             .consumers
             .iter()
             .zip(&d.group_readers)
-            .map(|(g, r)| format!("{}={}", g.name, summary::count(d.shared.book.lag(*r))))
+            .map(|(g, r)| format!("{}={}", g.name, fmt::count(d.shared.book.lag(*r))))
             .collect();
         Some(format!(
             "[{:>4}s/{}s] {}  acked {}/s  p99 {}  lag {}{}",
             now / 1_000_000,
             self.scenario.duration.0.as_secs(),
             if now < plan.warmup_us { "warm-up" } else { "load" },
-            summary::count(d.live.last_acked.load(Ordering::Relaxed)),
-            summary::us(d.live.last_p99_us.load(Ordering::Relaxed)),
+            fmt::count(d.live.last_acked.load(Ordering::Relaxed)),
+            fmt::us(d.live.last_p99_us.load(Ordering::Relaxed)),
             if lags.is_empty() { "-".into() } else { lags.join(" ") },
             if active.is_empty() { String::new() } else { format!("  faults {}", active.join(",")) }
         ))
