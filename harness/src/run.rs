@@ -28,7 +28,7 @@ use crate::config::profile::{Profile, Redactor, TargetKind};
 use crate::config::scenario::Scenario;
 use crate::config::units::Dur;
 use crate::config::{Loaded, validate};
-use crate::driver::launch::{self, Drivers};
+use crate::driver::launch;
 use crate::driver::target::Connection;
 use crate::driver::{ClientEvents, Control, Shared, producer};
 use crate::faults::Scheduler;
@@ -42,6 +42,7 @@ use crate::report::gates::Judge;
 use crate::report::{Report, Status, StopCause, TargetInfo, summary};
 use crate::signals::Interrupts;
 
+mod out;
 mod watch;
 
 /// Options from the command line.
@@ -142,7 +143,7 @@ pub fn run(
         started.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
         &[u64::from(std::process::id())],
     );
-    let dir = out_dir(opts, &scenario.name, started)?;
+    let dir = out::dir(opts, &scenario.name, started)?;
     let canonical = serde_json::to_vec(&scenario).unwrap_or_default();
     let meta = Meta {
         fingerprint: format!("{:x}", Sha256::digest(&canonical)),
@@ -167,71 +168,6 @@ pub fn run(
         summary_to_stderr: opts.summary_to_stderr,
     }
     .go())
-}
-
-/// What a run writes into its directory, by file name ending; `--overwrite` removes these and
-/// nothing else.
-const RUN_OUTPUTS: &[&str] = &["report.json", "summary.md", "report.html", "junit.xml", ".png", ".svg", ".hlog"];
-
-/// The run's own, fresh directory. A directory that already holds files is refused (a stale
-/// `junit.xml` next to a new report would lie) unless `--overwrite` is given, which first removes
-/// a previous run's files; a directory holding anything else is never emptied. The default
-/// directory gets a suffix when a run of the same second already took its name.
-fn out_dir(opts: &RunOptions, name: &str, started: SystemTime) -> Result<PathBuf, RunError> {
-    let dir = match &opts.out {
-        Some(d) => d.clone(),
-        None => {
-            let base = default_dir(name, started);
-            let mut dir = base.clone();
-            for n in 2.. {
-                if !dir.exists() {
-                    break;
-                }
-                dir = PathBuf::from(format!("{}-{n}", base.display()));
-            }
-            dir
-        }
-    };
-    let cannot =
-        |e: std::io::Error| RunError::CouldNotStart(format!("cannot use {} for the report: {e}", dir.display()));
-    if dir.is_dir() {
-        let entries: Vec<PathBuf> =
-            std::fs::read_dir(&dir).map_err(cannot)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        if !entries.is_empty() {
-            let ours = |p: &Path| {
-                p.is_file()
-                    && p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| RUN_OUTPUTS.iter().any(|o| n.ends_with(o)))
-            };
-            if let Some(foreign) = entries.iter().find(|p| !ours(p)) {
-                return Err(RunError::Invalid(format!(
-                    "--out {}: the directory holds {}, which is not a fleetstorm output: choose an empty or new directory",
-                    dir.display(),
-                    foreign.display()
-                )));
-            }
-            if !opts.overwrite {
-                return Err(RunError::Invalid(format!(
-                    "--out {}: the directory holds an earlier run's report ({} files): choose a new directory, or pass \
-                     --overwrite to remove them first",
-                    dir.display(),
-                    entries.len()
-                )));
-            }
-            for p in &entries {
-                std::fs::remove_file(p).map_err(cannot)?;
-            }
-        }
-    }
-    std::fs::create_dir_all(&dir).map_err(cannot)?;
-    Ok(dir)
-}
-
-fn default_dir(name: &str, at: SystemTime) -> PathBuf {
-    let stamp =
-        humantime::format_rfc3339_seconds(at).to_string().replace([':', '-'], "").replace('T', "-").replace('Z', "");
-    PathBuf::from("reports").join(format!("{name}-{stamp}"))
 }
 
 struct Runner {
@@ -308,7 +244,11 @@ impl Runner {
         };
         let (book, control) = (d.shared.book.clone(), d.shared.control.clone());
         let mut stop = Stop::default();
-        self.wait_until_ready(&d, &mut stop);
+        match d.wait_ready(Duration::from_secs(60), &|| self.intr.count() > 0) {
+            launch::Ready::All => {}
+            launch::Ready::Interrupted => stop.set(StopCause::Interrupted, "interrupted before the load started"),
+            launch::Ready::Partly(w) => self.meta.warnings.push(w),
+        }
 
         // 4. The load.
         let clock = MonotonicClock::start();
@@ -372,30 +312,15 @@ impl Runner {
         }
         let load_end_us = outcomes.iter().map(|o| o.last_send_us).max().unwrap_or(0).min(plan.duration_us.max(1));
 
-        // 5. Drain the readers: until they caught up with every acknowledgement, or time is up.
+        // 5. Drain the readers: until they caught up with every acknowledgement, or time is up;
+        // then the audit reads on within a bound of its own (what it does not reach is
+        // unverified, never lost).
         let drain_started = clock.now_us();
-        let reader_deadline = load_end_us.saturating_add(s.drain.as_micros()).max(drain_started);
-        loop {
-            self.check_interrupts(&control, &clock, &mut stop);
-            let deadline = reader_deadline.min(control.drain_until_us.load(Ordering::Relaxed).max(drain_started));
-            if d.caught_up() || control.hard() || clock.now_us() >= deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        control.stop_reading.store(true, Ordering::SeqCst);
-        // The audit reads on, within a bound of its own, up to the ends acknowledged by now:
-        // what it does not reach is unverified, never lost.
-        let audit_deadline = clock.now_us().saturating_add(s.audit.drain.as_micros());
-        while d.has_audit() && book.lag(d.audit_reader) > 0 && !control.hard() {
-            self.check_interrupts(&control, &clock, &mut stop);
-            if clock.now_us() >= audit_deadline.min(control.drain_until_us.load(Ordering::Relaxed).max(drain_started)) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let audit_complete = d.has_audit() && book.lag(d.audit_reader) == 0;
-        control.stop_audit.store(true, Ordering::SeqCst);
+        let bounds = launch::Drain {
+            readers_until_us: load_end_us.saturating_add(s.drain.as_micros()).max(drain_started),
+            audit_for_us: s.audit.drain.as_micros(),
+        };
+        let audit_complete = d.drain(&clock, &bounds, &mut || self.check_interrupts(&control, &clock, &mut stop));
         let drain_s = (clock.now_us().saturating_sub(load_end_us)) as f64 / 1e6;
         let (ledgers, group_ids, audit_reader) = (d.ledgers.clone(), d.group_ids.clone(), d.audit_reader);
         let joined = d.join_readers(s.consumers.len());
@@ -409,20 +334,6 @@ impl Runner {
         // 6. Warnings the numbers need; reconcile; assemble and write the report.
         if conn.is_embedded() {
             self.meta.warnings.extend(launch::mock_retention_warning(&book, &plan));
-        }
-        if s.audit.enabled && !audit_complete {
-            self.meta.warnings.push(format!(
-                "the audit reader did not catch up within the drain and its own {} ({} records behind): acknowledged \
-                 records it never reached are `unverified`, not lost",
-                s.audit.drain,
-                book.lag(audit_reader)
-            ));
-        }
-        if rec.late_windows > 0 {
-            self.meta.warnings.push(format!(
-                "{} recorder windows arrived late and are missing from the timeline percentiles",
-                rec.late_windows
-            ));
         }
         if stop.0.is_none() && self.unpaced.is_none() && load_end_us + 1_000_000 < plan.duration_us {
             stop.set(StopCause::CutShort, "the load stopped before its duration");
@@ -443,6 +354,7 @@ impl Runner {
             audit_seconds: verdict.as_ref().map(|v| v.by_second.clone()),
             audit: verdict.map(|v| v.counts),
             audit_complete,
+            audit_behind: book.lag(audit_reader),
             drain_s,
             load_s: load_end_us as f64 / 1e6,
             client_errors: events.errors_by_second(),
@@ -460,28 +372,6 @@ impl Runner {
             }
         }
         self.finish(report)
-    }
-
-    /// Wait until every client is connected and every group member has its partitions, for at
-    /// most 60 s (then the load starts anyway, with a warning).
-    fn wait_until_ready(&mut self, d: &Drivers, stop: &mut Stop) {
-        let expected = d.shared.ready_expected.load(Ordering::SeqCst);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        tracing::info!("waiting for {expected} clients to connect and consumer groups to join");
-        while d.shared.ready.load(Ordering::SeqCst) < expected {
-            if self.intr.count() > 0 {
-                stop.set(StopCause::Interrupted, "interrupted before the load started");
-                return;
-            }
-            if Instant::now() > deadline {
-                let ready = d.shared.ready.load(Ordering::SeqCst);
-                let w = format!("only {ready} of {expected} clients were ready after 60s; the load started anyway");
-                tracing::warn!("{w}");
-                self.meta.warnings.push(w);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     fn check_interrupts(&self, control: &Control, clock: &MonotonicClock, stop: &mut Stop) {
@@ -540,16 +430,7 @@ impl Runner {
             started: m.started,
             elapsed_s: m.t0.elapsed().as_secs_f64(),
             warnings: &m.warnings,
-            target: TargetInfo {
-                profile: m.profile.name.clone(),
-                kind: match m.profile.kind {
-                    TargetKind::Embedded => "embedded".into(),
-                    TargetKind::Kafka => "kafka".into(),
-                },
-                bootstrap_servers: m.bootstrap.clone(),
-                brokers: m.brokers.clone(),
-                librdkafka: Redactor::redact_map(&m.profile.librdkafka),
-            },
+            target: TargetInfo::of(&m.profile, &m.bootstrap, &m.brokers),
         };
         assemble::assemble(&info, ending, load)
     }

@@ -6,10 +6,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::target::{Connection, MOCK_MAX_BYTES, MOCK_MAX_SETS, TargetError};
 use super::{Shared, audit, consumer, group, producer};
+use crate::clock::Clock;
 use crate::config::scenario::{Scenario, StartOffset};
 use crate::plan::Plan;
 use crate::recorder::audit::SeenLedger;
@@ -181,7 +184,74 @@ pub fn start(
     Ok(Drivers { shared, producers, members, ledgers, audit, collector, live, group_ids, group_readers, audit_reader })
 }
 
+/// How long the readers may drain after the load.
+pub struct Drain {
+    /// The groups and the audit read until then (µs since the load started), or until the run's
+    /// `control.drain_until_us` if earlier (an interrupt or a lost target).
+    pub readers_until_us: u64,
+    /// Then the audit alone reads on for at most this long.
+    pub audit_for_us: u64,
+}
+
+/// How the wait for the clients ended.
+pub enum Ready {
+    All,
+    Interrupted,
+    /// Not every client was ready in time; the load starts anyway, and this says so.
+    Partly(String),
+}
+
 impl Drivers {
+    /// Wait until every client is connected and every group member has its partitions, for at
+    /// most `limit`; `interrupted` is asked between looks.
+    pub fn wait_ready(&self, limit: Duration, interrupted: &dyn Fn() -> bool) -> Ready {
+        let (ready, expected) = (&self.shared.ready, self.shared.ready_expected.load(Ordering::SeqCst));
+        let deadline = std::time::Instant::now() + limit;
+        tracing::info!("waiting for {expected} clients to connect and consumer groups to join");
+        while ready.load(Ordering::SeqCst) < expected {
+            if interrupted() {
+                return Ready::Interrupted;
+            }
+            if std::time::Instant::now() > deadline {
+                let w = format!(
+                    "only {} of {expected} clients were ready after {}s; the load started anyway",
+                    ready.load(Ordering::SeqCst),
+                    limit.as_secs()
+                );
+                tracing::warn!("{w}");
+                return Ready::Partly(w);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ready::All
+    }
+
+    /// Drain the readers: until they caught up with every acknowledgement or the bounds are up,
+    /// calling `tick` between looks (it may shorten the bounds through `control`); the groups then
+    /// stop, the audit reads on within its own bound, then stops too. Whether the audit read
+    /// everything acknowledged.
+    pub fn drain(&self, clock: &dyn Clock, bounds: &Drain, tick: &mut dyn FnMut()) -> bool {
+        let control = &self.shared.control;
+        let started = clock.now_us();
+        let cap = || control.drain_until_us.load(Ordering::Relaxed).max(started);
+        let wait = |done: &dyn Fn() -> bool, until: u64, tick: &mut dyn FnMut()| loop {
+            tick();
+            if done() || control.hard() || clock.now_us() >= until.min(cap()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        wait(&|| self.caught_up(), bounds.readers_until_us, tick);
+        control.stop_reading.store(true, Ordering::SeqCst);
+        let book = &self.shared.book;
+        let audit_until = clock.now_us().saturating_add(bounds.audit_for_us);
+        if self.audit.is_some() {
+            wait(&|| book.lag(self.audit_reader) == 0, audit_until, tick);
+        }
+        control.stop_audit.store(true, Ordering::SeqCst);
+        self.audit.is_some() && book.lag(self.audit_reader) == 0
+    }
+
     /// Whether every reader (groups and the audit) has read up to the acknowledged ends.
     pub fn caught_up(&self) -> bool {
         let book = &self.shared.book;

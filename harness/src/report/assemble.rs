@@ -123,6 +123,8 @@ pub struct Load<'a> {
     pub group_ids: &'a [String],
     pub audit: Option<AuditCounts>,
     pub audit_complete: bool,
+    /// Records the audit reader had not reached when it stopped.
+    pub audit_behind: u64,
     pub drain_s: f64,
     pub load_s: f64,
     pub audit_seconds: Option<Vec<AuditPoint>>,
@@ -326,6 +328,19 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
     }
     if l.unpaced {
         r.max_rate = Some(max_rate(r, l.outcomes));
+    }
+    if s.audit.enabled && !l.audit_complete {
+        r.warnings.push(format!(
+            "the audit reader did not catch up within the drain and its own {} ({} records behind): acknowledged \
+             records it never reached are `unverified`, not lost",
+            s.audit.drain, l.audit_behind
+        ));
+    }
+    if rec.late_windows > 0 {
+        r.warnings.push(format!(
+            "{} recorder windows arrived late and are missing from the timeline percentiles",
+            rec.late_windows
+        ));
     }
 }
 
@@ -552,6 +567,7 @@ consumers: [{name: sink, topics: [t]}]
             group_ids: &["g".to_string()],
             audit: None,
             audit_complete: true,
+            audit_behind: 0,
             drain_s: 0.5,
             load_s: 10.0,
             audit_seconds: None,

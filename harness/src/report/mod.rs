@@ -153,6 +153,22 @@ pub struct ScenarioInfo {
     pub definition: Scenario,
 }
 
+impl TargetInfo {
+    /// What a report says of the profile's target; secret-looking properties redacted.
+    pub fn of(p: &crate::config::Profile, bootstrap: &str, brokers: &[i32]) -> TargetInfo {
+        TargetInfo {
+            profile: p.name.clone(),
+            kind: match p.kind {
+                crate::config::profile::TargetKind::Embedded => "embedded".into(),
+                crate::config::profile::TargetKind::Kafka => "kafka".into(),
+            },
+            bootstrap_servers: bootstrap.to_string(),
+            brokers: brokers.to_vec(),
+            librdkafka: crate::config::profile::Redactor::redact_map(&p.librdkafka),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct TargetInfo {
     /// The profile's name (`embedded` when none was given).
