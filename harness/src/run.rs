@@ -160,8 +160,10 @@ pub fn run(
         brokers: Vec::new(),
         base_dir,
     };
+    let redactor = Arc::new(Redactor::for_run(&meta.profile, &meta.scenario));
     Ok(Runner {
         meta,
+        redactor,
         intr: intr.clone(),
         progress: opts.progress,
         unpaced: opts.unpaced,
@@ -172,6 +174,8 @@ pub fn run(
 
 struct Runner {
     meta: Meta,
+    /// Every secret of the profile and the scenario, known before anything is printed.
+    redactor: Arc<Redactor>,
     intr: Interrupts,
     progress: bool,
     unpaced: Option<u64>,
@@ -197,7 +201,7 @@ impl Stop {
 impl Runner {
     fn go(mut self) -> Finished {
         let s = self.meta.scenario.clone();
-        let redactor = Arc::new(Redactor::for_run(&self.meta.profile, &s));
+        let redactor = self.redactor.clone();
         let start: crate::recorder::Start = Arc::new(OnceLock::new());
         let events = Arc::new(ClientEvents::new(start.clone()));
         let plan = Arc::new(Plan::from_scenario(&s));
@@ -266,7 +270,8 @@ impl Runner {
             s.seed,
             plan.topics.clone(),
             clock,
-        );
+        )
+        .scrubbing(redactor.clone());
         let mut faults_restored = faults.is_empty();
         let gates = std::mem::take(&mut self.meta.gates);
         let mut watch = watch::Watch::new(&s, &gates);
@@ -286,7 +291,7 @@ impl Runner {
             if let Some((cause, reason, drain_until)) = watch.tick(now, &d, &events)
                 && !control.stop_sending.load(Ordering::Relaxed)
             {
-                tracing::error!("{reason}; stopping the load");
+                tracing::error!("{}; stopping the load", redactor.scrub(&reason));
                 stop.set(cause, reason);
                 control.stop_sending.store(true, Ordering::SeqCst);
                 control.drain_until_us.store(drain_until, Ordering::SeqCst);
@@ -391,6 +396,7 @@ impl Runner {
     /// The run could not start or could not go on: write what is known (status aborted when it
     /// was interrupted meanwhile).
     fn fail_early(self, cause: StopCause, reason: String) -> Finished {
+        let reason = self.redactor.scrub(&reason);
         tracing::error!("{reason}");
         let cause = if self.intr.count() > 0 { StopCause::Interrupted } else { cause };
         let report = self.assemble(Ending::stopped(cause, reason), None);
@@ -398,6 +404,9 @@ impl Runner {
     }
 
     fn finish(self, report: Report) -> Finished {
+        // Whatever field a secret ended up in (a driver's error, a fault's command, a warning),
+        // it leaves no file and no line of the summary.
+        let report = self.redactor.scrub_all(report);
         let dir = self.meta.dir.clone();
         let path = dir.join("report.json");
         let write_error = match report.write(&dir).map_err(|e| format!("could not write {}: {e}", path.display())) {

@@ -302,10 +302,20 @@ pub fn profile_from_text(
     let mut root = yaml::parse(&source).map_err(|e| diagnostics(file, vec![e]))?;
     let mut env_errors = Vec::new();
     let mut unresolved = Vec::new();
+    let mut secrets = Vec::new();
     root.for_each_scalar_mut("", &mut |path, pos, text| {
         if text.contains('$') {
             let placeholder = |name: &str| env(name).or_else(|| lenient.then(|| format!("<{name}>")));
-            match profile::interpolate(text, &placeholder) {
+            // Values from the environment go into a command template shell-quoted; values of
+            // secret-looking variables, or put into secret-looking properties, are secrets.
+            let quote = is_command_template(path);
+            let key = path.rsplit(['.', ']']).next().unwrap_or(path);
+            let mut note = |name: &str, value: &str| {
+                if env(name).is_some() && (profile::is_secret_var(name) || profile::is_secret_key(key)) {
+                    secrets.push(value.to_string());
+                }
+            };
+            match profile::interpolate_noting(text, &placeholder, quote, &mut note) {
                 Ok(v) => {
                     if v.contains('<') && profile::interpolate(text, env).is_err() {
                         unresolved.push(path.to_string());
@@ -316,13 +326,36 @@ pub fn profile_from_text(
             }
         }
     });
+    // Every diagnostic below passes the profile's secrets: a secret in the wrong field (say
+    // `connect_timeout: ${KAFKA_PASSWORD}`) is named by its field, never printed.
+    let redactor = profile::Redactor::of_values(secrets.iter().cloned());
+    let scrub = |e: ConfigError| match e {
+        ConfigError::Invalid { file, diagnostics } => ConfigError::Invalid {
+            file,
+            diagnostics: diagnostics
+                .into_iter()
+                .map(|d| Diagnostic { message: redactor.scrub(&d.message), ..d })
+                .collect(),
+        },
+        other => other,
+    };
     if !env_errors.is_empty() {
-        return Err(diagnostics(file, env_errors));
+        return Err(scrub(diagnostics(file, env_errors)));
     }
-    let value: Profile = yaml::from_node(&root).map_err(|errs| diagnostics(file, errs))?;
+    let mut value: Profile = yaml::from_node(&root).map_err(|errs| scrub(diagnostics(file, errs)))?;
     let locator = Locator::new(file, &root);
-    locator.invalid(validate::profile(&value).into_iter().filter(|(path, _)| !unresolved.contains(path)))?;
+    locator
+        .invalid(validate::profile(&value).into_iter().filter(|(path, _)| !unresolved.contains(path)))
+        .map_err(scrub)?;
+    value.secrets = secrets;
     Ok(Loaded { value, file: file.into(), source, locator, gates: Vec::new() })
+}
+
+/// Whether a profile field is a shell command template (`faults.command.<action>`,
+/// `faults.process.restart`).
+fn is_command_template(path: &str) -> bool {
+    path == "faults.process.restart"
+        || path.strip_prefix("faults.command.").is_some_and(|rest| !rest.contains('.') && rest != "timeout")
 }
 
 /// A `--gates` file, `gates: [...]`: its shape, with the positions of its gates, to be checked

@@ -42,6 +42,11 @@ pub struct Profile {
     /// cluster's own controls; a `kafka` target without it cannot run scenarios with faults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultMechanism>,
+    /// Values the profile took from secret-looking environment variables or put into
+    /// secret-looking properties: known to the run's redactor before anything is printed.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub secrets: Vec<String>,
 }
 
 /// How faults reach the brokers.
@@ -171,6 +176,7 @@ impl Profile {
             librdkafka: BTreeMap::new(),
             connect_timeout: default_connect_timeout(),
             faults: None,
+            secrets: Vec::new(),
         }
     }
 
@@ -192,9 +198,29 @@ impl Profile {
 /// Is this librdkafka property a secret?
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["password", "secret", "token", "jaas", "private", "credentials"].iter().any(|s| k.contains(s))
+    // `pass` also catches misspellings (`sasl.passwrod`) and passphrases.
+    ["pass", "secret", "token", "jaas", "private", "credential", "oauthbearer.config", "apikey", "api.key", "api_key"]
+        .iter()
+        .any(|s| k.contains(s))
         || k == "ssl.key.pem"
         || k == "ssl_key"
+}
+
+/// Whether an environment variable's name says it holds a secret (`KAFKA_PASSWORD`,
+/// `AWS_SECRET_ACCESS_KEY`, `API_TOKEN`...): its value is kept out of every output, whichever
+/// field it was put in.
+pub fn is_secret_var(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    ["PASS", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "JAAS", "PRIVATE", "AUTH"].iter().any(|s| n.contains(s))
+}
+
+/// `text` quoted for `sh -c` as one word: a value from the environment put into a command
+/// template can never run a command of its own.
+pub fn shell_quote(text: &str) -> String {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c)) {
+        return text.to_string();
+    }
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// The text shown instead of a secret.
@@ -208,16 +234,48 @@ pub struct Redactor {
 }
 
 impl Redactor {
+    /// A redactor of these values (shorter than three characters: ignored).
+    pub fn of_values(values: impl IntoIterator<Item = String>) -> Self {
+        let mut secrets: Vec<String> = values.into_iter().filter(|v| v.len() >= 3).collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Redactor { secrets }
+    }
+
+    /// A copy of `value` with every string in it scrubbed (a report, before it is written or
+    /// anything is drawn from it). Unchanged if it does not round-trip through JSON.
+    pub fn scrub_all<T: Serialize + serde::de::DeserializeOwned>(&self, value: T) -> T {
+        if self.secrets.is_empty() {
+            return value;
+        }
+        fn walk(r: &Redactor, v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::String(s) => *s = r.scrub(s),
+                serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(r, x)),
+                serde_json::Value::Object(m) => m.values_mut().for_each(|x| walk(r, x)),
+                _ => {}
+            }
+        }
+        match serde_json::to_value(&value) {
+            Ok(mut v) => {
+                walk(self, &mut v);
+                serde_json::from_value(v).unwrap_or(value)
+            }
+            Err(_) => value,
+        }
+    }
+
     /// The redactor of a run: every secret-looking property of the profile, the producer and the
     /// consumer groups.
     pub fn for_run(profile: &Profile, scenario: &super::scenario::Scenario) -> Self {
-        Self::from_properties(
+        let props = Self::from_properties(
             profile
                 .librdkafka
                 .iter()
                 .chain(scenario.producer.librdkafka.iter())
                 .chain(scenario.consumers.iter().flat_map(|g| g.librdkafka.iter())),
-        )
+        );
+        Self::of_values(props.secrets.into_iter().chain(profile.secrets.iter().cloned()))
     }
 
     pub fn from_properties<'a>(props: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
@@ -257,6 +315,27 @@ pub enum InterpolateError {
     InvalidReference(String),
     #[error("environment variable `{0}` is not set")]
     Unset(String),
+}
+
+/// Expand `${VAR}` and `${VAR:-default}` in `text`, telling `used` each variable's name and the
+/// value put in; with `quote`, each value goes in shell-quoted (a command template).
+pub fn interpolate_noting(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    quote: bool,
+    used: &mut dyn FnMut(&str, &str),
+) -> Result<String, InterpolateError> {
+    // `interpolate` takes a `Fn`: collect what it used through a cell.
+    let noted = std::cell::RefCell::new(Vec::new());
+    let out = interpolate(text, &|name: &str| {
+        let v = lookup(name)?;
+        noted.borrow_mut().push((name.to_string(), v.clone()));
+        Some(if quote { shell_quote(&v) } else { v })
+    });
+    for (n, v) in noted.into_inner() {
+        used(&n, &v);
+    }
+    out
 }
 
 /// Expand `${VAR}` and `${VAR:-default}` in `text`.

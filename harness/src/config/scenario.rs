@@ -743,7 +743,9 @@ impl Serialize for BrokerSelector {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         match self {
-            BrokerSelector::Id(id) => s.serialize_i32(*id),
+            // As text: JSON has no enum tag that is a number, and a report must read back
+            // (regression: `fleetstorm report`/`compare` refused any run with `broker: <id>`).
+            BrokerSelector::Id(id) => s.serialize_str(&id.to_string()),
             BrokerSelector::Random => s.serialize_str("random"),
             BrokerSelector::LeaderOf { topic, partition } => {
                 #[derive(Serialize)]
@@ -969,5 +971,24 @@ impl<'de> Deserialize<'de> for GateSpec {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: `broker: 2` was written into report.json as a number that the report could not
+    /// read back, so `fleetstorm report` and `compare` refused any run that named a broker by id.
+    #[test]
+    fn every_broker_selector_survives_a_json_round_trip() {
+        for sel in [
+            BrokerSelector::Id(2),
+            BrokerSelector::Random,
+            BrokerSelector::LeaderOf { topic: "t".into(), partition: 3 },
+        ] {
+            let json = serde_json::to_string(&sel).unwrap();
+            assert_eq!(serde_json::from_str::<BrokerSelector>(&json).unwrap(), sel, "{json}");
+        }
     }
 }

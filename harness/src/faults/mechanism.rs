@@ -158,7 +158,6 @@ impl Mechanism {
         match result {
             Ok(()) => record.ok = true,
             Err(e) => {
-                tracing::error!("fault action {} on broker {broker} failed: {e}", action.name());
                 if record.output.is_empty() {
                     record.output = e.to_string();
                 } else {

@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::config::profile::FaultMechanism;
+use crate::config::profile::{FaultMechanism, Redactor};
 use crate::config::scenario::{BrokerSelector, FaultKind, FaultSpec};
 use crate::plan::rng::mix;
 use crate::recorder::OffsetBook;
@@ -145,9 +145,27 @@ pub struct Scheduler<C: Clock + Clone + 'static> {
     seed: u64,
     topics: Vec<String>,
     clock: C,
+    /// Scrubs what actions report (a command template may hold a secret from the environment).
+    redactor: std::sync::Arc<Redactor>,
 }
 
 impl<C: Clock + Clone + 'static> Scheduler<C> {
+    /// Scrub every action's command and output (and their log lines) with `redactor`.
+    pub fn scrubbing(mut self, redactor: std::sync::Arc<Redactor>) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
+    /// An action's record as it may be shown: secrets scrubbed, a failure logged.
+    fn shown(&self, mut record: ActionRecord) -> ActionRecord {
+        record.command = record.command.map(|c| self.redactor.scrub(&c));
+        record.output = self.redactor.scrub(&record.output);
+        if !record.ok {
+            tracing::error!("fault action {} on broker {} failed: {}", record.action, record.broker, record.output);
+        }
+        record
+    }
+
     /// `base_dir`: where relative paths and commands of the profile are resolved (the profile
     /// file's directory).
     pub fn new(
@@ -179,7 +197,7 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
                 watch: None,
             })
             .collect();
-        Scheduler { slots, mechanism, seed, topics, clock }
+        Scheduler { slots, mechanism, seed, topics, clock, redactor: Default::default() }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -311,6 +329,7 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
     }
 
     fn injected(&mut self, i: usize, record: ActionRecord, book: &OffsetBook) -> Phase {
+        let record = self.shown(record);
         let ok = record.ok;
         let end_us = ((record.at_s + record.duration_s) * 1e6) as u64;
         let s = &mut self.slots[i];
@@ -348,6 +367,7 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
     }
 
     fn restored(&mut self, i: usize, record: ActionRecord) -> Phase {
+        let record = self.shown(record);
         let s = &mut self.slots[i];
         if record.ok {
             s.run.restored_at_us = Some(((record.at_s + record.duration_s) * 1e6) as u64);
