@@ -2,7 +2,7 @@
 //! secret where the redactor by key name alone let it through, then reads every byte the run
 //! printed or wrote.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

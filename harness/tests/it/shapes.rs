@@ -1,7 +1,7 @@
 //! Workload shapes end to end on the embedded cluster: a reconnect wave, a firmware rollout, a
 //! replay, a sink slowdown and a group restart, each checked against what the plan says.
 
-mod common;
+use crate::common;
 
 use common::*;
 use fleetstorm::cli::RunArgs;

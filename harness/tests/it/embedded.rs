@@ -1,7 +1,7 @@
 //! End to end on the embedded cluster (librdkafka's mock): the fast tier. These prove the harness's
 //! own bookkeeping; behaviour claimed against Kafka is proven in `kafka.rs` on a real cluster.
 
-mod common;
+use crate::common;
 
 use common::*;
 use fleetstorm::cli::RunArgs;

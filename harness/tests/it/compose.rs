@@ -1,7 +1,7 @@
 //! docker-compose.yml cannot run here (no Docker engine): check its shape, and that the compose
 //! profiles point at what it defines.
 
-mod common;
+use crate::common;
 
 use fleetstorm::config::yaml::{self, Kind, Node};
 

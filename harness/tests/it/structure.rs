@@ -5,7 +5,7 @@
 //! the change is intended, regenerate the file with `FLEETSTORM_BLESS=1` and say so in the
 //! report changelog (README, "Report schema changes").
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

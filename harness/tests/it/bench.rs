@@ -1,7 +1,7 @@
 //! The benchmark commands (scripts/bench.sh drives them): they run the real code paths and
 //! report what they measured.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

@@ -1,7 +1,7 @@
 //! The JSON schemas in docs/ are generated from the types: this test fails when they drift.
-//! Regenerate with `FLEETSTORM_BLESS=1 cargo test --test schema`.
+//! Regenerate with `FLEETSTORM_BLESS=1 cargo test --test it schema`.
 
-mod common;
+use crate::common;
 
 fn check(file: &str, schema: serde_json::Value) {
     let path = common::root().join("docs").join(file);
@@ -11,7 +11,7 @@ fn check(file: &str, schema: serde_json::Value) {
         return;
     }
     let have = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(have == want, "{} is out of date: run `FLEETSTORM_BLESS=1 cargo test --test schema`", path.display());
+    assert!(have == want, "{} is out of date: run `FLEETSTORM_BLESS=1 cargo test --test it schema`", path.display());
 }
 
 #[test]

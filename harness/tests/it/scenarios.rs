@@ -1,7 +1,7 @@
 //! Every shipped scenario validates and runs: a short run of each on the embedded cluster. The
 //! shapes themselves are proven in `shapes.rs`; this catches a scenario that no longer runs.
 
-mod common;
+use crate::common;
 
 use common::*;
 

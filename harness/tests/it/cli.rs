@@ -1,6 +1,6 @@
 //! The binary's contract: exit codes, error messages, signals.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

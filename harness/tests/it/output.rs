@@ -2,7 +2,7 @@
 //! directory, a report that could not be written is never an exit 0, and a signal during set-up
 //! is an interrupt, not an unreachable target (issue 16, "hard endings").
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! What runs leave behind: charts, HTML, interval logs, gates, JUnit, comparisons.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
