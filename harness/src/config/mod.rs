@@ -136,6 +136,8 @@ impl Locator {
 /// A parsed config together with where it came from.
 #[derive(Clone, Debug)]
 pub struct Loaded<T> {
+    /// The checked value. For a scenario, change it through [`Loaded::replace_gates`] and
+    /// [`Loaded::prepare`], which check again what changes; its gates were parsed with it.
     pub value: T,
     pub file: PathBuf,
     /// The file's text as read, for fingerprints and for echoing into reports.
