@@ -1,0 +1,165 @@
+//! Faults injected into the target during the load, and which broker they hit.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::super::units::Dur;
+
+/// A fault injected into the target during the load.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct FaultSpec {
+    /// Label in the report and timeline. Default `<kind>-<n>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Required. When, counted from the start of the load, e.g. `30s`.
+    pub at: Dur,
+    /// Required. What happens to the broker.
+    pub kind: FaultKind,
+    /// Which broker: an id (`2`), `random` (chosen with the seed), or the leader of a partition at
+    /// the time of the fault: `{leader_of: {topic: telemetry, partition: 0}}`. Default `random`.
+    #[serde(default)]
+    pub broker: BrokerSelector,
+    /// How long until the fault is undone (broker restarted, resumed, latency removed). Default:
+    /// when the load ends. Every fault is undone when the run ends or is aborted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_after: Option<Dur>,
+    /// Added round-trip time, for `kind: latency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Dur>,
+}
+
+impl FaultSpec {
+    pub fn label(&self, index: usize) -> String {
+        self.name.clone().unwrap_or_else(|| format!("{}-{}", self.kind.as_str(), index + 1))
+    }
+}
+
+/// What a fault does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The broker dies at once (SIGKILL, `docker kill`, mock broker down). Undone by a restart
+    /// with its data.
+    BrokerKill,
+    /// The broker shuts down gracefully (SIGTERM, `docker stop`). Undone by a restart.
+    BrokerStop,
+    /// The broker freezes with its connections open (SIGSTOP, `docker pause`; on the embedded
+    /// cluster a round-trip time as long as the pause). Undone by resuming it.
+    BrokerPause,
+    /// Requests to the broker take `latency` longer (embedded cluster, or a command mechanism).
+    Latency,
+}
+
+impl FaultKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::BrokerKill => "broker_kill",
+            FaultKind::BrokerStop => "broker_stop",
+            FaultKind::BrokerPause => "broker_pause",
+            FaultKind::Latency => "latency",
+        }
+    }
+}
+
+/// Which broker a fault hits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum BrokerSelector {
+    /// A broker id.
+    Id(i32),
+    /// One of the target's brokers, chosen with the seed.
+    #[default]
+    Random,
+    /// The leader of this partition when the fault starts.
+    LeaderOf { topic: String, partition: i32 },
+}
+
+impl std::fmt::Display for BrokerSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BrokerSelector::Id(id) => write!(f, "broker {id}"),
+            BrokerSelector::Random => write!(f, "a random broker"),
+            BrokerSelector::LeaderOf { topic, partition } => write!(f, "the leader of {topic}[{partition}]"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LeaderOfParams {
+    topic: String,
+    partition: i32,
+}
+
+impl Serialize for BrokerSelector {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            // As text: JSON has no enum tag that is a number, and a report must read back
+            // (regression: `fleetstorm report`/`compare` refused any run with `broker: <id>`).
+            BrokerSelector::Id(id) => s.serialize_str(&id.to_string()),
+            BrokerSelector::Random => s.serialize_str("random"),
+            BrokerSelector::LeaderOf { topic, partition } => {
+                #[derive(Serialize)]
+                struct P<'a> {
+                    topic: &'a str,
+                    partition: i32,
+                }
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("leader_of", &P { topic, partition: *partition })?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BrokerSelector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, EnumAccess, VariantAccess, Visitor};
+        enum Tag {
+            Random,
+            LeaderOf,
+            Other(String),
+        }
+        impl<'de> Deserialize<'de> for Tag {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = Tag;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a broker id, `random` or `leader_of`")
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<Tag, E> {
+                        Ok(match v {
+                            "random" => Tag::Random,
+                            "leader_of" => Tag::LeaderOf,
+                            other => Tag::Other(other.to_string()),
+                        })
+                    }
+                }
+                d.deserialize_identifier(V)
+            }
+        }
+        struct SelVisitor;
+        impl<'de> Visitor<'de> for SelVisitor {
+            type Value = BrokerSelector;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a broker id, `random`, or `{leader_of: {topic, partition}}`")
+            }
+            fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<BrokerSelector, A::Error> {
+                let (tag, variant) = data.variant::<Tag>()?;
+                match tag {
+                    Tag::Random => variant.unit_variant().map(|()| BrokerSelector::Random),
+                    Tag::LeaderOf => variant
+                        .newtype_variant::<LeaderOfParams>()
+                        .map(|p| BrokerSelector::LeaderOf { topic: p.topic, partition: p.partition }),
+                    Tag::Other(text) => match text.parse::<i32>() {
+                        Ok(id) => variant.unit_variant().map(|()| BrokerSelector::Id(id)),
+                        Err(_) => Err(de::Error::custom(format!(
+                            "unknown broker `{text}`: expected a broker id, `random` or `{{leader_of: {{topic, partition}}}}`"
+                        ))),
+                    },
+                }
+            }
+        }
+        d.deserialize_enum("BrokerSelector", &["random", "leader_of"], SelVisitor)
+    }
+}
