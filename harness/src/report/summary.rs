@@ -35,12 +35,13 @@ pub fn text(r: &Report, report_path: &str) -> String {
     );
     let _ = writeln!(
         o,
-        "  produce    planned {}  achieved {} ({pct:.2}%)  acked {}  failed {}  backpressure {}",
+        "  produce    planned {}  achieved {} ({pct:.2}%)  acked {}  failed {}  backpressure {}{}",
         rate(p.planned_rate),
         rate(p.achieved_rate),
         count(p.acked),
         count(p.failed),
-        count(p.backpressure)
+        count(p.backpressure),
+        if p.unsent_at_end > 0 { format!("  unsent at end {}", count(p.unsent_at_end)) } else { String::new() }
     );
     let _ = writeln!(o, "  ack lat.   from intended {}", lat(&p.latency_from_intended));
     let _ = writeln!(o, "             from send     {}", lat(&p.latency_from_send));
