@@ -245,7 +245,25 @@ impl Prepared {
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: path.display().to_string(), source })
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Io { file: file.clone(), source })?;
+    String::from_utf8(bytes).map_err(|e| {
+        // Say once, and where: the line and column of the first byte that is not UTF-8.
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+        let col = good.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+        let (line, col) = (u32::try_from(line).unwrap_or(u32::MAX), u32::try_from(col).unwrap_or(u32::MAX));
+        let byte = e.as_bytes().get(good.len()).copied().unwrap_or(0);
+        ConfigError::Invalid {
+            file: file.clone(),
+            diagnostics: vec![Diagnostic {
+                file,
+                pos: Pos { line, col },
+                path: String::new(),
+                message: format!("not UTF-8 text (byte 0x{byte:02x}): save the file as UTF-8"),
+            }],
+        }
+    })
 }
 
 fn diagnostics(file: &str, errors: Vec<yaml::YamlError>) -> ConfigError {

@@ -314,6 +314,12 @@ impl Plan {
     }
 }
 
+/// An event's index within its stream, as the schedule keeps it. `validate` bounds a run's
+/// planned events at 1e9, below `u32::MAX`, so it fits; saturating all the same, never wrapping.
+fn stream_index(k: u64) -> u32 {
+    u32::try_from(k).unwrap_or(u32::MAX)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Entry {
     /// Intended send time in nanoseconds from the start of the run.
@@ -468,7 +474,7 @@ impl<'p> Schedule<'p> {
                     if k < d.window_hi {
                         d.kept_remaining = d.kept_remaining.saturating_sub(1);
                     }
-                    return Some(Entry { t: send, device, class, k: k as u32 });
+                    return Some(Entry { t: send, device, class, k: stream_index(k) });
                 }
             }
             if let Some((instance, reconnect)) = plan.offline_window(d64, c) {
@@ -508,7 +514,7 @@ impl<'p> Schedule<'p> {
                 );
                 continue;
             }
-            return Some(Entry { t: c, device, class, k: k as u32 });
+            return Some(Entry { t: c, device, class, k: stream_index(k) });
         }
     }
 }

@@ -358,3 +358,16 @@ fn four_thousand_bad_rates_are_all_reported_at_once_and_quickly() {
         &t[t.len().saturating_sub(500)..]
     );
 }
+
+/// Regression (issue 16): non-UTF-8 input printed its cause twice and no position.
+#[test]
+fn a_file_that_is_not_utf8_is_named_once_with_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("latin1.yaml");
+    std::fs::write(&f, b"name: x\nseed: 1\nfleet: caf\xe9\n").unwrap();
+    let o = bin().arg("validate").arg(&f).output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains(&format!("{}:3:11: not UTF-8 text (byte 0xe9)", f.display())), "{t}");
+    assert_eq!(t.matches("UTF-8").count(), 2, "said once (the message names UTF-8 twice): {t}");
+}
