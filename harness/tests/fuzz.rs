@@ -273,6 +273,7 @@ fn seeded_mutants_of_every_seed_neither_panic_nor_exceed_the_bound() {
             }
         }
     }
+    eprintln!("{total} mutants: {planned} validated and planned, {refused} refused");
     assert!(failures.is_empty(), "{} of {total} mutants failed:\n{}", failures.len(), failures.join("\n"));
     // Mutants that still validate take the plan path; refused ones the diagnostics path. Both
     // must be well represented, or the mutations have stopped testing one of them.
@@ -296,6 +297,19 @@ fn a_yaml_alias_bomb_of_six_or_eight_levels_is_refused_within_the_bound() {
         let v = verdict(&format!("alias bomb of {levels} levels"), &alias_bomb(levels));
         assert!(matches!(&v, Verdict::Refused(d) if d.iter().any(|d| d.message.contains("alias"))), "{v:?}");
     }
+}
+
+#[test]
+#[ignore = "open finding: the alias budget grows with the file (64 nodes per byte), so a comment \
+            buys nodes: this 200 KB file is read as 11M nodes, 3 GB and 77 s (debug build), then \
+            refused for its fields; un-ignore when the budget has a fixed ceiling"]
+fn an_alias_bomb_padded_with_a_200_kb_comment_is_refused_within_the_bound() {
+    // Found while writing these tests (docs/fuzzing.md, "Findings"): 7 levels (11.1M nodes) fit
+    // the budget of a 200,000-byte file; the campaign's inputs (16 KiB at most) cannot reach it.
+    let bomb = alias_bomb(7);
+    let src = format!("#{}\n{bomb}", "p".repeat(200_000 - bomb.len() - 2));
+    let v = verdict("alias bomb padded to 200 KB", &src);
+    assert!(matches!(v, Verdict::Refused(_)), "{v:?}");
 }
 
 #[test]
@@ -347,6 +361,31 @@ fn values_past_the_stated_bounds_are_refused_at_their_field_within_the_bound() {
     for (name, src, path) in cases {
         let v = verdict(name, &src);
         assert!(v.refused_at(path), "{name}: expected a problem at `{path}`, got {v:?}");
+    }
+}
+
+#[test]
+fn values_at_the_stated_bounds_validate_and_plan_within_the_bound() {
+    // What validates must plan fast (issue 16: "plan and run stay fast for anything that
+    // validates"): each bound that costs time per event, reached exactly. The bounds on devices
+    // and streams cost time per stream, ~20 s for 20M streams in a debug build: the fuzz campaign
+    // (release) holds those; see docs/fuzzing.md.
+    let three = "    - {name: a, topic: t, total_rate: 2000000/s}\n    - {name: b, topic: t, total_rate: 2000000/s, arrival: poisson}\n    - {name: c, topic: t, total_rate: 1000000/s, shape: {diurnal: {period: 1s, low: 0.5, high: 1}}}\n";
+    let cases = [
+        ("2M/s in one class", BASE.replace("devices: 10", "devices: 2").replace("rate: 1/1s", "rate: 1000000/s")),
+        (
+            "5M/s in all classes",
+            BASE.replace("  classes: [{name: a, topic: t, rate: 1/1s}]\n", &format!("  classes:\n{three}")),
+        ),
+        ("a week of load", BASE.replace("duration: 10s", "duration: 7d")),
+        (
+            "a diurnal period of 1s",
+            BASE.replace("rate: 1/1s", "rate: 1/1s, shape: {diurnal: {period: 1s, low: 0.5, high: 1.5}}"),
+        ),
+    ];
+    for (name, src) in cases {
+        let v = verdict(name, &src);
+        assert!(matches!(v, Verdict::Planned(n) if n > 0), "{name}: {v:?}");
     }
 }
 
