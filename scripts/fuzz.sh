@@ -36,7 +36,7 @@ step "toolchain"
 if ! cargo "+$toolchain" --version >/dev/null 2>&1; then
   echo "error: the Rust toolchain \`$toolchain\` is not installed; cargo-fuzz needs a nightly one:" >&2
   echo "  rustup toolchain install nightly --profile minimal" >&2
-  echo "(the stable-toolchain check is \`cargo test --test fuzz\`, which CI runs)" >&2
+  echo "(the stable-toolchain check is \`cargo test --test it fuzz\`, which CI runs)" >&2
   exit 2
 fi
 cargo "+$toolchain" --version >&2

@@ -328,7 +328,9 @@ impl Runner {
         let audit_complete = d.drain(&clock, &bounds, &mut || self.check_interrupts(&control, &clock, &mut stop));
         let drain_s = (clock.now_us().saturating_sub(load_end_us)) as f64 / 1e6;
         let (ledgers, group_ids, audit_reader) = (d.ledgers.clone(), d.group_ids.clone(), d.audit_reader);
-        let joined = d.join_readers(s.consumers.len());
+        let names: Vec<String> = s.consumers.iter().map(|g| g.name.clone()).collect();
+        let joined = d.join_readers(s.consumers.len(), &names);
+        self.meta.warnings.extend(joined.warnings.iter().cloned());
         for f in joined.failures {
             stop.set(StopCause::Harness, f);
         }

@@ -549,6 +549,9 @@ fn run(args: MemberArgs) -> MemberOutcome {
     }
     let last = m.windows.current();
     m.flush(last);
+    // Done with the recorder before closing: a target that never answers the group leave keeps
+    // the close waiting, and must not keep the collector (and so the report) waiting with it.
+    args.source.done();
     if let Some(c) = &consumer {
         c.context().leaving.store(true, Ordering::SeqCst);
     }
@@ -563,6 +566,5 @@ fn run(args: MemberArgs) -> MemberOutcome {
         // Never joined: do not leave the run waiting for this member.
         args.ready.fetch_add(1, Ordering::SeqCst);
     }
-    args.source.done();
     m.out
 }

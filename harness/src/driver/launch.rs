@@ -93,7 +93,12 @@ pub struct Joined {
     pub recording: Option<Recording>,
     /// Drivers that failed or threads that died, in words.
     pub failures: Vec<String>,
+    /// What the report must say about how the drivers ended (members that never closed).
+    pub warnings: Vec<String>,
 }
+
+/// How long group members may take to close (leave their group) once the run is over.
+const MEMBER_CLOSE: Duration = Duration::from_secs(15);
 
 /// How the run wants its drivers started.
 pub struct Options {
@@ -280,10 +285,21 @@ impl Drivers {
     }
 
     /// Join the readers and the collector (after `control.stop_reading`).
-    pub fn join_readers(self, groups: usize) -> Joined {
+    pub fn join_readers(self, groups: usize, group_names: &[String]) -> Joined {
         let mut failures = Vec::new();
+        let mut unclosed = Vec::new();
         let mut members: Vec<Vec<consumer::MemberOutcome>> = (0..groups).map(|_| Vec::new()).collect();
+        // A member closes by leaving its group; a target that never answers keeps it waiting.
+        // Its reads are all recorded by then: wait a bounded time, then go on without it.
+        let deadline = std::time::Instant::now() + MEMBER_CLOSE;
         for (g, h) in self.members {
+            while !h.is_finished() && std::time::Instant::now() < deadline && !self.shared.control.hard() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if !h.is_finished() {
+                unclosed.push(group_names.get(g).cloned().unwrap_or_default());
+                continue;
+            }
             match h.join() {
                 Ok(o) => {
                     failures.extend(o.error.clone());
@@ -307,7 +323,18 @@ impl Drivers {
         if recording.is_none() {
             failures.push("the collector thread panicked".into());
         }
-        Joined { members, seen, recording, failures }
+        let warnings = if unclosed.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!(
+                "{} consumer group member(s) ({}) did not close within {}s: the target did not answer their leave of \
+                 the group; what they read is recorded, their rebalance events and counts are missing",
+                unclosed.len(),
+                unclosed.join(", "),
+                MEMBER_CLOSE.as_secs()
+            )]
+        };
+        Joined { members, seen, recording, failures, warnings }
     }
 }
 

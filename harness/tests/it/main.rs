@@ -10,6 +10,7 @@ mod bench;
 mod cli;
 mod compose;
 mod embedded;
+mod fuzz;
 mod output;
 mod reports;
 mod scenarios;
