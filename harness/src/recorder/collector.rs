@@ -111,7 +111,7 @@ impl Collector {
         Source { id: self.sources - 1, tx: self.tx.clone() }
     }
 
-    /// Run until every source is done and every `Source` handle is dropped.
+    /// Run until every source is done (or every `Source` handle is dropped).
     pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<Recording>> {
         let Collector { cfg, tx, rx, sources } = self;
         drop(tx);
@@ -203,6 +203,11 @@ impl State {
                 Ok(msg) => self.handle(msg),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
+            }
+            // Every source said it is done: nothing more will come, even if a driver thread is
+            // still closing its client (a target that never answers a group leave).
+            if !self.done.is_empty() && self.done.iter().all(|d| *d) {
+                break;
             }
             if let (Some(c), Some(t)) = (clock, next_tick)
                 && c.now_us() >= t
