@@ -31,7 +31,11 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
 step "unit, validation and embedded-cluster tests"
-cargo test --locked
+cargo test --locked --lib --bins --doc
+# The integration binary one test at a time: its load tests measure latency and the harness's own
+# CPU on two cores, so nothing else may run beside them (CPU-heavy checks such as the fuzz
+# mutants included).
+cargo test --locked --test it -- --test-threads 1
 
 if [ "$fast" = 1 ]; then
   echo "skipped the real-Kafka tier (--fast)" >&2
