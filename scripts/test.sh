@@ -31,7 +31,8 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
 step "unit, validation and embedded-cluster tests"
-cargo test --locked --lib --bins --doc
+cargo test --locked --lib --bins
+cargo test --locked --doc
 # The integration binary one test at a time: its load tests measure latency and the harness's own
 # CPU on two cores, so nothing else may run beside them (CPU-heavy checks such as the fuzz
 # mutants included).
