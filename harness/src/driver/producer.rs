@@ -459,8 +459,14 @@ fn send_all(
                     std::thread::sleep(Duration::from_micros(wait));
                 }
             }
-            Step::Send(ev) if args.unpaced.is_none() && now >= plan.duration_us => {
-                // The load is over: events still due were planned but are not sent late.
+            Step::Send(ev)
+                if args.unpaced.is_none()
+                    && now >= plan.duration_us
+                    && now.saturating_sub(ev.intended_us) > END_GRACE_US =>
+            {
+                // The load is over and the sender is behind: events still due were planned but
+                // are not sent late (at most `END_GRACE_US` after the end, by a sender that
+                // nearly kept up).
                 count_unsent(&ev, &mut pacer, measured_from, out);
                 break;
             }
@@ -567,6 +573,10 @@ fn send_all(
     let _ = pacer;
     out.waves = std::mem::take(&mut schedule.waves);
 }
+
+/// Past the load's end, an event still due is sent only if the sender is less than this behind
+/// it: a sender a few milliseconds late on its last event is not cut, one seconds behind is.
+const END_GRACE_US: u64 = 100_000;
 
 /// How long counting the events left unsent at the end may take; past it the count is a lower
 /// bound (the run says so).

@@ -224,6 +224,14 @@ fn a_slower_target_is_flagged_against_a_baseline_and_different_workloads_are_ref
     let sat = dir.path().join("saturated");
     std::fs::create_dir_all(&sat).unwrap();
     std::fs::write(sat.join("report.json"), doc.to_string()).unwrap();
+    // The base as one that kept up, whatever this machine's load did to the real verdict (the
+    // comparison's rendering is what this checks; the verdict has its own tests).
+    let mut kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("report.json")).unwrap()).unwrap();
+    kept["harness"]["saturated"] = serde_json::Value::Bool(false);
+    let base = dir.path().join("kept-up");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::write(base.join("report.json"), kept.to_string()).unwrap();
     let o = bin().arg("compare").arg(&base).arg(&sat).arg("--out").arg(dir.path().join("sat")).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let md = std::fs::read_to_string(dir.path().join("sat/compare.md")).unwrap();
