@@ -81,6 +81,13 @@ pub fn load(dirs: &[PathBuf], allow_different: bool) -> Result<Loaded, CompareEr
                 count(r.audit.counts.unverified)
             ));
         }
+        if r.audit.duplicates_cause == Some(crate::report::DuplicateCause::EmbeddedCluster) {
+            warnings.push(format!(
+                "DUPLICATES NOT THE TARGET'S in {label}: its {} duplicates are the embedded cluster's (it does not \
+                 deduplicate an idempotent producer's retries)",
+                count(r.audit.counts.duplicates)
+            ));
+        }
         if r.harness.saturated {
             warnings.push(format!(
                 "HARNESS SATURATED in {label}: its figures describe fleetstorm's host, not the target (see that \
@@ -152,7 +159,12 @@ fn sections(runs: &[(String, Report)]) -> Vec<(&'static str, Table)> {
                 metric("lost", |r| count(r.audit.counts.lost)),
                 metric("unverified (not reached by the audit)", |r| count(r.audit.counts.unverified)),
                 metric("audit complete", |r| if r.audit.complete { "yes".into() } else { "NO".into() }),
-                metric("duplicates", |r| count(r.audit.counts.duplicates)),
+                metric("duplicates", |r| match r.audit.duplicates_cause {
+                    Some(c) if r.audit.counts.duplicates > 0 => {
+                        format!("{} ({})", count(r.audit.counts.duplicates), c.short())
+                    }
+                    _ => count(r.audit.counts.duplicates),
+                }),
                 metric("reordered", |r| count(r.audit.counts.reordered)),
             ],
         ),

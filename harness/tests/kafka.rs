@@ -292,3 +292,36 @@ fn a_command_mechanism_fault_works_end_to_end() {
     let status = std::process::Command::new(&script).arg("status").output().unwrap();
     assert!(status.status.success(), "{}", text(&status));
 }
+
+/// Issue 16, item 7, on a real cluster: the moment that makes the embedded cluster write a
+/// retried batch twice (a leader holding requests it never answers, `tests/it/idempotence.rs`)
+/// leaves no duplicate on Kafka. The leader is frozen (SIGSTOP) for 15 s, longer than the
+/// producer's 3 s request timeout, so requests in flight time out and the idempotent producer
+/// retries them, same producer id and sequence, to the new leader.
+#[test]
+fn a_paused_leader_makes_the_producer_retry_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("retry");
+    let scenario = kill_scenario(&name, "35s", "15s")
+        .replace("kind: broker_kill", "kind: broker_pause")
+        .replace("message_timeout: 120s}", "message_timeout: 120s, librdkafka: {request.timeout.ms: \"3000\"}}");
+    let scenario = write(dir.path(), "s.yaml", &scenario);
+    let out = dir.path().join("out");
+    let profile = common::root().join("profiles/local-kafka.yaml");
+    let o = bin().arg("run").arg(&scenario).arg("--profile").arg(&profile).arg("--out").arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r = read_report(&out);
+    let f = &r.faults[0];
+    assert_eq!((f.kind.as_str(), f.mechanism.as_str()), ("broker_pause", "process"));
+    assert!(f.error.is_none(), "{:?}", f.error);
+    let timeouts: u64 =
+        r.errors.iter().filter(|(k, _)| k.contains("timed_out") || k.contains("timeout")).map(|(_, v)| v).sum();
+    assert!(timeouts > 0, "no request timed out, so nothing was retried: {:?}", r.errors);
+    let a = &r.audit.counts;
+    assert!(r.audit.complete, "{a:?}");
+    assert_eq!((a.lost, a.duplicates), (0, 0), "{a:?}");
+    assert_eq!(r.audit.duplicates_cause, None);
+    let status =
+        std::process::Command::new(common::root().join("scripts/kafka-cluster.sh")).arg("status").output().unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+}

@@ -4,6 +4,8 @@
 //!
 //! Metrics recorded: records read per one-second window; the seen-ledger (distinct, duplicated,
 //! reordered, foreign records); its position per partition (so the run knows when it caught up).
+//! A record at an offset the reader has already passed is a re-read (its fetch position went
+//! back), counted apart, so `duplicates` counts only copies that are really in the log.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -117,24 +119,16 @@ fn run(args: AuditArgs) -> AuditOutcome {
     let reading = Reading { plan_topics: args.plan_topics.clone(), book: args.book.clone(), reader: args.reader };
     let mut windows = WindowClock::default();
     let mut reads = 0u64;
+    // Per flattened partition, the next offset not read yet: a record below it is a re-read.
+    let mut next: Vec<i64> = Vec::new();
     while !args.control.stop_audit.load(Ordering::Relaxed) && !args.control.hard() {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                reading.position(&m);
                 reads += 1;
-                match m.payload().and_then(wire::decode) {
-                    Some(s) if s.run == args.run_id => {
-                        let origin = args.start.get().map_or(0, |c| c.origin_unix_us());
-                        let second =
-                            u32::try_from(s.intended_us.saturating_sub(origin) / 1_000_000).unwrap_or(u32::MAX);
-                        let stream = Stream { class: s.class, device: s.device };
-                        if args.keyed.get(usize::from(s.class)).copied().unwrap_or(true) {
-                            out.ledger.saw(stream, s.seq, second);
-                        } else {
-                            out.ledger.saw_unkeyed(stream, s.seq, second);
-                        }
-                    }
-                    _ => out.ledger.foreign(),
+                if reading.position(&m).is_some_and(|i| !advance(&mut next, i, m.offset())) {
+                    out.ledger.reread();
+                } else {
+                    record(&mut out.ledger, &m, &args);
                 }
             }
             Some(Err(e)) => tracing::debug!("audit reader: {e}"),
@@ -149,4 +143,52 @@ fn run(args: AuditArgs) -> AuditOutcome {
     args.source.send(windows.current(), WindowData::Audit { reads });
     args.source.done();
     out
+}
+
+/// Move partition `i`'s read position past `offset`; false if the reader had read it already.
+fn advance(next: &mut Vec<i64>, i: usize, offset: i64) -> bool {
+    if next.len() <= i {
+        next.resize(i + 1, i64::MIN);
+    }
+    if offset < next[i] {
+        return false;
+    }
+    next[i] = offset + 1;
+    true
+}
+
+/// Count one record read back in the seen-ledger (or as foreign).
+fn record(ledger: &mut SeenLedger, m: &rdkafka::message::BorrowedMessage<'_>, args: &AuditArgs) {
+    match m.payload().and_then(wire::decode) {
+        Some(s) if s.run == args.run_id => {
+            let origin = args.start.get().map_or(0, |c| c.origin_unix_us());
+            let second = u32::try_from(s.intended_us.saturating_sub(origin) / 1_000_000).unwrap_or(u32::MAX);
+            let stream = Stream { class: s.class, device: s.device };
+            let fresh = if args.keyed.get(usize::from(s.class)).copied().unwrap_or(true) {
+                ledger.saw(stream, s.seq, second)
+            } else {
+                ledger.saw_unkeyed(stream, s.seq, second)
+            };
+            if !fresh {
+                ledger.duplicate_at(stream, s.seq, || format!("{}[{}]@{}", m.topic(), m.partition(), m.offset()));
+            }
+        }
+        _ => ledger.foreign(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::advance;
+
+    #[test]
+    fn an_offset_read_again_is_a_reread_not_a_new_record() {
+        let mut next = Vec::new();
+        assert!(advance(&mut next, 2, 10));
+        assert!(advance(&mut next, 2, 11));
+        assert!(!advance(&mut next, 2, 10), "the reader went back: a re-read");
+        assert!(!advance(&mut next, 2, 11));
+        assert!(advance(&mut next, 2, 15), "a gap (compaction, transaction markers) is fine");
+        assert!(advance(&mut next, 0, 0), "partitions are apart");
+    }
 }

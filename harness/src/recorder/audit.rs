@@ -7,7 +7,10 @@
 //!
 //! Definitions (per stream, i.e. per device and class, which is one partition):
 //! - **lost**: acknowledged, never read back;
-//! - **duplicate**: read back more than once (each extra copy counts);
+//! - **duplicate**: read back more than once at distinct offsets, i.e. the target holds more than
+//!   one copy (each extra copy counts). The reader reading an offset again (its fetch position
+//!   went back, e.g. after a leader change) is a **re-read**, counted apart: it says nothing about
+//!   the log;
 //! - **reordered**: read back after a higher sequence number of the same stream had been read
 //!   (first copies only: a duplicate is not also a reorder);
 //! - **failed but seen**: the producer reported an error, yet the record arrived;
@@ -151,6 +154,10 @@ pub struct SeenLedger {
     pub reads: u64,
     pub duplicates: u64,
     pub reordered: u64,
+    /// Reads of an offset the reader had already read (not counted in `reads`).
+    pub rereads: u64,
+    /// The first few duplicates: the record and where its extra copy was read (`topic[p]@offset`).
+    pub duplicate_at: Vec<(Stream, u64, String)>,
     /// Records of other runs or not written by fleetstorm.
     pub foreign: u64,
     /// By intended send second: distinct records seen, extra copies, reordered.
@@ -160,17 +167,32 @@ pub struct SeenLedger {
 }
 
 impl SeenLedger {
-    /// Record one read of (stream, seq), intended to be sent in `second`.
-    pub fn saw(&mut self, s: Stream, seq: u64, second: u32) {
-        if self.saw_once(s, seq, second) {
+    /// Record one read of (stream, seq), intended to be sent in `second`; false for a duplicate.
+    pub fn saw(&mut self, s: Stream, seq: u64, second: u32) -> bool {
+        let fresh = self.saw_once(s, seq, second);
+        if fresh {
             self.check_order(s, seq, second);
         }
+        fresh
     }
 
     /// A record of an unkeyed class: its device's records are spread over partitions, so only
-    /// loss and duplicates are judged, not order.
-    pub fn saw_unkeyed(&mut self, s: Stream, seq: u64, second: u32) {
-        self.saw_once(s, seq, second);
+    /// loss and duplicates are judged, not order. False for a duplicate.
+    pub fn saw_unkeyed(&mut self, s: Stream, seq: u64, second: u32) -> bool {
+        self.saw_once(s, seq, second)
+    }
+
+    /// The reader read an offset it had read before: not a copy in the log.
+    pub fn reread(&mut self) {
+        self.rereads += 1;
+    }
+
+    /// Where a duplicate's extra copy was read (`where_` lazily formatted: only the first 10 are
+    /// kept).
+    pub fn duplicate_at(&mut self, s: Stream, seq: u64, where_: impl FnOnce() -> String) {
+        if self.duplicate_at.len() < 10 {
+            self.duplicate_at.push((s, seq, where_()));
+        }
     }
 
     /// Counts the read; false for a duplicate.
@@ -395,7 +417,13 @@ pub fn reconcile(
         seen: seen.distinct(),
         duplicates: seen.duplicates,
         reordered: seen.reordered,
+        rereads: seen.rereads,
         foreign: seen.foreign,
+        duplicate_examples: seen
+            .duplicate_at
+            .iter()
+            .map(|(s, q, at)| format!("{} at {at}", describe(*s, *q)))
+            .collect(),
         ..AuditCounts::default()
     };
     let (lost, unverified) = missing(acks, seen, reach);
@@ -454,6 +482,24 @@ mod tests {
         let per_second = by_second(&a, &s, &Reach::default(), &|_, q| Some((q / 10) as u32));
         let lost: Vec<u64> = per_second.iter().map(|p| p.lost).collect();
         assert_eq!(lost, vec![1, 0, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn duplicates_are_located_and_described() {
+        let mut s = SeenLedger::default();
+        assert!(s.saw(st(4), 7, 0));
+        assert!(!s.saw(st(4), 7, 0));
+        s.duplicate_at(st(4), 7, || "t[1]@99".into());
+        s.reread();
+        let mut a = AckLedger::default();
+        a.acked(st(4), 7, 0, 0);
+        let c = reconcile(&a, &s, &Reach::default(), &|s, q| format!("c/{}#{q}", s.device));
+        assert_eq!((c.duplicates, c.rereads), (1, 1));
+        assert_eq!(c.duplicate_examples, vec!["c/4#7 at t[1]@99".to_string()]);
+        for i in 0..20 {
+            s.duplicate_at(st(4), i, || format!("t[0]@{i}"));
+        }
+        assert_eq!(s.duplicate_at.len(), 10, "only the first ten are kept");
     }
 
     #[test]

@@ -98,6 +98,16 @@ pub fn assemble(info: &RunInfo<'_>, ending: Ending, load: Option<Load<'_>>) -> R
     report
 }
 
+/// The producer's effective `enable.idempotence`: the scenario's `producer.idempotence`, unless
+/// `producer.librdkafka` sets the property (layered last; the profile's map comes first and is
+/// overridden by `producer.idempotence`).
+fn idempotent(s: &Scenario) -> bool {
+    s.producer
+        .librdkafka
+        .get("enable.idempotence")
+        .map_or(s.producer.idempotence, |v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 /// A max-rate benchmark's figures: records acknowledged from the first send to the last
 /// acknowledgement.
 fn max_rate(r: &Report, outcomes: &[producer::ProducerOutcome]) -> super::MaxRate {
@@ -273,6 +283,16 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
     }
     r.audit.complete = l.audit_complete;
     r.audit.drain_s = l.drain_s;
+    if r.audit.counts.duplicates > 0 {
+        let cause = super::DuplicateCause::of(idempotent(s), r.target.kind == "embedded");
+        r.audit.duplicates_cause = Some(cause);
+        r.warnings.push(format!(
+            "{} duplicate record(s) in the log, e.g. {}: {}",
+            r.audit.counts.duplicates,
+            r.audit.counts.duplicate_examples.first().map_or("-", String::as_str),
+            cause.explain()
+        ));
+    }
     r.timeline = rec.timeline.clone();
     for (second, errors) in &l.client_errors {
         if let Some(p) = r.timeline.get_mut(*second as usize) {

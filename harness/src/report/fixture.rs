@@ -177,6 +177,7 @@ pub fn report(profile: &str) -> Report {
             },
             complete: true,
             drain_s: 1.0,
+            duplicates_cause: Some(super::DuplicateCause::EmbeddedCluster),
         },
         faults: vec![kill, pause],
         waves: vec![WaveReport {

@@ -216,6 +216,12 @@ impl Judge {
                 super::fmt::count(unverified)
             );
         }
+        if matches!(self.metric, Metric::Audit(AuditMetric::Duplicates))
+            && !result.passed
+            && let Some(cause) = r.audit.duplicates_cause
+        {
+            result.detail = format!("{}; duplicates are {}", result.detail, cause.short());
+        }
         result
     }
 
@@ -385,6 +391,20 @@ mod tests {
         assert_eq!(x.matches("<testcase").count(), 2);
         assert!(x.contains("<failure message=\"failed: 3\">"));
         assert!(x.contains("name=\"b&lt;\""));
+    }
+
+    #[test]
+    fn a_duplicates_gate_names_whose_duplicates_they_are() {
+        let mut r = crate::report::fixture::report("embedded");
+        r.audit.counts.duplicates = 3;
+        r.audit.duplicates_cause = Some(crate::report::DuplicateCause::EmbeddedCluster);
+        let g = judge(Metric::Audit(AuditMetric::Duplicates), Op::Eq, 0.0).evaluate(&r);
+        assert!(!g.passed, "three copies in the log fail the gate, whoever wrote them");
+        assert!(g.detail.ends_with("duplicates are the embedded cluster's, see warnings"), "{}", g.detail);
+        r.audit.counts.duplicates = 0;
+        r.audit.duplicates_cause = None;
+        let g = judge(Metric::Audit(AuditMetric::Duplicates), Op::Eq, 0.0).evaluate(&r);
+        assert!(g.passed && g.detail.is_empty(), "{g:?}");
     }
 
     #[test]

@@ -51,6 +51,22 @@ pub fn render(r: &Report, charts: &[Chart]) -> String {
         if !a.counts.lost_examples.is_empty() {
             let _ = write!(o, "<p>First lost records: {}</p>", esc(&a.counts.lost_examples.join(", ")));
         }
+        if let Some(cause) = a.duplicates_cause {
+            let _ = write!(
+                o,
+                "<p>Duplicates: {}. First extra copies: {}</p>",
+                esc(cause.explain()),
+                esc(&a.counts.duplicate_examples.join(", "))
+            );
+        }
+        if a.counts.rereads > 0 {
+            let _ = write!(
+                o,
+                "<p>The audit reader read {} offsets a second time (its position went back): not copies in the log, \
+                 not counted as duplicates.</p>",
+                a.counts.rereads
+            );
+        }
     }
     if !r.faults.is_empty() {
         let _ = write!(o, "<h2>Faults</h2>{}", table::faults(r).html());

@@ -334,6 +334,68 @@ pub struct AuditReport {
     pub complete: bool,
     /// Seconds spent after the load waiting for acknowledgements and readers.
     pub drain_s: f64,
+    /// Whose the duplicates are, when there are any (see [`DuplicateCause`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicates_cause: Option<DuplicateCause>,
+}
+
+/// Whose a duplicate in the log is. fleetstorm's producer never sends a record twice itself (a
+/// full queue is retried before the record is enqueued; a failed record is counted, not resent),
+/// so a second copy comes from the client library's retries and what the target did with them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateCause {
+    /// The producer was not idempotent: a retried batch whose first attempt had been written is
+    /// written again. At-least-once delivery, as configured.
+    ProducerRetries,
+    /// The embedded cluster (librdkafka's mock) checks sequence numbers only for transactional
+    /// producers, so it writes an idempotent producer's retried batch again when the first
+    /// attempt's response was lost (a broker killed or paused with requests in flight). A
+    /// limitation of the embedded cluster, not a finding about any real target.
+    EmbeddedCluster,
+    /// The producer was idempotent and the target kept more than one copy: the target's.
+    Target,
+}
+
+impl DuplicateCause {
+    /// Attribute duplicates: `idempotent` is the producer's effective `enable.idempotence`,
+    /// `embedded` whether the target was the embedded cluster.
+    pub fn of(idempotent: bool, embedded: bool) -> DuplicateCause {
+        match (idempotent, embedded) {
+            (false, _) => DuplicateCause::ProducerRetries,
+            (true, true) => DuplicateCause::EmbeddedCluster,
+            (true, false) => DuplicateCause::Target,
+        }
+    }
+
+    /// A few words for the summary line.
+    pub fn short(self) -> &'static str {
+        match self {
+            DuplicateCause::ProducerRetries => "retries without idempotence",
+            DuplicateCause::EmbeddedCluster => "the embedded cluster's, see warnings",
+            DuplicateCause::Target => "the target's",
+        }
+    }
+
+    /// One sentence for the report's warnings.
+    pub fn explain(self) -> &'static str {
+        match self {
+            DuplicateCause::ProducerRetries => {
+                "the producer is not idempotent (enable.idempotence false): a retried batch whose first attempt \
+                 had been written was written again (at-least-once, as configured)"
+            }
+            DuplicateCause::EmbeddedCluster => {
+                "the embedded cluster (librdkafka's mock) checks sequence numbers only for transactional \
+                 producers, so it wrote an idempotent producer's retry again after the first attempt's response \
+                 was lost (a broker killed or paused with requests in flight): a limitation of the embedded \
+                 cluster, not a finding about a real target"
+            }
+            DuplicateCause::Target => {
+                "the producer was idempotent, and the target kept more than one copy at distinct offsets: the \
+                 target did not deduplicate the client's retries"
+            }
+        }
+    }
 }
 
 impl Report {
@@ -395,4 +457,19 @@ impl Report {
 /// The JSON Schema of `report.json`.
 pub fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Report)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod cause_tests {
+    use super::DuplicateCause;
+
+    #[test]
+    fn duplicates_are_attributed_by_idempotence_and_target() {
+        assert_eq!(DuplicateCause::of(false, true), DuplicateCause::ProducerRetries);
+        assert_eq!(DuplicateCause::of(false, false), DuplicateCause::ProducerRetries);
+        assert_eq!(DuplicateCause::of(true, true), DuplicateCause::EmbeddedCluster);
+        assert_eq!(DuplicateCause::of(true, false), DuplicateCause::Target);
+        let json = serde_json::to_string(&DuplicateCause::EmbeddedCluster).unwrap_or_default();
+        assert_eq!(json, "\"embedded_cluster\"");
+    }
 }

@@ -149,8 +149,16 @@ pub struct AuditCounts {
     /// when the audit's own drain ended): not verified either way, never counted as lost.
     #[serde(default)]
     pub unverified: u64,
-    /// Extra copies read back (a message read three times counts two).
+    /// Extra copies in the log: the same message read back at more than one offset (a message
+    /// written three times counts two).
     pub duplicates: u64,
+    /// Up to 10 duplicates, as `class/device#seq at topic[partition]@offset` (the extra copy).
+    #[serde(default)]
+    pub duplicate_examples: Vec<String>,
+    /// Reads of an offset the audit reader had already read (its fetch position went back, e.g.
+    /// after a leader change). Not copies in the log: never counted in `duplicates`.
+    #[serde(default)]
+    pub rereads: u64,
     /// Read back after a later message of the same device and class.
     pub reordered: u64,
     /// The producer reported a failure, yet the record arrived.

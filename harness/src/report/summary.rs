@@ -129,11 +129,12 @@ pub fn text(r: &Report, report_path: &str) -> String {
         let c = &a.counts;
         let _ = writeln!(
             o,
-            "  audit      acked {} seen {} lost {} duplicates {} reordered {} failed-but-seen {}{}",
+            "  audit      acked {} seen {} lost {} duplicates {}{} reordered {} failed-but-seen {}{}{}",
             count(c.acked),
             count(c.seen),
             count(c.lost),
             count(c.duplicates),
+            a.duplicates_cause.map_or(String::new(), |d| format!(" ({})", d.short())),
             count(c.reordered),
             count(c.failed_but_seen),
             match (a.complete, c.unverified) {
@@ -141,6 +142,11 @@ pub fn text(r: &Report, report_path: &str) -> String {
                 (false, 0) => "  (INCOMPLETE: reader did not catch up)".to_string(),
                 (false, n) =>
                     format!("  (INCOMPLETE: {} acknowledged records the reader never reached: unverified)", count(n)),
+            },
+            if c.rereads > 0 {
+                format!("  (reader re-read {} offsets: not duplicates)", count(c.rereads))
+            } else {
+                String::new()
             }
         );
     }

@@ -11,6 +11,7 @@ mod cli;
 mod compose;
 mod embedded;
 mod fuzz;
+mod idempotence;
 mod output;
 mod reports;
 mod scenarios;
