@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::units::Dur;
+use crate::plan::Shard;
 
 /// Workload-shaped load, faults and a delivery audit for Kafka-compatible backbones carrying
 /// device-fleet telemetry.
@@ -39,6 +40,9 @@ pub enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Show one shard of a campaign, `I/N` (as `run --shard I/N` would send it).
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<Shard>,
     },
     /// Compare runs of the same scenario: side by side (a bake-off), or a candidate against a
     /// baseline (exit 1 on regression).
@@ -174,6 +178,35 @@ pub struct RunArgs {
     /// Reuse a non-empty --out directory: remove the previous run's files first (never others).
     #[arg(long)]
     pub overwrite: bool,
+    #[command(flatten)]
+    pub campaign: CampaignArgs,
+}
+
+/// Running one shard of a campaign (see docs/scale-out.md).
+#[derive(Args, Debug, Clone, Default)]
+pub struct CampaignArgs {
+    /// Send one shard of the fleet, `I/N`: every device belongs to exactly one shard, chosen from
+    /// the seed; faults are injected by shard 0 only. The shards agree on their start through
+    /// the target (a control topic) unless --start-at is given.
+    #[arg(long, value_parser = parse_shard, conflicts_with = "shards")]
+    pub shard: Option<Shard>,
+    /// Run as one of N shards, the index taken from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
+    #[arg(long)]
+    pub shards: Option<u32>,
+    /// The campaign the shard belongs to, the same on every shard. Default: FLEETSTORM_CAMPAIGN.
+    #[arg(long)]
+    pub campaign: Option<String>,
+    /// Start the load at this instant (RFC 3339, e.g. 2026-12-02T10:00:00Z) instead of agreeing
+    /// on it through the target.
+    #[arg(long)]
+    pub start_at: Option<String>,
+    /// How long a shard waits for the others to announce themselves. Default 5m.
+    #[arg(long, value_parser = parse_dur)]
+    pub start_timeout: Option<Dur>,
+}
+
+fn parse_shard(s: &str) -> Result<Shard, String> {
+    Shard::parse(s)
 }
 
 fn parse_dur(s: &str) -> Result<Dur, String> {

@@ -34,8 +34,22 @@ pub struct Explanation {
     /// Planned records per bucket and class.
     pub planned_by_class: Vec<Vec<u64>>,
     pub total: u64,
+    /// The sum of every planned event's digest (wrapping), hex: the shards of a campaign add up
+    /// (wrapping) to the whole plan's hash.
+    pub plan_hash: String,
+    /// Set when the plan is one shard of a campaign (`--shard I/N`): the counts above are the
+    /// shard's.
+    pub shard: Option<ShardLine>,
     /// Events dropped by full wave buffers.
     pub dropped: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ShardLine {
+    /// `I/N`.
+    pub shard: String,
+    /// Devices of this shard.
+    pub devices: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -175,7 +189,9 @@ pub fn explain(s: &Scenario, plan: &Plan) -> Explanation {
     let mut by_class = vec![vec![0u64; buckets.max(1)]; plan.classes.len()];
     let mut schedule = plan.schedule(0, 1);
     let mut total = 0;
+    let mut digest = 0u64;
     for e in schedule.by_ref() {
+        digest = digest.wrapping_add(e.digest());
         let b = ((e.intended_us as f64 / 1e6 / bucket_s) as usize).min(planned.len() - 1);
         planned[b] += 1;
         by_class[usize::from(e.class)][b] += 1;
@@ -203,6 +219,11 @@ pub fn explain(s: &Scenario, plan: &Plan) -> Explanation {
         planned_by_class: by_class,
         total,
         dropped: schedule.waves.iter().map(|w| w.dropped).sum(),
+        plan_hash: format!("{digest:016x}"),
+        shard: (!plan.shard.is_whole()).then(|| ShardLine {
+            shard: plan.shard.to_string(),
+            devices: (0..plan.devices).filter(|d| plan.owns(*d)).count() as u64,
+        }),
     }
 }
 
@@ -217,6 +238,15 @@ pub fn render(x: &Explanation) -> String {
         x.duration_s,
         x.warmup_s
     );
+    if let Some(sh) = &x.shard {
+        let _ = writeln!(
+            o,
+            "shard {}: {} of the {} devices (chosen from the seed); the planned records below are this shard's\n",
+            sh.shard,
+            count(sh.devices),
+            count(x.devices)
+        );
+    }
     let _ = writeln!(o, "classes");
     for c in &x.classes {
         let _ = writeln!(
@@ -242,9 +272,10 @@ pub fn render(x: &Explanation) -> String {
     }
     let _ = writeln!(
         o,
-        "\n{} records planned{}",
+        "\n{} records planned{} (plan hash {})",
         count(x.total),
-        if x.dropped > 0 { format!(", {} dropped by full wave buffers", count(x.dropped)) } else { String::new() }
+        if x.dropped > 0 { format!(", {} dropped by full wave buffers", count(x.dropped)) } else { String::new() },
+        x.plan_hash
     );
     o
 }

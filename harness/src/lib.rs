@@ -46,7 +46,9 @@ pub fn run(cli: Cli) -> Exit {
         Command::Compare { dirs, baseline, max_regression, allow_different, out } => {
             compare_runs(&dirs, baseline.as_deref(), max_regression.as_deref(), allow_different, out)
         }
-        Command::Plan { scenario, duration, seed, json } => explain_plan(&scenario, duration, seed, json),
+        Command::Plan { scenario, duration, seed, json, shard } => {
+            explain_plan(&scenario, duration, seed, json, shard.unwrap_or_default())
+        }
     };
     match result {
         Ok(exit) => exit,
@@ -101,6 +103,8 @@ pub fn run_scenario_with(args: &RunArgs, interrupts: &signals::Interrupts, progr
         unpaced: None,
         summary_to_stderr: false,
         overwrite: args.overwrite,
+        campaign: campaign(&args.campaign, |k| std::env::var(k).ok())
+            .map_err(|e| Failure::Invalid(anyhow::anyhow!(e)))?,
     };
     let finished = run::run(scenario, profile, &opts, interrupts).map_err(|e| match e {
         run::RunError::Invalid(m) => Failure::Invalid(anyhow::anyhow!(m)),
@@ -112,6 +116,53 @@ pub fn run_scenario_with(args: &RunArgs, interrupts: &signals::Interrupts, progr
         return Err(Failure::Output(anyhow::anyhow!(e)));
     }
     Ok(outcome(&finished.report))
+}
+
+/// The campaign a run's flags (and `JOB_COMPLETION_INDEX`, `FLEETSTORM_CAMPAIGN`) put it in.
+pub fn campaign(a: &cli::CampaignArgs, env: impl Fn(&str) -> Option<String>) -> Result<Option<run::Campaign>, String> {
+    let shard = match (a.shard, a.shards) {
+        (Some(s), _) => Some(s),
+        (None, Some(n)) => {
+            let i = env("JOB_COMPLETION_INDEX").ok_or_else(|| {
+                format!(
+                    "--shards {n} takes the shard index from JOB_COMPLETION_INDEX, which is not set; use --shard I/{n}"
+                )
+            })?;
+            Some(plan::Shard::parse(&format!("{}/{n}", i.trim())).map_err(|e| format!("--shards {n}: {e}"))?)
+        }
+        (None, None) => None,
+    };
+    let id = a.campaign.clone().or_else(|| env("FLEETSTORM_CAMPAIGN")).filter(|c| !c.trim().is_empty());
+    let (shard, id) = match (shard, id) {
+        (None, None) => {
+            if a.start_at.is_some() {
+                return Err("--start-at is for the shards of a campaign: give --shard I/N (or --shards N)".into());
+            }
+            return Ok(None);
+        }
+        (Some(s), None) => {
+            return Err(format!(
+                "--shard {s} needs a campaign id shared by every shard: --campaign ID or FLEETSTORM_CAMPAIGN"
+            ));
+        }
+        (shard, Some(id)) => (shard.unwrap_or_default(), id),
+    };
+    if id.len() > 200 || id.chars().any(char::is_control) {
+        return Err("--campaign: at most 200 printable characters".into());
+    }
+    let start_at = match &a.start_at {
+        Some(t) => Some(
+            humantime::parse_rfc3339_weak(t)
+                .map_err(|e| format!("--start-at `{t}`: {e}; expected e.g. 2026-12-02T10:00:00Z"))?,
+        ),
+        None => None,
+    };
+    Ok(Some(run::Campaign {
+        id,
+        shard,
+        start_at,
+        start_timeout: a.start_timeout.map_or(std::time::Duration::from_secs(300), |d| d.0),
+    }))
 }
 
 /// The exit code of a finished run: a lost target or interrupt first, then gates.
@@ -249,13 +300,14 @@ pub fn explain_plan(
     duration: Option<config::units::Dur>,
     seed: Option<u64>,
     json: bool,
+    shard: plan::Shard,
 ) -> Result<Exit, Failure> {
     let prepared = config::load_scenario(path).map_err(config_failure)?.prepare(config::Overrides { duration, seed });
     for note in &prepared.notes {
         eprintln!("note: {note}");
     }
     let (s, _) = prepared.finish().map_err(config_failure)?;
-    let plan = plan::Plan::from_scenario(&s);
+    let plan = plan::Plan::from_scenario(&s).sharded(shard);
     let x = explain::explain(&s, &plan);
     if json {
         println!("{}", serde_json::to_string_pretty(&x).unwrap_or_default());

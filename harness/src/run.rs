@@ -42,8 +42,11 @@ use crate::report::gates::Judge;
 use crate::report::{Report, Status, StopCause, TargetInfo, summary};
 use crate::signals::Interrupts;
 
+mod campaign;
 mod out;
 mod watch;
+
+pub use campaign::Campaign;
 
 /// Options from the command line.
 #[derive(Clone, Debug, Default)]
@@ -59,6 +62,8 @@ pub struct RunOptions {
     pub summary_to_stderr: bool,
     /// Reuse a non-empty output directory, removing the previous run's files first.
     pub overwrite: bool,
+    /// One shard of a campaign (`--shard I/N`).
+    pub campaign: Option<Campaign>,
 }
 
 /// Why a run did not even start.
@@ -98,6 +103,9 @@ struct Meta {
     brokers: Vec<i32>,
     /// Where the profile's relative paths and fault commands are resolved.
     base_dir: PathBuf,
+    campaign: Option<Campaign>,
+    /// What the report says about the campaign (set once the start is agreed).
+    campaign_info: Option<crate::report::CampaignInfo>,
 }
 
 pub fn run(
@@ -135,14 +143,28 @@ pub fn run(
         tracing::warn!("{d}");
         notes.push(d.to_string());
     }
+    if let Some(c) = &opts.campaign
+        && !c.shard.is_whole()
+        && profile.kind == TargetKind::Embedded
+    {
+        return Err(RunError::Invalid(format!(
+            "{}: a sharded run (--shard {}) needs a target every shard reaches; the embedded cluster lives inside \
+             one process. Start `fleetstorm serve-embedded` and point a `kind: kafka` profile at it",
+            pr.file.display(),
+            c.shard
+        )));
+    }
     let (scenario, gates) = prepared.finish().map_err(|e| {
         RunError::Invalid(e.diagnostics().iter().map(|d| format!("{d}{against}")).collect::<Vec<_>>().join("\n"))
     })?;
 
-    let run_id = mix(
-        started.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
-        &[u64::from(std::process::id())],
-    );
+    let run_id = match &opts.campaign {
+        Some(c) => c.run_id(),
+        None => mix(
+            started.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+            &[u64::from(std::process::id())],
+        ),
+    };
     let dir = out::dir(opts, &scenario.name, started)?;
     let canonical = serde_json::to_vec(&scenario).unwrap_or_default();
     let meta = Meta {
@@ -159,6 +181,8 @@ pub fn run(
         bootstrap: String::new(),
         brokers: Vec::new(),
         base_dir,
+        campaign: opts.campaign.clone(),
+        campaign_info: None,
     };
     let redactor = Arc::new(Redactor::for_run(&meta.profile, &meta.scenario));
     Ok(Runner {
@@ -204,7 +228,8 @@ impl Runner {
         let redactor = self.redactor.clone();
         let start: crate::recorder::Start = Arc::new(OnceLock::new());
         let events = Arc::new(ClientEvents::new(start.clone()));
-        let plan = Arc::new(Plan::from_scenario(&s));
+        let shard = self.meta.campaign.as_ref().map(|c| c.shard).unwrap_or_default();
+        let plan = Arc::new(Plan::from_scenario(&s).sharded(shard));
         tracing::info!(
             "run {:016x}: {} devices, {} classes, planned {:.1} events/s for {}",
             self.meta.run_id,
@@ -234,6 +259,17 @@ impl Runner {
             Err(e) => return self.fail_early(StopCause::Setup, redactor.scrub(&e.to_string())),
         };
         self.meta.warnings.extend(layout.warnings.iter().cloned());
+        let cancelled = || self.intr.count() > 0;
+        let mut agreement = match &self.meta.campaign {
+            Some(c) => {
+                let opened = campaign::Agreement::open(&conn, c, &self.meta.fingerprint);
+                match opened.and_then(|mut a| a.laid_out(&cancelled).map(|()| a)) {
+                    Ok(a) => Some(a),
+                    Err(e) => return self.fail_early(StopCause::Setup, redactor.scrub(&e.to_string())),
+                }
+            }
+            None => None,
+        };
 
         // 3. Start the drivers and wait until every client is connected and every group joined.
         let template = match Hist::template() {
@@ -254,7 +290,29 @@ impl Runner {
             launch::Ready::Partly(w) => self.meta.warnings.push(w),
         }
 
-        // 4. The load.
+        // 4. The load: at once, or at the instant the campaign's shards agreed on.
+        if let Some(a) = &mut agreement
+            && stop.0.is_none()
+        {
+            let cancelled = || self.intr.count() > 0;
+            match a.ready(&cancelled) {
+                Ok(at) => {
+                    self.meta.campaign_info = Some(a.info(at));
+                    tracing::info!(
+                        "campaign: load starts at {}",
+                        humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_millis(at))
+                    );
+                    if !campaign::sleep_until(at, &cancelled) {
+                        stop.set(StopCause::Interrupted, "interrupted before the load started");
+                    }
+                }
+                Err(e) => {
+                    let reason = redactor.scrub(&e.to_string());
+                    tracing::error!("{reason}");
+                    stop.set(StopCause::Setup, reason);
+                }
+            }
+        }
         let clock = MonotonicClock::start();
         let _ = start.set(clock);
         if stop.0.is_some() {
@@ -263,8 +321,10 @@ impl Runner {
         } else {
             tracing::info!("load started ({:.1}s after launch)", self.meta.t0.elapsed().as_secs_f64());
         }
+        // Faults are injected by one shard only (shard 0), and recorded there.
+        let fault_specs = if shard.index == 0 { &s.faults[..] } else { &[] };
         let mut faults = Scheduler::new(
-            &s.faults,
+            fault_specs,
             self.meta.profile.fault_mechanism().as_ref(),
             self.meta.base_dir.clone(),
             s.seed,
@@ -350,8 +410,19 @@ impl Runner {
         let (acks, wave_counts) = producer::merge(&outcomes, plan.wave_instances().len());
         let reach = Reach { fully_read: book.fully_read(audit_reader), ordered: s.producer.idempotence };
         let verdict = joined.seen.map(|seen| Verdict::of(&plan, &acks, &seen, &reach));
-        let missed =
-            s.consumers.iter().zip(&ledgers).map(|(g, l)| group_missed(&plan, &acks, &g.topics, &l.merged())).collect();
+        // A group's members on other shards read the rest of its partitions, so a shard alone
+        // cannot say what the group missed.
+        let missed = if shard.is_whole() {
+            s.consumers.iter().zip(&ledgers).map(|(g, l)| group_missed(&plan, &acks, &g.topics, &l.merged())).collect()
+        } else {
+            if !s.consumers.is_empty() {
+                self.meta.warnings.push(format!(
+                    "shard {shard}: consumer groups' `missed` is not computed per shard (the group's members on other \
+                     shards read the rest); the campaign's delivery is judged by the audit"
+                ));
+            }
+            Vec::new()
+        };
         let load = Load {
             rec: &rec,
             plan: &plan,
@@ -442,6 +513,7 @@ impl Runner {
             elapsed_s: m.t0.elapsed().as_secs_f64(),
             warnings: &m.warnings,
             target: TargetInfo::of(&m.profile, &m.bootstrap, &m.brokers),
+            campaign: m.campaign_info.clone(),
         };
         assemble::assemble(&info, ending, load)
     }

@@ -153,6 +153,7 @@ fn run_exit_code_is_ok_on_kafka() {
         seed: None,
         gates: None,
         overwrite: false,
+        campaign: Default::default(),
     };
     let exit = fleetstorm::run_scenario(&args, &fleetstorm::signals::Interrupts::default()).unwrap();
     assert_eq!(exit, Exit::Ok);

@@ -23,7 +23,16 @@ use crate::recorder::audit::{SeenLedger, Stream};
 use crate::recorder::{OffsetBook, Source, Start, WindowClock, WindowData};
 use crate::wire;
 
+/// The records this shard audits: its own devices' (every shard of a campaign reads the same
+/// topics; each judges what it sent, so the campaign's audit is the sum of the shards').
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mine {
+    pub shard: crate::plan::Shard,
+    pub seed: u64,
+}
+
 pub struct AuditArgs {
+    pub mine: Mine,
     pub config: ClientConfig,
     /// (topic, partition, start offset) of every partition to read.
     pub assignment: Vec<(String, i32, i64)>,
@@ -69,12 +78,14 @@ pub fn start(
     assignment: Vec<(String, i32, i64)>,
     plan_topics: &[String],
     keyed: Vec<bool>,
+    mine: Mine,
     reader: usize,
     shared: &Shared,
     source: Source,
 ) -> std::io::Result<std::thread::JoinHandle<AuditOutcome>> {
     shared.ready_expected.fetch_add(1, Ordering::SeqCst);
     spawn(AuditArgs {
+        mine,
         config: shared.reader_config(&[&properties(shared.run_id)]),
         assignment,
         plan_topics: plan_topics.to_vec(),
@@ -160,6 +171,9 @@ fn advance(next: &mut Vec<i64>, i: usize, offset: i64) -> bool {
 /// Count one record read back in the seen-ledger (or as foreign).
 fn record(ledger: &mut SeenLedger, m: &rdkafka::message::BorrowedMessage<'_>, args: &AuditArgs) {
     match m.payload().and_then(wire::decode) {
+        Some(s) if s.run == args.run_id && !args.mine.shard.owns(args.mine.seed, u64::from(s.device)) => {
+            ledger.other_shard();
+        }
         Some(s) if s.run == args.run_id => {
             let origin = args.start.get().map_or(0, |c| c.origin_unix_us());
             let second = u32::try_from(s.intended_us.saturating_sub(origin) / 1_000_000).unwrap_or(u32::MAX);

@@ -107,6 +107,8 @@ pub struct Placement<'a> {
     pub index: usize,
     pub group_id: &'a str,
     pub reader: usize,
+    /// In a campaign, member `m` runs on shard `m % N`: one group, members on several machines.
+    pub shard: crate::plan::Shard,
 }
 
 /// Start one consumer group's members, each on its own thread.
@@ -129,7 +131,7 @@ pub fn start(
         ])]),
     });
     let mut members = Vec::new();
-    for m in 0..spec.members {
+    for m in (0..spec.members).filter(|m| m % at.shard.count == at.shard.index) {
         shared.ready_expected.fetch_add(1, Ordering::SeqCst);
         let own = member_properties(spec, at.group_id, m);
         members.push(spawn(MemberArgs {

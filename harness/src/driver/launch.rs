@@ -62,7 +62,9 @@ pub fn lay_out(conn: &Connection, s: &Scenario, plan: &Plan, run_id: u64) -> Res
         highs: marks.iter().map(|m| m.1).collect(),
         warnings,
     };
-    for g in &s.consumers {
+    // In a campaign, shard 0 commits (before it announces it has laid out); the others' members
+    // join once every shard has, and find the offsets there.
+    for g in s.consumers.iter().filter(|_| plan.shard.index == 0) {
         let id = group::group_id(g, &s.name, run_id);
         if let Some(offsets) = group::start_offsets(g, &plan.topics, &layout.partitions, &layout.lows, &layout.highs) {
             conn.commit_offsets(&id, &offsets)?;
@@ -126,7 +128,11 @@ pub fn start(
         .iter()
         .map(|g| {
             let tix: Vec<usize> = g.topics.iter().map(|t| topic_index(t)).collect();
-            book.add_reader(&tix, if g.start == StartOffset::Earliest { &layout.lows } else { &layout.highs })
+            let r = book.add_reader(&tix, if g.start == StartOffset::Earliest { &layout.lows } else { &layout.highs });
+            if !plan.shard.is_whole() {
+                book.set_local_only(r);
+            }
+            r
         })
         .collect();
     // The audit reads the topics the fleet writes (not, say, a dead-letter topic, whose copies
@@ -162,14 +168,18 @@ pub fn start(
             .collect();
         let keyed = plan.classes.iter().map(|c| c.keyed).collect();
         let source = collector.source();
-        Some(audit::start(assignment, &plan.topics, keyed, audit_reader, &shared, source).map_err(thread("audit"))?)
+        let mine = audit::Mine { shard: plan.shard, seed: plan.seed };
+        Some(
+            audit::start(assignment, &plan.topics, keyed, mine, audit_reader, &shared, source)
+                .map_err(thread("audit"))?,
+        )
     } else {
         None
     };
     let (mut members, mut ledgers, mut group_ids) = (Vec::new(), Vec::new(), Vec::new());
     for (gi, g) in s.consumers.iter().enumerate() {
         let id = group::group_id(g, &s.name, shared.run_id);
-        let at = group::Placement { index: gi, group_id: &id, reader: group_readers[gi] };
+        let at = group::Placement { index: gi, group_id: &id, reader: group_readers[gi], shard: plan.shard };
         let started = group::start(g, &at, &plan.topics, s.seed, &shared, &mut || collector.source())
             .map_err(thread("consumer"))?;
         members.extend(started.members.into_iter().map(|h| (gi, h)));

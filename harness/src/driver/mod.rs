@@ -11,6 +11,7 @@
 //! recorder's [`Source`](crate::recorder::Source) windows and [`OffsetBook`](crate::recorder::OffsetBook).
 
 pub mod audit;
+pub mod barrier;
 pub mod consumer;
 pub mod group;
 pub mod launch;

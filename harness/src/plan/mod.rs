@@ -37,6 +37,58 @@ const SALT_SHARE: u64 = 0x5348;
 const SALT_PHASE: u64 = 0x5048;
 const SALT_GAP: u64 = 0x4741;
 const SALT_SIZE: u64 = 0x5349;
+const SALT_CAMPAIGN: u64 = 0x4341;
+
+/// One part of a campaign's fleet (`run --shard I/N`): every device belongs to exactly one
+/// shard, chosen from the seed, so cohorts, waves, firmware rollouts and classes stay spread
+/// evenly over the shards. The default is the whole fleet (`0/1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { index: 0, count: 1 }
+    }
+}
+
+impl Shard {
+    /// `I/N` with `I < N` and `1 <= N <= 4096`.
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let (i, n) = s.split_once('/').ok_or_else(|| format!("`{s}` is not a shard: expected I/N, e.g. 0/3"))?;
+        let index: u32 = i.trim().parse().map_err(|_| format!("`{s}`: shard index `{i}` is not a number"))?;
+        let count: u32 = n.trim().parse().map_err(|_| format!("`{s}`: shard count `{n}` is not a number"))?;
+        if !(1..=4096).contains(&count) {
+            return Err(format!("`{s}`: the shard count must be 1 to 4096"));
+        }
+        if index >= count {
+            return Err(format!("`{s}`: the shard index must be below the count (0 to {})", count - 1));
+        }
+        Ok(Shard { index, count })
+    }
+
+    pub fn is_whole(self) -> bool {
+        self.count <= 1
+    }
+
+    /// The shard `device` belongs to, given the plan's seed.
+    pub fn of(seed: u64, count: u32, device: u64) -> u32 {
+        if count <= 1 { 0 } else { (mix(seed, &[SALT_CAMPAIGN, device]) % u64::from(count)) as u32 }
+    }
+
+    /// Does this shard own `device`?
+    pub fn owns(self, seed: u64, device: u64) -> bool {
+        self.is_whole() || Shard::of(seed, self.count, device) == self.index
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
 
 /// A scenario, planned.
 #[derive(Clone, Debug)]
@@ -51,6 +103,8 @@ pub struct Plan {
     pub cohorts: Cohorts,
     pub firmware: Option<FirmwarePlan>,
     pub waves: Vec<WavePlan>,
+    /// The part of the fleet this process sends for (the whole fleet unless sharded).
+    pub shard: Shard,
 }
 
 /// One payload class, planned.
@@ -115,6 +169,25 @@ pub struct Event {
     pub size: u32,
     /// Firmware version index (0 without firmware).
     pub firmware: u16,
+}
+
+impl Event {
+    /// A digest of everything the event is: summed over a schedule (order does not matter), it
+    /// fingerprints a plan, and the sums of a campaign's shards add up to the whole plan's.
+    pub fn digest(&self) -> u64 {
+        mix(
+            0x504c_414e,
+            &[
+                self.intended_us,
+                self.created_us,
+                u64::from(self.device),
+                u64::from(self.class),
+                self.seq,
+                u64::from(self.size),
+                u64::from(self.firmware),
+            ],
+        )
+    }
 }
 
 impl Plan {
@@ -198,7 +271,19 @@ impl Plan {
             cohorts,
             firmware,
             waves,
+            shard: Shard::default(),
         }
+    }
+
+    /// The same plan, restricted to one shard of the fleet.
+    pub fn sharded(mut self, shard: Shard) -> Plan {
+        self.shard = shard;
+        self
+    }
+
+    /// Does this plan's shard send for `device`?
+    pub fn owns(&self, device: u64) -> bool {
+        self.shard.owns(self.seed, device)
     }
 
     /// Planned events per second across all classes, averaged over the run.
@@ -220,7 +305,8 @@ impl Plan {
         self.firmware.as_ref().map_or(0, |f| f.at(device, t_ns))
     }
 
-    /// The schedule of the devices assigned to `shard` of `shards` (device number modulo shards).
+    /// The schedule of the plan's shard's devices assigned to producer instance `shard` of
+    /// `shards` (device number modulo instances).
     pub fn schedule(&self, shard: u32, shards: u32) -> Schedule<'_> {
         Schedule::new(self, shard, shards.max(1))
     }
@@ -413,6 +499,10 @@ impl<'p> Schedule<'p> {
             }
             let mut device = u64::from(shard);
             while device < plan.devices {
+                if !plan.owns(device) {
+                    device += u64::from(shards);
+                    continue;
+                }
                 if let Some(rank) = class.rank(device) {
                     let c = plan.first_created(ci, device, rank);
                     if let Some(e) = s.advance(device as u32, ci as u16, 0, c) {

@@ -160,6 +160,8 @@ pub struct SeenLedger {
     pub duplicate_at: Vec<(Stream, u64, String)>,
     /// Records of other runs or not written by fleetstorm.
     pub foreign: u64,
+    /// Records of this campaign sent by other shards (each shard audits its own devices').
+    pub other_shards: u64,
     /// By intended send second: distinct records seen, extra copies, reordered.
     pub seen_by_second: Vec<u64>,
     pub duplicates_by_second: Vec<u64>,
@@ -219,6 +221,10 @@ impl SeenLedger {
 
     pub fn foreign(&mut self) {
         self.foreign += 1;
+    }
+
+    pub fn other_shard(&mut self) {
+        self.other_shards += 1;
     }
 
     /// The highest sequence number read of a keyed stream.
@@ -419,6 +425,7 @@ pub fn reconcile(
         reordered: seen.reordered,
         rereads: seen.rereads,
         foreign: seen.foreign,
+        other_shards: seen.other_shards,
         duplicate_examples: seen
             .duplicate_at
             .iter()

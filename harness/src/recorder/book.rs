@@ -1,7 +1,7 @@
 //! The offset book: shared, lock-free partition ends and reader positions (lag), and the
 //! acknowledgement watches that time a fault's unavailability.
 
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 /// Shared, lock-free offsets: how far the log has grown (from acknowledgements) and how far each
 /// reader has read, per partition. Lag = end - position, summed over a reader's partitions.
@@ -34,6 +34,11 @@ struct Watch {
 struct Reader {
     partitions: Vec<usize>,
     positions: Vec<AtomicI64>,
+    /// Per flattened partition: read by this process at least once.
+    touched: Vec<AtomicBool>,
+    /// Only the partitions this process read count (a group with members on other shards of a
+    /// campaign: they read the rest, and their lag is theirs).
+    local_only: bool,
 }
 
 impl OffsetBook {
@@ -73,8 +78,16 @@ impl OffsetBook {
             (0..self.partitions.len()).filter(|i| topics.contains(&self.partitions[*i].0)).collect();
         let positions =
             (0..self.partitions.len()).map(|i| AtomicI64::new(start.get(i).copied().unwrap_or(0))).collect();
-        self.readers.push(Reader { partitions, positions });
+        let touched = (0..self.partitions.len()).map(|_| AtomicBool::new(false)).collect();
+        self.readers.push(Reader { partitions, positions, touched, local_only: false });
         self.readers.len() - 1
+    }
+
+    /// Count only the partitions this process reads for `reader` (see [`Reader::local_only`]).
+    pub fn set_local_only(&mut self, reader: usize) {
+        if let Some(r) = self.readers.get_mut(reader) {
+            r.local_only = true;
+        }
     }
 
     #[inline]
@@ -138,8 +151,13 @@ impl OffsetBook {
 
     #[inline]
     pub fn consumed(&self, reader: usize, idx: usize, offset: i64) {
-        if let Some(p) = self.readers.get(reader).and_then(|r| r.positions.get(idx)) {
+        if let Some(r) = self.readers.get(reader)
+            && let Some(p) = r.positions.get(idx)
+        {
             p.store(offset + 1, Ordering::Relaxed);
+            if r.local_only {
+                r.touched[idx].store(true, Ordering::Relaxed);
+            }
         }
     }
 
@@ -154,6 +172,7 @@ impl OffsetBook {
         let Some(r) = self.readers.get(reader) else { return 0 };
         r.partitions
             .iter()
+            .filter(|&&i| !r.local_only || r.touched[i].load(Ordering::Relaxed))
             .map(|&i| {
                 let end = self.ends[i].load(Ordering::Relaxed);
                 let pos = r.positions[i].load(Ordering::Relaxed);

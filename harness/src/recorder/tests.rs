@@ -141,3 +141,18 @@ fn a_watch_records_the_first_ack_of_records_sent_after_it() {
     assert!(others.iter().all(Option::is_some));
     assert_eq!(book.arm_watch(0), None, "all slots busy");
 }
+
+#[test]
+fn a_group_reader_of_one_shard_counts_only_the_partitions_it_read() {
+    let mut book = OffsetBook::new(&[3], &[0, 0, 0]);
+    let r = book.add_reader(&[0], &[0, 0, 0]);
+    book.set_local_only(r);
+    for p in 0..3 {
+        book.acked(p, 99, 10, 0, 0);
+    }
+    assert_eq!(book.lag(r), 0, "nothing read here yet: the other shards' members read these");
+    book.consumed(r, 1, 49);
+    assert_eq!(book.lag(r), 50, "partition 1 is read here, half way");
+    let whole = book.add_reader(&[0], &[0, 0, 0]);
+    assert_eq!(book.lag(whole), 300, "a whole-fleet reader counts every partition");
+}

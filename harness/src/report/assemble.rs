@@ -28,6 +28,8 @@ pub struct RunInfo<'a> {
     pub elapsed_s: f64,
     pub warnings: &'a [String],
     pub target: TargetInfo,
+    /// Set when the run is one shard of a campaign.
+    pub campaign: Option<super::CampaignInfo>,
 }
 
 /// How a run ended: its status, what stopped it early (if anything) and why, in words.
@@ -60,6 +62,8 @@ pub fn assemble(info: &RunInfo<'_>, ending: Ending, load: Option<Load<'_>>) -> R
         run_id: format!("{:016x}", m.run_id),
         status: ending.status,
         stopped_by: ending.cause,
+        campaign: m.campaign.clone(),
+        merged: None,
         status_reason: ending.reason,
         scenario: ScenarioInfo {
             name: s.name.clone(),
@@ -501,6 +505,7 @@ consumers: [{name: sink, topics: [t]}]
             started: SystemTime::UNIX_EPOCH,
             elapsed_s: 12.5,
             warnings: &[],
+            campaign: None,
             target: TargetInfo {
                 profile: "embedded".into(),
                 kind: "embedded".into(),

@@ -85,6 +85,8 @@ pub fn report(profile: &str) -> Report {
         run_id: "run-1".into(),
         status: Status::Completed,
         stopped_by: None,
+        campaign: None,
+        merged: None,
         status_reason: None,
         scenario: ScenarioInfo {
             name: "fixture".into(),

@@ -167,6 +167,10 @@ pub struct AuditCounts {
     pub unacked_seen: u64,
     /// Records in the audited topics from other runs or other writers (skipped).
     pub foreign: u64,
+    /// Records of this campaign sent by other shards (skipped: each shard audits the records of
+    /// its own devices; `fleetstorm merge` adds the shards' audits up).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub other_shards: u64,
     /// Up to 10 lost messages, as `class/device#seq`, to start an investigation from.
     pub lost_examples: Vec<String>,
 }

@@ -371,3 +371,59 @@ fn a_file_that_is_not_utf8_is_named_once_with_its_line_and_column() {
     assert!(t.contains(&format!("{}:3:11: not UTF-8 text (byte 0xe9)", f.display())), "{t}");
     assert_eq!(t.matches("UTF-8").count(), 2, "said once (the message names UTF-8 twice): {t}");
 }
+
+#[test]
+fn a_shard_without_a_campaign_or_an_index_is_refused_with_the_way_out() {
+    let q = root().join("scenarios/quickstart.yaml");
+    let o = bin().arg("run").arg(&q).args(["--shard", "0/3"]).env_remove("FLEETSTORM_CAMPAIGN").output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--shard 0/3 needs a campaign id shared by every shard"), "{}", text(&o));
+    let o = bin()
+        .arg("run")
+        .arg(&q)
+        .args(["--shards", "3", "--campaign", "c"])
+        .env_remove("JOB_COMPLETION_INDEX")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("JOB_COMPLETION_INDEX, which is not set"), "{}", text(&o));
+    let o = bin().arg("run").arg(&q).args(["--shard", "3/3", "--campaign", "c"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("the shard index must be below the count"), "{}", text(&o));
+    // The embedded cluster lives in one process: shards could not share it.
+    let o = bin()
+        .arg("run")
+        .arg(&q)
+        .args(["--shards", "3"])
+        .env("JOB_COMPLETION_INDEX", "1")
+        .env("FLEETSTORM_CAMPAIGN", "c")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("fleetstorm serve-embedded"), "{}", text(&o));
+}
+
+#[test]
+fn plan_shows_one_shard_and_the_shards_hashes_add_up_to_the_whole_plan() {
+    let q = root().join("scenarios/readiness.yaml");
+    let hash = |shard: Option<&str>| -> (u64, u64, String) {
+        let mut c = bin();
+        c.arg("plan").arg(&q).args(["--duration", "60s", "--json"]);
+        if let Some(s) = shard {
+            c.args(["--shard", s]);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let h = u64::from_str_radix(v["plan_hash"].as_str().unwrap(), 16).unwrap();
+        (v["total"].as_u64().unwrap(), h, v["shard"].to_string())
+    };
+    let whole = hash(None);
+    assert_eq!(whole.2, "null");
+    let parts: Vec<_> = ["0/3", "1/3", "2/3"].iter().map(|s| hash(Some(s))).collect();
+    assert_eq!(parts.iter().map(|p| p.0).sum::<u64>(), whole.0);
+    assert_eq!(parts.iter().fold(0u64, |h, p| h.wrapping_add(p.1)), whole.1);
+    assert!(parts[1].2.contains("\"shard\":\"1/3\""), "{}", parts[1].2);
+    let o = bin().arg("plan").arg(&q).args(["--duration", "60s", "--shard", "1/3"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("shard 1/3: "), "{}", text(&o));
+}

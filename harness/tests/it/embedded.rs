@@ -24,6 +24,7 @@ fn a_short_run_delivers_everything_exactly_once() {
         seed: None,
         gates: None,
         overwrite: false,
+        campaign: Default::default(),
     };
     let exit = fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap();
     assert_eq!(exit, Exit::Ok);
@@ -77,6 +78,7 @@ fn an_unkeyed_class_is_audited_for_loss_and_duplicates_beside_a_keyed_one() {
         seed: None,
         gates: None,
         overwrite: false,
+        campaign: Default::default(),
     };
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
@@ -107,6 +109,7 @@ fn a_replay_by_time_on_the_embedded_cluster_is_called_out_because_the_mock_canno
         seed: None,
         gates: None,
         overwrite: false,
+        campaign: Default::default(),
     };
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
@@ -143,6 +146,7 @@ fn an_interrupted_run_writes_its_report_marked_aborted() {
         seed: None,
         gates: None,
         overwrite: false,
+        campaign: Default::default(),
     };
     let started = std::time::Instant::now();
     let exit = fleetstorm::run_scenario(&args, &interrupts).unwrap();
@@ -169,6 +173,7 @@ fn overrides_change_duration_and_seed() {
         seed: Some(99),
         gates: None,
         overwrite: false,
+        campaign: Default::default(),
     };
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
@@ -193,6 +198,7 @@ fn a_broker_kill_on_the_embedded_cluster_is_reported_with_its_recovery() {
         seed: None,
         gates: None,
         overwrite: false,
+        campaign: Default::default(),
     };
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
@@ -329,6 +335,7 @@ audit: {enabled: false}
         seed: None,
         gates: None,
         overwrite: false,
+        campaign: Default::default(),
     };
     fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap();
     let r = read_report(&out);

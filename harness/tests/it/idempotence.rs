@@ -135,6 +135,7 @@ faults:
         seed: None,
         gates: None,
         overwrite: false,
+        campaign: Default::default(),
     };
     fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap();
     let r = read_report(&out);

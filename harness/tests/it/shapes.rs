@@ -22,6 +22,7 @@ fn run(name: &str, text: &str) -> Report {
         seed: None,
         gates: None,
         overwrite: false,
+        campaign: Default::default(),
     };
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     read_report(&out)
