@@ -326,3 +326,72 @@ fn a_paused_leader_makes_the_producer_retry_without_duplicates() {
         std::process::Command::new(common::root().join("scripts/kafka-cluster.sh")).arg("status").output().unwrap();
     assert!(status.status.success(), "{}", text(&status));
 }
+
+/// Issue 10: three shard processes of one campaign (as a Kubernetes Indexed Job runs them, the
+/// index from JOB_COMPLETION_INDEX) against the real cluster: they agree on one start through the
+/// control topic, send disjoint parts of the fleet that add up to the whole plan, audit their own
+/// records, and only shard 0 kills a broker.
+#[test]
+fn three_shards_of_a_campaign_send_the_whole_plan_once_and_one_of_them_kills_a_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("shards");
+    let scenario = write(dir.path(), "s.yaml", &kill_scenario(&name, "25s", "8s"));
+    let profile = common::root().join("profiles/local-kafka.yaml");
+    let campaign = format!("it-{name}");
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            bin()
+                .arg("run")
+                .arg(&scenario)
+                .arg("--profile")
+                .arg(&profile)
+                .args(["--shards", "3", "--start-timeout", "90s"])
+                .arg("--out")
+                .arg(dir.path().join(format!("shard-{i}")))
+                .env("JOB_COMPLETION_INDEX", i.to_string())
+                .env("FLEETSTORM_CAMPAIGN", &campaign)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    for o in &outputs {
+        assert_eq!(o.status.code(), Some(0), "{}", text(o));
+    }
+    let reports: Vec<_> = (0..3).map(|i| read_report(&dir.path().join(format!("shard-{i}")))).collect();
+    let whole = {
+        let o = bin().arg("plan").arg(&scenario).arg("--json").output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["total"].as_u64().unwrap()
+    };
+    let starts: Vec<u64> = reports.iter().map(|r| r.campaign.as_ref().unwrap().start_unix_ms).collect();
+    assert!(starts.iter().all(|s| *s == starts[0]), "one agreed start: {starts:?}");
+    let planned: u64 = reports.iter().map(|r| r.produce.planned).sum();
+    let acked: u64 = reports.iter().map(|r| r.produce.acked).sum();
+    assert_eq!(planned, whole, "the shards' plans add up to the unsharded plan");
+    assert_eq!(reports[0].run_id, reports[2].run_id, "one run id across the campaign");
+    for r in &reports {
+        let a = &r.audit.counts;
+        assert!(r.audit.complete, "{a:?}");
+        assert_eq!((a.lost, a.duplicates), (0, 0), "{a:?}");
+        assert!(a.other_shards > 0, "each shard saw the others' records and left them to them: {a:?}");
+        let c = r.campaign.as_ref().unwrap();
+        assert!(c.clock_skew_ms.is_some_and(|s| s.abs() < 1000.0), "Kafka stamps the control topic: {c:?}");
+    }
+    assert_eq!(reports.iter().map(|r| r.audit.counts.acked).sum::<u64>(), acked);
+    // The kill came from shard 0 only, with its recovery measured there.
+    assert_eq!(reports[0].faults.len(), 1);
+    assert!(reports[0].faults[0].started_s.is_some() && reports[0].faults[0].recovery.recovered_s.is_some());
+    assert!(reports[1].faults.is_empty() && reports[2].faults.is_empty());
+    // An independent reader finds exactly the acknowledged records of the campaign.
+    let distinct = independent_count(&format!("{name}.tel"), &reports[0].run_id);
+    let attempted: u64 = reports.iter().map(|r| r.produce.attempted).sum();
+    assert!(
+        (acked..=attempted).contains(&(distinct as u64)),
+        "independent count {distinct}: every acknowledged record, nothing not sent (acked {acked}, sent {attempted})"
+    );
+    let status = std::process::Command::new(common::root().join("scripts/kafka-cluster.sh")).arg("status").output().unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+}
