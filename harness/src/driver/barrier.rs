@@ -116,7 +116,7 @@ impl Barrier {
             ]
             .into(),
         };
-        conn.ensure_topics(&[spec]).map_err(|e| BarrierError::Target(e.to_string()))?;
+        conn.ensure_topics_checking(&[spec], false).map_err(|e| BarrierError::Target(e.to_string()))?;
         let stamp = Stamp::default();
         let producer: BaseProducer<Stamp> = client_config(&conn.bootstrap, &[&conn.base])
             .set("acks", "all")
