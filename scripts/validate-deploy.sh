@@ -32,7 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 case "${1:-}" in
-  -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
   "") ;;
   *) echo "unknown argument: $1" >&2; exit 2 ;;
 esac
@@ -52,19 +52,18 @@ venv="${FLEETSTORM_DEPLOY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/fleetstorm/deplo
 stamp="$venv/.fleetstorm-requirements"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$REQUIREMENTS" ]; then
   command -v python3 >/dev/null 2>&1 || fail "python3 not found (3.9 or newer is needed)"
-  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
-    if command -v apt-get >/dev/null 2>&1; then
-      say "installing python3-venv"
-      SUDO=""
-      [ "$(id -u)" = 0 ] || SUDO="sudo"
-      $SUDO apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-    else
-      fail "python3 has no venv module: install it (Debian/Ubuntu: python3-venv)"
-    fi
-  fi
   rm -rf "$venv"
-  python3 -m venv "$venv"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    # Debian and Ubuntu ship the venv module (ensurepip) apart.
+    command -v apt-get >/dev/null 2>&1 || fail "python3 -m venv failed: install Python's venv module"
+    say "installing python3-venv"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    rm -rf "$venv"
+    python3 -m venv "$venv" || fail "python3 -m venv failed even with python3-venv installed"
+  fi
   # shellcheck disable=SC2086 # one word per requirement
   "$venv/bin/python" -m pip install -q --disable-pip-version-check $REQUIREMENTS >&2 \
     || fail "could not install $REQUIREMENTS from PyPI"
@@ -358,7 +357,7 @@ if fleetstorm_bin:
         for a in args:
             if a.startswith("--"):
                 check(re.search(rf"(^|[\s,]){re.escape(a)}\b", r.stdout), f"`fleetstorm {sub}` has no flag {a} (used by the {sub} Job)")
-    print(f"validate-deploy: {fleetstorm_bin}: config validated, Job flags known", file=sys.stderr)
+    print(f"validate-deploy: checked with {fleetstorm_bin}: `validate` of the config, the Jobs' flags", file=sys.stderr)
 else:
     print("validate-deploy: no fleetstorm binary found: `fleetstorm validate` of the config and the flag check skipped", file=sys.stderr)
 
