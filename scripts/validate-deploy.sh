@@ -24,7 +24,8 @@
 #                 pass exists in `fleetstorm run/merge --help`, when a fleetstorm binary is found
 #                 ($FLEETSTORM_BIN, the newest of target/{release,debug}/fleetstorm, or PATH); it
 #                 never builds one
-#   shell         shellcheck of this script and of the merge Job's shell snippet
+#   shell         shellcheck of this script, of the merge Job's shell snippet and of the shell
+#                 blocks in docs/scale-out.md
 #
 # Tools come from PyPI, pinned, in a virtualenv under ${XDG_CACHE_HOME:-~/.cache}/fleetstorm/
 # (override with FLEETSTORM_DEPLOY_VENV); on Debian, python3-venv is installed if missing.
@@ -32,7 +33,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 case "${1:-}" in
-  -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
   "") ;;
   *) echo "unknown argument: $1" >&2; exit 2 ;;
 esac
@@ -238,6 +239,7 @@ def pod_checks(job, what):
     check(spec.get("restartPolicy") == "Never", f"{what}: restartPolicy must be Never")
     psc = spec.get("securityContext", {})
     check(psc.get("runAsNonRoot") is True, f"{what}: runAsNonRoot is not true")
+    check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", f"{what}: no RuntimeDefault seccomp profile (Pod Security `restricted`)")
     check(image_uid is None or psc.get("runAsUser") == image_uid, f"{what}: runAsUser {psc.get('runAsUser')} is not the image's uid {image_uid}")
     vols = {v["name"]: v for v in spec.get("volumes", [])}
     mounts = {}
@@ -372,5 +374,9 @@ if [ -f "$tmp/merge.sh" ]; then
   # SC2086: $FLEETSTORM_MERGE_FLAGS is split on purpose (several arguments).
   shellcheck -s sh -e SC2086 "$tmp/merge.sh"
 fi
+
+say "shellcheck of the shell snippets in docs/scale-out.md"
+{ echo '#!/bin/bash'; awk '/^```sh$/ {f=1; next} /^```$/ {f=0} f' docs/scale-out.md; } >"$tmp/doc.sh"
+shellcheck "$tmp/doc.sh"
 
 say "all checks passed"
