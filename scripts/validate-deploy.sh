@@ -349,6 +349,7 @@ for name in ("fleetstorm-shards", "fleetstorm-merge", "fleetstorm-campaign", "fl
 
 # --- the fleetstorm binary, when there is one ---------------------------------------------------
 if fleetstorm_bin:
+    before = len(errors)
     cfg = [f"{K}/config/{k}" for k in sorted(cm_keys)]
     r = subprocess.run([fleetstorm_bin, "validate", *cfg], capture_output=True, text=True)
     check(r.returncode == 0, f"{fleetstorm_bin} validate {' '.join(cfg)}: exit {r.returncode}\n{r.stdout}{r.stderr}")
@@ -359,7 +360,8 @@ if fleetstorm_bin:
         for a in args:
             if a.startswith("--"):
                 check(re.search(rf"(^|[\s,]){re.escape(a)}\b", r.stdout), f"`fleetstorm {sub}` has no flag {a} (used by the {sub} Job)")
-    print(f"validate-deploy: checked with {fleetstorm_bin}: `validate` of the config, the Jobs' flags", file=sys.stderr)
+    if len(errors) == before:
+        print(f"validate-deploy: {fleetstorm_bin} validates the config and knows every flag the Jobs pass", file=sys.stderr)
 else:
     print("validate-deploy: no fleetstorm binary found: `fleetstorm validate` of the config and the flag check skipped", file=sys.stderr)
 
