@@ -229,6 +229,74 @@ pub fn fleet(devices: u64, classes: usize) -> Result<FleetResult, BenchError> {
     })
 }
 
+/// What the delivery ledgers hold after a scenario's whole plan was sent and read back.
+#[derive(Debug, serde::Serialize)]
+pub struct LedgerResult {
+    pub scenario: String,
+    pub records: u64,
+    pub streams: u64,
+    /// Heap of the acknowledgement ledger and of the audit's seen-ledger (table capacities).
+    pub ack_ledger_mib: f64,
+    pub seen_ledger_mib: f64,
+    /// Per consumer group, the ledger of what it read (every record of its topics).
+    pub group_ledgers_mib: Vec<(String, f64)>,
+    /// All of them, per record.
+    pub bytes_per_record: f64,
+    /// The process's resident memory before and after filling them (the allocator's view).
+    pub rss_before_mib: f64,
+    pub rss_after_mib: f64,
+}
+
+/// `fleetstorm bench ledger SCENARIO`: fill the audit's and the groups' ledgers with every
+/// record of the scenario's plan, as a run in which everything is acknowledged and read back
+/// would, and measure what they hold. The ledgers keep one bit per record, so they grow with
+/// the number of records: this says by how much for a given workload.
+pub fn ledger(path: &std::path::Path, duration: Option<config::units::Dur>) -> Result<LedgerResult, BenchError> {
+    use crate::recorder::audit::{AckLedger, BitSet, SeenLedger, Stream};
+    let prepared = config::load_scenario(path)?.prepare(config::Overrides { duration, seed: None });
+    let (s, _) = prepared.finish()?;
+    let plan = crate::plan::Plan::from_scenario(&s);
+    let before = rss_bytes();
+    let (mut acks, mut seen) = (AckLedger::default(), SeenLedger::default());
+    let group_topics: Vec<Vec<usize>> = s
+        .consumers
+        .iter()
+        .map(|g| g.topics.iter().filter_map(|t| plan.topics.iter().position(|x| x == t)).collect())
+        .collect();
+    let mut groups: Vec<BitSet> = vec![BitSet::default(); s.consumers.len()];
+    let mut records = 0u64;
+    let mut streams = std::collections::HashSet::new();
+    for e in plan.schedule(0, 1) {
+        let stream = Stream { class: e.class, device: e.device };
+        let second = (e.intended_us / 1_000_000) as u32;
+        let topic = plan.classes[usize::from(e.class)].topic;
+        acks.acked(stream, e.seq, second, topic * 1024 + (e.device % 24) as usize);
+        seen.saw(stream, e.seq, second);
+        for (g, topics) in groups.iter_mut().zip(&group_topics) {
+            if topics.contains(&topic) {
+                g.insert(stream, e.seq);
+            }
+        }
+        records += 1;
+        streams.insert((e.class, e.device));
+    }
+    let after = rss_bytes();
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let group_bytes: Vec<u64> = groups.iter().map(BitSet::heap_bytes).collect();
+    let total = acks.heap_bytes() + seen.heap_bytes() + group_bytes.iter().sum::<u64>();
+    Ok(LedgerResult {
+        scenario: s.name.clone(),
+        records,
+        streams: streams.len() as u64,
+        ack_ledger_mib: mib(acks.heap_bytes()),
+        seen_ledger_mib: mib(seen.heap_bytes()),
+        group_ledgers_mib: s.consumers.iter().zip(&group_bytes).map(|(g, b)| (g.name.clone(), mib(*b))).collect(),
+        bytes_per_record: total as f64 / records.max(1) as f64,
+        rss_before_mib: mib(before),
+        rss_after_mib: mib(after),
+    })
+}
+
 /// `fleetstorm serve-embedded`: an embedded cluster in this process until Ctrl-C or SIGTERM (or,
 /// with `until_stdin_closes`, the end of stdin). Prints `bootstrap=<servers>` on stdout once its
 /// topics exist.

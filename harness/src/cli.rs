@@ -118,6 +118,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         classes: usize,
     },
+    /// Ledger memory: what the audit's and the groups' ledgers hold once every record of a
+    /// scenario's plan was acknowledged and read back.
+    Ledger {
+        scenario: PathBuf,
+        #[arg(long, value_parser = parse_dur)]
+        duration: Option<Dur>,
+    },
 }
 
 #[derive(Debug, Args)]

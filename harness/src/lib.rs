@@ -205,6 +205,7 @@ pub fn run_bench(what: cli::BenchCommand) -> Result<Exit, Failure> {
             line(bench::rate(&bench_load(&load), rate.as_per_sec(), duration.as_secs_f64()))
         }
         cli::BenchCommand::Fleet { devices, classes } => line(bench::fleet(devices, classes)),
+        cli::BenchCommand::Ledger { scenario, duration } => line(bench::ledger(&scenario, duration)),
     };
     match json {
         Ok(l) => {

@@ -66,6 +66,12 @@ impl BitSet {
         self.words.values().all(|w| *w == 0)
     }
 
+    /// Bytes of heap the set holds: its table's capacity (a word and its key per slot, plus
+    /// hashbrown's control byte), not counting the allocator's own overhead.
+    pub fn heap_bytes(&self) -> u64 {
+        map_bytes(&self.words)
+    }
+
     fn word(&self, key: &(u64, u64)) -> u64 {
         self.words.get(key).copied().unwrap_or(0)
     }
@@ -75,6 +81,10 @@ impl BitSet {
             *self.words.entry(*k).or_insert(0) |= w;
         }
     }
+}
+
+fn map_bytes<K, V>(m: &IntMap<K, V>) -> u64 {
+    (m.capacity() * (std::mem::size_of::<(K, V)>() + 1)) as u64
 }
 
 /// What the producer side knows: acknowledged and failed messages.
@@ -122,6 +132,14 @@ impl AckLedger {
         if *known != p {
             *known = SEVERAL;
         }
+    }
+
+    /// Bytes of heap the ledger holds (see [`BitSet::heap_bytes`]).
+    pub fn heap_bytes(&self) -> u64 {
+        self.acked.heap_bytes()
+            + self.failed.heap_bytes()
+            + map_bytes(&self.partition)
+            + 8 * self.acked_by_second.capacity() as u64
     }
 
     /// The partition a stream's records were acknowledged in, if one.
@@ -225,6 +243,13 @@ impl SeenLedger {
 
     pub fn other_shard(&mut self) {
         self.other_shards += 1;
+    }
+
+    /// Bytes of heap the ledger holds (see [`BitSet::heap_bytes`]).
+    pub fn heap_bytes(&self) -> u64 {
+        let seconds =
+            self.seen_by_second.capacity() + self.duplicates_by_second.capacity() + self.reordered_by_second.capacity();
+        self.seen.heap_bytes() + map_bytes(&self.max_seq) + 8 * seconds as u64
     }
 
     /// The highest sequence number read of a keyed stream.
@@ -489,6 +514,19 @@ mod tests {
         let per_second = by_second(&a, &s, &Reach::default(), &|_, q| Some((q / 10) as u32));
         let lost: Vec<u64> = per_second.iter().map(|p| p.lost).collect();
         assert_eq!(lost, vec![1, 0, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn ledgers_cost_a_few_bytes_per_record_not_per_event_object() {
+        let (mut a, mut s) = (AckLedger::default(), SeenLedger::default());
+        for d in 0..1_000u32 {
+            for q in 0..200u64 {
+                a.acked(st(d), q, 0, (d % 24) as usize);
+                s.saw(st(d), q, 0);
+            }
+        }
+        let per_record = (a.heap_bytes() + s.heap_bytes()) as f64 / 200_000.0;
+        assert!(per_record > 0.1 && per_record < 4.0, "{per_record} bytes per record for both ledgers");
     }
 
     #[test]
