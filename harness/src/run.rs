@@ -298,6 +298,7 @@ impl Runner {
             match a.ready(&cancelled) {
                 Ok(at) => {
                     self.meta.campaign_info = Some(a.info(at));
+                    self.meta.warnings.push(campaign::clock_note(a.skew_ms));
                     tracing::info!(
                         "campaign: load starts at {}",
                         humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_millis(at))

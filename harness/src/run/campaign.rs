@@ -92,6 +92,20 @@ impl Agreement {
     }
 }
 
+/// What a shard's end-to-end figures assume about clocks, with the skew it could observe.
+pub fn clock_note(skew_ms: Option<(f64, f64)>) -> String {
+    let observed = match skew_ms {
+        Some((skew, within)) => format!(
+            "this shard's clock was {skew:+.1} ms off the broker's (within {within:.1} ms) when it announced itself"
+        ),
+        None => "the target did not stamp the control topic itself (LogAppendTime), so no skew was observed".into(),
+    };
+    format!(
+        "campaign shard: end-to-end latency and event age of records sent by other shards are measured across \
+         machines' clocks and assume they agree; {observed}"
+    )
+}
+
 fn unix_ms_now() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
@@ -113,6 +127,12 @@ pub fn sleep_until(unix_ms: u64, cancelled: &dyn Fn() -> bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clock_note_states_the_skew_or_that_none_was_observed() {
+        assert!(clock_note(Some((-3.25, 1.5))).contains("-3.2 ms off the broker's (within 1.5 ms)"));
+        assert!(clock_note(None).contains("no skew was observed"));
+    }
 
     #[test]
     fn every_shard_of_a_campaign_writes_the_same_run_id() {
