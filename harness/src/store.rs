@@ -178,7 +178,11 @@ impl Location {
 /// unreachable endpoint), within 2 minutes; `object_store`'s default waits up to 3 minutes.
 fn retry() -> RetryConfig {
     RetryConfig {
-        backoff: BackoffConfig { init_backoff: Duration::from_millis(200), max_backoff: Duration::from_secs(5), base: 2.0 },
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+        },
         max_retries: 5,
         retry_timeout: Duration::from_secs(120),
     }
@@ -216,9 +220,7 @@ fn scrub(secrets: &[String], text: &str) -> String {
 fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, StoreError> {
     static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     let rt = RT
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())
-        })
+        .get_or_init(|| tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string()))
         .as_ref()
         .map_err(|e| StoreError::Runtime(e.clone()))?;
     Ok(rt.block_on(f))
@@ -259,9 +261,12 @@ fn key(prefix: &ObjPath, rel: &str) -> ObjPath {
 }
 
 /// Upload every file under `local` to `to`, keeping relative names (`a/b.hlog` goes to
-/// `PREFIX/a/b.hlog`); to a local `to`, copy. Returns what was written, as URLs or paths, sorted.
+/// `PREFIX/a/b.hlog`); to a local `to`, copy. Returns what was written, as URLs or paths, in
+/// name order except that the top-level `report.json` goes last: a directory is recognised as a
+/// result by its `report.json` ([`fetch_inputs`]), so an interrupted upload never looks complete.
 pub fn upload_dir(local: &Path, to: &Location) -> Result<Vec<String>, StoreError> {
-    let files = files_under(local)?;
+    let mut files = files_under(local)?;
+    files.sort_by_key(|f| f == REPORT);
     match to {
         Location::Local(dir) => {
             let mut written = Vec::new();
@@ -373,13 +378,12 @@ pub fn download_dir(from: &Location, into: &Path) -> Result<Vec<PathBuf>, StoreE
                 if let Some(parent) = dest.parent() {
                     std::fs::create_dir_all(parent).map_err(io(parent))?;
                 }
-                let bytes = async { store.get(&meta.location).await?.bytes().await }.await.map_err(|e| {
-                    StoreError::Remote {
+                let bytes =
+                    async { store.get(&meta.location).await?.bytes().await }.await.map_err(|e| StoreError::Remote {
                         url: format!("{url}/{}", rel.join("/")),
                         op: "download".into(),
                         reason: scrub(secrets, &chain(&e)),
-                    }
-                })?;
+                    })?;
                 std::fs::write(&dest, &bytes).map_err(io(&dest))?;
                 written.push(dest);
             }
@@ -516,7 +520,8 @@ fn remote_results(loc: &Location) -> Result<Vec<(String, Location)>, StoreError>
         }
     }
     if found.is_empty() {
-        let mut seen: Vec<String> = listing.objects.iter().filter_map(|o| o.location.filename()).map(String::from).collect();
+        let mut seen: Vec<String> =
+            listing.objects.iter().filter_map(|o| o.location.filename()).map(String::from).collect();
         seen.extend(skipped.iter().map(|s| format!("{s}/")));
         let found = if seen.is_empty() {
             " (nothing is stored under it)".to_string()
@@ -611,7 +616,9 @@ mod tests {
         for local in ["reports/x", "/abs/dir", "./s3:/x", "s3", "C:\\x", "dir/s3://y"] {
             assert!(matches!(Location::parse_in(local, &e).unwrap(), Location::Local(_)), "{local}");
         }
-        assert!(matches!(Location::parse_in("file:///tmp/x", &e).unwrap(), Location::Local(p) if p == Path::new("/tmp/x")));
+        assert!(
+            matches!(Location::parse_in("file:///tmp/x", &e).unwrap(), Location::Local(p) if p == Path::new("/tmp/x"))
+        );
         let Location::Object { url, prefix, .. } = Location::parse_in("s3://bucket/a/b/", &e).unwrap() else {
             panic!("not object storage")
         };
