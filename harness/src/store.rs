@@ -174,8 +174,8 @@ impl Location {
     }
 }
 
-/// A request is retried 5 times, backing off from 0.2 s (about 6 s in all before giving up on an
-/// unreachable endpoint), within 2 minutes; `object_store`'s default waits up to 3 minutes.
+/// A request is retried 5 times, backing off (jittered) from 0.2 s up to 5 s, within 2 minutes: an
+/// unreachable endpoint is given up after seconds; `object_store`'s default waits up to 3 minutes.
 fn retry() -> RetryConfig {
     RetryConfig {
         backoff: BackoffConfig {
