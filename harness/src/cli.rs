@@ -170,7 +170,8 @@ pub struct RunArgs {
     /// The target's profile. Default: the embedded cluster (librdkafka's mock, 3 brokers, in process).
     #[arg(short, long)]
     pub profile: Option<PathBuf>,
-    /// Directory for the report. Default: reports/<scenario>-<time>.
+    /// Directory for the report, or s3://BUCKET/PREFIX (written to a temporary directory, then
+    /// uploaded; see docs/object-storage.md). Default: reports/<scenario>-<time>.
     #[arg(short, long)]
     pub out: Option<PathBuf>,
     /// Override the scenario's duration, e.g. 10s.

@@ -20,6 +20,7 @@ pub mod recorder;
 pub mod report;
 pub mod run;
 pub mod signals;
+pub mod store;
 pub mod wire;
 
 use anyhow::Context as _;
@@ -95,9 +96,14 @@ pub fn run_scenario_with(args: &RunArgs, interrupts: &signals::Interrupts, progr
         Some(p) => config::load_profile(p).map_err(config_failure)?,
         None => config::Loaded::builtin(Profile::embedded(), "(embedded default)"),
     };
+    // `--out s3://...`: the run writes into a local staging directory, uploaded once written.
+    let out = store::RunOut::resolve(args.out.as_deref()).map_err(|e| match e {
+        store::StoreError::Io { .. } => Failure::CouldNotStart(e.into()),
+        e => Failure::Invalid(e.into()),
+    })?;
     let opts = run::RunOptions {
         progress,
-        out: args.out.clone(),
+        out: out.dir(),
         duration: args.duration,
         seed: args.seed,
         unpaced: None,
@@ -115,6 +121,10 @@ pub fn run_scenario_with(args: &RunArgs, interrupts: &signals::Interrupts, progr
     if let Some(e) = finished.write_error {
         return Err(Failure::Output(anyhow::anyhow!(e)));
     }
+    out.publish(&finished.dir).map_err(|e| {
+        let kept = format!("the report was not uploaded; the local copy is kept in {}", finished.dir.display());
+        Failure::Output(anyhow::Error::new(e).context(kept))
+    })?;
     Ok(outcome(&finished.report))
 }
 

@@ -18,4 +18,5 @@ mod scenarios;
 mod schema;
 mod secrets;
 mod shapes;
+mod store;
 mod structure;
