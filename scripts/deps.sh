@@ -3,6 +3,7 @@
 #   scripts/deps.sh          C toolchain, pkg-config, OpenSSL and zlib headers (librdkafka is
 #                            built from source by rdkafka-sys), and a Rust toolchain check
 #   scripts/deps.sh --java   also a JDK (17+) and Maven, for the local Kafka cluster
+#   (both: python3 with venv, for the test tools installed from PyPI: moto, kubernetes-validate)
 set -euo pipefail
 
 want_java=0
@@ -15,6 +16,8 @@ if command -v dpkg-query >/dev/null 2>&1; then
   for p in build-essential pkg-config libssl-dev zlib1g-dev; do
     have_pkg "$p" || missing+=("$p")
   done
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
   if [ "$want_java" = 1 ]; then
     command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
     command -v mvn >/dev/null 2>&1 || missing+=(maven)

@@ -31,6 +31,10 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
 step "unit, validation and embedded-cluster tests"
+# The object-storage tests (tests/it/store.rs) start their own S3-compatible moto servers: install
+# moto[server] up front (into target/venv-moto unless a python3 already imports it), so that a
+# clean machine fails here, clearly.
+scripts/moto.sh install
 cargo test --locked --lib --bins
 cargo test --locked --doc
 # The integration binary one test at a time: its load tests measure latency and the harness's own
