@@ -15,6 +15,7 @@ pub mod explain;
 pub mod faults;
 #[cfg(test)]
 mod layers;
+pub mod merge;
 pub mod plan;
 pub mod recorder;
 pub mod report;
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> Exit {
             compare_runs(&dirs, baseline.as_deref(), max_regression.as_deref(), allow_different, out)
         }
         Command::Plan { scenario, duration, seed, json } => explain_plan(&scenario, duration, seed, json),
+        Command::Merge(args) => merge_shards(&args, !cli.quiet),
     };
     match result {
         Ok(exit) => exit,
@@ -299,4 +301,21 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_target(false)
         .compact()
         .try_init();
+}
+
+/// `fleetstorm merge`: one report from a campaign's shards; the exit code follows the merged
+/// report's status and gates, as `run`'s does.
+pub fn merge_shards(args: &cli::MergeArgs, progress: bool) -> Result<Exit, Failure> {
+    let opts = merge::MergeOptions {
+        dirs: args.dirs.clone(),
+        out: args.out.clone(),
+        allow_partial: args.allow_partial,
+        gates: args.gates.clone(),
+        progress,
+    };
+    let report = merge::merge(&opts).map_err(|e| {
+        if e.is_input() { Failure::Invalid(anyhow::Error::new(e)) } else { Failure::Output(anyhow::Error::new(e)) }
+    })?;
+    print!("{}", report::summary::text(&report, &args.out.join("report.json").display().to_string()));
+    Ok(outcome(&report))
 }

@@ -61,6 +61,8 @@ pub fn assemble(info: &RunInfo<'_>, ending: Ending, load: Option<Load<'_>>) -> R
         status: ending.status,
         stopped_by: ending.cause,
         status_reason: ending.reason,
+        campaign: None,
+        merged: None,
         scenario: ScenarioInfo {
             name: s.name.clone(),
             description: s.description.clone(),

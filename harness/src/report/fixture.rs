@@ -86,6 +86,8 @@ pub fn report(profile: &str) -> Report {
         status: Status::Completed,
         stopped_by: None,
         status_reason: None,
+        campaign: None,
+        merged: None,
         scenario: ScenarioInfo {
             name: "fixture".into(),
             description: Some("a crafted report".into()),

@@ -45,6 +45,12 @@ pub struct Report {
     /// Why the run was aborted or failed, in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
+    /// One shard of a campaign (`run --shard I/N`); absent for a single run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<CampaignInfo>,
+    /// A report merged from a campaign's shards (`fleetstorm merge`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeInfo>,
     pub scenario: ScenarioInfo,
     pub target: TargetInfo,
     /// RFC 3339, UTC.
@@ -396,6 +402,44 @@ impl DuplicateCause {
             }
         }
     }
+}
+
+/// The campaign a shard run belongs to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CampaignInfo {
+    /// Shared by every shard of the campaign; every record carries its hash as the run id.
+    pub id: String,
+    pub shard: u32,
+    pub shards: u32,
+    /// The agreed start of the load, Unix milliseconds: second 0 of every shard's timeline.
+    pub start_unix_ms: u64,
+    /// This shard's clock minus the target's, in ms, as observed at the start (absent when
+    /// the target did not stamp records itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_ms: Option<f64>,
+}
+
+/// What a merged report was made of.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MergeInfo {
+    pub campaign: String,
+    pub shards: u32,
+    /// Shard indexes merged, and the ones missing (only with `--allow-partial`).
+    pub merged: Vec<u32>,
+    pub missing: Vec<u32>,
+    /// Per merged shard: its own harness verdict, so a saturated shard is named.
+    pub per_shard: Vec<ShardSummary>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ShardSummary {
+    pub shard: u32,
+    pub status: String,
+    pub acked: u64,
+    pub harness_saturated: bool,
+    pub cpu_pct_mean: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_skew_ms: Option<f64>,
 }
 
 impl Report {
