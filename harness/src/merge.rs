@@ -22,8 +22,6 @@
 //! - **Each shard's harness verdict is kept** (`merged.per_shard`); a saturated shard is named.
 
 pub mod hlogs;
-#[cfg(test)]
-mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -777,3 +775,7 @@ fn warnings(r: &mut Report, c: &Campaign) {
     }
     r.warnings = w;
 }
+
+// Last in the file: `layers.rs` reads the product code up to a file's test module.
+#[cfg(test)]
+mod tests;
