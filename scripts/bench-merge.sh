@@ -88,11 +88,11 @@ for rep in $(seq 1 "$REPS"); do
     user=$(sed -n 's/.*User time (seconds): //p' "$OUT/time-$rep.txt")
     sys=$(sed -n 's/.*System time (seconds): //p' "$OUT/time-$rep.txt")
     secs=$(python3 -c "import sys; p=sys.argv[1].split(':'); print(sum(float(x)*60**i for i,x in enumerate(reversed(p))))" "$wall")
-    acked=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['produce']['acked'], r['produce']['latency_from_intended']['count'])" "$merged/report.json")
+    samples=$(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['produce']['latency_from_intended']['count'])" "$merged/report.json")
     out_mb=$(du -sm "$merged" | cut -f1)
-    printf '{"bench":"merge","shards":%s,"seconds":%s,"rep":%s,"wall_s":%s,"user_s":%s,"sys_s":%s,"peak_rss_mib":%.1f,"input_mib":%s,"hlog_mib_per_shard":%s,"intervals_per_shard":%s,"output_mib":%s,"acked_and_latency_count":"%s","cores":%s}\n' \
+    printf '{"bench":"merge","shards":%s,"seconds":%s,"rep":%s,"wall_s":%s,"user_s":%s,"sys_s":%s,"peak_rss_mib":%.1f,"input_mib":%s,"hlog_mib_per_shard":%s,"intervals_per_shard":%s,"output_mib":%s,"produce_latency_samples":%s,"cores":%s}\n' \
         "$SHARDS" "$SECONDS_" "$rep" "$secs" "$user" "$sys" "$(awk "BEGIN{print $rss_kb/1024}")" "$input_mb" "$hlog_mb" \
-        "$intervals" "$out_mb" "$acked" "$(nproc)" >> "$RESULTS"
+        "$intervals" "$out_mb" "$samples" "$(nproc)" >> "$RESULTS"
     tail -1 "$RESULTS" >&2
     [ "$rep" -lt "$REPS" ] && rm -rf "$merged"
 done

@@ -32,7 +32,7 @@ use crate::recorder::hlog::FILES;
 use crate::report::error::{ReadError, WriteError};
 use crate::report::faults::{self, FaultReport};
 use crate::report::gates::Judge;
-use crate::report::schema::{AuditPoint, GroupPoint, HarnessPoint, LatencySummary, RebalanceEvent, TimelinePoint};
+use crate::report::schema::{AuditPoint, HarnessPoint, LatencySummary, RebalanceEvent, TimelinePoint};
 use crate::report::shapes;
 use crate::report::{
     ClassReport, GroupReport, HarnessReport, MaxRate, MergeInfo, Report, ShardSummary, Status, VersionReport,
@@ -120,17 +120,26 @@ pub struct Campaign {
     pub start_unix_ms: u64,
     pub parts: Vec<Shard>,
     pub missing: Vec<u32>,
+    /// The shards' timelines, folded as they were read (their own then dropped, so that 64
+    /// shards of an hour never hold 64 timelines at once); `None`: fold the parts' timelines.
+    pub folded: Option<Folded>,
 }
 
 /// Read the shards' reports and check they belong together.
 pub fn load(dirs: &[PathBuf], allow_partial: bool) -> Result<Campaign, MergeError> {
     let mut parts = Vec::new();
+    let mut folded = Folded::default();
     for dir in dirs {
-        let report = Report::read(dir)?;
+        let mut report = Report::read(dir)?;
         let Some(c) = &report.campaign else { return Err(MergeError::NotAShard { dir: dir.clone() }) };
-        parts.push(Shard { dir: dir.clone(), index: c.shard, report });
+        let index = c.shard;
+        folded.add(&report.timeline);
+        report.timeline = Vec::new();
+        parts.push(Shard { dir: dir.clone(), index, report });
     }
-    check(parts, allow_partial)
+    let mut c = check(parts, allow_partial)?;
+    c.folded = Some(folded);
+    Ok(c)
 }
 
 /// Check that shards belong together: one campaign, one scenario, one shard count and start,
@@ -175,7 +184,7 @@ pub fn check(mut parts: Vec<Shard>, allow_partial: bool) -> Result<Campaign, Mer
     if !missing.is_empty() && !allow_partial {
         return Err(MergeError::Missing { campaign: c0.id, missing, shards: c0.shards });
     }
-    Ok(Campaign { id: c0.id, shards: c0.shards, start_unix_ms: c0.start_unix_ms, parts, missing })
+    Ok(Campaign { id: c0.id, shards: c0.shards, start_unix_ms: c0.start_unix_ms, parts, missing, folded: None })
 }
 
 /// The merged histogram families, in the order of [`FILES`].
@@ -187,17 +196,38 @@ pub struct Latencies {
     pub age: hlogs::Family,
 }
 
-/// Merge the shards' interval logs; write the merged logs into `out` when given.
+/// Merge the shards' interval logs; write the merged logs into `out` when given. The five
+/// families are independent: each is merged on its own thread.
 pub fn merge_latencies(c: &Campaign, out: Option<&Path>, progress: bool) -> Result<Latencies, MergeError> {
     let template = Hist::template().map_err(|e| MergeError::Hlog { path: PathBuf::new(), why: e.to_string() })?;
     let warmup_us = c.parts.first().map_or(0, |p| (p.report.scenario.warmup_s * 1e6).round() as u64);
+    let origin_unix_us = c.start_unix_ms.saturating_mul(1000);
+    let merged: Vec<Result<hlogs::Family, MergeError>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = FILES
+            .iter()
+            .map(|name| {
+                let inputs: Vec<PathBuf> = c.parts.iter().map(|p| p.dir.join(name)).collect();
+                let path = out.map(|o| o.join(name));
+                let template = &template;
+                let thread = scope.spawn(move || {
+                    let output = path.as_deref().map(|path| hlogs::Output { path, origin_unix_us });
+                    hlogs::merge_family(name, &inputs, template, warmup_us, output.as_ref())
+                });
+                (name, thread)
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|(name, t)| {
+                t.join().unwrap_or_else(|_| {
+                    Err(MergeError::Hlog { path: PathBuf::from(name), why: "the merging thread panicked".into() })
+                })
+            })
+            .collect()
+    });
     let mut families = Vec::new();
-    for name in FILES {
-        let inputs: Vec<PathBuf> = c.parts.iter().map(|p| p.dir.join(name)).collect();
-        let path = out.map(|o| o.join(name));
-        let output =
-            path.as_deref().map(|path| hlogs::Output { path, origin_unix_us: c.start_unix_ms.saturating_mul(1000) });
-        let f = hlogs::merge_family(name, &inputs, &template, warmup_us, output.as_ref())?;
+    for (name, f) in FILES.iter().zip(merged) {
+        let f = f?;
         if progress {
             eprintln!("  {name}: {} intervals merged into {}", f.intervals_in, f.seconds.len());
         }
@@ -349,7 +379,16 @@ pub fn combine(c: &Campaign, lat: &Latencies) -> Result<Report, MergeError> {
     }
     r.max_rate = max_rate(&reports);
     r.gates = Vec::new();
-    r.timeline = timeline(&reports, lat);
+    r.timeline = match &c.folded {
+        Some(f) => f.clone().finish(lat),
+        None => {
+            let mut f = Folded::default();
+            for x in &reports {
+                f.add(&x.timeline);
+            }
+            f.finish(lat)
+        }
+    };
     produce(&mut r, &reports, lat);
     consumers(&mut r, parts, lat);
     audit(&mut r, &reports);
@@ -421,13 +460,26 @@ fn max_rate(reports: &[&Report]) -> Option<MaxRate> {
 /// Second by second: counts add, lag is the largest shard's, faults and waves are the union,
 /// latencies come from the merged intervals; the harness's own use adds up over the machines
 /// (the host's CPU is their mean).
-fn timeline(reports: &[&Report], lat: &Latencies) -> Vec<TimelinePoint> {
-    let len = reports.iter().filter_map(|x| x.timeline.iter().map(|p| p.t as usize + 1).max()).max().unwrap_or(0);
-    let mut tl: Vec<TimelinePoint> = (0..len).map(|t| TimelinePoint { t: t as u32, ..Default::default() }).collect();
-    let mut hosts: Vec<u32> = vec![0; len];
-    for x in reports {
-        for p in &x.timeline {
-            let Some(m) = tl.get_mut(p.t as usize) else { continue };
+#[derive(Clone, Debug, Default)]
+pub struct Folded {
+    points: Vec<TimelinePoint>,
+    /// Shards with a harness sample, per second.
+    hosts: Vec<u32>,
+}
+
+/// A timeline second beyond the longest run a scenario may declare (7 days) is not a second.
+const MAX_SECOND: u32 = 7 * 24 * 3600 + 3600;
+
+impl Folded {
+    /// Fold one shard's timeline in.
+    pub fn add(&mut self, timeline: &[TimelinePoint]) {
+        for p in timeline.iter().filter(|p| p.t <= MAX_SECOND) {
+            while self.points.len() <= p.t as usize {
+                let t = self.points.len() as u32;
+                self.points.push(TimelinePoint { t, ..Default::default() });
+                self.hosts.push(0);
+            }
+            let m = &mut self.points[p.t as usize];
             m.produced += p.produced;
             m.acked += p.acked;
             m.failed += p.failed;
@@ -455,13 +507,13 @@ fn timeline(reports: &[&Report], lat: &Latencies) -> Vec<TimelinePoint> {
                 s.reordered += a.reordered;
             }
             for (g, gp) in &p.consumers {
-                let s = m.consumers.entry(g.clone()).or_insert_with(GroupPoint::default);
+                let s = m.consumers.entry(g.clone()).or_default();
                 s.consumed += gp.consumed;
                 s.rereads += gp.rereads;
                 s.lag = s.lag.max(gp.lag);
             }
             if let Some(h) = p.harness {
-                hosts[p.t as usize] += 1;
+                self.hosts[p.t as usize] += 1;
                 m.harness = Some(match m.harness {
                     None => h,
                     Some(s) => HarnessPoint {
@@ -474,21 +526,26 @@ fn timeline(reports: &[&Report], lat: &Latencies) -> Vec<TimelinePoint> {
             }
         }
     }
-    for (m, n) in tl.iter_mut().zip(&hosts) {
-        if let Some(h) = &mut m.harness
-            && *n > 1
-        {
-            h.host_cpu_pct /= *n as f32;
+
+    /// The merged timeline, with every second's latencies from the merged intervals.
+    pub fn finish(self, lat: &Latencies) -> Vec<TimelinePoint> {
+        let mut tl = self.points;
+        for (m, n) in tl.iter_mut().zip(&self.hosts) {
+            if let Some(h) = &mut m.harness
+                && *n > 1
+            {
+                h.host_cpu_pct /= *n as f32;
+            }
+            let t = m.t;
+            m.produce = lat.from_intended.seconds.get(&t).map(|s| s.all.clone()).unwrap_or_default();
+            m.send_lag_p99_us = lat.send_lag.seconds.get(&t).map_or(0, |s| s.all.p99_us);
+            for (g, gp) in &mut m.consumers {
+                gp.e2e = lat.e2e.seconds.get(&t).and_then(|s| s.tags.get(g)).cloned().unwrap_or_default();
+                gp.age_p99_us = lat.age.seconds.get(&t).and_then(|s| s.tags.get(g)).map_or(0, |w| w.p99_us);
+            }
         }
-        let t = m.t;
-        m.produce = lat.from_intended.seconds.get(&t).map(|s| s.all.clone()).unwrap_or_default();
-        m.send_lag_p99_us = lat.send_lag.seconds.get(&t).map_or(0, |s| s.all.p99_us);
-        for (g, gp) in &mut m.consumers {
-            gp.e2e = lat.e2e.seconds.get(&t).and_then(|s| s.tags.get(g)).cloned().unwrap_or_default();
-            gp.age_p99_us = lat.age.seconds.get(&t).and_then(|s| s.tags.get(g)).map_or(0, |w| w.p99_us);
-        }
+        tl
     }
-    tl
 }
 
 /// Produce counters and rates add (every device is in one shard); latencies are the merged

@@ -51,7 +51,106 @@ impl Family {
 struct Interval {
     second: u32,
     tag: String,
-    hist: Histogram<u64>,
+    counts: Counts,
+}
+
+/// An interval's histogram: as (value, count) pairs when it has the recorder's bounds (every
+/// log fleetstorm writes), else decoded whole.
+enum Counts {
+    Sparse(Vec<(u64, u64)>),
+    Whole(Histogram<u64>),
+}
+
+impl Counts {
+    fn add_to(&self, into: &mut Hist) {
+        match self {
+            Counts::Sparse(pairs) => {
+                for &(v, n) in pairs {
+                    into.h.saturating_record_n(v, n);
+                }
+            }
+            Counts::Whole(h) => add_recorded(into, h),
+        }
+    }
+}
+
+/// HdrHistogram's V2 encodings (`serialization/mod.rs` of the `hdrhistogram` crate).
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
+/// The recorder's histograms: 1 µs to an hour, 3 significant digits, so 2048 sub-buckets
+/// (`crate::recorder::Hist::template`); half of them, as a power of two.
+const SUB_BUCKET_HALF_MAGNITUDE: u32 = 10;
+
+/// The value of bucket `index` in a histogram with the recorder's bounds (as HdrHistogram's
+/// `value_for`, with a unit magnitude of 0 and 1024 half sub-buckets).
+fn value_for(index: usize) -> u64 {
+    let half = 1usize << SUB_BUCKET_HALF_MAGNITUDE;
+    let mut bucket = (index >> SUB_BUCKET_HALF_MAGNITUDE) as i64 - 1;
+    let mut sub = (index & (half - 1)) + half;
+    if bucket < 0 {
+        sub -= half;
+        bucket = 0;
+    }
+    (sub as u64) << bucket
+}
+
+fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn be_u64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Decode a compressed V2 histogram with the recorder's bounds straight into its non-zero
+/// (value, count) pairs: no histogram allocated, no empty bucket visited. `None` when the
+/// encoding is another one (then the `hdrhistogram` crate decodes it).
+fn sparse(bytes: &[u8], inflated: &mut Vec<u8>, out: &mut Vec<(u64, u64)>) -> Option<()> {
+    use std::io::Read as _;
+    if be_u32(bytes, 0)? != V2_COMPRESSED_COOKIE {
+        return None;
+    }
+    let len = be_u32(bytes, 4)? as usize;
+    inflated.clear();
+    flate2::read::ZlibDecoder::new(bytes.get(8..8 + len)?).read_to_end(inflated).ok()?;
+    let h = inflated.as_slice();
+    let (digits, low, high) = (be_u32(h, 12)?, be_u64(h, 16)?, be_u64(h, 24)?);
+    if be_u32(h, 0)? != V2_COOKIE
+        || be_u32(h, 8)? != 0
+        || (digits, low, high) != (3, 1, crate::recorder::HIST_MAX_US)
+        || f64::from_bits(be_u64(h, 32)?) != 1.0
+    {
+        return None;
+    }
+    let payload = h.get(40..40 + be_u32(h, 4)? as usize)?;
+    out.clear();
+    let (mut index, mut at) = (0usize, 0usize);
+    while at < payload.len() {
+        // LEB128, 9 bytes at most, the ninth taken whole.
+        let mut v = 0u64;
+        for i in 0..9 {
+            let b = *payload.get(at)?;
+            at += 1;
+            if i == 8 {
+                v |= u64::from(b) << 56;
+                break;
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let n = ((v >> 1) as i64) ^ -((v & 1) as i64);
+        if n < 0 {
+            index = index.checked_add(n.unsigned_abs() as usize)?;
+        } else {
+            if n > 0 {
+                out.push((value_for(index), n as u64));
+            }
+            index += 1;
+        }
+    }
+    Some(())
 }
 
 /// A shard's log, read one interval at a time.
@@ -61,6 +160,7 @@ struct Reader {
     line_no: usize,
     deserializer: Deserializer,
     decoded: Vec<u8>,
+    inflated: Vec<u8>,
     peeked: Option<Interval>,
 }
 
@@ -78,6 +178,7 @@ impl Reader {
             line_no: 0,
             deserializer: Deserializer::new(),
             decoded: Vec::new(),
+            inflated: Vec::new(),
             peeked: None,
         };
         r.advance()?;
@@ -116,11 +217,16 @@ impl Reader {
             base64::engine::general_purpose::STANDARD
                 .decode_vec(encoded.trim(), &mut self.decoded)
                 .map_err(|e| self.bad(format!("histogram is not base64: {e}")))?;
-            let hist: Histogram<u64> = self
-                .deserializer
-                .deserialize(&mut self.decoded.as_slice())
-                .map_err(|e| self.bad(format!("histogram cannot be decoded: {e:?}")))?;
-            self.peeked = Some(Interval { second: start.round() as u32, tag: tag.to_string(), hist });
+            let mut pairs = Vec::new();
+            let counts = match sparse(&self.decoded, &mut self.inflated, &mut pairs) {
+                Some(()) => Counts::Sparse(pairs),
+                None => Counts::Whole(
+                    self.deserializer
+                        .deserialize(&mut self.decoded.as_slice())
+                        .map_err(|e| self.bad(format!("histogram cannot be decoded: {e:?}")))?,
+                ),
+            };
+            self.peeked = Some(Interval { second: start.round() as u32, tag: tag.to_string(), counts });
             return Ok(());
         }
         Ok(())
@@ -162,18 +268,25 @@ pub fn merge_family(
         begin_log(&mut w, name, o.origin_unix_us, &mut serializer).map_err(|e| write_err(o.path, e))?;
         writer = Some(w);
     }
-    // This second's merged histograms, by tag; reused from second to second.
+    // This second's merged histograms, by tag: the first shard's interval, the others added.
     let mut current: BTreeMap<String, Hist> = BTreeMap::new();
     let mut all = template.empty_like();
     while let Some(second) = readers.iter().filter_map(|r| r.peeked.as_ref().map(|i| i.second)).min() {
-        for h in current.values_mut() {
-            h.reset();
-        }
+        current.clear();
         for r in &mut readers {
             while let Some(i) = r.peeked.take_if(|i| i.second == second) {
                 family.intervals_in += 1;
-                let slot = current.entry(i.tag).or_insert_with(|| template.empty_like());
-                slot.add(&Hist { h: i.hist, clamped: 0 });
+                match (current.get_mut(&i.tag), i.counts) {
+                    (Some(slot), counts) => counts.add_to(slot),
+                    (None, Counts::Whole(h)) => {
+                        current.insert(i.tag, Hist { h, clamped: 0 });
+                    }
+                    (None, counts) => {
+                        let mut slot = template.empty_like();
+                        counts.add_to(&mut slot);
+                        current.insert(i.tag, slot);
+                    }
+                }
                 r.advance()?;
             }
             if r.peeked.as_ref().is_some_and(|i| i.second < second) {
@@ -184,7 +297,7 @@ pub fn merge_family(
         let measured = u64::from(second) * 1_000_000 >= warmup_us;
         let mut point = Second::default();
         for (tag, h) in current.iter().filter(|(_, h)| !h.is_empty()) {
-            all.add(h);
+            add_recorded(&mut all, &h.h);
             point.tags.insert(tag.clone(), h.window());
             if let (Some(w), Some(o)) = (&mut writer, out)
                 && let Some(line) = interval_line(&mut serializer, second, h, (!tag.is_empty()).then_some(tag.as_str()))
@@ -192,11 +305,11 @@ pub fn merge_family(
                 w.write_all(&line).map_err(|e| write_err(o.path, e))?;
             }
             if measured {
-                family.totals.entry(tag.clone()).or_insert_with(|| template.empty_like()).add(h);
+                add_recorded(family.totals.entry(tag.clone()).or_insert_with(|| template.empty_like()), &h.h);
             }
         }
         if measured {
-            family.all.add(&all);
+            add_recorded(&mut family.all, &all.h);
         }
         point.all = all.window();
         family.seconds.insert(second, point);
@@ -205,4 +318,40 @@ pub fn merge_family(
         w.flush().map_err(|e| write_err(o.path, e))?;
     }
     Ok(family)
+}
+
+/// Add `from`'s recorded values into `into`, visiting only `from`'s buckets up to its largest
+/// value (`Histogram::add` visits every bucket up to an hour: most of a merge's time, for
+/// latencies of milliseconds). Both have the recorder's bounds, so each value lands in the same
+/// bucket it came from: the counts, and so every percentile, are those `add` gives.
+fn add_recorded(into: &mut Hist, from: &Histogram<u64>) {
+    for v in from.iter_recorded() {
+        into.h.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path decodes fleetstorm's own intervals (it is not silently skipped for the
+    /// crate's decoder): the pairs are the histogram's recorded buckets.
+    #[test]
+    fn the_recorders_intervals_decode_sparsely_to_their_recorded_buckets() {
+        let mut h = Hist::template().unwrap();
+        for v in [1, 2, 1_000, 2_047, 2_048, 2_049, 12_345, 12_345, 987_654, crate::recorder::HIST_MAX_US] {
+            h.record(v);
+        }
+        let mut ser = V2DeflateSerializer::new();
+        let line = String::from_utf8(interval_line(&mut ser, 3, &h, Some("t")).unwrap()).unwrap();
+        let encoded = line.trim().rsplit(',').next().unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+        let (mut inflated, mut pairs) = (Vec::new(), Vec::new());
+        assert_eq!(sparse(&bytes, &mut inflated, &mut pairs), Some(()));
+        let expected: Vec<(u64, u64)> =
+            h.h.iter_recorded().map(|v| (h.h.lowest_equivalent(v.value_iterated_to()), v.count_at_value())).collect();
+        assert_eq!(pairs, expected);
+        // Another encoding is left to the crate's decoder.
+        assert_eq!(sparse(b"not a histogram", &mut inflated, &mut pairs), None);
+    }
 }

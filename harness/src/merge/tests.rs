@@ -12,6 +12,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::recorder::HIST_MAX_US;
 use crate::recorder::hlog::{begin_log, interval_line};
+use crate::report::schema::GroupPoint;
 use crate::report::{CampaignInfo, fixture};
 
 const TAGS: [&str; 3] = ["telemetry", "alarm", ""];
@@ -237,4 +238,20 @@ fn a_fault_is_taken_from_the_shard_that_injected_it_and_measured_on_the_merged_t
     assert_eq!(r.faults[0].started_s, a.report.faults[0].started_s);
     assert_ne!(r.faults[0].recovery.recovered_s, Some(999.0), "recomputed on the merged timeline");
     assert_eq!(r.faults[0].unavailable.affected_partitions_s, a.report.faults[0].unavailable.affected_partitions_s);
+}
+
+#[test]
+fn a_merged_report_names_its_shards_in_the_summary_markdown_and_html() {
+    let (a, mut b) = (shard(0, 3), shard(2, 3));
+    b.report.harness.saturated = true;
+    let c = check(vec![a, b], true).unwrap();
+    let r = combine(&c, &no_latencies()).unwrap();
+    let text = crate::report::summary::text(&r, "out/report.json");
+    assert!(text.contains("  shards     2 of 3 merged (campaign c1), MISSING 1, harness saturated on 2\n"), "{text}");
+    let md = crate::report::summary::markdown(&r);
+    assert!(md.contains("## Shards"), "{md}");
+    assert!(md.contains("| 1 | **MISSING** |"), "{md}");
+    let html = crate::report::html::render(&r, &[]);
+    assert!(html.contains("<h2>Shards</h2>") && html.contains("SATURATED"), "{html}");
+    assert!(r.warnings[0].starts_with("PARTIAL: shard(s) 1 of 3 missing"), "{:?}", r.warnings);
 }
