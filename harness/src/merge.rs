@@ -827,10 +827,34 @@ fn warnings(r: &mut Report, c: &Campaign) {
             list(&saturated)
         ));
     }
+    // The same warning from several shards once, naming them all.
+    let mut by_text: Vec<(&String, Vec<u32>)> = Vec::new();
     for p in &c.parts {
-        w.extend(p.report.warnings.iter().map(|x| format!("shard {}: {x}", p.index)));
+        for x in &p.report.warnings {
+            match by_text.iter_mut().find(|(t, _)| *t == x) {
+                Some((_, shards)) => shards.push(p.index),
+                None => by_text.push((x, vec![p.index])),
+            }
+        }
+    }
+    for (text, shards) in by_text {
+        w.push(format!("{}: {text}", shard_label(&shards)));
     }
     r.warnings = w;
+}
+
+/// `shard 3`, or `shards 0-2, 5` (indexes ascending).
+fn shard_label(shards: &[u32]) -> String {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &i in shards {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == i => *end = i,
+            _ => runs.push((i, i)),
+        }
+    }
+    let text: Vec<String> =
+        runs.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
+    format!("{} {}", if shards.len() == 1 { "shard" } else { "shards" }, text.join(", "))
 }
 
 // Last in the file: `layers.rs` reads the product code up to a file's test module.

@@ -255,3 +255,13 @@ fn a_merged_report_names_its_shards_in_the_summary_markdown_and_html() {
     assert!(html.contains("<h2>Shards</h2>") && html.contains("SATURATED"), "{html}");
     assert!(r.warnings[0].starts_with("PARTIAL: shard(s) 1 of 3 missing"), "{:?}", r.warnings);
 }
+
+#[test]
+fn a_warning_every_shard_gives_is_said_once_naming_the_shards() {
+    let parts: Vec<Shard> = (0..5).map(|i| shard(i, 5)).collect();
+    let c = check(parts, false).unwrap();
+    let r = combine(&c, &no_latencies()).unwrap();
+    assert_eq!(r.warnings, ["shards 0-4: the embedded cluster may have dropped records"]);
+    assert_eq!(shard_label(&[0, 1, 2, 5, 7, 8]), "shards 0-2, 5, 7-8");
+    assert_eq!(shard_label(&[3]), "shard 3");
+}

@@ -145,7 +145,13 @@ fn merged_counts_are_the_shards_sums_and_latencies_those_of_all_their_samples() 
         m.timeline[t].consumers["sink"].lag,
         a.timeline[t].consumers["sink"].lag.max(b.timeline[t].consumers["sink"].lag)
     );
-    assert!(m.warnings.iter().any(|w| w.starts_with("shard 1: ")) || b.warnings.is_empty());
+    for x in a.warnings.iter().chain(&b.warnings) {
+        assert!(
+            m.warnings.iter().any(|w| w.starts_with("shard") && w.ends_with(x.as_str())),
+            "{x} missing: {:?}",
+            m.warnings
+        );
+    }
 
     // Latencies: the percentiles of one histogram of both shards' intervals after warm-up.
     let warmup = m.scenario.warmup_s;
