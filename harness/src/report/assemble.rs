@@ -60,9 +60,9 @@ pub fn assemble(info: &RunInfo<'_>, ending: Ending, load: Option<Load<'_>>) -> R
         run_id: format!("{:016x}", m.run_id),
         status: ending.status,
         stopped_by: ending.cause,
-        status_reason: ending.reason,
         campaign: None,
         merged: None,
+        status_reason: ending.reason,
         scenario: ScenarioInfo {
             name: s.name.clone(),
             description: s.description.clone(),

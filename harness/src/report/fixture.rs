@@ -85,9 +85,9 @@ pub fn report(profile: &str) -> Report {
         run_id: "run-1".into(),
         status: Status::Completed,
         stopped_by: None,
-        status_reason: None,
         campaign: None,
         merged: None,
+        status_reason: None,
         scenario: ScenarioInfo {
             name: "fixture".into(),
             description: Some("a crafted report".into()),

@@ -42,15 +42,15 @@ pub struct Report {
     /// What stopped an aborted or failed run (absent for a completed one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_by: Option<StopCause>,
-    /// Why the run was aborted or failed, in words.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_reason: Option<String>,
     /// One shard of a campaign (`run --shard I/N`); absent for a single run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<CampaignInfo>,
     /// A report merged from a campaign's shards (`fleetstorm merge`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged: Option<MergeInfo>,
+    /// Why the run was aborted or failed, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
     pub scenario: ScenarioInfo,
     pub target: TargetInfo,
     /// RFC 3339, UTC.
