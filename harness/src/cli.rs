@@ -90,6 +90,9 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Merge the shards of a campaign (`run --shard I/N`) into one report: histograms merged
+    /// exactly, counters summed, the audit combined, gates evaluated on the whole.
+    Merge(MergeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -228,4 +231,21 @@ fn parse_rate(s: &str) -> Result<crate::config::units::Rate, String> {
 fn parse_topic(s: &str) -> Result<(String, u32), String> {
     let (name, p) = s.split_once(':').ok_or_else(|| format!("`{s}`: write NAME:PARTITIONS"))?;
     Ok((name.to_string(), p.parse().map_err(|_| format!("`{p}` is not a partition count"))?))
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' results: directories (each with its report.json and .hlog files), a directory
+    /// holding them as subdirectories, or the same as s3://BUCKET/PREFIX URLs.
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Directory for the merged report: new or empty.
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Merge the shards given even if some are missing; the report says which (`merged.missing`).
+    #[arg(long)]
+    pub allow_partial: bool,
+    /// Evaluate these gates (`gates: [...]`) instead of the scenario's own.
+    #[arg(long)]
+    pub gates: Option<PathBuf>,
 }

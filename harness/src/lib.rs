@@ -15,6 +15,7 @@ pub mod explain;
 pub mod faults;
 #[cfg(test)]
 mod layers;
+pub mod merge;
 pub mod plan;
 pub mod recorder;
 pub mod report;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Plan { scenario, duration, seed, json, shard } => {
             explain_plan(&scenario, duration, seed, json, shard.unwrap_or_default())
         }
+        Command::Merge(args) => merge_shards(&args, !cli.quiet),
     };
     match result {
         Ok(exit) => exit,
@@ -362,4 +364,29 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_target(false)
         .compact()
         .try_init();
+}
+
+/// `fleetstorm merge`: one report from a campaign's shards; the exit code follows the merged
+/// report's status and gates, as `run`'s does.
+pub fn merge_shards(args: &cli::MergeArgs, progress: bool) -> Result<Exit, Failure> {
+    // Local directories, s3:// URLs, or prefixes holding shard directories, as local directories.
+    let inputs: Vec<String> = args.dirs.iter().map(|d| d.to_string_lossy().into_owned()).collect();
+    let (dirs, _downloaded) = store::fetch_inputs(&inputs).map_err(|e| match e {
+        store::StoreError::Scheme { .. } | store::StoreError::Url { .. } | store::StoreError::NoResults { .. } => {
+            Failure::Invalid(anyhow::Error::new(e))
+        }
+        _ => Failure::CouldNotStart(anyhow::Error::new(e).context("could not read the shards' results")),
+    })?;
+    let opts = merge::MergeOptions {
+        dirs,
+        out: args.out.clone(),
+        allow_partial: args.allow_partial,
+        gates: args.gates.clone(),
+        progress,
+    };
+    let report = merge::merge(&opts).map_err(|e| {
+        if e.is_input() { Failure::Invalid(anyhow::Error::new(e)) } else { Failure::Output(anyhow::Error::new(e)) }
+    })?;
+    print!("{}", report::summary::text(&report, &args.out.join("report.json").display().to_string()));
+    Ok(outcome(&report))
 }

@@ -51,18 +51,7 @@ impl Hlogs {
             match File::create(&path) {
                 Ok(f) => {
                     let mut w = BufWriter::new(f);
-                    let start = UNIX_EPOCH + Duration::from_micros(origin_unix_us);
-                    let header = IntervalLogWriterBuilder::new()
-                        .add_comment(&format!("fleetstorm {}: {} (microseconds)", env!("CARGO_PKG_VERSION"), FILES[i]))
-                        .with_start_time(start)
-                        .with_base_time(start)
-                        .begin_log_with(&mut w, &mut self.serializer)
-                        .map(|_| ());
-                    let legend = writeln!(
-                        w,
-                        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
-                    );
-                    if header.is_err() || legend.is_err() {
+                    if begin_log(&mut w, FILES[i], origin_unix_us, &mut self.serializer).is_err() {
                         self.failed = true;
                         tracing::warn!("cannot write {}", path.display());
                         return None;
@@ -79,19 +68,7 @@ impl Hlogs {
     }
 
     fn interval(&mut self, i: usize, origin_unix_us: u64, second: u32, h: &Hist, tag: Option<&str>) {
-        if h.is_empty() {
-            return;
-        }
-        let mut buf = Vec::new();
-        {
-            let Ok(mut w) = IntervalLogWriterBuilder::new().begin_log_with(&mut buf, &mut self.serializer) else {
-                return;
-            };
-            let start = Duration::from_secs(u64::from(second));
-            if w.write_histogram(&h.h, start, Duration::from_secs(1), tag.and_then(Tag::new)).is_err() {
-                return;
-            }
-        }
+        let Some(buf) = interval_line(&mut self.serializer, second, h, tag) else { return };
         if let Some(f) = self.file(i, origin_unix_us)
             && f.write_all(&buf).is_err()
         {
@@ -137,4 +114,40 @@ impl Drop for Hlogs {
 /// The unix time of `t` in whole microseconds (for tests and readers).
 pub fn unix_us(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Begin the interval log `name` (one of [`FILES`]): the header HdrHistogram's tools read, with
+/// start and base time at `origin_unix_us` (second 0 of the run's timeline).
+pub fn begin_log(
+    w: &mut impl Write,
+    name: &str,
+    origin_unix_us: u64,
+    serializer: &mut V2DeflateSerializer,
+) -> std::io::Result<()> {
+    let start = UNIX_EPOCH + Duration::from_micros(origin_unix_us);
+    IntervalLogWriterBuilder::new()
+        .add_comment(&format!("fleetstorm {}: {name} (microseconds)", env!("CARGO_PKG_VERSION")))
+        .with_start_time(start)
+        .with_base_time(start)
+        .begin_log_with(&mut *w, serializer)
+        .map(|_| ())?;
+    writeln!(w, "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"")
+}
+
+/// One interval's line: second `second` of the timeline, one second long, tagged; `None` for an
+/// empty histogram (never written) or one that cannot be encoded.
+pub fn interval_line(
+    serializer: &mut V2DeflateSerializer,
+    second: u32,
+    h: &Hist,
+    tag: Option<&str>,
+) -> Option<Vec<u8>> {
+    if h.is_empty() {
+        return None;
+    }
+    let mut buf = Vec::new();
+    let mut w = IntervalLogWriterBuilder::new().begin_log_with(&mut buf, serializer).ok()?;
+    let start = Duration::from_secs(u64::from(second));
+    w.write_histogram(&h.h, start, Duration::from_secs(1), tag.and_then(Tag::new)).ok()?;
+    Some(buf)
 }

@@ -134,8 +134,6 @@ pub fn build(run: &FaultRun, cx: &Context<'_>) -> FaultReport {
         ..FaultReport::default()
     };
     let Some(start_us) = run.injected_at_us else { return r };
-    let start_s = secs(start_us);
-    let end_s = run.restored_at_us.map_or(cx.load_end_s, secs);
 
     // Unavailability, from the acknowledgement watch.
     let gap = |i: usize| run.first_acks.get(i).copied().flatten().map(|t| secs(t.saturating_sub(start_us)));
@@ -152,6 +150,23 @@ pub fn build(run: &FaultRun, cx: &Context<'_>) -> FaultReport {
             r.unavailable.topics.insert(topic.clone(), worst(all));
         }
     }
+    measure(&mut r, start_us, cx);
+    r
+}
+
+/// The figures of a fault that follow from the timeline (recovery, throughput dip, errors, the
+/// audit of its seconds, rebalances), from its start (`start_us`), its end (`ended_s`, else the
+/// load's end) and its unavailability window. [`build`] calls it on a run's timeline;
+/// `fleetstorm merge` calls it again on the merged timeline of a campaign.
+pub fn measure(r: &mut FaultReport, start_us: u64, cx: &Context<'_>) {
+    let secs = |us: u64| us as f64 / 1e6;
+    let start_s = secs(start_us);
+    let end_s = r.ended_s.unwrap_or(cx.load_end_s);
+    r.errors.clear();
+    r.rebalances.clear();
+    r.audit = AuditPoint::default();
+    r.recovery = Recovery::default();
+    r.throughput = Throughput::default();
 
     // Baseline: up to 10 seconds before the fault, after warm-up.
     let first = start_s.floor() as u32;
@@ -237,7 +252,6 @@ pub fn build(run: &FaultRun, cx: &Context<'_>) -> FaultReport {
             },
         );
     }
-    r
 }
 
 /// The largest value, or `None` if any is missing.

@@ -68,6 +68,9 @@ pub fn render(r: &Report, charts: &[Chart]) -> String {
             );
         }
     }
+    if r.merged.is_some() {
+        let _ = write!(o, "<h2>Shards</h2>{}", table::shards(r).html());
+    }
     if !r.faults.is_empty() {
         let _ = write!(o, "<h2>Faults</h2>{}", table::faults(r).html());
     }

@@ -160,6 +160,27 @@ pub fn text(r: &Report, report_path: &str) -> String {
             let _ = writeln!(o, "    FAILED   {}  ({})", g.gate, g.detail);
         }
     }
+    if let Some(m) = &r.merged {
+        let saturated: Vec<String> =
+            m.per_shard.iter().filter(|s| s.harness_saturated).map(|s| s.shard.to_string()).collect();
+        let _ = writeln!(
+            o,
+            "  shards     {} of {} merged (campaign {}){}{}",
+            m.merged.len(),
+            m.shards,
+            m.campaign,
+            if m.missing.is_empty() {
+                String::new()
+            } else {
+                format!(", MISSING {}", m.missing.iter().map(u32::to_string).collect::<Vec<_>>().join(", "))
+            },
+            if saturated.is_empty() {
+                String::new()
+            } else {
+                format!(", harness saturated on {}", saturated.join(", "))
+            }
+        );
+    }
     for w in &r.warnings {
         let _ = writeln!(o, "  warning    {w}");
     }
@@ -235,6 +256,9 @@ pub fn markdown(r: &Report) -> String {
     }
     if !r.waves.is_empty() {
         let _ = write!(o, "\n## Reconnect waves\n\n{}", table::waves(r).markdown());
+    }
+    if r.merged.is_some() {
+        let _ = write!(o, "\n## Shards\n\n{}", table::shards(r).markdown());
     }
     if !r.faults.is_empty() {
         let _ = write!(o, "\n## Faults\n\n{}", table::faults(r).markdown());

@@ -342,6 +342,31 @@ pub fn errors(r: &Report) -> Table {
     Table::of(&r.errors).col("kind", |(k, _)| k.as_str()).col("count", |(_, v)| count(**v)).done()
 }
 
+/// A merged report's shards (`fleetstorm merge`): each one's own verdict, and the missing ones.
+pub fn shards(r: &Report) -> Table {
+    let Some(m) = &r.merged else { return Table::of(Vec::<u32>::new()).done() };
+    let rows: Vec<(u32, Option<&super::ShardSummary>)> = (0..m.shards)
+        .filter_map(|i| match m.per_shard.iter().find(|s| s.shard == i) {
+            Some(s) => Some((i, Some(s))),
+            None => m.missing.contains(&i).then_some((i, None)),
+        })
+        .collect();
+    Table::of(rows)
+        .col("shard", |(i, _)| i.to_string())
+        .col("status", |(_, s)| s.map_or(Cell::alarm("MISSING"), |s| Cell::plain(&s.status)))
+        .col("acked", |(_, s)| s.map_or_else(String::new, |s| count(s.acked)))
+        .col("harness cpu mean", |(_, s)| s.map_or_else(String::new, |s| format!("{:.0}%", s.cpu_pct_mean)))
+        .col("harness", |(_, s)| match s {
+            Some(s) if s.harness_saturated => Cell::alarm("SATURATED"),
+            Some(_) => Cell::ok("ok"),
+            None => Cell::plain(""),
+        })
+        .col("clock skew", |(_, s)| {
+            s.and_then(|s| s.clock_skew_ms).map_or_else(|| "-".to_string(), |k| format!("{k:+.1} ms"))
+        })
+        .done()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ mod compose;
 mod embedded;
 mod fuzz;
 mod idempotence;
+mod merge;
 mod output;
 mod reports;
 mod scenarios;

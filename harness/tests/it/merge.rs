@@ -1,0 +1,278 @@
+//! `fleetstorm merge`: shards of one campaign merged into one report, checked against the
+//! shards' own files. Until `run --shard` exists, a campaign's shards are two short runs of one
+//! scenario stamped afterwards as shards 0 and 1 of a campaign of 2 with one agreed start.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::*;
+use fleetstorm::report::{CampaignInfo, Report};
+
+const SCENARIO: &str = r#"
+name: merge
+seed: 11
+duration: 6s
+warmup: 1s
+drain: 20s
+topics: [{name: merge.t, partitions: 6, replication: 3}]
+fleet:
+  devices: 600
+  classes:
+    - {name: tel, topic: merge.t, rate: 1/1s, size: 300B}
+    - {name: hb, topic: merge.t, rate: 1/2s, size: 64B, format: binary}
+consumers:
+  - {name: sink, members: 2, topics: [merge.t]}
+"#;
+
+/// Two finished shards of campaign `it`, made once for the module: (tempdir, [shard 0, shard 1]).
+fn shards() -> &'static (tempfile::TempDir, Vec<PathBuf>) {
+    static SHARDS: OnceLock<(tempfile::TempDir, Vec<PathBuf>)> = OnceLock::new();
+    SHARDS.get_or_init(|| {
+        let _g = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = write(dir.path(), "merge.yaml", SCENARIO);
+        let start_unix_ms = 1_796_000_000_000;
+        let dirs: Vec<PathBuf> = (0..2)
+            .map(|i| {
+                let out = dir.path().join(format!("shard-{i}"));
+                let o = bin().arg("run").arg(&scenario).arg("--out").arg(&out).arg("-q").output().unwrap();
+                assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+                stamp(&out, |c| {
+                    *c = Some(CampaignInfo {
+                        id: "it".into(),
+                        shard: i,
+                        shards: 2,
+                        start_unix_ms,
+                        clock_skew_ms: Some(0.5 * f64::from(i)),
+                    })
+                });
+                out
+            })
+            .collect();
+        (dir, dirs)
+    })
+}
+
+/// Rewrite a shard's report.json `campaign`.
+fn stamp(dir: &Path, f: impl FnOnce(&mut Option<CampaignInfo>)) {
+    let mut r = read_report(dir);
+    f(&mut r.campaign);
+    r.write(dir).unwrap();
+}
+
+/// A copy of a shard directory (report.json and .hlog files), to alter.
+fn copy(from: &Path, to: &Path) -> PathBuf {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let name = e.file_name();
+        let n = name.to_string_lossy();
+        if n == "report.json" || n.ends_with(".hlog") {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+    to.to_path_buf()
+}
+
+fn merge(dirs: &[&Path], out: &Path, args: &[&str]) -> std::process::Output {
+    bin().arg("merge").args(dirs).arg("--out").arg(out).args(args).output().unwrap()
+}
+
+/// One histogram per tag (and `""` for all) of every interval at or after `from_s` in the logs.
+fn histograms(logs: &[PathBuf], from_s: f64) -> BTreeMap<String, hdrhistogram::Histogram<u64>> {
+    use base64::Engine;
+    use hdrhistogram::serialization::Deserializer;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let mut out: BTreeMap<String, hdrhistogram::Histogram<u64>> = BTreeMap::new();
+    let mut d = Deserializer::new();
+    for p in logs {
+        let bytes = std::fs::read(p).unwrap();
+        for e in IntervalLogIterator::new(&bytes) {
+            if let LogEntry::Interval(i) = e.unwrap() {
+                if i.start_timestamp().as_secs_f64() + 1e-6 < from_s {
+                    continue;
+                }
+                let raw = base64::engine::general_purpose::STANDARD.decode(i.encoded_histogram()).unwrap();
+                let h: hdrhistogram::Histogram<u64> = d.deserialize(&mut raw.as_slice()).unwrap();
+                let tag = i.tag().map(|t| t.as_str().to_string()).unwrap_or_default();
+                for key in [tag, String::new()] {
+                    match out.get_mut(&key) {
+                        Some(all) => all.add(&h).unwrap(),
+                        None => {
+                            out.insert(key, h.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn merged_counts_are_the_shards_sums_and_latencies_those_of_all_their_samples() {
+    let (dir, s) = shards();
+    let out = dir.path().join("merged");
+    let o = merge(&[&s[1], &s[0]], &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("merged/report.json"), "{stdout}");
+    let (a, b, m) = (read_report(&s[0]), read_report(&s[1]), read_report(&out));
+
+    let info = m.merged.as_ref().expect("merged info");
+    assert_eq!(
+        (info.campaign.as_str(), info.shards, info.merged.clone(), info.missing.clone()),
+        ("it", 2, vec![0, 1], vec![])
+    );
+    assert_eq!(info.per_shard.iter().map(|x| x.acked).collect::<Vec<_>>(), vec![a.produce.acked, b.produce.acked]);
+    assert_eq!(info.per_shard[1].clock_skew_ms, Some(0.5));
+    assert!(m.campaign.is_none());
+    assert_eq!(m.produce.acked, a.produce.acked + b.produce.acked);
+    assert_eq!(m.produce.planned, a.produce.planned + b.produce.planned);
+    assert_eq!(m.audit.counts.acked, a.audit.counts.acked + b.audit.counts.acked);
+    assert_eq!(m.audit.counts.lost, a.audit.counts.lost + b.audit.counts.lost);
+    assert_eq!(m.audit.complete, a.audit.complete && b.audit.complete);
+    assert_eq!(m.consumers["sink"].consumed, a.consumers["sink"].consumed + b.consumers["sink"].consumed);
+    assert_eq!(m.consumers["sink"].members, 4);
+    for c in ["tel", "hb"] {
+        assert_eq!(m.produce.classes[c].acked, a.produce.classes[c].acked + b.produce.classes[c].acked);
+    }
+    let t = 3;
+    assert_eq!(m.timeline[t].acked, a.timeline[t].acked + b.timeline[t].acked);
+    assert_eq!(
+        m.timeline[t].consumers["sink"].lag,
+        a.timeline[t].consumers["sink"].lag.max(b.timeline[t].consumers["sink"].lag)
+    );
+    for x in a.warnings.iter().chain(&b.warnings) {
+        assert!(
+            m.warnings.iter().any(|w| w.starts_with("shard") && w.ends_with(x.as_str())),
+            "{x} missing: {:?}",
+            m.warnings
+        );
+    }
+
+    // Latencies: the percentiles of one histogram of both shards' intervals after warm-up.
+    let warmup = m.scenario.warmup_s;
+    let logs = |name: &str| s.iter().map(|d| d.join(name)).collect::<Vec<_>>();
+    let produce = histograms(&logs("produce-latency.hlog"), warmup);
+    let all = &produce[""];
+    let lat = &m.produce.latency_from_intended;
+    assert_eq!(lat.count, all.len());
+    assert!(lat.count > 1_000, "{lat:?}");
+    assert_eq!(
+        (lat.p50_us, lat.p99_us, lat.p999_us, lat.max_us),
+        (all.value_at_quantile(0.5), all.value_at_quantile(0.99), all.value_at_quantile(0.999), all.max())
+    );
+    assert_eq!(m.produce.classes["tel"].latency_from_intended.p99_us, produce["tel"].value_at_quantile(0.99));
+    let e2e = histograms(&logs("e2e-latency.hlog"), warmup);
+    assert_eq!(m.consumers["sink"].e2e_latency.p99_us, e2e["sink"].value_at_quantile(0.99));
+    // Every second's p99, too.
+    for p in m.timeline.iter().filter(|p| p.produce.count > 0).take(4) {
+        let second = histograms(&logs("produce-latency.hlog"), f64::from(p.t));
+        let before = histograms(&logs("produce-latency.hlog"), f64::from(p.t + 1));
+        let n = second[""].len() - before.get("").map_or(0, |h| h.len());
+        assert_eq!(p.produce.count, n, "second {}", p.t);
+    }
+    // The merged logs hold the merged intervals: read back, they give the same totals.
+    let merged_logs = histograms(&[out.join("produce-latency.hlog")], warmup);
+    assert_eq!(merged_logs[""].value_at_quantile(0.99), lat.p99_us);
+    assert_eq!(merged_logs[""].len(), lat.count);
+    for f in ["summary.md", "report.html", "latency.svg", "throughput.png", "e2e-latency.hlog", "send-lag.hlog"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    assert!(!out.join("junit.xml").exists(), "no gates, no JUnit");
+
+    // compare and compare --baseline take a merged report.
+    let o = bin().arg("compare").arg(&s[0]).arg(&out).arg("--out").arg(dir.path().join("bake")).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = bin()
+        .args(["compare", "--baseline"])
+        .arg(&out)
+        .arg(&out)
+        .arg("--out")
+        .arg(dir.path().join("baseline"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "a merged report against itself: {}", text(&o));
+    assert!(Report::read(&out).is_ok());
+}
+
+#[test]
+fn a_missing_shard_is_refused_and_allow_partial_marks_the_report() {
+    let (dir, s) = shards();
+    let out = dir.path().join("partial");
+    let o = merge(&[&s[1]], &out, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("campaign `it`: shard(s) 0 of 2 missing"), "{err}");
+    assert!(err.contains("--allow-partial"), "{err}");
+    assert!(!out.join("report.json").exists());
+
+    let o = merge(&[&s[1]], &out, &["--allow-partial"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let m = read_report(&out);
+    let info = m.merged.as_ref().unwrap();
+    assert_eq!((info.merged.clone(), info.missing.clone()), (vec![1], vec![0]));
+    assert!(m.warnings[0].starts_with("PARTIAL: shard(s) 0 of 2 missing"), "{:?}", m.warnings);
+    assert_eq!(m.produce.acked, read_report(&s[1]).produce.acked);
+}
+
+/// A change to a shard's report.
+type Alter = Box<dyn Fn(&mut Report)>;
+
+#[test]
+fn shards_of_different_campaigns_scenarios_or_counts_are_refused() {
+    let (dir, s) = shards();
+    let cases: [(&str, Alter, &str); 3] = [
+        ("campaign", Box::new(|r| r.campaign.as_mut().unwrap().id = "other".into()), "the campaign is `other`"),
+        ("fingerprint", Box::new(|r| r.scenario.fingerprint = "f00d".into()), "the scenario fingerprint is `f00d`"),
+        ("count", Box::new(|r| r.campaign.as_mut().unwrap().shards = 3), "the shard count is 3"),
+    ];
+    for (name, alter, expected) in cases {
+        let bad = copy(&s[1], &dir.path().join(format!("bad-{name}")));
+        let mut r = read_report(&bad);
+        alter(&mut r);
+        r.write(&bad).unwrap();
+        let o = merge(&[&s[0], &bad], &dir.path().join(format!("out-{name}")), &["--allow-partial"]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(expected) && err.contains("not of one campaign"), "{name}: {err}");
+    }
+    // A shard given twice.
+    let twice = copy(&s[0], &dir.path().join("twice"));
+    let o = merge(&[&s[0], &twice, &s[1]], &dir.path().join("out-twice"), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shard 0 is given twice"), "{}", text(&o));
+    // A single run is no shard.
+    let single = copy(&s[0], &dir.path().join("single"));
+    stamp(&single, |c| *c = None);
+    let o = merge(&[&single], &dir.path().join("out-single"), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a shard of a campaign"), "{}", text(&o));
+}
+
+#[test]
+fn gates_are_evaluated_on_the_merged_report_with_junit_and_exit_1() {
+    let (dir, s) = shards();
+    let gates = write(
+        dir.path(),
+        "gates.yaml",
+        "gates:\n  - {gate: \"audit.lost == 0\"}\n  - {name: too-fast, gate: \"produce.latency.p99 < 1us\"}\n",
+    );
+    let out = dir.path().join("gated");
+    let o = merge(&[&s[0], &s[1]], &out, &["--gates", gates.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let m = read_report(&out);
+    assert_eq!(m.gates.len(), 2);
+    assert!(!m.gates[1].passed);
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(junit.contains("too-fast") && junit.contains("failures=\"1\""), "{junit}");
+    // A gate on a metric the scenario does not have is refused before anything is written.
+    let bad = write(dir.path(), "bad-gates.yaml", "gates:\n  - {gate: \"consumers.nope.max_lag < 10\"}\n");
+    let out = dir.path().join("bad-gated");
+    let o = merge(&[&s[0], &s[1]], &out, &["--gates", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!out.join("report.json").exists());
+}
