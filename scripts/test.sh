@@ -42,6 +42,9 @@ cargo test --locked --doc
 # mutants included).
 cargo test --locked --test it -- --test-threads 1
 
+step "deployment files: Dockerfile and Kubernetes manifests, offline"
+scripts/validate-deploy.sh
+
 if [ "$fast" = 1 ]; then
   echo "skipped the real-Kafka tier (--fast)" >&2
   exit 0

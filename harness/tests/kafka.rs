@@ -394,6 +394,16 @@ fn three_shards_of_a_campaign_send_the_whole_plan_once_and_one_of_them_kills_a_b
         (acked..=attempted).contains(&(distinct as u64)),
         "independent count {distinct}: every acknowledged record, nothing not sent (acked {acked}, sent {attempted})"
     );
+    // One merged report: the plan's count, the shards' sums, the fault once with its recovery.
+    let merged = dir.path().join("merged");
+    let o = bin().arg("merge").arg(dir.path()).arg("--out").arg(&merged).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let m = read_report(&merged);
+    assert_eq!(m.produce.planned, whole);
+    assert_eq!(m.produce.acked, acked);
+    assert_eq!((m.audit.counts.lost, m.audit.counts.duplicates), (0, 0), "{:?}", m.audit);
+    assert_eq!(m.faults.len(), 1, "the kill appears once");
+    assert!(m.faults[0].recovery.recovered_s.is_some(), "{:?}", m.faults[0]);
     let status =
         std::process::Command::new(common::root().join("scripts/kafka-cluster.sh")).arg("status").output().unwrap();
     assert!(status.status.success(), "{}", text(&status));

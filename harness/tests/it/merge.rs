@@ -1,6 +1,7 @@
 //! `fleetstorm merge`: shards of one campaign merged into one report, checked against the
-//! shards' own files. Until `run --shard` exists, a campaign's shards are two short runs of one
-//! scenario stamped afterwards as shards 0 and 1 of a campaign of 2 with one agreed start.
+//! shards' own files. Most tests use two short runs of one scenario stamped afterwards as shards
+//! 0 and 1 of a campaign of 2 (cheap, and the stamps can be bent to test refusals); one runs three
+//! real shard processes (`run --shards 3`) against a served embedded cluster, then merges them.
 
 use crate::common;
 
@@ -275,4 +276,112 @@ fn gates_are_evaluated_on_the_merged_report_with_junit_and_exit_1() {
     let o = merge(&[&s[0], &s[1]], &out, &["--gates", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(!out.join("report.json").exists());
+}
+
+/// A served embedded cluster (`fleetstorm serve-embedded`) that shard processes can share, with
+/// `topics` created, stopped when dropped.
+struct Served {
+    child: std::process::Child,
+    bootstrap: String,
+}
+
+impl Served {
+    fn start(topics: &[&str]) -> Served {
+        use std::io::BufRead;
+        let mut c = bin();
+        c.args(["serve-embedded", "--brokers", "3", "--until-stdin-closes"]);
+        for t in topics {
+            c.args(["--topic", t]);
+        }
+        let mut child = c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let bootstrap = line.trim().strip_prefix("bootstrap=").unwrap().to_string();
+        Served { child, bootstrap }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 10's end-to-end check on the served embedded cluster: three shard processes of one
+/// campaign (the index from JOB_COMPLETION_INDEX, as in an Indexed Job), then `merge`. A fourth
+/// campaign, with one shard killed by SIGKILL mid-run, makes `merge` refuse, or with
+/// `--allow-partial` mark the report partial: never a silently smaller report.
+#[test]
+fn three_shard_processes_merge_into_the_whole_plan_and_a_killed_shard_is_never_silently_dropped() {
+    let _g = serial();
+    let served = Served::start(&["merge.t:6", "fleetstorm.control:1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "merge.yaml", SCENARIO);
+    let profile =
+        write(dir.path(), "p.yaml", &format!("name: served\nkind: kafka\nbootstrap_servers: {}\n", served.bootstrap));
+    let shard = |campaign: &str, i: u32| {
+        bin()
+            .arg("run")
+            .arg(&scenario)
+            .arg("--profile")
+            .arg(&profile)
+            .args(["--shards", "3", "--start-timeout", "60s", "-q"])
+            .arg("--out")
+            .arg(dir.path().join(campaign).join(format!("shard-{i}")))
+            .env("JOB_COMPLETION_INDEX", i.to_string())
+            .env("FLEETSTORM_CAMPAIGN", campaign)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let outputs: Vec<_> =
+        (0..3).map(|i| shard("c1", i)).collect::<Vec<_>>().into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    for o in &outputs {
+        assert_eq!(o.status.code(), Some(0), "{}", text(o));
+    }
+    let merged = dir.path().join("c1-merged");
+    // The campaign's directory holds the shards as subdirectories: merge finds them.
+    let o = bin().arg("merge").arg(dir.path().join("c1")).arg("--out").arg(&merged).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r = read_report(&merged);
+    let shards: Vec<Report> = (0..3).map(|i| read_report(&dir.path().join("c1").join(format!("shard-{i}")))).collect();
+    let plan = bin().arg("plan").arg(&scenario).arg("--json").output().unwrap();
+    let whole: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(r.produce.planned, whole["total"].as_u64().unwrap(), "the merged plan is the unsharded plan");
+    assert_eq!(r.produce.acked, shards.iter().map(|s| s.produce.acked).sum::<u64>());
+    assert_eq!(r.produce.acked, r.produce.planned, "everything acknowledged");
+    assert_eq!((r.audit.counts.lost, r.audit.counts.duplicates), (0, 0), "{:?}", r.audit);
+    assert_eq!(r.audit.counts.acked, r.produce.acked);
+    assert!(r.audit.complete);
+    assert_eq!(r.consumers["sink"].consumed, r.produce.acked, "one group over three machines read everything once");
+    assert_eq!(r.merged.as_ref().unwrap().merged, vec![0, 1, 2]);
+
+    // Campaign c2: shard 2 is killed once the load runs; the others finish.
+    let mut c2: Vec<_> = (0..3).map(|i| shard("c2", i)).collect();
+    let started = std::time::Instant::now();
+    while !dir.path().join("c2/shard-0/produce-latency.hlog").exists() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(90), "shard 0 never started its load");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    c2[2].kill().unwrap();
+    let killed = c2.pop().unwrap().wait_with_output().unwrap();
+    assert_eq!(killed.status.code(), None, "SIGKILL");
+    for c in c2 {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    let inputs = [dir.path().join("c2/shard-0"), dir.path().join("c2/shard-1"), dir.path().join("c2/shard-2")];
+    let o = bin().arg("merge").args(&inputs).arg("--out").arg(dir.path().join("c2-merged")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let why = text(&o);
+    assert!(why.contains("shard-2") || why.contains("shard(s) 2 of 3 missing"), "the refusal names the shard: {why}");
+    let partial = dir.path().join("c2-partial");
+    let o = bin().arg("merge").args(&inputs[..2]).arg("--out").arg(&partial).arg("--allow-partial").output().unwrap();
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", text(&o));
+    let p = read_report(&partial);
+    assert_eq!(p.merged.as_ref().unwrap().missing, vec![2]);
+    assert!(p.warnings.iter().any(|w| w.starts_with("PARTIAL")), "{:?}", p.warnings);
 }
