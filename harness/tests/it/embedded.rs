@@ -215,7 +215,10 @@ fn a_broker_kill_on_the_embedded_cluster_is_reported_with_its_recovery() {
     assert!(unavailable > 0.0 && unavailable < 4.0, "{unavailable}");
     assert!(f.recovery.baseline_p99_us.is_some());
     let p99s: Vec<(u32, u64)> = r.timeline.iter().map(|p| (p.t, p.produce.p99_us)).collect();
-    assert!(f.recovery.recovered_s.is_some(), "{:?} {p99s:?}", f.recovery);
+    // Recovered, or never disturbed: on a busy host the kill may move no second's p99 past the
+    // threshold (CI on a clean clone, 2026-12-02: peak 8.5 ms against a 16.9 ms threshold).
+    let undisturbed = f.recovery.peak_p99_us.zip(f.recovery.threshold_us).is_some_and(|(p, t)| p < t);
+    assert!(f.recovery.recovered_s.is_some() || undisturbed, "{:?} {p99s:?}", f.recovery);
     assert_eq!(f.actions.len(), 2);
     assert!(f.actions.iter().all(|a| a.ok));
     // The timeline shades the fault, and the audit holds across it.
