@@ -93,6 +93,30 @@ pub enum Command {
     /// Merge the shards of a campaign (`run --shard I/N`) into one report: histograms merged
     /// exactly, counters summed, the audit combined, gates evaluated on the whole.
     Merge(MergeArgs),
+    /// Check a target before a run: reach the bootstrap servers, TLS, authentication, broker and
+    /// API versions and, given a scenario, its topics and this principal's permissions (exit 3
+    /// naming the first cause); with --compat, what the target supports of what IoT pipelines
+    /// rely on.
+    Check(CheckArgs),
+}
+
+/// `fleetstorm check`.
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// The target's profile.
+    #[arg(short, long)]
+    pub profile: PathBuf,
+    /// A scenario: also check its topics and whether this principal may describe, write, read
+    /// and join the groups it needs.
+    pub scenario: Option<PathBuf>,
+    /// Also try, on a scratch topic, what IoT pipelines rely on (idempotence, transactions,
+    /// replay by time, compaction, headers, codecs, admin requests, both group protocols) and
+    /// report each as works / refused / wrong.
+    #[arg(long)]
+    pub compat: bool,
+    /// Write check.json (and compat.json with --compat) into this directory.
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@
 //! ARCHITECTURE.md for the codemap and the invariants.
 
 pub mod bench;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod compare;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> Exit {
             explain_plan(&scenario, duration, seed, json, shard.unwrap_or_default())
         }
         Command::Merge(args) => merge_shards(&args, !cli.quiet),
+        Command::Check(args) => check::run(&args),
     };
     match result {
         Ok(exit) => exit,

@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod barrier;
+pub mod compat;
 pub mod consumer;
 pub mod group;
 pub mod launch;
