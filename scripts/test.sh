@@ -64,9 +64,12 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
-scripts/kafka-cluster.sh start
+# One cluster for the whole tier: PLAINTEXT for most tests, and the secured listeners (SASL_SSL,
+# mTLS, OAUTHBEARER, with ACLs) beside it for tests/kafka/secured.rs.
+scripts/kafka-cluster.sh start --security all
 FLEETSTORM_KAFKA_BOOTSTRAP=$(scripts/kafka-cluster.sh bootstrap)
 export FLEETSTORM_KAFKA_BOOTSTRAP
+eval "$(scripts/kafka-cluster.sh env)"
 
 step "real-Kafka tests against $FLEETSTORM_KAFKA_BOOTSTRAP"
 cargo test --locked --features kafka-tests --test kafka -- --test-threads 1

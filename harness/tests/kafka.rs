@@ -3,6 +3,8 @@
 //! with `--features kafka-tests`; `scripts/test.sh` runs it.
 
 mod common;
+#[path = "kafka/secured.rs"]
+mod secured;
 
 use common::*;
 use fleetstorm::exit::Exit;

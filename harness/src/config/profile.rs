@@ -278,6 +278,12 @@ impl Redactor {
         Self::of_values(props.secrets.into_iter().chain(profile.secrets.iter().cloned()))
     }
 
+    /// The redactor of a profile alone (`fleetstorm check` without a scenario).
+    pub fn for_profile(profile: &Profile) -> Self {
+        let props = Self::from_properties(profile.librdkafka.iter());
+        Self::of_values(props.secrets.into_iter().chain(profile.secrets.iter().cloned()))
+    }
+
     pub fn from_properties<'a>(props: impl IntoIterator<Item = (&'a String, &'a String)>) -> Self {
         let mut secrets: Vec<String> =
             props.into_iter().filter(|(k, v)| is_secret_key(k) && v.len() >= 3).map(|(_, v)| v.clone()).collect();

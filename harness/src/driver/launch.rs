@@ -45,6 +45,15 @@ pub struct Layout {
 /// offsets under its id (see `group::start_offsets`).
 pub fn lay_out(conn: &Connection, s: &Scenario, plan: &Plan, run_id: u64) -> Result<Layout, TargetError> {
     let topics = conn.ensure_topics(&s.topics)?;
+    // A principal that may not write or read what the scenario needs would fail every send or
+    // fetch: say so now, in one line, rather than after the load.
+    let denied = conn.denials(&needs(s, run_id))?;
+    if let Some(first) = denied.first() {
+        for d in &denied[1..] {
+            tracing::error!("{d}");
+        }
+        return Err(TargetError::Refused(super::probe::Cause::Denied(first.clone())));
+    }
     if !topics.created.is_empty() {
         tracing::info!("created topics: {}", topics.created.join(", "));
     }
@@ -71,6 +80,35 @@ pub fn lay_out(conn: &Connection, s: &Scenario, plan: &Plan, run_id: u64) -> Res
         }
     }
     Ok(layout)
+}
+
+/// What a run of `s` needs of the target: DESCRIBE on every topic, WRITE where classes (and dead
+/// letters) write, READ where groups and the audit read, READ on each group.
+pub fn needs(s: &Scenario, run_id: u64) -> super::probe::Needs {
+    use super::probe::Operation::{Describe, Read, Write};
+    let mut n = super::probe::Needs::default();
+    let mut add = |topic: &str, op| {
+        let ops = n.topics.entry(topic.to_string()).or_insert_with(|| vec![Describe]);
+        if !ops.contains(&op) {
+            ops.push(op);
+        }
+    };
+    for c in &s.fleet.classes {
+        add(&c.topic, Write);
+        if s.audit.enabled {
+            add(&c.topic, Read);
+        }
+    }
+    for g in &s.consumers {
+        for t in &g.topics {
+            add(t, Read);
+        }
+        if let Some(d) = &g.dead_letter {
+            add(&d.topic, Write);
+        }
+    }
+    n.groups = s.consumers.iter().map(|g| group::group_id(g, &s.name, run_id)).collect();
+    n
 }
 
 /// A run's started drivers, and what the run watches them through.

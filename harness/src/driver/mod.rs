@@ -17,6 +17,7 @@ pub mod consumer;
 pub mod group;
 pub mod launch;
 pub mod pacer;
+pub mod probe;
 pub mod produce;
 pub mod producer;
 pub mod target;
@@ -73,6 +74,9 @@ pub struct ClientEvents {
     errors: Mutex<BTreeMap<u32, BTreeMap<String, u64>>>,
     /// librdkafka said all brokers are down at least once.
     pub all_brokers_down: AtomicBool,
+    /// The first distinct error reasons before the load started (secrets scrubbed): what
+    /// `probe::Cause::of` reads when connecting fails.
+    early: Mutex<Vec<(String, String)>>,
     start: Start,
 }
 
@@ -86,6 +90,24 @@ impl ClientEvents {
         if let Ok(mut m) = self.errors.lock() {
             *m.entry(second).or_default().entry(kind.to_string()).or_insert(0) += 1;
         }
+    }
+
+    /// Keep an error's kind and reason while the load has not started (the first 32 distinct).
+    pub fn remember(&self, kind: &str, reason: String) {
+        if self.start.get().is_some() {
+            return;
+        }
+        if let Ok(mut v) = self.early.lock()
+            && v.len() < 32
+            && !v.iter().any(|(k, r)| k == kind && *r == reason)
+        {
+            v.push((kind.to_string(), reason));
+        }
+    }
+
+    /// The errors kept by [`ClientEvents::remember`], oldest first: (kind, reason).
+    pub fn early_errors(&self) -> Vec<(String, String)> {
+        self.early.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
     /// Errors by kind over the run, prefixed `client.`.
@@ -132,18 +154,19 @@ pub struct Ctx {
 impl ClientContext for Ctx {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         let msg = self.redactor.scrub(log_message);
-        // Connection failures (`FAIL`) repeat every reconnect backoff while a broker is down,
-        // which a fault makes routine; they are counted as client errors, logged at debug.
-        let level = if fac == "FAIL" { RDKafkaLogLevel::Debug } else { level };
+        // Why a connection failed (TLS, SASL, protocol) is told only here, not as an error event
+        // of a client that is not being polled (a metadata request while connecting).
+        if fac == "FAIL" || (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            self.events.remember(fac, msg.clone());
+        }
+        // librdkafka's errors and warnings repeat every reconnect backoff while a broker is down,
+        // which a fault makes routine (they are counted as client errors): logged at debug
+        // (`-vv`), except what says the client itself is broken.
         match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
                 tracing::error!(target: "librdkafka", role = %self.role, "{fac}: {msg}")
             }
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", role = %self.role, "{fac}: {msg}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(target: "librdkafka", role = %self.role, "{fac}: {msg}")
-            }
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", role = %self.role, "{fac}: {msg}"),
+            _ => tracing::debug!(target: "librdkafka", role = %self.role, "{fac}: {msg}"),
         }
     }
 
@@ -153,6 +176,7 @@ impl ClientContext for Ctx {
             self.events.all_brokers_down.store(true, Ordering::Relaxed);
         }
         self.events.count(&kind);
+        self.events.remember(&kind, self.redactor.scrub(reason));
         // Transport errors repeat every reconnect backoff while a broker is down: keep them quiet.
         tracing::debug!(target: "librdkafka", role = %self.role, "{kind}: {}", self.redactor.scrub(reason));
     }
@@ -161,6 +185,9 @@ impl ClientContext for Ctx {
 /// Properties for a client: the target's, then the role's, then the user's overrides.
 pub fn client_config(bootstrap: &str, layers: &[&BTreeMap<String, String>]) -> ClientConfig {
     let mut cfg = ClientConfig::new();
+    // librdkafka's own log level follows the `log` crate's, which tracing leaves off: without
+    // warnings, why a connection fails (TLS, SASL) would never reach `Ctx::log`.
+    cfg.set_log_level(RDKafkaLogLevel::Warning);
     cfg.set("bootstrap.servers", bootstrap);
     for layer in layers {
         for (k, v) in *layer {

@@ -20,6 +20,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::faults::FaultError;
 
+use super::probe::{self, Cause};
 use super::{ClientEvents, Ctx, client_config};
 use crate::config::profile::{Profile, Redactor, TargetKind};
 use crate::config::scenario::TopicSpec;
@@ -32,6 +33,9 @@ pub const MOCK_MAX_SETS: u64 = 100_000;
 pub enum TargetError {
     #[error("target unreachable: no answer from bootstrap servers {servers} within {timeout:?}: {reason}")]
     Unreachable { servers: String, timeout: Duration, reason: String },
+    /// The target refused us (TLS, authentication, authorization), named in one line.
+    #[error("{0}")]
+    Refused(super::probe::Cause),
     #[error("could not start the embedded cluster: {0}")]
     Embedded(String),
     #[error("could not create client: {0}")]
@@ -109,7 +113,7 @@ impl Connection {
         cancel: Cancel,
     ) -> Result<Connection, TargetError> {
         let timeout = profile.connect_timeout.0;
-        let ctx = Ctx { role: "admin".into(), events, redactor };
+        let ctx = Ctx { role: "admin".into(), events: events.clone(), redactor };
         let (bootstrap, embedded) = match profile.kind {
             TargetKind::Embedded => {
                 let brokers = i32::try_from(profile.embedded_brokers()).unwrap_or(3);
@@ -136,14 +140,37 @@ impl Connection {
         // slowly) on a thread of its own, so that this one notices an interrupt at once.
         let probe = conn.consumer(None)?;
         let redactor = conn.ctx.redactor.clone();
+        let base = conn.base.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("connect".into())
             .spawn(move || {
-                let answer = probe
-                    .fetch_metadata(None, timeout)
-                    .map(|md| md.brokers().iter().map(|b| b.id()).collect::<Vec<i32>>())
-                    .map_err(|e| reason(e, &redactor));
+                // Ask in slices of a second: between them, serve the client's queue, where
+                // librdkafka tells why a connection fails (TLS, SASL) in log and error events,
+                // and stop at once when that is a refusal waiting cannot change.
+                let deadline = Instant::now() + timeout;
+                let answer = loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let slice = left.min(Duration::from_secs(1)).max(Duration::from_millis(100));
+                    match probe.fetch_metadata(None, slice) {
+                        Ok(md) => break Ok(md.brokers().iter().map(|b| b.id()).collect::<Vec<i32>>()),
+                        Err(e) => {
+                            for _ in 0..20 {
+                                if probe.poll(Duration::from_millis(5)).is_none() {
+                                    break;
+                                }
+                            }
+                            let cause = Cause::of(&events.early_errors(), &base);
+                            match cause {
+                                Some(c) if c.definitive() => break Err(Err(c)),
+                                c if Instant::now() >= deadline => {
+                                    break Err(c.map_or_else(|| Ok(reason(e, &redactor)), Err));
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                };
                 let _ = tx.send(answer);
             })
             .map_err(|e| TargetError::Client(e.to_string()))?;
@@ -152,11 +179,15 @@ impl Connection {
                 Ok(answer) => break answer,
                 Err(_) if (conn.cancel)() => return Err(TargetError::Interrupted("connecting")),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Err("the connecting thread died".into()),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err(Ok("the connecting thread died".to_string()));
+                }
             }
         };
-        conn.brokers =
-            answer.map_err(|reason| TargetError::Unreachable { servers: conn.bootstrap.clone(), timeout, reason })?;
+        conn.brokers = answer.map_err(|e| match e {
+            Err(cause) => TargetError::Refused(cause),
+            Ok(reason) => TargetError::Unreachable { servers: conn.bootstrap.clone(), timeout, reason },
+        })?;
         conn.brokers.sort_unstable();
         if conn.brokers.is_empty() {
             return Err(TargetError::Unreachable {
@@ -166,6 +197,71 @@ impl Connection {
             });
         }
         Ok(conn)
+    }
+
+    /// What the scenario needs that this principal may not do, asked of the brokers (KIP-430:
+    /// authorized operations of each topic and group). Nothing on the embedded cluster (no ACLs).
+    pub fn denials(&self, needs: &probe::Needs) -> Result<Vec<probe::Denial>, TargetError> {
+        if self.is_embedded() {
+            return Ok(Vec::new());
+        }
+        let client = self.consumer(None)?;
+        let topics: Vec<String> = needs.topics.keys().cloned().collect();
+        let access = probe::access(client.client(), &topics, &needs.groups, self.timeout)
+            .map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))?;
+        Ok(probe::denials(needs, &access, &probe::principal(&self.base)))
+    }
+
+    /// The partition count of each of `names` that exists (metadata), `None` for one that does not.
+    pub fn partition_counts(&self, names: &[String]) -> Result<BTreeMap<String, Option<u32>>, TargetError> {
+        let probe = self.consumer(None)?;
+        let md =
+            probe.fetch_metadata(None, self.timeout).map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))?;
+        Ok(names
+            .iter()
+            .map(|n| {
+                let found = md.topics().iter().find(|t| t.name() == n && t.error().is_none());
+                (n.clone(), found.map(|t| t.partitions().len() as u32))
+            })
+            .collect())
+    }
+
+    /// Whether the target would create each of `topics` (CreateTopics with `validate_only`: the
+    /// brokers check the request and this principal's CREATE permission, and create nothing).
+    pub fn would_create(&self, topics: &[&TopicSpec]) -> Result<Vec<(String, Result<(), Cause>)>, TargetError> {
+        if topics.is_empty() || self.is_embedded() {
+            return Ok(topics.iter().map(|t| (t.name.clone(), Ok(()))).collect());
+        }
+        let admin = self.admin()?;
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|t| NewTopic::new(&t.name, t.partitions as i32, TopicReplication::Fixed(i32::from(t.replication))))
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(self.timeout)).validate_only(true);
+        let results = Self::block_on(admin.create_topics(new.iter(), &opts))?
+            .map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))?;
+        Ok(results
+            .into_iter()
+            .map(|r| match r {
+                Ok(name) => (name, Ok(())),
+                Err((
+                    name,
+                    RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed,
+                )) => {
+                    let d = probe::Denial {
+                        principal: probe::principal(&self.base),
+                        operation: probe::Operation::Create,
+                        resource: probe::Resource::Topic(name.clone()),
+                    };
+                    (name, Err(Cause::Denied(d)))
+                }
+                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => (name, Ok(())),
+                Err((name, code)) => {
+                    let why = Cause::Refusal(format!("the brokers would not create topic {name}: {code:?}"));
+                    (name, Err(why))
+                }
+            })
+            .collect())
     }
 
     /// Reader properties this target needs. The embedded cluster answers an empty fetch only
@@ -323,6 +419,16 @@ impl Connection {
             match r {
                 Ok(_) => {}
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((
+                    topic,
+                    RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed,
+                )) => {
+                    return Err(TargetError::Refused(Cause::Denied(probe::Denial {
+                        principal: probe::principal(&self.base),
+                        operation: probe::Operation::Create,
+                        resource: probe::Resource::Topic(topic),
+                    })));
+                }
                 Err((topic, code)) => {
                     return Err(TargetError::Topic { topic, reason: format!("create failed: {code:?}") });
                 }

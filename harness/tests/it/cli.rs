@@ -117,6 +117,45 @@ fn an_unreachable_target_exits_3_within_30s_naming_the_servers() {
 }
 
 #[test]
+fn check_of_an_unreachable_target_exits_3_naming_each_server_and_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = write(
+        dir.path(),
+        "p.yaml",
+        "name: nowhere\nkind: kafka\nbootstrap_servers: [127.0.0.1:9, 127.0.0.1:19]\nconnect_timeout: 5s\nlibrdkafka:\n  sasl.password: hunter22-secret\n",
+    );
+    let out = dir.path().join("out");
+    let o = bin().arg("check").arg("--profile").arg(&profile).arg("--out").arg(&out).output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(t.contains("FAIL  reach         no bootstrap server accepts a TCP connection (127.0.0.1:9: "), "{t}");
+    assert!(t.contains("127.0.0.1:19: "), "{t}");
+    assert!(!t.contains("hunter22-secret"), "{t}");
+    let json = std::fs::read_to_string(out.join("check.json")).unwrap();
+    assert!(json.contains("\"outcome\": \"fail\"") && !json.contains("hunter22-secret"), "{json}");
+}
+
+#[test]
+fn check_on_the_embedded_cluster_passes_and_skips_what_does_not_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write(dir.path(), "s.yaml", &small_scenario("chk", 10, "5s"));
+    let o =
+        bin().args(["check", "--profile"]).arg(root().join("profiles/embedded.yaml")).arg(&scenario).output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    for line in [
+        "ok    connect       PLAINTEXT, metadata read",
+        "ok    brokers       3 answering: ids [1, 2, 3]",
+        "ok    topics        to create: chk.tel, chk.hb",
+        "skip  access        the embedded cluster has no ACLs",
+    ] {
+        assert!(t.contains(line), "missing `{line}` in {t}");
+    }
+    // The ranges come from the mock's ApiVersions answer, as librdkafka logged it.
+    assert!(t.contains("ok    api versions") && t.contains("Produce 0.."), "{t}");
+}
+
+#[test]
 fn sigint_stops_the_run_writes_an_aborted_report_and_exits_130() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
