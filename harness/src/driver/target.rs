@@ -81,6 +81,9 @@ pub struct TopicsOutcome {
     pub warnings: Vec<String>,
 }
 
+/// A topic and whether the target would create it.
+pub type Creatable = (String, Result<(), Cause>);
+
 /// Answers that mean "ask again shortly": a group coordinator moving, loading or unknown, or a
 /// partition whose leader is not in place yet.
 fn transient(e: &KafkaError) -> bool {
@@ -228,7 +231,7 @@ impl Connection {
 
     /// Whether the target would create each of `topics` (CreateTopics with `validate_only`: the
     /// brokers check the request and this principal's CREATE permission, and create nothing).
-    pub fn would_create(&self, topics: &[&TopicSpec]) -> Result<Vec<(String, Result<(), Cause>)>, TargetError> {
+    pub fn would_create(&self, topics: &[&TopicSpec]) -> Result<Vec<Creatable>, TargetError> {
         if topics.is_empty() || self.is_embedded() {
             return Ok(topics.iter().map(|t| (t.name.clone(), Ok(()))).collect());
         }
