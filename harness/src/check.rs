@@ -22,9 +22,11 @@ pub fn run(args: &CheckArgs) -> Result<Exit, Failure> {
     let _ = (&profile.value, scenario.as_ref().map(|s| &s.value));
     let mut exit = Exit::Ok;
     if args.compat {
-        let matrix = crate::driver::compat::matrix(&profile.value)
-            .map_err(|e| Failure::CouldNotStart(anyhow::anyhow!(e)))?;
-        print!("{}", crate::driver::compat::render(&matrix));
+        let redactor = std::sync::Arc::new(crate::driver::compat::redactor(&profile.value));
+        let options = crate::driver::compat::Options::default();
+        let matrix = crate::driver::compat::matrix(&profile.value, redactor, &options)
+            .map_err(|e| Failure::CouldNotStart(e.into()))?;
+        print!("{}", crate::report::compat::text(&matrix));
         if let Some(out) = &args.out {
             write_json(out, "compat.json", &matrix)?;
         }
