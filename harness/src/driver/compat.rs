@@ -91,6 +91,7 @@ pub fn matrix(profile: &Profile, redactor: Arc<Redactor>, opts: &Options) -> Res
     // CreateTopics first: every other probe needs the scratch topic.
     let t = Instant::now();
     let created = probes.create_topic(&probes.topic, PARTITIONS, &[]);
+    let create_took = t.elapsed();
     let ready = match (&created, &conn.embedded) {
         (Ok(_), _) => {
             scratch.push(probes.topic.clone());
@@ -109,7 +110,7 @@ pub fn matrix(profile: &Profile, redactor: Arc<Redactor>, opts: &Options) -> Res
         }
         (Err(_), None) => Err("CreateTopics did not make it".to_string()),
     };
-    cells.insert(Capability::CreateTopics, cell(Capability::CreateTopics, t, created));
+    cells.insert(Capability::CreateTopics, cell(Capability::CreateTopics, create_took, created));
 
     match ready {
         Ok(()) => {
@@ -122,7 +123,8 @@ pub fn matrix(profile: &Profile, redactor: Arc<Redactor>, opts: &Options) -> Res
                         let probes = &probes;
                         s.spawn(move || {
                             let t = Instant::now();
-                            cell(g, t, m.and_then(|m| probes.group(g, &m)))
+                            let result = m.and_then(|m| probes.group(g, &m));
+                            cell(g, t.elapsed(), result)
                         })
                     })
                     .collect();
@@ -131,7 +133,7 @@ pub fn matrix(profile: &Profile, redactor: Arc<Redactor>, opts: &Options) -> Res
                 }
                 for (h, g) in handles.into_iter().zip(groups) {
                     let c = h.join().unwrap_or_else(|_| {
-                        cell(g, Instant::now(), Err(Fail::Unverified("the probe's thread died".into())))
+                        cell(g, Duration::ZERO, Err(Fail::Unverified("the probe's thread died".into())))
                     });
                     cells.insert(g, c);
                 }
@@ -141,7 +143,7 @@ pub fn matrix(profile: &Profile, redactor: Arc<Redactor>, opts: &Options) -> Res
             let why = format!("no scratch topic ({})", redactor.scrub(&why));
             let rest: Vec<Capability> = Capability::ALL.into_iter().filter(|c| !cells.contains_key(c)).collect();
             for cap in rest {
-                cells.insert(cap, cell(cap, Instant::now(), Err(Fail::Unverified(why.clone()))));
+                cells.insert(cap, cell(cap, Duration::ZERO, Err(Fail::Unverified(why.clone()))));
             }
         }
     }
@@ -175,7 +177,7 @@ enum Fail {
     Unverified(String),
 }
 
-fn cell(capability: Capability, started: Instant, result: Result<String, Fail>) -> CompatCell {
+fn cell(capability: Capability, elapsed: Duration, result: Result<String, Fail>) -> CompatCell {
     let (outcome, detail) = match result {
         Ok(detail) => (Outcome::Works, detail),
         Err(Fail::Refused { code, detail }) => (Outcome::Refused { code }, detail),
@@ -185,7 +187,7 @@ fn cell(capability: Capability, started: Instant, result: Result<String, Fail>) 
         }
         Err(Fail::Unverified(detail)) => (Outcome::Unverified, detail),
     };
-    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
     CompatCell { capability, outcome, detail, elapsed_ms }
 }
 
@@ -198,6 +200,15 @@ fn wrong(detail: impl Into<String>, expected: impl Into<String>, seen: impl Into
 /// no. Every other (local) code, a timeout or a lost connection, says nothing about the target.
 fn said_by_target(code: RDKafkaErrorCode) -> bool {
     code == RDKafkaErrorCode::UnsupportedFeature || (code as i32) > 0
+}
+
+/// An error's code. rust-rdkafka gives none for a failed admin operation (`AdminOp`), though
+/// it carries one.
+fn code_of(e: &KafkaError) -> Option<RDKafkaErrorCode> {
+    match e {
+        KafkaError::AdminOp(code) => Some(*code),
+        other => other.rdkafka_error_code(),
+    }
 }
 
 /// Answers that mean "ask again shortly" while a group forms or a topic is new.
@@ -275,7 +286,7 @@ impl Rec {
     }
 }
 
-type Timed = (Capability, Instant, Result<String, Fail>);
+type Timed = (Capability, Duration, Result<String, Fail>);
 
 /// Everything the probes share.
 struct Probes {
@@ -291,6 +302,8 @@ struct Probes {
     topic: String,
     replication: i32,
     codecs_built: Vec<String>,
+    /// The broker admin requests go to, when the target names no controller.
+    admin_broker: Option<i32>,
 }
 
 impl Probes {
@@ -328,6 +341,7 @@ impl Probes {
             id,
             replication: i32::try_from(conn.brokers.len().clamp(1, 3)).unwrap_or(1),
             codecs_built,
+            admin_broker: if conn.is_embedded() { conn.brokers.first().copied() } else { None },
         })
     }
 
@@ -336,7 +350,8 @@ impl Probes {
         let mut out: Vec<Timed> = Vec::new();
         let mut run = |cap: Capability, f: &dyn Fn() -> Result<String, Fail>| {
             let t = Instant::now();
-            out.push((cap, t, f()));
+            let result = f();
+            out.push((cap, t.elapsed(), result));
         };
         run(Capability::DescribeConfigs, &|| self.describe_configs());
         let compact = format!("{}.compact", self.topic);
@@ -376,7 +391,7 @@ impl Probes {
 
     /// The verdict an error earns: refused when the target said no, unverified otherwise.
     fn judge(&self, what: &str, e: &KafkaError) -> Fail {
-        match e.rdkafka_error_code() {
+        match code_of(e) {
             Some(code) => self.judge_code(what, code, &self.scrub(e)),
             None => Fail::Unverified(format!("{what}: {}", self.scrub(e))),
         }
@@ -403,7 +418,15 @@ impl Probes {
     }
 
     fn admin_options(&self) -> AdminOptions {
-        AdminOptions::new().request_timeout(Some(self.timeout)).operation_timeout(Some(self.timeout))
+        let opts = AdminOptions::new().request_timeout(Some(self.timeout)).operation_timeout(Some(self.timeout));
+        // librdkafka sends admin requests to the controller, and the embedded cluster names none
+        // in its metadata: they would wait out the timeout unsent. Sent to a broker instead, they
+        // get that broker's answer (which is what the cell is about). A real cluster's are left
+        // to librdkafka (brokers before Kafka 2.8 answer NotController to anyone else).
+        match self.admin_broker {
+            Some(b) => opts.broker_id(b),
+            None => opts,
+        }
     }
 
     /// Runs an admin future, bounded by the probe timeout.
@@ -715,7 +738,7 @@ impl Probes {
             producer.abort_transaction(self.timeout).map_err(|e| self.judge("EndTxn (abort)", &e))?;
         }
         let plain = self.producer_or_fail("plain", &[])?;
-        let end_key = format!("txn-{word}-end");
+        let end_key = format!("after-txn-{word}");
         let end = self.send(&plain, &self.topic, &[Rec::new(P_PRODUCE, end_key.clone(), "after the transaction")])?;
         let end = end.first().copied().unwrap_or(0);
         let visible = |isolation: &str| -> Result<usize, Fail> {
