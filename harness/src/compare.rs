@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::report::compat as report_compat;
 use crate::report::faults::FaultReport;
 use crate::report::fmt::{STYLE, count, esc, secs, us};
+use crate::report::schema::CompatMatrix;
 use crate::report::schema::LatencySummary;
 use crate::report::table::{Cell, Table};
-use crate::report::compat as report_compat;
-use crate::report::schema::CompatMatrix;
 use crate::report::{GroupReport, Report, charts};
 
 /// Why a comparison could not be made.
@@ -571,10 +571,9 @@ fn compat_html(matrices: &[(String, CompatMatrix)]) -> String {
         for cap in diffs {
             let _ = write!(html, "<li><b>{}</b><ul>", esc(cap.label()));
             for (label, m) in matrices {
-                let line = m.cell(cap).map_or_else(
-                    || "no cell".to_string(),
-                    |c| format!("{}: {}", c.outcome.verdict(), c.detail),
-                );
+                let line = m
+                    .cell(cap)
+                    .map_or_else(|| "no cell".to_string(), |c| format!("{}: {}", c.outcome.verdict(), c.detail));
                 let _ = write!(html, "<li>{}: {}</li>", esc(label), esc(&line));
             }
             html.push_str("</ul></li>");

@@ -425,7 +425,8 @@ fn compat_matrix_on_kafka_works_everywhere_and_differs_from_the_embedded_one() {
 
     let dir = tempfile::tempdir().unwrap();
     let check = |profile: &std::path::Path, out: &std::path::Path| -> CompatMatrix {
-        let o = bin().arg("check").arg("--profile").arg(profile).arg("--compat").arg("--out").arg(out).output().unwrap();
+        let o =
+            bin().arg("check").arg("--profile").arg(profile).arg("--compat").arg("--out").arg(out).output().unwrap();
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         serde_json::from_str(&std::fs::read_to_string(out.join("compat.json")).unwrap()).unwrap()
     };

@@ -18,12 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, Timestamp};
-use rdkafka::client::ClientContext;
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -150,6 +150,7 @@ pub fn matrix(profile: &Profile, redactor: Arc<Redactor>, opts: &Options) -> Res
 
     if conn.embedded.is_none() {
         warnings.extend(probes.delete_topics(&scratch));
+        warnings.extend(probes.delete_groups());
     }
     let matrix = CompatMatrix {
         schema_version: SCHEMA_VERSION,
@@ -453,8 +454,10 @@ impl Probes {
         }
         let deadline = Instant::now() + self.timeout;
         for (i, r) in recs.iter().enumerate() {
-            let mut record =
-                BaseRecord::with_opaque_to(topic, i).partition(r.partition).key(r.key.as_bytes()).payload(&r.payload[..]);
+            let mut record = BaseRecord::with_opaque_to(topic, i)
+                .partition(r.partition)
+                .key(r.key.as_bytes())
+                .payload(&r.payload[..]);
             if !r.headers.is_empty() {
                 let mut h = OwnedHeaders::new();
                 for (key, value) in &r.headers {
@@ -566,7 +569,8 @@ impl Probes {
 
     /// Read until the record at `last` (inclusive) has been read.
     fn read_through(&self, topic: &str, partition: i32, from: i64, last: i64) -> Result<Vec<Got>, Fail> {
-        let (got, done) = self.read(topic, partition, from, "read_uncommitted", &|g| g.iter().any(|r| r.offset >= last))?;
+        let (got, done) =
+            self.read(topic, partition, from, "read_uncommitted", &|g| g.iter().any(|r| r.offset >= last))?;
         if done {
             Ok(got)
         } else {
@@ -610,13 +614,14 @@ impl Probes {
         let probe = self.reader("read_uncommitted").map_err(|_| "could not create a metadata client".to_string())?;
         let deadline = Instant::now() + self.timeout;
         loop {
-            let led = probe.fetch_metadata(Some(name), self.timeout.min(Duration::from_secs(5))).ok().is_some_and(|md| {
-                md.topics().first().is_some_and(|t| {
-                    t.error().is_none()
-                        && t.partitions().len() == usize::try_from(partitions).unwrap_or(0)
-                        && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
-                })
-            });
+            let led =
+                probe.fetch_metadata(Some(name), self.timeout.min(Duration::from_secs(5))).ok().is_some_and(|md| {
+                    md.topics().first().is_some_and(|t| {
+                        t.error().is_none()
+                            && t.partitions().len() == usize::try_from(partitions).unwrap_or(0)
+                            && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
+                    })
+                });
             if led {
                 return Ok(());
             }
@@ -687,9 +692,10 @@ impl Probes {
         let got = self.read_through(name, 0, at, at)?;
         let now = now_ms();
         match got.iter().find(|g| g.offset == at).map(|g| g.timestamp) {
-            Some(Timestamp::LogAppendTime(t)) if (t - now).abs() < 120_000 => {
-                Ok(format!("a record sent stamped 10 minutes ago read back with the broker's LogAppendTime ({}s ago)", (now - t) / 1000))
-            }
+            Some(Timestamp::LogAppendTime(t)) if (t - now).abs() < 120_000 => Ok(format!(
+                "a record sent stamped 10 minutes ago read back with the broker's LogAppendTime ({}s ago)",
+                (now - t) / 1000
+            )),
             seen => Err(wrong(
                 "a record sent stamped 10 minutes ago",
                 "a LogAppendTime timestamp within 2 minutes of now",
@@ -701,7 +707,8 @@ impl Probes {
     fn idempotent(&self) -> Result<String, Fail> {
         let producer = self.producer_or_fail("idempotent", &[("enable.idempotence", "true"), ("acks", "all")])?;
         let n = 20;
-        let recs: Vec<Rec> = (0..n).map(|i| Rec::new(P_PRODUCE, format!("idem-{i}"), format!("idempotent {i}"))).collect();
+        let recs: Vec<Rec> =
+            (0..n).map(|i| Rec::new(P_PRODUCE, format!("idem-{i}"), format!("idempotent {i}"))).collect();
         let offsets = self.send(&producer, &self.topic, &recs)?;
         let (first, last) = (offsets.iter().copied().min().unwrap_or(0), offsets.iter().copied().max().unwrap_or(0));
         let got = self.read_through(&self.topic, P_PRODUCE, first, last)?;
@@ -804,7 +811,8 @@ impl Probes {
             .find_partition(&self.topic, P_TIME)
             .ok_or_else(|| wrong(what, "an answer for the partition asked", "none"))?;
         elem.error().map_err(|e| self.judge(what, &e))?;
-        let detail = format!("records stamped t, t+1s, t+2s at offsets {offsets:?}; asked for the first at or after t+0.5s");
+        let detail =
+            format!("records stamped t, t+1s, t+2s at offsets {offsets:?}; asked for the first at or after t+0.5s");
         match elem.offset() {
             Offset::Offset(o) if o == expected => Ok(format!("{detail}: offset {o}")),
             Offset::Offset(o) => Err(wrong(detail, format!("offset {expected}"), format!("offset {o}"))),
@@ -854,14 +862,22 @@ impl Probes {
         let got = self.read_through(&self.topic, P_PRODUCE, first, last)?;
         let prefix = format!("codec-{codec}-");
         let seen: Vec<&Got> = got.iter().filter(|g| g.key.starts_with(&prefix)).collect();
-        let same = seen.len() == recs.len() && seen.iter().zip(&recs).all(|(g, r)| g.key == r.key && g.payload == r.payload);
+        let same =
+            seen.len() == recs.len() && seen.iter().zip(&recs).all(|(g, r)| g.key == r.key && g.payload == r.payload);
         if same {
-            Ok(format!("{n} records of {} bytes sent {codec}, acknowledged and read back identical", recs[0].payload.len()))
+            Ok(format!(
+                "{n} records of {} bytes sent {codec}, acknowledged and read back identical",
+                recs[0].payload.len()
+            ))
         } else {
             Err(wrong(
                 format!("{codec} records read back"),
                 format!("{n} identical records"),
-                format!("{} records, {} identical", seen.len(), seen.iter().zip(&recs).filter(|(g, r)| g.payload == r.payload).count()),
+                format!(
+                    "{} records, {} identical",
+                    seen.len(),
+                    seen.iter().zip(&recs).filter(|(g, r)| g.payload == r.payload).count()
+                ),
             ))
         }
     }
@@ -878,7 +894,11 @@ impl Probes {
         let got = self.read_through(&self.topic, P_PRODUCE, at, at)?;
         match got.iter().find(|g| g.offset == at) {
             Some(g) if g.payload == payload => Ok(format!("a {size}-byte record acknowledged and read back identical")),
-            Some(g) => Err(wrong("a 900 KiB record read back", format!("{size} identical bytes"), format!("{} bytes", g.payload.len()))),
+            Some(g) => Err(wrong(
+                "a 900 KiB record read back",
+                format!("{size} identical bytes"),
+                format!("{} bytes", g.payload.len()),
+            )),
             None => Err(wrong("a 900 KiB record read back", format!("the record at offset {at}"), "another offset")),
         }
     }
@@ -918,7 +938,8 @@ impl Probes {
     /// The records a group probe must read: sent before it joins (it starts from the earliest).
     fn group_markers(&self, group: Capability) -> Result<Vec<(i32, i64)>, Fail> {
         let producer = self.producer_or_fail("plain", &[])?;
-        let recs: Vec<Rec> = (0..3).map(|i| Rec::new(P_PRODUCE, format!("{}-{i}", group_key(group)), "marker")).collect();
+        let recs: Vec<Rec> =
+            (0..3).map(|i| Rec::new(P_PRODUCE, format!("{}-{i}", group_key(group)), "marker")).collect();
         let offsets = self.send(&producer, &self.topic, &recs)?;
         Ok(offsets.into_iter().map(|o| (P_PRODUCE, o)).collect())
     }
@@ -933,7 +954,7 @@ impl Probes {
             defaults.remove("session.timeout.ms");
             defaults.remove("heartbeat.interval.ms");
         }
-        let group_id = format!("fleetstorm.compat.{}.{protocol}", self.id);
+        let group_id = group_id(&self.id, protocol);
         let extra: BTreeMap<String, String> = [
             ("group.id", group_id.clone()),
             ("group.protocol", protocol.into()),
@@ -959,11 +980,8 @@ impl Probes {
         let mut last_error = None;
         while Instant::now() < deadline && seen < markers.len() {
             match consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => {
-                    if m.key().is_some_and(|k| k.starts_with(key.as_bytes())) {
-                        seen += 1;
-                    }
-                }
+                Some(Ok(m)) if m.key().is_some_and(|k| k.starts_with(key.as_bytes())) => seen += 1,
+                Some(Ok(_)) => {}
                 Some(Err(e)) if e.rdkafka_error_code().is_some_and(transient) => last_error = Some(self.scrub(&e)),
                 Some(Err(e)) => return Err(self.judge(&format!("group.protocol={protocol}: joining and reading"), &e)),
                 None => {}
@@ -1014,6 +1032,28 @@ impl Probes {
         ))
     }
 
+    /// Delete the group probes' groups (their members have left); what could not be deleted, as
+    /// warnings. A group that never came to be (its probe did not work) is not one.
+    fn delete_groups(&self) -> Vec<String> {
+        let ids = [group_id(&self.id, "classic"), group_id(&self.id, "consumer")];
+        let names: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let fail = |why: String| vec![format!("scratch groups {} not deleted: {why}", names.join(", "))];
+        let admin = match self.admin() {
+            Ok(a) => a,
+            Err(_) => return fail("no admin client".into()),
+        };
+        match self.block(admin.delete_groups(&names, &self.admin_options())) {
+            None => fail(format!("no answer within {:?}", self.timeout)),
+            Some(Err(e)) => fail(self.scrub(e)),
+            Some(Ok(results)) => results
+                .into_iter()
+                .filter_map(|r| r.err())
+                .filter(|(_, code)| *code != RDKafkaErrorCode::GroupIdNotFound)
+                .map(|(group, code)| format!("scratch group {group} not deleted: {code:?}"))
+                .collect(),
+        }
+    }
+
     /// Delete the scratch topics; what could not be deleted, as warnings.
     fn delete_topics(&self, topics: &[String]) -> Vec<String> {
         if topics.is_empty() {
@@ -1035,6 +1075,10 @@ impl Probes {
                 .collect(),
         }
     }
+}
+
+fn group_id(id: &str, protocol: &str) -> String {
+    format!("fleetstorm.compat.{id}.{protocol}")
 }
 
 fn group_key(group: Capability) -> String {

@@ -117,10 +117,13 @@ pub fn side_by_side(matrices: &[(String, CompatMatrix)]) -> Table {
     rows.retain(|cap| matrices.iter().any(|(_, m)| m.cell(*cap).is_some()));
     let mut t = Table::of(rows).col("capability", |cap| cap.label());
     for (label, m) in matrices {
-        t = t.col(label.as_str(), |cap| m.cell(*cap).map_or_else(|| Cell::plain("-"), |c| verdict_cell(c.outcome.verdict())));
+        t = t.col(label.as_str(), |cap| {
+            m.cell(*cap).map_or_else(|| Cell::plain("-"), |c| verdict_cell(c.outcome.verdict()))
+        });
     }
     t.col("same", |cap| {
-        let verdicts: Vec<Option<Verdict>> = matrices.iter().map(|(_, m)| m.cell(*cap).map(|c| c.outcome.verdict())).collect();
+        let verdicts: Vec<Option<Verdict>> =
+            matrices.iter().map(|(_, m)| m.cell(*cap).map(|c| c.outcome.verdict())).collect();
         if verdicts.windows(2).all(|w| w[0] == w[1]) { Cell::plain("yes") } else { Cell::bad("DIFFERS") }
     })
     .done()
@@ -131,7 +134,8 @@ pub fn differences(matrices: &[(String, CompatMatrix)]) -> Vec<Capability> {
     Capability::ALL
         .into_iter()
         .filter(|cap| {
-            let v: Vec<Option<Verdict>> = matrices.iter().map(|(_, m)| m.cell(*cap).map(|c| c.outcome.verdict())).collect();
+            let v: Vec<Option<Verdict>> =
+                matrices.iter().map(|(_, m)| m.cell(*cap).map(|c| c.outcome.verdict())).collect();
             v.windows(2).any(|w| w[0] != w[1])
         })
         .collect()
@@ -151,7 +155,9 @@ pub fn comparison_markdown(matrices: &[(String, CompatMatrix)]) -> String {
         for cap in diffs {
             let _ = writeln!(md, "- **{}**", cap.label());
             for (label, m) in matrices {
-                let line = m.cell(cap).map_or_else(|| "no cell".to_string(), |c| format!("{}: {}", c.outcome.verdict(), one_line(c)));
+                let line = m
+                    .cell(cap)
+                    .map_or_else(|| "no cell".to_string(), |c| format!("{}: {}", c.outcome.verdict(), one_line(c)));
                 let _ = writeln!(md, "  - {label}: {line}");
             }
         }

@@ -47,7 +47,11 @@ fn the_embedded_matrix_is_complete_and_shows_the_mocks_gaps() {
     let m = check_compat(dir.path());
     assert!(t.elapsed() < std::time::Duration::from_secs(30), "{:?}", t.elapsed());
     assert!(m.embedded);
-    assert_eq!(m.cells.iter().map(|c| c.capability).collect::<Vec<_>>(), Capability::ALL, "one cell per capability, in order");
+    assert_eq!(
+        m.cells.iter().map(|c| c.capability).collect::<Vec<_>>(),
+        Capability::ALL,
+        "one cell per capability, in order"
+    );
     assert!(m.cells.iter().all(|c| !c.detail.is_empty()), "{:#?}", m.cells);
 
     // Replay by time: the mock answers ListOffsets by timestamp with -1 and no error (a FIXME in
@@ -61,7 +65,9 @@ fn the_embedded_matrix_is_complete_and_shows_the_mocks_gaps() {
     }
     // The mock writes no transaction markers and lists no aborted transactions.
     match outcome(&m, Capability::TransactionAbort) {
-        Outcome::Wrong { expected, seen } => assert_eq!((expected.as_str(), seen.as_str()), ("none visible", "5 of 5 visible")),
+        Outcome::Wrong { expected, seen } => {
+            assert_eq!((expected.as_str(), seen.as_str()), ("none visible", "5 of 5 visible"))
+        }
         other => panic!("transaction abort on the mock: {other:?}"),
     }
     // It does not offer these APIs at all: refused, named.
@@ -88,7 +94,12 @@ fn the_embedded_matrix_is_complete_and_shows_the_mocks_gaps() {
         Capability::ClassicGroup,
         Capability::ConsumerGroupProtocol,
     ] {
-        assert_eq!(outcome(&m, cap), &Outcome::Works, "{cap}: {}", m.cell(cap).map(|c| c.detail.as_str()).unwrap_or(""));
+        assert_eq!(
+            outcome(&m, cap),
+            &Outcome::Works,
+            "{cap}: {}",
+            m.cell(cap).map(|c| c.detail.as_str()).unwrap_or("")
+        );
     }
     assert_eq!(m.codecs_built, ["gzip", "snappy", "lz4", "zstd"], "this build's librdkafka has every codec");
 }
@@ -138,7 +149,8 @@ fn compare_shows_two_matrices_side_by_side_with_or_without_reports() {
     assert!(e.contains("neither a run's report.json nor a check's compat.json"), "{e}");
 
     // Directories holding a run's report and a matrix: both, the runs first.
-    let scenario = write(dir.path(), "s.yaml", &small_scenario("compatcmp", 20, "2s").replace("drain: 20s", "drain: 3s"));
+    let scenario =
+        write(dir.path(), "s.yaml", &small_scenario("compatcmp", 20, "2s").replace("drain: 20s", "drain: 3s"));
     let run = bin().arg("run").arg(&scenario).arg("--out").arg(dir.path().join("run")).output().unwrap();
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     for d in [&a, &b] {
