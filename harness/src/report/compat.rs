@@ -203,7 +203,7 @@ mod tests {
         let t = text(&m);
         assert_eq!(t.lines().count(), 1 + Capability::ALL.len(), "{t}");
         assert!(t.starts_with("compatibility of a (127.0.0.1:9092, 3 broker(s)), librdkafka 2.12.1: works 17, refused 1, wrong 0, unverified 0"), "{t}");
-        assert!(t.contains("replay by time (ListOffsets)         refused     UnsupportedVersion: replay by time (ListOffsets) detail"), "{t}");
+        assert!(t.contains("\n  replay by time (ListOffsets)       refused     UnsupportedVersion: replay by time (ListOffsets) detail\n"), "{t}");
     }
 
     #[test]
