@@ -867,7 +867,7 @@ impl Probes {
         if same {
             Ok(format!(
                 "{n} records of {} bytes sent {codec}, acknowledged and read back identical",
-                recs[0].payload.len()
+                recs.first().map_or(0, |r| r.payload.len())
             ))
         } else {
             Err(wrong(
