@@ -116,9 +116,10 @@ pub fn run(args: &CheckArgs) -> Result<Exit, Failure> {
         return Ok(Exit::Target);
     }
     if args.compat {
-        let matrix = crate::driver::compat::matrix(&profile.value)
-            .map_err(|e| Failure::CouldNotStart(anyhow::anyhow!(redactor.scrub(&e))))?;
-        print!("{}", crate::driver::compat::render(&matrix));
+        let options = crate::driver::compat::Options::default();
+        let matrix = crate::driver::compat::matrix(&profile.value, redactor.clone(), &options)
+            .map_err(|e| Failure::CouldNotStart(anyhow::anyhow!(redactor.scrub(&e.to_string()))))?;
+        print!("{}", crate::report::compat::text(&matrix));
         if let Some(out) = &args.out {
             write_json(out, "compat.json", &matrix)?;
         }

@@ -17,8 +17,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::report::compat as report_compat;
 use crate::report::faults::FaultReport;
 use crate::report::fmt::{STYLE, count, esc, secs, us};
+use crate::report::schema::CompatMatrix;
 use crate::report::schema::LatencySummary;
 use crate::report::table::{Cell, Table};
 use crate::report::{GroupReport, Report, charts};
@@ -454,6 +456,131 @@ pub fn write_baseline(
     let refs: Vec<(String, &Report)> = vec![(base.0.clone(), &base.1), (cand.0.clone(), &cand.1)];
     charts::write_comparison(&refs, out).map_err(|e| CompareError::Output(e.to_string()))?;
     Ok(md)
+}
+
+// ------------------------------------------------------------------ compatibility matrices
+//
+// `fleetstorm check --compat --out DIR` writes `compat.json`; a run's directory may hold one too.
+// A comparison of directories shows the runs side by side when each has a report.json, and the
+// matrices side by side when they have a compat.json: a directory holding only the matrix is
+// comparable (matrix only), one holding both shows both.
+
+/// What the directories of a comparison hold.
+#[derive(Debug, Default)]
+pub struct Compared {
+    /// The runs, labelled, when every directory holds a report.json.
+    pub runs: Vec<(String, Report)>,
+    /// The compatibility matrices, labelled, of the directories that hold a compat.json.
+    pub matrices: Vec<(String, CompatMatrix)>,
+    pub warnings: Vec<String>,
+}
+
+/// Read the directories of a comparison: their reports (checked as [`load`] checks them) and
+/// their compatibility matrices.
+pub fn load_dirs(dirs: &[PathBuf], allow_different: bool) -> Result<Compared, CompareError> {
+    let mut out = Compared::default();
+    let mut without_report = Vec::new();
+    let mut without_matrix = Vec::new();
+    for d in dirs {
+        let dir_name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let matrix = report_compat::read(d).map_err(|e| CompareError::Input(e.to_string()))?;
+        let has_report = if d.is_dir() { d.join("report.json").is_file() } else { d.is_file() };
+        match (&matrix, has_report) {
+            (None, false) => {
+                return Err(CompareError::Input(format!(
+                    "{}: neither a run's report.json nor a check's {} in it",
+                    d.display(),
+                    report_compat::FILE
+                )));
+            }
+            (_, false) => without_report.push(dir_name.clone()),
+            (None, true) => without_matrix.push(dir_name.clone()),
+            (Some(_), true) => {}
+        }
+        if let Some(m) = matrix {
+            out.matrices.push((format!("{} ({dir_name})", m.profile), m));
+        }
+    }
+    if without_report.is_empty() {
+        let (runs, warnings) = load(dirs, allow_different)?;
+        out.runs = runs;
+        out.warnings = warnings;
+    } else if without_report.len() < dirs.len() {
+        out.warnings.push(format!(
+            "RUNS NOT COMPARED: {} hold(s) no report.json; only the compatibility matrices are compared",
+            without_report.join(", ")
+        ));
+    }
+    if !out.matrices.is_empty() && !without_matrix.is_empty() {
+        out.warnings.push(format!("NO COMPATIBILITY MATRIX in {}: its column is missing", without_matrix.join(", ")));
+    }
+    Ok(out)
+}
+
+/// A bake-off of whatever the directories hold: the runs (as [`bake_off`]) and the
+/// compatibility matrices side by side, into compare.md and compare.html; returns the markdown.
+pub fn bake_off_dirs(c: &Compared, out: &Path) -> Result<String, CompareError> {
+    let mut md = if c.runs.is_empty() {
+        std::fs::create_dir_all(out)
+            .map_err(|e| CompareError::Output(format!("cannot create {}: {e}", out.display())))?;
+        let mut md = String::from("# fleetstorm comparison: compatibility\n\n");
+        for w in &c.warnings {
+            let _ = writeln!(md, "> **{w}**\n");
+        }
+        md
+    } else {
+        bake_off(&c.runs, &c.warnings, out)?
+    };
+    if c.matrices.is_empty() {
+        return Ok(md);
+    }
+    md.push_str(&report_compat::comparison_markdown(&c.matrices));
+    let section = compat_html(&c.matrices);
+    let html = if c.runs.is_empty() {
+        let mut html = format!(
+            "<!doctype html><html><head><meta charset=utf-8><title>fleetstorm comparison: compatibility</title><style>{STYLE}</style></head><body><h1>Comparison: compatibility</h1>"
+        );
+        for w in &c.warnings {
+            let _ = write!(html, "<div class=warn><b>{}</b></div>", esc(w));
+        }
+        html + &section + "</body></html>"
+    } else {
+        let path = out.join("compare.html");
+        let html = std::fs::read_to_string(&path)
+            .map_err(|e| CompareError::Output(format!("cannot read {}: {e}", path.display())))?;
+        match html.rfind("</body>") {
+            Some(at) => format!("{}{section}{}", &html[..at], &html[at..]),
+            None => html + &section,
+        }
+    };
+    for (name, text) in [("compare.md", &md), ("compare.html", &html)] {
+        std::fs::write(out.join(name), text).map_err(|e| CompareError::Output(format!("cannot write {name}: {e}")))?;
+    }
+    Ok(md)
+}
+
+fn compat_html(matrices: &[(String, CompatMatrix)]) -> String {
+    let mut html = String::from("<h2>Compatibility</h2><ul>");
+    for (label, m) in matrices {
+        let _ = write!(html, "<li><b>{}</b>: {}</li>", esc(label), esc(&report_compat::tally(m)));
+    }
+    let _ = write!(html, "</ul>{}", report_compat::side_by_side(matrices).html());
+    let diffs = report_compat::differences(matrices);
+    if !diffs.is_empty() {
+        html.push_str("<h3>Where they differ</h3><ul>");
+        for cap in diffs {
+            let _ = write!(html, "<li><b>{}</b><ul>", esc(cap.label()));
+            for (label, m) in matrices {
+                let line = m
+                    .cell(cap)
+                    .map_or_else(|| "no cell".to_string(), |c| format!("{}: {}", c.outcome.verdict(), c.detail));
+                let _ = write!(html, "<li>{}: {}</li>", esc(label), esc(&line));
+            }
+            html.push_str("</ul></li>");
+        }
+        html.push_str("</ul>");
+    }
+    html
 }
 
 #[cfg(test)]

@@ -277,12 +277,12 @@ written to {}",
                     "give at least two run directories to compare (or --baseline)"
                 )));
             }
-            let (runs, warnings) = compare::load(dirs, allow_different).map_err(invalid)?;
-            for w in &warnings {
+            let compared = compare::load_dirs(dirs, allow_different).map_err(invalid)?;
+            for w in &compared.warnings {
                 eprintln!("WARNING: {w}");
             }
             let out = out.unwrap_or_else(|| std::path::PathBuf::from("reports").join(format!("compare-{stamp}")));
-            let md = compare::bake_off(&runs, &warnings, &out).map_err(invalid)?;
+            let md = compare::bake_off_dirs(&compared, &out).map_err(invalid)?;
             print!("{md}");
             println!(
                 "

@@ -4,6 +4,7 @@
 
 pub mod assemble;
 pub mod charts;
+pub mod compat;
 pub mod error;
 pub mod faults;
 #[cfg(test)]

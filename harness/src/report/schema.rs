@@ -222,3 +222,199 @@ pub struct ActionRecord {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub output: String,
 }
+
+/// The compatibility matrix of one target (`fleetstorm check --compat`, written as
+/// `compat.json`): what IoT pipelines rely on, each capability tried on scratch topics with the
+/// actual requests, and what came back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CompatMatrix {
+    /// The version of this file's layout.
+    pub schema_version: u32,
+    /// The profile's name.
+    pub profile: String,
+    /// The target was the embedded cluster (librdkafka's mock cluster).
+    pub embedded: bool,
+    /// The bootstrap servers the probes used.
+    pub bootstrap: String,
+    /// Broker ids the target listed.
+    pub brokers: Vec<i32>,
+    /// The librdkafka version that made the requests.
+    pub librdkafka: String,
+    /// The compression codecs this build of librdkafka has (its `builtin.features`).
+    pub codecs_built: Vec<String>,
+    /// When the check started (RFC 3339, UTC).
+    pub started: String,
+    /// How long the whole check took, seconds.
+    pub elapsed_s: f64,
+    /// The time each probe was allowed, seconds.
+    pub probe_timeout_s: f64,
+    /// One cell per capability, in [`Capability`] order.
+    pub cells: Vec<CompatCell>,
+    /// Scratch topics made for the check.
+    pub scratch_topics: Vec<String>,
+    /// What could not be cleaned up (scratch topics not deleted), and other remarks on the
+    /// check itself (never on the target's verdicts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl CompatMatrix {
+    /// The cell of `capability`, if the matrix has one.
+    pub fn cell(&self, capability: Capability) -> Option<&CompatCell> {
+        self.cells.iter().find(|c| c.capability == capability)
+    }
+}
+
+/// One capability's verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CompatCell {
+    pub capability: Capability,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// One line: what was tried and what was seen.
+    pub detail: String,
+    /// How long the probe took, milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// What a capability's probe concluded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The target did what was asked and the result was checked.
+    Works,
+    /// The target said no: `code` is its error code (librdkafka's name for it; `UnsupportedFeature`
+    /// when the target does not offer the API at all).
+    Refused { code: String },
+    /// The target answered, but what it did is not what Kafka does.
+    Wrong { expected: String, seen: String },
+    /// Our side could not tell (a timeout, a codec this build lacks, a step before it that did not
+    /// work): never the target's fault.
+    Unverified,
+}
+
+impl Outcome {
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Outcome::Works => Verdict::Works,
+            Outcome::Refused { .. } => Verdict::Refused,
+            Outcome::Wrong { .. } => Verdict::Wrong,
+            Outcome::Unverified => Verdict::Unverified,
+        }
+    }
+}
+
+/// An [`Outcome`] without its evidence, for tables and comparisons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Works,
+    Refused,
+    Wrong,
+    Unverified,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Works => "works",
+            Verdict::Refused => "refused",
+            Verdict::Wrong => "wrong",
+            Verdict::Unverified => "unverified",
+        })
+    }
+}
+
+/// What IoT pipelines rely on, one matrix row each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// CreateTopics: a scratch topic with 3 partitions, then seen in metadata.
+    CreateTopics,
+    /// DescribeConfigs of the scratch topic lists its `cleanup.policy`.
+    DescribeConfigs,
+    /// A topic created with `cleanup.policy=compact` and DescribeConfigs shows it (accepted; that
+    /// compaction then happens takes too long to observe).
+    CompactedTopic,
+    /// A topic created with `message.timestamp.type=LogAppendTime` stamps records with the
+    /// broker's time.
+    LogAppendTime,
+    /// `enable.idempotence=true`: records acknowledged and read back exactly once, in order.
+    IdempotentProduce,
+    /// A committed transaction's records are visible to a `read_committed` reader.
+    TransactionCommit,
+    /// An aborted transaction's records are invisible to `read_committed`, visible to
+    /// `read_uncommitted`.
+    TransactionAbort,
+    /// ListOffsets by timestamp (`offsets_for_times`): replay by time.
+    ReplayByTime,
+    /// Record headers round trip (order, duplicate keys, binary and empty values).
+    Headers,
+    CompressionNone,
+    CompressionGzip,
+    CompressionSnappy,
+    CompressionLz4,
+    CompressionZstd,
+    /// A 900 KiB record (under Kafka's default 1 MiB limit) acknowledged and read back.
+    LargeRecord,
+    /// DeleteRecords, then the partition's earliest offset moved there.
+    DeleteRecords,
+    /// The classic group protocol: join, assignment, consume, commit, committed offsets read back.
+    ClassicGroup,
+    /// The KIP-848 `consumer` group protocol (`group.protocol=consumer`): the same.
+    ConsumerGroupProtocol,
+}
+
+impl Capability {
+    /// Every capability, in matrix order.
+    pub const ALL: [Capability; 18] = [
+        Capability::CreateTopics,
+        Capability::DescribeConfigs,
+        Capability::CompactedTopic,
+        Capability::LogAppendTime,
+        Capability::IdempotentProduce,
+        Capability::TransactionCommit,
+        Capability::TransactionAbort,
+        Capability::ReplayByTime,
+        Capability::Headers,
+        Capability::CompressionNone,
+        Capability::CompressionGzip,
+        Capability::CompressionSnappy,
+        Capability::CompressionLz4,
+        Capability::CompressionZstd,
+        Capability::LargeRecord,
+        Capability::DeleteRecords,
+        Capability::ClassicGroup,
+        Capability::ConsumerGroupProtocol,
+    ];
+
+    /// The row's name in tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Capability::CreateTopics => "CreateTopics",
+            Capability::DescribeConfigs => "DescribeConfigs",
+            Capability::CompactedTopic => "compacted topic",
+            Capability::LogAppendTime => "LogAppendTime topic",
+            Capability::IdempotentProduce => "idempotent produce",
+            Capability::TransactionCommit => "transaction commit",
+            Capability::TransactionAbort => "transaction abort",
+            Capability::ReplayByTime => "replay by time (ListOffsets)",
+            Capability::Headers => "record headers",
+            Capability::CompressionNone => "compression none",
+            Capability::CompressionGzip => "compression gzip",
+            Capability::CompressionSnappy => "compression snappy",
+            Capability::CompressionLz4 => "compression lz4",
+            Capability::CompressionZstd => "compression zstd",
+            Capability::LargeRecord => "900 KiB record",
+            Capability::DeleteRecords => "DeleteRecords",
+            Capability::ClassicGroup => "group protocol classic",
+            Capability::ConsumerGroupProtocol => "group protocol consumer (KIP-848)",
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}

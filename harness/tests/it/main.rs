@@ -8,6 +8,7 @@ mod common;
 
 mod bench;
 mod cli;
+mod compat;
 mod compose;
 mod embedded;
 mod fuzz;
