@@ -24,6 +24,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::client::OAuthToken;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::group::GroupLedger;
@@ -113,6 +114,12 @@ struct MCtx {
 }
 
 impl ClientContext for MCtx {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.base.generate_oauth_token(config)
+    }
+
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
         self.base.log(level, fac, log_message);
     }
@@ -149,9 +156,16 @@ impl ConsumerContext for MCtx {
 struct DlqCtx {
     acked: AtomicU64,
     failed: AtomicU64,
+    auth: super::auth::Auth,
 }
 
-impl ClientContext for DlqCtx {}
+impl ClientContext for DlqCtx {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.auth.generate(config)
+    }
+}
 
 impl ProducerContext for DlqCtx {
     type DeliveryOpaque = ();
@@ -456,7 +470,7 @@ impl Member<'_> {
 
 fn run(args: MemberArgs) -> MemberOutcome {
     let joined = Arc::new(AtomicBool::new(false));
-    let dlq = args.dead_letter.as_ref().and_then(|dl| match dl.config.create_with_context(DlqCtx::default()) {
+    let dlq = args.dead_letter.as_ref().and_then(|dl| match dl.config.create_with_context(DlqCtx { auth: args.ctx.auth.clone(), ..DlqCtx::default() }) {
         Ok(p) => Some(p),
         Err(e) => {
             tracing::error!("could not create the dead-letter producer: {e}");

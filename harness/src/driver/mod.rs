@@ -5,12 +5,14 @@
 //! - [`producer`]: one thread per producer instance, sending the plan open-loop;
 //! - [`produce`]: the producer's per-record librdkafka call, made directly (topic handles);
 //! - [`consumer`]: one thread per consumer-group member;
-//! - [`audit`]: the delivery-audit reader.
+//! - [`audit`]: the delivery-audit reader;
+//! - [`auth`]: OAUTHBEARER tokens (MSK IAM, unsecured JWT) every client context offers.
 //!
 //! **Invariant:** nothing outside this module imports `rdkafka`. Drivers report through the
 //! recorder's [`Source`](crate::recorder::Source) windows and [`OffsetBook`](crate::recorder::OffsetBook).
 
 pub mod audit;
+pub mod auth;
 pub mod barrier;
 pub mod compat;
 pub mod consumer;
@@ -25,7 +27,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rdkafka::client::ClientContext;
+use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 
@@ -121,17 +123,25 @@ pub fn error_kind(e: &KafkaError) -> String {
     }
 }
 
-/// The context of every client: logs go to `tracing` with secrets scrubbed, errors are counted.
+/// The context of every client: logs go to `tracing` with secrets scrubbed, errors are counted,
+/// OAUTHBEARER tokens come from the profile's provider (see [`auth`]).
 #[derive(Clone)]
 pub struct Ctx {
     pub role: Arc<str>,
     pub events: Arc<ClientEvents>,
     pub redactor: Arc<Redactor>,
+    pub auth: auth::Auth,
 }
 
 impl ClientContext for Ctx {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.auth.generate(config)
+    }
+
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        let msg = self.redactor.scrub(log_message);
+        let msg = self.redactor.scrub(&self.auth.scrub(log_message));
         // Connection failures (`FAIL`) repeat every reconnect backoff while a broker is down,
         // which a fault makes routine; they are counted as client errors, logged at debug.
         let level = if fac == "FAIL" { RDKafkaLogLevel::Debug } else { level };
@@ -154,7 +164,7 @@ impl ClientContext for Ctx {
         }
         self.events.count(&kind);
         // Transport errors repeat every reconnect backoff while a broker is down: keep them quiet.
-        tracing::debug!(target: "librdkafka", role = %self.role, "{kind}: {}", self.redactor.scrub(reason));
+        tracing::debug!(target: "librdkafka", role = %self.role, "{kind}: {}", self.redactor.scrub(&self.auth.scrub(reason)));
     }
 }
 
@@ -181,6 +191,8 @@ pub struct Shared {
     pub reader_defaults: BTreeMap<String, String>,
     pub events: Arc<ClientEvents>,
     pub redactor: Arc<Redactor>,
+    /// The target's OAUTHBEARER token source, for every client context.
+    pub auth: auth::Auth,
     pub start: Start,
     pub control: Arc<Control>,
     pub template: Hist,
@@ -208,6 +220,7 @@ impl Shared {
             reader_defaults: conn.reader_defaults(),
             events,
             redactor,
+            auth: conn.auth.clone(),
             start,
             control: Arc::new(Control::default()),
             template,
@@ -220,7 +233,7 @@ impl Shared {
 
     /// A client context for a role (`producer 0`, `consumer warehouse#1`, `audit`).
     pub fn ctx(&self, role: String) -> Ctx {
-        Ctx { role: role.into(), events: self.events.clone(), redactor: self.redactor.clone() }
+        Ctx { role: role.into(), events: self.events.clone(), redactor: self.redactor.clone(), auth: self.auth.clone() }
     }
 
     /// A writer's properties: the target's, then `layers` in order.

@@ -20,6 +20,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::faults::FaultError;
 
+use super::auth::Auth;
 use super::{ClientEvents, Ctx, client_config};
 use crate::config::profile::{Profile, Redactor, TargetKind};
 use crate::config::scenario::TopicSpec;
@@ -63,6 +64,8 @@ pub struct Connection {
     pub embedded: Option<MockCluster<'static, DefaultProducerContext>>,
     /// Broker ids reported by the target.
     pub brokers: Vec<i32>,
+    /// The profile's OAUTHBEARER token source, for every client.
+    pub auth: Auth,
     ctx: Ctx,
     timeout: Duration,
     cancel: Cancel,
@@ -109,7 +112,8 @@ impl Connection {
         cancel: Cancel,
     ) -> Result<Connection, TargetError> {
         let timeout = profile.connect_timeout.0;
-        let ctx = Ctx { role: "admin".into(), events, redactor };
+        let auth = Auth::for_profile(profile).map_err(|e| TargetError::Client(e.to_string()))?;
+        let ctx = Ctx { role: "admin".into(), events, redactor, auth: auth.clone() };
         let (bootstrap, embedded) = match profile.kind {
             TargetKind::Embedded => {
                 let brokers = i32::try_from(profile.embedded_brokers()).unwrap_or(3);
@@ -125,9 +129,10 @@ impl Connection {
         };
         let mut conn = Connection {
             bootstrap,
-            base: profile.librdkafka.clone(),
+            base: profile.client_properties(),
             embedded,
             brokers: Vec::new(),
+            auth,
             ctx,
             timeout,
             cancel,
@@ -193,9 +198,11 @@ impl Connection {
             extra.insert("group.id".to_string(), g.to_string());
             extra.insert("enable.auto.commit".to_string(), "false".to_string());
         }
-        client_config(&self.bootstrap, &[&self.base, &extra])
+        let consumer: BaseConsumer<Ctx> = client_config(&self.bootstrap, &[&self.base, &extra])
             .create_with_context(self.ctx.clone())
-            .map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))
+            .map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))?;
+        self.ctx.auth.prime(consumer.client()).map_err(|e| TargetError::Client(e.to_string()))?;
+        Ok(consumer)
     }
 
     /// Create missing topics; report existing ones that differ from the scenario.
@@ -288,9 +295,11 @@ impl Connection {
     }
 
     fn admin(&self) -> Result<AdminClient<Ctx>, TargetError> {
-        client_config(&self.bootstrap, &[&self.base])
+        let admin: AdminClient<Ctx> = client_config(&self.bootstrap, &[&self.base])
             .create_with_context(self.ctx.clone())
-            .map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))
+            .map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))?;
+        self.ctx.auth.prime(admin.inner()).map_err(|e| TargetError::Client(e.to_string()))?;
+        Ok(admin)
     }
 
     fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, TargetError> {
