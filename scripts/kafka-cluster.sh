@@ -5,9 +5,26 @@
 # Usage: scripts/kafka-cluster.sh COMMAND [ARGS]
 #
 #   fetch          download the Kafka jars with Maven into .kafka/libs/ (idempotent)
-#   start          fetch if needed, format storage on first start, start nodes 1..3,
+#   start [--security MODES]
+#                  fetch if needed, format storage on first start, start nodes 1..3,
 #                  wait until every broker answers and the quorum has 3 voters.
 #                  No-op if all three are already running; starts only missing ones.
+#                  --security (or FLEETSTORM_KAFKA_SECURITY) adds secured client listeners
+#                  beside PLAINTEXT: a comma list, `all` or `none`; remembered for `restart`:
+#                    sasl-ssl     SCRAM-SHA-512 over TLS   127.0.0.1:BASE+10.. (19102-19104)
+#                    mtls         TLS client certificates  127.0.0.1:BASE+20.. (19112-19114)
+#                    oauthbearer  SASL OAUTHBEARER checked by Kafka's unsecured-JWT validator
+#                                 (for tests only), no TLS 127.0.0.1:BASE+30.. (19122-19124)
+#                  The script makes its own CA, broker and client certificates (openssl,
+#                  keytool) and random passwords in .kafka/cluster/security/, turns on the
+#                  standard ACL authorizer and creates two principals: User:fleet (SCRAM, the
+#                  client certificate CN=fleet, or a token with sub=fleet) may use every topic,
+#                  group and transactional id; User:limited (SCRAM) may describe and read but
+#                  not write or create. PLAINTEXT and the controllers stay open (their
+#                  principal, ANONYMOUS, is a super user). Profiles:
+#                  profiles/local-kafka-{sasl-ssl,mtls,oauthbearer}.yaml, with `env`'s variables.
+#   env            print `export` lines for the secured listeners (bootstrap lists, passwords,
+#                  the certificates' directory): eval "$(scripts/kafka-cluster.sh env)"
 #   stop           SIGTERM the nodes this script started (pid files), wait up to
 #                  FLEETSTORM_KAFKA_STOP_TIMEOUT s (30), then SIGKILL
 #   status         one line per node; exit 0 if all 3 are up, 1 otherwise
@@ -59,6 +76,8 @@ ETC_DIR="$KAFKA_DIR/etc"
 PROBE_DIR="$KAFKA_DIR/probe"
 CLUSTER_DIR="$KAFKA_DIR/cluster"
 MARKER="$LIBS_DIR/.fetched"
+SEC_DIR="$CLUSTER_DIR/security"
+SEC_MODES_FILE="$CLUSTER_DIR/security.modes"
 
 NODES=(1 2 3)
 BASE_PORT="${FLEETSTORM_KAFKA_BASE_PORT:-19092}"
@@ -85,9 +104,9 @@ node_dir() { echo "$CLUSTER_DIR/node-$1"; }
 node_conf() { echo "$CLUSTER_DIR/node-$1/server.properties"; }
 pid_file() { echo "$CLUSTER_DIR/node-$1/kafka.pid"; }
 
-bootstrap_list() {
-  local n out=()
-  for n in "${NODES[@]}"; do out+=("127.0.0.1:$(client_port "$n")"); done
+bootstrap_list() {   # bootstrap_list [OFFSET]  (10, 20, 30: the secured listeners)
+  local n out=() off=${1:-0}
+  for n in "${NODES[@]}"; do out+=("127.0.0.1:$(($(client_port "$n") + off))"); done
   (IFS=,; echo "${out[*]}")
 }
 
@@ -210,9 +229,29 @@ write_server_properties() {
     echo "process.roles=broker,controller"
     echo "node.id=$n"
     echo "controller.quorum.voters=$(voters)"
-    echo "listeners=PLAINTEXT://127.0.0.1:$(client_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")"
-    echo "advertised.listeners=PLAINTEXT://127.0.0.1:$(client_port "$n")"
-    echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    local p listeners advertised map
+    p=$(client_port "$n")
+    listeners="PLAINTEXT://127.0.0.1:$p,CONTROLLER://127.0.0.1:$(controller_port "$n")"
+    advertised="PLAINTEXT://127.0.0.1:$p"
+    map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if has_mode sasl-ssl; then
+      listeners+=",SASL_SSL://127.0.0.1:$((p + 10))"
+      advertised+=",SASL_SSL://127.0.0.1:$((p + 10))"
+      map+=",SASL_SSL:SASL_SSL"
+    fi
+    if has_mode mtls; then
+      listeners+=",MTLS://127.0.0.1:$((p + 20))"
+      advertised+=",MTLS://127.0.0.1:$((p + 20))"
+      map+=",MTLS:SSL"
+    fi
+    if has_mode oauthbearer; then
+      listeners+=",OAUTH://127.0.0.1:$((p + 30))"
+      advertised+=",OAUTH://127.0.0.1:$((p + 30))"
+      map+=",OAUTH:SASL_PLAINTEXT"
+    fi
+    echo "listeners=$listeners"
+    echo "advertised.listeners=$advertised"
+    echo "listener.security.protocol.map=$map"
     echo "inter.broker.listener.name=PLAINTEXT"
     echo "controller.listener.names=CONTROLLER"
     echo "log.dirs=$dir/data"
@@ -227,6 +266,7 @@ write_server_properties() {
     echo "auto.create.topics.enable=false"
     # Topics with a short retention (the benchmark's) are trimmed within a minute, not five.
     echo "log.retention.check.interval.ms=30000"
+    security_properties
     if [[ -n ${FLEETSTORM_KAFKA_EXTRA_PROPS:-} ]]; then
       echo "# FLEETSTORM_KAFKA_EXTRA_PROPS"
       printf '%s\n' "$FLEETSTORM_KAFKA_EXTRA_PROPS"
@@ -539,10 +579,212 @@ wait_ready_tools() {
   return 1
 }
 
+
+# ------------------------------------------------------------- security ----
+
+# The secured listeners this cluster runs with (from `start --security`).
+SEC_MODES=()
+load_modes() {
+  SEC_MODES=()
+  [[ -s $SEC_MODES_FILE ]] || return 0
+  local m
+  while read -r m; do [[ -n $m ]] && SEC_MODES+=("$m"); done <"$SEC_MODES_FILE"
+  return 0
+}
+has_mode() { local m; for m in "${SEC_MODES[@]}"; do [[ $m == "$1" ]] && return 0; done; return 1; }
+
+parse_modes() {   # parse_modes SPEC -> SEC_MODES
+  local spec=$1 m out=() parts=()
+  [[ $spec == all ]] && spec="sasl-ssl,mtls,oauthbearer"
+  IFS=, read -r -a parts <<<"$spec"
+  for m in "${parts[@]}"; do
+    case $m in
+      sasl-ssl | mtls | oauthbearer) out+=("$m") ;;
+      none | "") ;;
+      *) die "unknown security mode '$m' (sasl-ssl, mtls, oauthbearer, all or none)" ;;
+    esac
+  done
+  SEC_MODES=("${out[@]}")
+}
+
+sec_secret() {   # sec_secret NAME: a random secret kept in the security dir
+  local f="$SEC_DIR/$1.secret"
+  mkdir -p "$SEC_DIR"
+  chmod 700 "$SEC_DIR"
+  [[ -s $f ]] || (umask 077; openssl rand -hex 16 >"$f")
+  cat "$f"
+}
+
+# The CA, the brokers' certificate (one for all three: SAN IP 127.0.0.1), the client
+# certificate of User:fleet, and a rogue CA with a client certificate of its own (the brokers
+# must refuse it; a client that trusts only the rogue CA must refuse the brokers).
+make_certificates() {
+  [[ -s $SEC_DIR/truststore.p12 && -s $SEC_DIR/client-rogue.crt ]] && return 0
+  command -v openssl >/dev/null 2>&1 || die "openssl not found (needed for --security)"
+  command -v keytool >/dev/null 2>&1 || die "keytool not found (needed for --security)"
+  local d=$SEC_DIR store
+  store="$(sec_secret store)"
+  (
+    set -e
+    cd "$d"
+    umask 077
+    for ca in ca rogue-ca; do
+      openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=fleetstorm-local-$ca" \
+        -keyout "$ca.key" -out "$ca.crt" 2>/dev/null
+    done
+    sign() {   # sign NAME CA SUBJECT [EXT]
+      openssl req -newkey rsa:2048 -nodes -subj "$3" -keyout "$1.key" -out "$1.csr" 2>/dev/null
+      printf '%s\n' "${4:-basicConstraints=CA:FALSE}" >"$1.ext"
+      openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial -days 3650 \
+        -extfile "$1.ext" -out "$1.crt" 2>/dev/null
+      rm -f "$1.csr" "$1.ext"
+    }
+    sign broker ca "/CN=localhost" "subjectAltName=IP:127.0.0.1,DNS:localhost"
+    sign client-fleet ca "/CN=fleet"
+    sign client-rogue rogue-ca "/CN=fleet"
+    openssl pkcs12 -export -name broker -in broker.crt -inkey broker.key -certfile ca.crt \
+      -passout "pass:$store" -out broker.p12
+    rm -f truststore.p12
+    keytool -importcert -noprompt -alias ca -file ca.crt -keystore truststore.p12 \
+      -storetype PKCS12 -storepass "$store" >/dev/null 2>&1
+    chmod 644 ./*.crt
+  ) || die "could not make the certificates in $d"
+  [[ -s $d/truststore.p12 ]] || die "keytool made no truststore in $d"
+  log "made a CA, broker and client certificates in ${d#"$REPO_ROOT"/}"
+}
+
+security_properties() {
+  ((${#SEC_MODES[@]})) || return 0
+  local store
+  store="$(sec_secret store)"
+  echo "# --security ${SEC_MODES[*]}"
+  echo "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+  echo "super.users=User:ANONYMOUS;User:admin"
+  echo "allow.everyone.if.no.acl.found=false"
+  if has_mode sasl-ssl || has_mode mtls; then
+    echo "ssl.keystore.type=PKCS12"
+    echo "ssl.keystore.location=$SEC_DIR/broker.p12"
+    echo "ssl.keystore.password=$store"
+    echo "ssl.key.password=$store"
+    echo "ssl.truststore.type=PKCS12"
+    echo "ssl.truststore.location=$SEC_DIR/truststore.p12"
+    echo "ssl.truststore.password=$store"
+  fi
+  if has_mode sasl-ssl; then
+    echo "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512"
+    echo "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+  fi
+  if has_mode mtls; then
+    echo "listener.name.mtls.ssl.client.auth=required"
+    echo 'ssl.principal.mapping.rules=RULE:^CN=([a-zA-Z0-9._-]+).*$/$1/,DEFAULT'
+  fi
+  if has_mode oauthbearer; then
+    echo "listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER"
+    echo 'listener.name.oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="admin" unsecuredValidatorAllowableClockSkewMs="3000";'
+  fi
+}
+
+# Principals and ACLs through the PLAINTEXT listener (its principal is a super user), in one JVM.
+write_security_tool() {
+  mkdir -p "$PROBE_DIR"
+  cat >"$PROBE_DIR/FleetstormKafkaSecurity.java.tmp" <<'JAVA'
+// generated by scripts/kafka-cluster.sh
+import java.util.*;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.common.acl.*;
+import org.apache.kafka.common.resource.*;
+
+public class FleetstormKafkaSecurity {
+  // args: bootstrap fleetPassword limitedPassword
+  public static void main(String[] a) throws Exception {
+    Properties p = new Properties();
+    p.put("bootstrap.servers", a[0]);
+    p.put("client.id", "fleetstorm-security");
+    try (Admin admin = Admin.create(p)) {
+      ScramCredentialInfo info = new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192);
+      admin.alterUserScramCredentials(List.of(
+          new UserScramCredentialUpsertion("fleet", info, a[1]),
+          new UserScramCredentialUpsertion("limited", info, a[2]))).all().get(30, TimeUnit.SECONDS);
+      List<AclBinding> acls = new ArrayList<>();
+      String fleet = "User:fleet", limited = "User:limited";
+      for (ResourceType t : List.of(ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID))
+        acls.add(allow(t, "*", fleet, AclOperation.ALL));
+      for (AclOperation op : List.of(AclOperation.IDEMPOTENT_WRITE, AclOperation.CREATE, AclOperation.DESCRIBE,
+          AclOperation.DESCRIBE_CONFIGS))
+        acls.add(allow(ResourceType.CLUSTER, "kafka-cluster", fleet, op));
+      for (AclOperation op : List.of(AclOperation.READ, AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS))
+        acls.add(allow(ResourceType.TOPIC, "*", limited, op));
+      for (AclOperation op : List.of(AclOperation.READ, AclOperation.DESCRIBE))
+        acls.add(allow(ResourceType.GROUP, "*", limited, op));
+      acls.add(allow(ResourceType.CLUSTER, "kafka-cluster", limited, AclOperation.DESCRIBE));
+      admin.createAcls(acls).all().get(30, TimeUnit.SECONDS);
+      // Every broker must know the credentials before a client tries them.
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (true) {
+        Map<String, UserScramCredentialsDescription> d =
+            admin.describeUserScramCredentials(List.of("fleet", "limited")).all().get(10, TimeUnit.SECONDS);
+        if (d.size() == 2) break;
+        if (System.nanoTime() > deadline) throw new IllegalStateException("SCRAM users not visible");
+        Thread.sleep(200);
+      }
+    }
+    System.err.println("kafka-cluster: principals User:fleet and User:limited and their ACLs are in place");
+  }
+
+  static AclBinding allow(ResourceType t, String name, String principal, AclOperation op) {
+    return new AclBinding(new ResourcePattern(t, name, PatternType.LITERAL),
+        new AccessControlEntry(principal, "*", op, AclPermissionType.ALLOW));
+  }
+}
+JAVA
+  if cmp -s "$PROBE_DIR/FleetstormKafkaSecurity.java.tmp" "$PROBE_DIR/FleetstormKafkaSecurity.java" \
+      && [[ -f $PROBE_DIR/security-classes/FleetstormKafkaSecurity.class ]]; then
+    rm -f "$PROBE_DIR/FleetstormKafkaSecurity.java.tmp"
+    return 0
+  fi
+  mv "$PROBE_DIR/FleetstormKafkaSecurity.java.tmp" "$PROBE_DIR/FleetstormKafkaSecurity.java"
+  rm -rf "$PROBE_DIR/security-classes"
+  command -v javac >/dev/null 2>&1 || die "javac not found (needed for --security)"
+  mkdir -p "$PROBE_DIR/security-classes"
+  javac -nowarn -d "$PROBE_DIR/security-classes" -cp "$LIBS_DIR/*" "$PROBE_DIR/FleetstormKafkaSecurity.java" 9>&- >&2 \
+    || { rm -rf "$PROBE_DIR/security-classes"; die "could not compile the security tool"; }
+}
+
+create_principals() {
+  ((${#SEC_MODES[@]})) || return 0
+  write_security_tool
+  TOOL_CP="$PROBE_DIR/security-classes:$LIBS_DIR/*" java_tool -Dfleetstorm.log.level=OFF FleetstormKafkaSecurity \
+    "$(bootstrap_list)" "$(sec_secret fleet)" "$(sec_secret limited)" || die "could not create the principals and ACLs"
+}
+
+cmd_env() {
+  load_modes
+  ((${#SEC_MODES[@]})) || die "the cluster was not started with --security"
+  echo "export FLEETSTORM_KAFKA_SECURITY_DIR=$SEC_DIR"
+  if has_mode sasl-ssl; then echo "export FLEETSTORM_KAFKA_SASL_SSL_BOOTSTRAP=$(bootstrap_list 10)"; fi
+  if has_mode mtls; then echo "export FLEETSTORM_KAFKA_MTLS_BOOTSTRAP=$(bootstrap_list 20)"; fi
+  if has_mode oauthbearer; then echo "export FLEETSTORM_KAFKA_OAUTH_BOOTSTRAP=$(bootstrap_list 30)"; fi
+  echo "export FLEETSTORM_KAFKA_SASL_USERNAME=fleet"
+  echo "export FLEETSTORM_KAFKA_SASL_PASSWORD=$(sec_secret fleet)"
+  echo "export FLEETSTORM_KAFKA_LIMITED_PASSWORD=$(sec_secret limited)"
+}
+
 # --------------------------------------------------------------- commands ----
 
 cmd_start() {
+  local spec=${FLEETSTORM_KAFKA_SECURITY:-}
+  while (($#)); do
+    case $1 in
+      --security) spec=${2:-}; [[ -n $spec ]] || die "--security needs a mode"; shift 2 ;;
+      --security=*) spec=${1#--security=}; shift ;;
+      *) die "start: unknown argument '$1'" ;;
+    esac
+  done
   take_lock
+  load_modes
+  local before="${SEC_MODES[*]}"
+  if [[ -n $spec ]]; then parse_modes "$spec"; fi
   local n todo=() unformatted=() t0=$SECONDS
   local paused=()
   for n in "${NODES[@]}"; do
@@ -551,6 +793,9 @@ cmd_start() {
       paused) paused+=("$n") ;;
     esac
   done
+  if ((${#todo[@]} < ${#NODES[@]})) && [[ "${SEC_MODES[*]}" != "$before" ]]; then
+    die "the cluster is running with security '${before:-none}'; stop it before starting it with '${SEC_MODES[*]:-none}'"
+  fi
   if ((${#todo[@]} == 0 && ${#paused[@]} == 0)); then
     log "cluster already running ($(bootstrap_list))"
     return 0
@@ -558,6 +803,12 @@ cmd_start() {
   ((${#paused[@]} == 0)) || die "node(s) ${paused[*]} paused (SIGSTOP); run 'resume N' first"
   prepare
   mkdir -p "$CLUSTER_DIR"
+  if ((${#SEC_MODES[@]})); then
+    printf '%s\n' "${SEC_MODES[@]}" >"$SEC_MODES_FILE"
+    make_certificates
+  else
+    rm -f "$SEC_MODES_FILE"
+  fi
   for n in "${todo[@]}"; do
     if port_in_use "$(client_port "$n")" || port_in_use "$(controller_port "$n")"; then
       die "port $(client_port "$n") or $(controller_port "$n") (node $n) is already in use by another process"
@@ -578,13 +829,15 @@ cmd_start() {
   done
   log "waiting up to ${START_TIMEOUT}s for brokers ${NODES[*]} and the KRaft quorum ..."
   wait_ready "$START_TIMEOUT" "${NODES[@]}" || die "cluster failed to start (see above)"
-  log "cluster up in $((SECONDS - t0))s: $(bootstrap_list)"
+  create_principals
+  log "cluster up in $((SECONDS - t0))s: $(bootstrap_list)${SEC_MODES[*]:+ (security: ${SEC_MODES[*]})}"
 }
 
 cmd_restart() {
   check_node_arg "${1:-}"
   local n=$1 t0=$SECONDS
   take_lock
+  load_modes
   prepare
   if [[ "$(node_state "$n")" != stopped ]]; then
     log "node $n is already running (pid $(node_pid "$n")); waiting until it answers"
@@ -726,7 +979,8 @@ main() {
   (($#)) && shift
   case $cmd in
     fetch) take_lock; cmd_fetch ;;
-    start) cmd_start ;;
+    start) cmd_start "$@" ;;
+    env) cmd_env ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
     kill) cmd_signal KILL killed "$@" ;;
