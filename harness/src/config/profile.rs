@@ -108,7 +108,10 @@ impl OauthBearer {
     pub fn problems(&self, kind: TargetKind, librdkafka: &BTreeMap<String, String>) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if kind == TargetKind::Embedded {
-            out.push(("oauthbearer".into(), "the embedded cluster does not authenticate: `oauthbearer` needs `kind: kafka`".into()));
+            out.push((
+                "oauthbearer".into(),
+                "the embedded cluster does not authenticate: `oauthbearer` needs `kind: kafka`".into(),
+            ));
         }
         let prop = |k: &str| librdkafka.get(k).map(|v| (format!("librdkafka.{k}"), v.trim().to_ascii_uppercase()));
         match self {
@@ -127,7 +130,9 @@ impl OauthBearer {
                 }
             }
             OauthBearer::UnsecuredJwt(j) => {
-                if j.principal.is_empty() || j.principal.chars().any(|c| c == '"' || c == '\\' || c.is_whitespace() || c.is_control()) {
+                if j.principal.is_empty()
+                    || j.principal.chars().any(|c| c == '"' || c == '\\' || c.is_whitespace() || c.is_control())
+                {
                     out.push((
                         "oauthbearer.unsecured_jwt.principal".into(),
                         "the principal must be non-empty, without quotes, backslashes or spaces".into(),
@@ -135,7 +140,10 @@ impl OauthBearer {
                 }
                 let secs = j.lifetime.0.as_secs();
                 if !(10..=86_400).contains(&secs) {
-                    out.push(("oauthbearer.unsecured_jwt.lifetime".into(), "lifetime must be between 10s and 24h".into()));
+                    out.push((
+                        "oauthbearer.unsecured_jwt.lifetime".into(),
+                        "lifetime must be between 10s and 24h".into(),
+                    ));
                 }
             }
         }
@@ -150,7 +158,10 @@ impl OauthBearer {
                     OauthBearer::MskIam(_) => "`SASL_SSL` (MSK's IAM listeners are TLS only)",
                     OauthBearer::UnsecuredJwt(_) => "`SASL_PLAINTEXT` or `SASL_SSL`",
                 };
-                out.push((path, format!("`oauthbearer` needs security.protocol {want}; leave it out to get the default")));
+                out.push((
+                    path,
+                    format!("`oauthbearer` needs security.protocol {want}; leave it out to get the default"),
+                ));
             }
         }
         for key in ["sasl.mechanism", "sasl.mechanisms"] {
@@ -165,7 +176,8 @@ impl OauthBearer {
         {
             out.push((
                 path,
-                "`sasl.oauthbearer.method: oidc` is librdkafka's own token provider; use it or `oauthbearer`, not both".into(),
+                "`sasl.oauthbearer.method: oidc` is librdkafka's own token provider; use it or `oauthbearer`, not both"
+                    .into(),
             ));
         }
         if let Some((path, v)) = prop("enable.sasl.oauthbearer.unsecure.jwt")
@@ -590,7 +602,10 @@ mod tests {
             &env,
         )
         .unwrap();
-        assert_eq!(p.oauthbearer, Some(OauthBearer::UnsecuredJwt(UnsecuredJwt { principal: "fleet".into(), lifetime: Dur::from_secs(3600) })));
+        assert_eq!(
+            p.oauthbearer,
+            Some(OauthBearer::UnsecuredJwt(UnsecuredJwt { principal: "fleet".into(), lifetime: Dur::from_secs(3600) }))
+        );
         let props = p.client_properties();
         assert_eq!(props["security.protocol"], "SASL_PLAINTEXT");
         assert!(!props.contains_key("sasl.mechanism"), "sasl.mechanisms is the same property: not set twice");
@@ -621,7 +636,9 @@ mod tests {
 
     #[test]
     fn oauthbearer_fields_are_checked() {
-        let p = problems_of(&format!("{KAFKA}oauthbearer:\n  unsecured_jwt: {{principal: \"a b\", lifetime: 5s, scope: x}}\n"));
+        let p = problems_of(&format!(
+            "{KAFKA}oauthbearer:\n  unsecured_jwt: {{principal: \"a b\", lifetime: 5s, scope: x}}\n"
+        ));
         assert!(p.iter().any(|d| d.contains("unknown field `scope`")), "{p:#?}");
         let p = problems_of(&format!("{KAFKA}oauthbearer:\n  unsecured_jwt: {{principal: \"a b\", lifetime: 5s}}\n"));
         assert!(p.iter().any(|d| d.starts_with("p.yaml:5:19: oauthbearer.unsecured_jwt.principal:")), "{p:#?}");
@@ -633,7 +650,9 @@ mod tests {
         let p = problems_of("name: e\nkind: embedded\noauthbearer: {unsecured_jwt: {principal: x}}\n");
         assert!(p.iter().any(|d| d.contains("needs `kind: kafka`")), "{p:#?}");
         // SASL_SSL is fine for an unsecured JWT, and OAUTHBEARER in any case.
-        let ok = format!("{KAFKA}oauthbearer: {{unsecured_jwt: {{principal: x}}}}\nlibrdkafka: {{security.protocol: sasl_ssl, sasl.mechanism: OAuthBearer}}\n");
+        let ok = format!(
+            "{KAFKA}oauthbearer: {{unsecured_jwt: {{principal: x}}}}\nlibrdkafka: {{security.protocol: sasl_ssl, sasl.mechanism: OAuthBearer}}\n"
+        );
         assert_eq!(problems_of(&ok), Vec::<String>::new());
     }
 

@@ -135,7 +135,7 @@ impl Barrier {
             .set("linger.ms", "0")
             .create_with_context(stamp.clone())
             .map_err(|e| BarrierError::Target(e.to_string()))?;
-        let consumer: BaseConsumer = client_config(&conn.bootstrap, &[&conn.base])
+        let consumer: BaseConsumer<Stamp> = client_config(&conn.bootstrap, &[&conn.base])
             .set("group.id", format!("fleetstorm.control.{campaign}.{shard}"))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")

@@ -19,12 +19,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rdkafka::client::OAuthToken;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::client::OAuthToken;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::group::GroupLedger;
@@ -470,7 +470,8 @@ impl Member<'_> {
 
 fn run(args: MemberArgs) -> MemberOutcome {
     let joined = Arc::new(AtomicBool::new(false));
-    let dlq = args.dead_letter.as_ref().and_then(|dl| match dl.config.create_with_context(DlqCtx { auth: args.ctx.auth.clone(), ..DlqCtx::default() }) {
+    let dlq_ctx = || DlqCtx { auth: args.ctx.auth.clone(), ..DlqCtx::default() };
+    let dlq = args.dead_letter.as_ref().and_then(|dl| match dl.config.create_with_context(dlq_ctx()) {
         Ok(p) => Some(p),
         Err(e) => {
             tracing::error!("could not create the dead-letter producer: {e}");

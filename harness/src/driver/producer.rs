@@ -347,6 +347,13 @@ fn run(args: ProducerArgs) -> ProducerOutcome {
             return out;
         }
     };
+    // The first OAUTHBEARER token now: the metadata requests below come before any poll.
+    if let Err(e) = args.ctx.auth.prime(producer.client()) {
+        out.error = Some(format!("producer {}: {}", args.instance, args.ctx.redactor.scrub(&e.to_string())));
+        args.ready.fetch_add(1, Ordering::SeqCst);
+        args.source.done();
+        return out;
+    }
     // Connect and learn partition leaders before the clock starts, so the first sends do not
     // measure connection set-up.
     for topic in &args.plan.topics {

@@ -12,8 +12,10 @@
 //! profiles and `credential_process` (features `sso` and `credentials-process`).
 //!
 //! librdkafka asks for a token from its client threads; the chain is async, so it runs on a
-//! current-thread runtime of its own, on a scoped thread (never inside a caller's runtime).
-//! Credentials are reused while they stay valid for longer than a token lives.
+//! current-thread runtime of its own (its HTTP connections live there between lookups), driven on
+//! a scoped thread so that it is never inside a caller's runtime, and shut down in the background
+//! when the chain is dropped (wherever the last client goes). Credentials are reused while they
+//! stay valid for longer than a token lives.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -34,7 +36,8 @@ const STATIC_REUSE: Duration = Duration::from_secs(300);
 
 /// The standard AWS credential chain, resolved lazily and cached.
 pub struct Chain {
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
     chain: DefaultCredentialsChain,
     cached: Mutex<Option<(Credentials, SystemTime)>>,
 }
@@ -55,7 +58,7 @@ impl Chain {
             .map_err(|e| AuthError::Credentials(format!("could not start the credential runtime: {e}")))?;
         let region = Region::new(region.to_string());
         let chain = off_runtime(|| {
-            runtime.block_on(async {
+            runtime.block_on(async move {
                 let http = aws_smithy_http_client::Builder::new()
                     .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
                     .build_https();
@@ -63,7 +66,7 @@ impl Chain {
                 DefaultCredentialsChain::builder().configure(conf).region(region).build().await
             })
         })?;
-        Ok(Chain { runtime, chain, cached: Mutex::new(None) })
+        Ok(Chain { runtime: Some(runtime), chain, cached: Mutex::new(None) })
     }
 
     /// Credentials valid for at least one token's lifetime from `now`.
@@ -74,7 +77,8 @@ impl Chain {
         {
             return Ok(c.clone());
         }
-        let fresh = off_runtime(|| self.runtime.block_on(self.chain.provide_credentials()))?
+        let runtime = self.runtime.as_ref().ok_or_else(|| AuthError::Credentials("the chain is closed".into()))?;
+        let fresh = off_runtime(|| runtime.block_on(self.chain.provide_credentials()))?
             .map_err(|e| AuthError::Credentials(describe(&e)))?;
         *cached = Some((fresh.clone(), now));
         Ok(fresh)
@@ -118,6 +122,15 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, AuthError> {
     })
 }
 
+impl Drop for Chain {
+    fn drop(&mut self) {
+        // Dropping a runtime inside async code panics; shutting it down in the background never does.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,9 +151,10 @@ mod tests {
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout.lines().find_map(|l| l.strip_prefix("CHAIN ")).unwrap_or_else(|| {
-            panic!("no answer from the child: {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
-        });
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("CHAIN "))
+            .unwrap_or_else(|| panic!("no answer from the child: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
         line.to_string()
     }
 

@@ -49,8 +49,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use rdkafka::client::{Client, OAuthToken};
 use rdkafka::ClientContext;
+use rdkafka::client::{Client, OAuthToken};
 
 use crate::config::profile::{OauthBearer, Profile};
 
@@ -128,7 +128,8 @@ impl Jwt {
                 }
                 n if n.starts_with("extension_") => {
                     return Err(AuthError::Config(
-                        "SASL extensions cannot be refreshed through rust-rdkafka; use the profile's `oauthbearer`".into(),
+                        "SASL extensions cannot be refreshed through rust-rdkafka; use the profile's `oauthbearer`"
+                            .into(),
                     ));
                 }
                 n => return Err(AuthError::Config(format!("unknown name `{n}`"))),
@@ -414,7 +415,7 @@ mod tests {
 
     #[test]
     fn without_a_provider_the_refresh_fails_saying_what_is_missing() {
-        let e = Auth::default().generate(Some("principal=x")).unwrap_err().to_string();
+        let e = Auth::default().generate(Some("principal=x")).err().unwrap().to_string();
         assert!(e.contains("needs a token provider") && e.contains("oidc"), "{e}");
     }
 

@@ -174,8 +174,11 @@ mod tests {
         let creds = Credentials::new(&v.access_key_id, &v.secret_access_key, v.session_token.clone(), None, "test");
         let now = SystemTime::from(humantime::parse_rfc3339(&v.now).unwrap());
         let t = token(&v.region, &creds, now, &user_agent()).unwrap();
-        let url = String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&t.value).unwrap()).unwrap();
-        assert!(url.starts_with("https://kafka.eu-west-1.amazonaws.com/?Action=kafka-cluster%3AConnect&X-Amz-Algorithm="));
+        let url =
+            String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&t.value).unwrap()).unwrap();
+        assert!(
+            url.starts_with("https://kafka.eu-west-1.amazonaws.com/?Action=kafka-cluster%3AConnect&X-Amz-Algorithm=")
+        );
         assert!(url.contains("&X-Amz-Expires=900&"));
         assert!(url.ends_with(&format!("&User-Agent=fleetstorm%2F{}", env!("CARGO_PKG_VERSION"))));
         assert!(!url.contains(&v.secret_access_key) && !url.contains(&encode(&v.secret_access_key)));
