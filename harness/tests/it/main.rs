@@ -9,6 +9,7 @@ mod common;
 mod bench;
 mod cli;
 mod compose;
+mod cost;
 mod embedded;
 mod fuzz;
 mod idempotence;
