@@ -22,8 +22,8 @@ pub fn run(args: &CheckArgs) -> Result<Exit, Failure> {
     let _ = (&profile.value, scenario.as_ref().map(|s| &s.value));
     let mut exit = Exit::Ok;
     if args.compat {
-        let matrix = crate::driver::compat::matrix(&profile.value)
-            .map_err(|e| Failure::CouldNotStart(anyhow::anyhow!(e)))?;
+        let matrix =
+            crate::driver::compat::matrix(&profile.value).map_err(|e| Failure::CouldNotStart(anyhow::anyhow!(e)))?;
         print!("{}", crate::driver::compat::render(&matrix));
         if let Some(out) = &args.out {
             write_json(out, "compat.json", &matrix)?;

@@ -291,7 +291,13 @@ pub fn cost_section(dirs: &[PathBuf], runs: &[(String, Report)]) -> Result<Optio
         t = t.col(head.clone(), move |row: &CostRow| match row {
             CostRow::Line(l) => p.line(*l).map_or_else(
                 || "-".to_string(),
-                |c| format!("{} ({})", crate::cost::render::money(c.monthly, &p.currency), crate::cost::render::drivers(c)),
+                |c| {
+                    format!(
+                        "{} ({})",
+                        crate::cost::render::money(c.monthly, &p.currency),
+                        crate::cost::render::drivers(c)
+                    )
+                },
             ),
             CostRow::Total => crate::cost::render::money(p.monthly, &p.currency),
             CostRow::AckP99 => us(r.produce.latency_from_intended.p99_us),

@@ -46,7 +46,8 @@ impl Line {
         }
     }
 
-    pub const ALL: [Line; 6] = [Line::Compute, Line::Storage, Line::ObjectRequests, Line::CrossZone, Line::Egress, Line::Fixed];
+    pub const ALL: [Line; 6] =
+        [Line::Compute, Line::Storage, Line::ObjectRequests, Line::CrossZone, Line::Egress, Line::Fixed];
 }
 
 /// The workload behaviour (or the sizing) a part of a line comes from.
@@ -153,12 +154,18 @@ struct Builder {
 impl Builder {
     /// Add a part priced per hour.
     fn hourly(&mut self, line: Line, driver: Driver, quantity: f64, unit: &str, hourly: f64) {
-        self.part(line, Part { driver, quantity, unit: unit.into(), hourly, monthly: hourly * HOURS_PER_MONTH, share: 0.0 });
+        self.part(
+            line,
+            Part { driver, quantity, unit: unit.into(), hourly, monthly: hourly * HOURS_PER_MONTH, share: 0.0 },
+        );
     }
 
     /// Add a part priced per month.
     fn monthly(&mut self, line: Line, driver: Driver, quantity: f64, unit: &str, monthly: f64) {
-        self.part(line, Part { driver, quantity, unit: unit.into(), hourly: monthly / HOURS_PER_MONTH, monthly, share: 0.0 });
+        self.part(
+            line,
+            Part { driver, quantity, unit: unit.into(), hourly: monthly / HOURS_PER_MONTH, monthly, share: 0.0 },
+        );
     }
 
     fn part(&mut self, line: Line, part: Part) {
@@ -224,7 +231,13 @@ pub fn price(report: &Report, file: &PricingFile) -> Result<Priced, ModelError> 
         f64::from(p.sizing.brokers) * ps.instance_hour.price,
     );
     for f in &p.fixed {
-        b.hourly(Line::Fixed, Driver::Fixed(f.name.clone()), f64::from(f.quantity), "items", f64::from(f.quantity) * f.per_hour.price);
+        b.hourly(
+            Line::Fixed,
+            Driver::Fixed(f.name.clone()),
+            f64::from(f.quantity),
+            "items",
+            f64::from(f.quantity) * f.per_hour.price,
+        );
     }
 
     // Produce: the producers' socket traffic both ways, apportioned to classes by value bytes.
@@ -254,7 +267,13 @@ pub fn price(report: &Report, file: &PricingFile) -> Result<Priced, ModelError> 
         }
         let retention_s = topic.and_then(|t| t.retention_s).unwrap_or(p.default_retention.0.as_secs_f64());
         let retained_gib = ingress / d.basis_s * retention_s * copies(rf) * headroom / GIB;
-        b.monthly(Line::Storage, Driver::Retention(name.clone()), retained_gib, "GiB", retained_gib * ps.storage_gb_month.price);
+        b.monthly(
+            Line::Storage,
+            Driver::Retention(name.clone()),
+            retained_gib,
+            "GiB",
+            retained_gib * ps.storage_gb_month.price,
+        );
         if p.model == OperatingModel::SharedStorage
             && let (Some(size), Some(put)) = (p.object_size, &ps.object_put_1000)
         {
@@ -351,13 +370,8 @@ mod tests {
     /// three quarters re-reads.
     fn crafted() -> Report {
         let mut r = crate::report::fixture::report("embedded");
-        let class = |value_bytes| ClassDrivers {
-            topic: "t".into(),
-            records: 1,
-            value_bytes,
-            wire_bytes: None,
-            requests: None,
-        };
+        let class =
+            |value_bytes| ClassDrivers { topic: "t".into(), records: 1, value_bytes, wire_bytes: None, requests: None };
         r.cost_drivers = Some(CostDrivers {
             basis_s: 3600.0,
             stats_interval_ms: 1000,
@@ -435,7 +449,9 @@ prices:
         assert!(close(cz(Driver::Replay("analytics".into())), 0.02));
         let line = p.line(Line::CrossZone).map_or(0.0, |l| l.hourly);
         assert!(close(line, 0.2), "{line}");
-        let replay = p.line(Line::CrossZone).and_then(|l| l.parts.iter().find(|x| x.driver == Driver::Replay("analytics".into())));
+        let replay = p
+            .line(Line::CrossZone)
+            .and_then(|l| l.parts.iter().find(|x| x.driver == Driver::Replay("analytics".into())));
         assert!(replay.is_some_and(|x| close(x.share, 0.1)), "replay by analytics is 10 % of transfer: {replay:?}");
         // Storage: telemetry 2.25 GiB/h × 24 h × 3 copies = 162 GiB, heartbeat 54 GiB, at 0.1.
         let st = p.line(Line::Storage).map_or(0.0, |l| l.monthly);
@@ -462,15 +478,21 @@ prices:
         assert!(close(put, 144.0 / 1000.0 * 0.005), "{put}");
         let get = part(&p, Line::ObjectRequests, Driver::Replay("analytics".into()));
         assert!(close(get, 96.0 / 1000.0 * 0.0004), "{get}");
-        assert!(p.line(Line::CrossZone).is_some_and(|l| l.parts.iter().all(|x| !matches!(x.driver, Driver::Replication(_)))));
+        assert!(
+            p.line(Line::CrossZone)
+                .is_some_and(|l| l.parts.iter().all(|x| !matches!(x.driver, Driver::Replication(_))))
+        );
     }
 
     #[test]
     fn egress_groups_leave_the_region_and_one_zone_has_no_cross_zone_line() {
-        let p = price(&crafted(), &pricing(|p| {
-            p.topology.egress_groups = vec!["analytics".into()];
-            p.topology.zones = 1;
-        }))
+        let p = price(
+            &crafted(),
+            &pricing(|p| {
+                p.topology.egress_groups = vec!["analytics".into()];
+                p.topology.zones = 1;
+            }),
+        )
         .expect("priced");
         assert!(close(p.line(Line::Egress).map_or(0.0, |l| l.hourly), 2.0 * 0.09));
         assert!(p.line(Line::CrossZone).is_none());

@@ -222,18 +222,13 @@ pub fn parse(file: &str, src: &str) -> Result<PricingFile, ConfigError> {
         pricing.problems().into_iter().map(|(path, m)| (yaml::locate(&index, &path), path, m)).collect();
     problems.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
     problems.dedup();
-    if problems.is_empty() {
-        Ok(PricingFile { file: file.to_string(), pricing })
-    } else {
-        Err(invalid(file, problems))
-    }
+    if problems.is_empty() { Ok(PricingFile { file: file.to_string(), pricing }) } else { Err(invalid(file, problems)) }
 }
 
 /// Read and check a pricing file.
 pub fn load(path: &Path) -> Result<PricingFile, ConfigError> {
     let file = path.display().to_string();
-    let src =
-        std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: file.clone(), source })?;
+    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: file.clone(), source })?;
     parse(&file, &src)
 }
 

@@ -70,9 +70,12 @@ pub fn markdown(c: &CostFile) -> String {
 
 /// Runs side by side, each under each of its pricings: one column per (run, pricing).
 pub fn side_by_side(runs: &[(String, CostFile)]) -> Table {
-    let columns: Vec<(String, &Priced)> =
-        runs.iter().flat_map(|(name, c)| c.priced.iter().map(move |p| (format!("{name} / {}", p.pricing), p))).collect();
-    let mut rows: Vec<Option<Line>> = Line::ALL.iter().copied().filter(|l| columns.iter().any(|(_, p)| p.line(*l).is_some())).map(Some).collect();
+    let columns: Vec<(String, &Priced)> = runs
+        .iter()
+        .flat_map(|(name, c)| c.priced.iter().map(move |p| (format!("{name} / {}", p.pricing), p)))
+        .collect();
+    let mut rows: Vec<Option<Line>> =
+        Line::ALL.iter().copied().filter(|l| columns.iter().any(|(_, p)| p.line(*l).is_some())).map(Some).collect();
     rows.push(None);
     let mut t = Table::of(rows).col("per month", |l: &Option<Line>| match l {
         Some(l) => Cell::code(l.name()),
@@ -80,7 +83,9 @@ pub fn side_by_side(runs: &[(String, CostFile)]) -> Table {
     });
     for (head, p) in &columns {
         t = t.col(head.clone(), move |l: &Option<Line>| match l {
-            Some(l) => p.line(*l).map_or_else(|| "-".to_string(), |c| format!("{} ({})", money(c.monthly, &p.currency), drivers(c))),
+            Some(l) => p
+                .line(*l)
+                .map_or_else(|| "-".to_string(), |c| format!("{} ({})", money(c.monthly, &p.currency), drivers(c))),
             None => money(p.monthly, &p.currency),
         });
     }

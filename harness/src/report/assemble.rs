@@ -429,11 +429,15 @@ pub fn cost_drivers(
     }
     let mut topics = BTreeMap::new();
     for t in &s.topics {
-        let ingress: Option<u64> = produced.is_some().then(|| {
-            classes.values().filter(|c| c.topic == t.name).filter_map(|c| c.wire_bytes).sum::<u64>()
-        });
-        let retention_s =
-            t.config.get("retention.ms").and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| *v >= 0.0).map(|ms| ms / 1e3);
+        let ingress: Option<u64> = produced
+            .is_some()
+            .then(|| classes.values().filter(|c| c.topic == t.name).filter_map(|c| c.wire_bytes).sum::<u64>());
+        let retention_s = t
+            .config
+            .get("retention.ms")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| *v >= 0.0)
+            .map(|ms| ms / 1e3);
         let rf = u64::from(t.replication);
         topics.insert(
             t.name.clone(),
@@ -722,7 +726,10 @@ consumers: [{name: sink, topics: [t]}]
         let rec = recording();
         let mut r = assemble(&info(&s), Ending::completed(), None);
         r.load_s = 10.0;
-        r.produce.classes.insert("tel".into(), ClassReport { topic: "t".into(), acked: 98, acked_bytes: 9_800, ..Default::default() });
+        r.produce.classes.insert(
+            "tel".into(),
+            ClassReport { topic: "t".into(), acked: 98, acked_bytes: 9_800, ..Default::default() },
+        );
         let measured = |counts| Measured { counts, callbacks: 10, ..Measured::default() };
         let wire = (
             measured(WireCounts { tx_bytes: 20_000, tx_requests: 40, ..WireCounts::default() }),

@@ -124,7 +124,16 @@ fn wire_bytes_agree_with_librdkafkas_statistics_and_the_run_prices_line_by_line(
         .unwrap();
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
-    for needle in ["self-managed-kafka-ec2", "shared-storage-s3", "`compute`", "`cross_zone`", "`storage`", "`object_requests`", "replay by analytics", "replication of telemetry"] {
+    for needle in [
+        "self-managed-kafka-ec2",
+        "shared-storage-s3",
+        "`compute`",
+        "`cross_zone`",
+        "`storage`",
+        "`object_requests`",
+        "replay by analytics",
+        "replication of telemetry",
+    ] {
         assert!(t.contains(needle), "`{needle}` missing from:\n{t}");
     }
     let cost = fleetstorm::cost::read(&out).unwrap().expect("cost.json written");
