@@ -27,6 +27,17 @@ pub enum OperatingModel {
     SharedStorage,
 }
 
+impl OperatingModel {
+    /// The name a pricing file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            OperatingModel::BrokerDisk => "broker_disk",
+            OperatingModel::Managed => "managed",
+            OperatingModel::SharedStorage => "shared_storage",
+        }
+    }
+}
+
 /// One price and where it was read.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Price {

@@ -1,10 +1,10 @@
 //! The cost tables, through the one table model (`report/table.rs`): a run's lines under each
-//! pricing file (`cost.md`, the terminal), and runs side by side for `compare`.
+//! pricing file (`cost.md`, the terminal). `compare` draws its own side-by-side section.
 
 use std::fmt::Write;
 
 use super::CostFile;
-use super::model::{Line, LineCost, Priced};
+use super::model::{LineCost, Priced};
 use crate::report::table::{Cell, Table};
 
 /// Money with two decimals and thousands separators, e.g. `12,345.67 USD`.
@@ -49,9 +49,9 @@ pub fn markdown(c: &CostFile) -> String {
     for p in &c.priced {
         let _ = writeln!(
             o,
-            "\n## {} ({:?}, {} × {}, {}, prices as of {})\n\n**{} per month, {} per hour** at the run's measured rates.\n",
+            "\n## {} (`{}`, {} × {}, {}, prices as of {})\n\n**{} per month, {} per hour** at the run's measured rates.\n",
             p.pricing,
-            p.model,
+            p.model.name(),
             p.brokers,
             p.instance,
             p.region,
@@ -66,30 +66,6 @@ pub fn markdown(c: &CostFile) -> String {
         }
     }
     o
-}
-
-/// Runs side by side, each under each of its pricings: one column per (run, pricing).
-pub fn side_by_side(runs: &[(String, CostFile)]) -> Table {
-    let columns: Vec<(String, &Priced)> = runs
-        .iter()
-        .flat_map(|(name, c)| c.priced.iter().map(move |p| (format!("{name} / {}", p.pricing), p)))
-        .collect();
-    let mut rows: Vec<Option<Line>> =
-        Line::ALL.iter().copied().filter(|l| columns.iter().any(|(_, p)| p.line(*l).is_some())).map(Some).collect();
-    rows.push(None);
-    let mut t = Table::of(rows).col("per month", |l: &Option<Line>| match l {
-        Some(l) => Cell::code(l.name()),
-        None => Cell::plain("total"),
-    });
-    for (head, p) in &columns {
-        t = t.col(head.clone(), move |l: &Option<Line>| match l {
-            Some(l) => p
-                .line(*l)
-                .map_or_else(|| "-".to_string(), |c| format!("{} ({})", money(c.monthly, &p.currency), drivers(c))),
-            None => money(p.monthly, &p.currency),
-        });
-    }
-    t.done()
 }
 
 #[cfg(test)]
