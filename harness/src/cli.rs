@@ -98,6 +98,10 @@ pub enum Command {
     /// naming the first cause); with --compat, what the target supports of what IoT pipelines
     /// rely on.
     Check(CheckArgs),
+    /// Price a finished run per hour and per month, line by line (compute, storage, object
+    /// requests, cross-zone and egress transfer), each line attributed to the workload behaviour
+    /// that drives it; writes cost.json and cost.md.
+    Cost(CostArgs),
 }
 
 /// `fleetstorm check`.
@@ -255,6 +259,18 @@ fn parse_rate(s: &str) -> Result<crate::config::units::Rate, String> {
 fn parse_topic(s: &str) -> Result<(String, u32), String> {
     let (name, p) = s.split_once(':').ok_or_else(|| format!("`{s}`: write NAME:PARTITIONS"))?;
     Ok((name.to_string(), p.parse().map_err(|_| format!("`{p}` is not a partition count"))?))
+}
+
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// The run directory (holding report.json).
+    pub report: PathBuf,
+    /// Pricing files (pricing/*.yaml): one table each.
+    #[arg(long, required = true, num_args = 1..)]
+    pub pricing: Vec<PathBuf>,
+    /// Where to write cost.json and cost.md. Default: the run directory.
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

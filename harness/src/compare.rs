@@ -245,6 +245,96 @@ pub fn bake_off(runs: &[(String, Report)], warnings: &[String], out: &Path) -> R
     Ok(md)
 }
 
+/// A row of the cost section: a cost line, the total, or a latency beside them.
+#[derive(Clone, Copy)]
+enum CostRow {
+    Line(crate::cost::Line),
+    Total,
+    AckP99,
+    E2eP99,
+}
+
+/// The cost section of a bake-off: each run under each pricing its directory's `cost.json`
+/// holds (`fleetstorm cost DIR --pricing ...`), per month, beside its latency. `None` when no run
+/// was priced.
+pub fn cost_section(dirs: &[PathBuf], runs: &[(String, Report)]) -> Result<Option<Table>, CompareError> {
+    let mut columns: Vec<(String, &Report, crate::cost::Priced)> = Vec::new();
+    for (d, (label, r)) in dirs.iter().zip(runs) {
+        let Some(c) = crate::cost::read(d).map_err(|e| CompareError::Input(e.to_string()))? else { continue };
+        if c.run_id != r.run_id {
+            return Err(CompareError::Input(format!(
+                "{}: cost.json prices run {}, report.json is run {}: price this run again (fleetstorm cost)",
+                d.display(),
+                c.run_id,
+                r.run_id
+            )));
+        }
+        for p in c.priced {
+            columns.push((format!("{label} / {}", p.pricing), r, p));
+        }
+    }
+    if columns.is_empty() {
+        return Ok(None);
+    }
+    let mut rows: Vec<CostRow> = crate::cost::Line::ALL
+        .iter()
+        .copied()
+        .filter(|l| columns.iter().any(|(_, _, p)| p.line(*l).is_some()))
+        .map(CostRow::Line)
+        .collect();
+    rows.extend([CostRow::Total, CostRow::AckP99, CostRow::E2eP99]);
+    let mut t = Table::of(rows).col("per month", |row: &CostRow| match row {
+        CostRow::Line(l) => Cell::code(l.name()),
+        CostRow::Total => Cell::plain("total"),
+        CostRow::AckP99 => Cell::plain("ack p99"),
+        CostRow::E2eP99 => Cell::plain("end-to-end p99 (slowest group)"),
+    });
+    for (head, r, p) in &columns {
+        t = t.col(head.clone(), move |row: &CostRow| match row {
+            CostRow::Line(l) => p.line(*l).map_or_else(
+                || "-".to_string(),
+                |c| {
+                    format!(
+                        "{} ({})",
+                        crate::cost::render::money(c.monthly, &p.currency),
+                        crate::cost::render::drivers(c)
+                    )
+                },
+            ),
+            CostRow::Total => crate::cost::render::money(p.monthly, &p.currency),
+            CostRow::AckP99 => us(r.produce.latency_from_intended.p99_us),
+            CostRow::E2eP99 => r.consumers.values().map(|g| g.e2e_latency.p99_us).max().map_or_else(|| "-".into(), us),
+        });
+    }
+    Ok(Some(t.done()))
+}
+
+/// Add the cost section to a bake-off already written into `out` (`compare.md`, `compare.html`);
+/// returns the Markdown added (empty when no run was priced).
+pub fn append_cost(dirs: &[PathBuf], runs: &[(String, Report)], out: &Path) -> Result<String, CompareError> {
+    let Some(table) = cost_section(dirs, runs)? else { return Ok(String::new()) };
+    let md = format!(
+        "## Cost\n\nEach run priced under each pricing file of its `cost.json`, per month at the run's measured rates (an \
+         estimate: see each run's cost.md for the assumptions), beside its latency.\n\n{}",
+        table.markdown()
+    );
+    let io = |name: &str, e: std::io::Error| CompareError::Output(format!("cannot write {name}: {e}"));
+    let path = out.join("compare.md");
+    let mut text = std::fs::read_to_string(&path).map_err(|e| io("compare.md", e))?;
+    text.push('\n');
+    text.push_str(&md);
+    std::fs::write(&path, text).map_err(|e| io("compare.md", e))?;
+    let path = out.join("compare.html");
+    let html = std::fs::read_to_string(&path).map_err(|e| io("compare.html", e))?;
+    let section = format!("<h2>Cost</h2>{}</body></html>", table.html());
+    let html = match html.rfind("</body></html>") {
+        Some(i) => format!("{}{section}", &html[..i]),
+        None => format!("{html}{section}"),
+    };
+    std::fs::write(&path, html).map_err(|e| io("compare.html", e))?;
+    Ok(md)
+}
+
 /// Which way is worse, and how much change is tolerated.
 #[derive(Clone, Copy, Debug)]
 enum Worse {

@@ -24,6 +24,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // After the report: reads finished reports, never the plan, the drivers, the faults' runtime
     // or the run.
     ("merge", &["config", "clock", "recorder", "report", "report_schema", "merge"]),
+    // After the report: prices finished reports.
+    ("cost", &["config", "report", "report_schema", "cost"]),
 ];
 
 /// Edges between files of `report/` that close a circle today, each to be removed by the refactor

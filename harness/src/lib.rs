@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod config;
+pub mod cost;
 pub mod driver;
 pub mod exit;
 pub mod explain;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> Exit {
         }
         Command::Merge(args) => merge_shards(&args, !cli.quiet),
         Command::Check(args) => check::run(&args),
+        Command::Cost(args) => price_run(&args),
     };
     match result {
         Ok(exit) => exit,
@@ -284,6 +286,7 @@ written to {}",
             let out = out.unwrap_or_else(|| std::path::PathBuf::from("reports").join(format!("compare-{stamp}")));
             let md = compare::bake_off_dirs(&compared, &out).map_err(invalid)?;
             print!("{md}");
+            print!("{}", compare::append_cost(dirs, &compared.runs, &out).map_err(invalid)?);
             println!(
                 "
 written to {}",
@@ -366,6 +369,19 @@ fn init_logging(verbose: u8, quiet: bool) {
         .with_target(false)
         .compact()
         .try_init();
+}
+
+/// `fleetstorm cost`: price a finished run; bad pricing or a report without cost drivers is
+/// invalid input (exit 2).
+pub fn price_run(args: &cli::CostArgs) -> Result<Exit, Failure> {
+    match cost::run(&args.report, &args.pricing, args.out.as_deref()) {
+        Ok(md) => {
+            print!("{md}");
+            Ok(Exit::Ok)
+        }
+        Err(e) if e.is_input() => Err(Failure::Invalid(anyhow::Error::new(e))),
+        Err(e) => Err(Failure::Output(anyhow::Error::new(e))),
+    }
 }
 
 /// `fleetstorm merge`: one report from a campaign's shards; the exit code follows the merged

@@ -350,6 +350,9 @@ pub fn combine(c: &Campaign, lat: &Latencies) -> Result<Report, MergeError> {
     let Some(base) = reports.first() else { return Err(MergeError::NoInput) };
     let mut r: Report = (*base).clone();
     r.campaign = None;
+    // The lowest shard's cost drivers are a part of the campaign's traffic: none rather than a
+    // part (`fleetstorm cost` then refuses the merged report) until merge adds them up.
+    r.cost_drivers = None;
     r.merged = Some(MergeInfo {
         campaign: c.id.clone(),
         shards: c.shards,

@@ -283,6 +283,7 @@ impl Runner {
             Err(e) => return self.fail_early(StopCause::Harness, e.to_string()),
         };
         let (book, control) = (d.shared.book.clone(), d.shared.control.clone());
+        let stats = d.shared.stats.clone();
         let mut stop = Stop::default();
         match d.wait_ready(Duration::from_secs(60), &|| self.intr.count() > 0) {
             launch::Ready::All => {}
@@ -442,6 +443,7 @@ impl Runner {
             wave_counts,
             missed,
             unpaced: self.unpaced.is_some(),
+            wire: Some(stats.measured(s.consumers.len())),
         };
         let mut report = self.assemble(stop.ending(), Some(load));
         report.gates = gates.iter().map(|g| g.evaluate(&report)).collect();

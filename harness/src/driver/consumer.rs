@@ -73,6 +73,8 @@ pub struct MemberArgs {
     pub seed: u64,
     /// Incremented when the member first receives an assignment (or fails to start).
     pub ready: Arc<AtomicU32>,
+    /// The group's librdkafka statistics.
+    pub stats: Arc<super::stats::Meter>,
 }
 
 /// A replay as one member performed it.
@@ -110,9 +112,14 @@ struct MCtx {
     rebalances: Arc<Mutex<Vec<RebalanceEvent>>>,
     /// Set when the run is over and the member closes: its revocation is then a `leave`.
     leaving: AtomicBool,
+    stats: Arc<super::stats::Meter>,
 }
 
 impl ClientContext for MCtx {
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.stats.record(statistics);
+    }
+
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
         self.base.log(level, fac, log_message);
     }
@@ -249,6 +256,7 @@ impl Member<'_> {
             start: self.args.start.clone(),
             rebalances: self.rebalances.clone(),
             leaving: AtomicBool::new(false),
+            stats: self.args.stats.clone(),
         };
         let consumer: BaseConsumer<MCtx> = self
             .args
@@ -338,9 +346,13 @@ impl Member<'_> {
                     }
                 } else {
                     self.window.rereads += 1;
+                    self.window.reread_bytes += payload.len() as u64;
                 }
             }
-            _ => self.window.foreign += 1,
+            _ => {
+                self.window.foreign += 1;
+                self.window.foreign_bytes += payload.len() as u64;
+            }
         }
         if let Some((_, _, Some(cap), read, since)) = &mut self.replaying
             && let Some(c) = clock

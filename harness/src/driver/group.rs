@@ -62,6 +62,8 @@ pub fn member_properties(spec: &ConsumerGroupSpec, group_id: &str, member: u32) 
         // Groups that start at `latest`/`earliest` have their start offsets committed before they
         // join (see `start_offsets`); `committed` groups with no offsets yet begin at the end.
         ("auto.offset.reset", if spec.start == StartOffset::Committed { "latest" } else { "earliest" }.into()),
+        // Statistics give the bytes fetched on the wire (the report's cost drivers).
+        super::stats::property(),
     ])
 }
 
@@ -157,6 +159,7 @@ pub fn start(
             ledger: ledger.clone(),
             seed,
             ready: shared.ready.clone(),
+            stats: shared.stats.group(at.index),
         })?);
     }
     Ok(Started { members, ledger })

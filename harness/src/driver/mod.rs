@@ -20,6 +20,7 @@ pub mod pacer;
 pub mod probe;
 pub mod produce;
 pub mod producer;
+pub mod stats;
 pub mod target;
 
 use std::collections::BTreeMap;
@@ -217,6 +218,8 @@ pub struct Shared {
     /// How many clients the drivers started: the run waits until `ready` reaches it.
     pub ready_expected: AtomicU32,
     pub run_id: u64,
+    /// librdkafka's statistics of the producers and of each group's members.
+    pub stats: Arc<stats::Registry>,
 }
 
 impl Shared {
@@ -242,6 +245,7 @@ impl Shared {
             ready: Arc::new(AtomicU32::new(0)),
             ready_expected: AtomicU32::new(0),
             run_id,
+            stats: Arc::new(stats::Registry::default()),
         }
     }
 

@@ -57,6 +57,8 @@ pub struct ProducerArgs {
     pub unpaced: Option<u64>,
     /// Keep the acknowledged/failed ledger (the audit and the consumer groups' coverage read it).
     pub keep_ledger: bool,
+    /// The producers' librdkafka statistics.
+    pub stats: Arc<super::stats::Meter>,
 }
 
 /// What a producer instance reports when it ends.
@@ -129,6 +131,7 @@ struct PCtx {
     state: Mutex<State>,
     start: Start,
     book: Arc<OffsetBook>,
+    stats: Arc<super::stats::Meter>,
 }
 
 impl PCtx {
@@ -160,6 +163,10 @@ impl State {
 }
 
 impl ClientContext for PCtx {
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.stats.record(statistics);
+    }
+
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
         self.base.log(level, fac, log_message);
     }
@@ -240,6 +247,8 @@ pub fn properties(spec: &ProducerSpec) -> BTreeMap<String, String> {
         ("queue.buffering.max.messages", spec.max_in_flight.to_string()),
         ("queue.buffering.max.kbytes", "2097151".to_string()),
         ("message.timeout.ms", (spec.message_timeout.as_micros() / 1000).max(1).to_string()),
+        // Statistics give the bytes on the wire, after compression (the report's cost drivers).
+        super::stats::property(),
     ])
 }
 
@@ -297,6 +306,7 @@ pub fn start(
             ready: shared.ready.clone(),
             unpaced: launch.unpaced.map(|n| n.div_ceil(u64::from(spec.instances))),
             keep_ledger: launch.keep_ledger,
+            stats: shared.stats.producers.clone(),
         })?);
     }
     Ok(handles)
@@ -330,6 +340,7 @@ fn run(args: ProducerArgs) -> ProducerOutcome {
         }),
         start: args.start.clone(),
         book: args.book.clone(),
+        stats: args.stats.clone(),
     };
     let producer: BaseProducer<PCtx> = match args.config.create_with_context(ctx) {
         Ok(p) => p,
@@ -381,6 +392,8 @@ fn run(args: ProducerArgs) -> ProducerOutcome {
     out.last_send_us = clock.now_us();
     drain(&args, &producer, &clock, &mut windows, &mut sends, &mut out, &flush);
 
+    // One more statistics callback, so the wire counters include the drain's last requests.
+    super::stats::settle(&producer.context().stats, || poll(&producer, Duration::from_millis(50)));
     flush(&producer, windows.current(), &mut sends);
     {
         let st = producer.context().state();

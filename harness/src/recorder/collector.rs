@@ -26,6 +26,9 @@ pub struct GroupTotals {
     pub bytes: u64,
     pub foreign: u64,
     pub rereads: u64,
+    /// Value bytes of `rereads` and of `foreign` records (`bytes` counts every record).
+    pub reread_bytes: u64,
+    pub foreign_bytes: u64,
     pub dead_lettered: u64,
     pub e2e: Hist,
     pub age: Hist,
@@ -161,6 +164,8 @@ impl State {
                     bytes: 0,
                     foreign: 0,
                     rereads: 0,
+                    reread_bytes: 0,
+                    foreign_bytes: 0,
                     dead_lettered: 0,
                     e2e: t.empty_like(),
                     age: t.empty_like(),
@@ -349,6 +354,8 @@ impl State {
                 t.bytes += w.bytes;
                 t.foreign += w.foreign;
                 t.rereads += w.rereads;
+                t.reread_bytes += w.reread_bytes;
+                t.foreign_bytes += w.foreign_bytes;
                 t.dead_lettered += w.dead_lettered;
                 if measured {
                     t.e2e.add(&w.e2e);
@@ -453,6 +460,8 @@ fn merge(agg: &mut Agg, data: WindowData) {
                         c.bytes += window.bytes;
                         c.foreign += window.foreign;
                         c.rereads += window.rereads;
+                        c.reread_bytes += window.reread_bytes;
+                        c.foreign_bytes += window.foreign_bytes;
                         c.dead_lettered += window.dead_lettered;
                         c.e2e.add(&window.e2e);
                         c.age.add(&window.age);

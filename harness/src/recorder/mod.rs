@@ -241,6 +241,9 @@ pub struct ConsumerWindow {
     pub foreign: u64,
     /// Records of this run the group had already read (replays, restarts, redelivery).
     pub rereads: u64,
+    /// Value bytes of `rereads` and of `foreign` records (`bytes` counts every record).
+    pub reread_bytes: u64,
+    pub foreign_bytes: u64,
     /// Records routed to the dead-letter topic.
     pub dead_lettered: u64,
     /// End-to-end latency: consumption time minus the record's intended send time (first reads).
@@ -258,6 +261,8 @@ impl ConsumerWindow {
             bytes: 0,
             foreign: 0,
             rereads: 0,
+            reread_bytes: 0,
+            foreign_bytes: 0,
             dead_lettered: 0,
             e2e: template.empty_like(),
             age: template.empty_like(),

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::config::profile::Redactor;
 use crate::config::scenario::Scenario;
+use crate::driver::stats::Measured;
 use crate::driver::{consumer, producer};
 use crate::faults::FaultRun;
 use crate::plan::Plan;
@@ -95,6 +96,7 @@ pub fn assemble(info: &RunInfo<'_>, ending: Ending, load: Option<Load<'_>>) -> R
         waves: Vec::new(),
         spectra: BTreeMap::new(),
         timeline: Vec::new(),
+        cost_drivers: None,
     };
     if let Some(l) = load {
         fill(&mut report, s, l);
@@ -150,6 +152,8 @@ pub struct Load<'a> {
     pub missed: Vec<(u64, Vec<String>)>,
     /// A max-rate benchmark: report the rate from the first send to the last acknowledgement.
     pub unpaced: bool,
+    /// librdkafka's statistics: the producers', and each group's (by index); `None`: not measured.
+    pub wire: Option<(Measured, Vec<Measured>)>,
 }
 
 fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
@@ -355,6 +359,7 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
     if l.unpaced {
         r.max_rate = Some(max_rate(r, l.outcomes));
     }
+    r.cost_drivers = Some(cost_drivers(r, s, rec, l.wire.as_ref()));
     if s.audit.enabled && !l.audit_complete {
         r.warnings.push(format!(
             "the audit reader did not catch up within the drain and its own {} ({} records behind): acknowledged \
@@ -367,6 +372,97 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
             "{} recorder windows arrived late and are missing from the timeline percentiles",
             rec.late_windows
         ));
+    }
+}
+
+/// `part` of `whole`, apportioned by `share / total` (rounded; 0 when `total` is 0).
+fn apportion(whole: u64, share: u64, total: u64) -> u64 {
+    if total == 0 { 0 } else { (u128::from(whole) * u128::from(share) / u128::from(total)) as u64 }
+}
+
+/// The measured drivers of cost lines: wire bytes from librdkafka's statistics, value bytes from
+/// the recorder, replication and retention from the scenario's topics. Needs `r.produce` filled.
+pub fn cost_drivers(
+    r: &Report,
+    s: &Scenario,
+    rec: &Recording,
+    wire: Option<&(Measured, Vec<Measured>)>,
+) -> super::schema::CostDrivers {
+    use super::schema::{ClassDrivers, CostDrivers, GroupDrivers, ProduceDrivers, TopicDrivers};
+    let basis_s = r.load_s;
+    // Statistics turned off (a user's `statistics.interval.ms: 0`) leave no callback: absent,
+    // never zero.
+    let produced = wire.map(|w| &w.0).filter(|m| m.callbacks > 0);
+    let value_bytes: u64 = r.produce.classes.values().map(|c| c.acked_bytes).sum();
+    let classes: BTreeMap<String, ClassDrivers> = r
+        .produce
+        .classes
+        .iter()
+        .map(|(name, c)| {
+            let d = ClassDrivers {
+                topic: c.topic.clone(),
+                records: c.acked,
+                value_bytes: c.acked_bytes,
+                wire_bytes: produced.map(|m| apportion(m.counts.tx_bytes, c.acked_bytes, value_bytes)),
+                requests: produced.map(|m| apportion(m.counts.tx_requests, c.acked_bytes, value_bytes)),
+            };
+            (name.clone(), d)
+        })
+        .collect();
+    let mut groups = BTreeMap::new();
+    for (gi, g) in s.consumers.iter().enumerate() {
+        let Some(t) = rec.groups.get(gi) else { continue };
+        let m = wire.and_then(|w| w.1.get(gi)).filter(|m| m.callbacks > 0);
+        let live = t.bytes.saturating_sub(t.reread_bytes + t.foreign_bytes);
+        let read = live + t.reread_bytes;
+        groups.insert(
+            g.name.clone(),
+            GroupDrivers {
+                live_value_bytes: live,
+                reread_value_bytes: t.reread_bytes,
+                foreign_value_bytes: t.foreign_bytes,
+                wire: m.map(|m| m.counts),
+                live_wire_bytes: m.map(|m| apportion(m.counts.rx_bytes, live, read)),
+                reread_wire_bytes: m.map(|m| apportion(m.counts.rx_bytes, t.reread_bytes, read)),
+            },
+        );
+    }
+    let mut topics = BTreeMap::new();
+    for t in &s.topics {
+        let ingress: Option<u64> = produced
+            .is_some()
+            .then(|| classes.values().filter(|c| c.topic == t.name).filter_map(|c| c.wire_bytes).sum::<u64>());
+        let retention_s = t
+            .config
+            .get("retention.ms")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| *v >= 0.0)
+            .map(|ms| ms / 1e3);
+        let rf = u64::from(t.replication);
+        topics.insert(
+            t.name.clone(),
+            TopicDrivers {
+                replication: t.replication,
+                retention_s,
+                ingress_wire_bytes: ingress,
+                replication_bytes: ingress.map(|b| b * rf.saturating_sub(1)),
+                retained_bytes: match (ingress, retention_s) {
+                    (Some(b), Some(ret)) if basis_s > 0.0 => Some(b as f64 / basis_s * rf as f64 * ret),
+                    _ => None,
+                },
+            },
+        );
+    }
+    let all: Vec<&Measured> = wire.map(|w| std::iter::once(&w.0).chain(&w.1).collect()).unwrap_or_default();
+    CostDrivers {
+        basis_s,
+        stats_interval_ms: crate::driver::stats::INTERVAL_MS,
+        stats_callbacks: all.iter().map(|m| m.callbacks).sum(),
+        stats_parse_ms: all.iter().map(|m| m.parse.as_secs_f64() * 1e3).sum(),
+        stats_unreadable: all.iter().map(|m| m.unreadable).sum(),
+        produce: ProduceDrivers { wire: produced.map(|m| m.counts), value_bytes, classes },
+        groups,
+        topics,
     }
 }
 
@@ -547,7 +643,9 @@ consumers: [{name: sink, topics: [t]}]
                 consumed: 98,
                 bytes: 9_800,
                 foreign: 0,
-                rereads: 0,
+                rereads: 18,
+                reread_bytes: 1_800,
+                foreign_bytes: 0,
                 dead_lettered: 0,
                 e2e: t.clone(),
                 age: t,
@@ -604,6 +702,7 @@ consumers: [{name: sink, topics: [t]}]
             wave_counts: Vec::new(),
             missed: vec![(0, Vec::new())],
             unpaced: false,
+            wire: None,
         };
         let r = assemble(&info(&s), Ending::completed(), Some(load));
         assert_eq!(r.measured_s, 8.0);
@@ -617,6 +716,41 @@ consumers: [{name: sink, topics: [t]}]
         let g = &r.consumers["sink"];
         assert_eq!((g.assignments, g.revocations, g.rebalances.len()), (1, 0, 2), "a leave is no revocation");
         assert!(r.max_rate.is_none());
+    }
+
+    #[test]
+    fn cost_drivers_split_wire_bytes_by_value_bytes_and_replicate_by_the_topics_factor() {
+        use crate::driver::stats::Measured;
+        use crate::report::schema::WireCounts;
+        let s = scenario();
+        let rec = recording();
+        let mut r = assemble(&info(&s), Ending::completed(), None);
+        r.load_s = 10.0;
+        r.produce.classes.insert(
+            "tel".into(),
+            ClassReport { topic: "t".into(), acked: 98, acked_bytes: 9_800, ..Default::default() },
+        );
+        let measured = |counts| Measured { counts, callbacks: 10, ..Measured::default() };
+        let wire = (
+            measured(WireCounts { tx_bytes: 20_000, tx_requests: 40, ..WireCounts::default() }),
+            vec![measured(WireCounts { rx_bytes: 5_000, ..WireCounts::default() })],
+        );
+        let d = cost_drivers(&r, &s, &rec, Some(&wire));
+        assert_eq!(d.produce.value_bytes, 9_800);
+        assert_eq!((d.produce.classes["tel"].wire_bytes, d.produce.classes["tel"].requests), (Some(20_000), Some(40)));
+        // 9,800 value bytes read: 1,800 re-read, 8,000 live; 5,000 wire bytes split 8,000 : 1,800.
+        let g = &d.groups["sink"];
+        assert_eq!((g.live_value_bytes, g.reread_value_bytes), (8_000, 1_800));
+        assert_eq!((g.live_wire_bytes, g.reread_wire_bytes), (Some(4_081), Some(918)));
+        // Topic `t`: replication 3 by default, no retention declared.
+        let t = &d.topics["t"];
+        assert_eq!((t.replication, t.ingress_wire_bytes, t.replication_bytes), (3, Some(20_000), Some(40_000)));
+        assert_eq!((t.retention_s, t.retained_bytes), (None, None));
+        // Statistics that never called back (turned off) give no wire figures, never zeros.
+        let off = (Measured::default(), vec![Measured::default()]);
+        let d = cost_drivers(&r, &s, &rec, Some(&off));
+        assert!(d.produce.wire.is_none() && d.produce.classes["tel"].wire_bytes.is_none());
+        assert!(d.groups["sink"].wire.is_none() && d.topics["t"].replication_bytes.is_none());
     }
 
     #[test]

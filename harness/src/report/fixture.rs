@@ -199,5 +199,6 @@ pub fn report(profile: &str) -> Report {
         }],
         spectra: BTreeMap::new(),
         timeline: Vec::new(),
+        cost_drivers: None,
     }
 }

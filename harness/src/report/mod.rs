@@ -94,6 +94,10 @@ pub struct Report {
     pub spectra: BTreeMap<String, Vec<SpectrumPoint>>,
     /// One point per second since the load started.
     pub timeline: Vec<TimelinePoint>,
+    /// What the workload put on the wire and kept: the measured drivers of cost lines
+    /// (`fleetstorm cost` prices them). Absent for a run that never reached its load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_drivers: Option<schema::CostDrivers>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

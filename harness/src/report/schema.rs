@@ -418,3 +418,122 @@ impl fmt::Display for Capability {
         f.write_str(self.label())
     }
 }
+
+/// Counters from librdkafka's statistics for a set of clients (summed over their instances).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WireCounts {
+    /// Bytes written to the brokers' sockets: every request, after compression.
+    pub tx_bytes: u64,
+    /// Bytes read from the brokers' sockets: every response (fetched records included).
+    pub rx_bytes: u64,
+    pub tx_requests: u64,
+    pub rx_responses: u64,
+    /// Keys plus values of the records produced, before compression (`txmsg_bytes`).
+    pub tx_record_bytes: u64,
+    /// Keys plus values of the records fetched, before decompression (`rxmsg_bytes`).
+    pub rx_record_bytes: u64,
+}
+
+impl WireCounts {
+    pub fn add(&mut self, o: &WireCounts) {
+        self.tx_bytes += o.tx_bytes;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_requests += o.tx_requests;
+        self.rx_responses += o.rx_responses;
+        self.tx_record_bytes += o.tx_record_bytes;
+        self.rx_record_bytes += o.rx_record_bytes;
+    }
+}
+
+/// What the workload put on the wire and kept: the measured drivers of a target's cost lines,
+/// without prices (`fleetstorm cost` prices them). Wire figures come from librdkafka's statistics;
+/// where one wire figure is split between classes or between live reads and re-reads, it is split
+/// in proportion to the value bytes fleetstorm counted for each (an apportionment, said so here).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CostDrivers {
+    /// Seconds the counters cover, the basis of every rate: the load, warm-up included
+    /// (librdkafka's counters cannot be split at the warm-up; connection set-up and the drain's
+    /// traffic are in them too).
+    pub basis_s: f64,
+    /// librdkafka's `statistics.interval.ms` for producers and group members; bytes a group
+    /// member moved after its last callback (up to one interval per member instance) are missing.
+    pub stats_interval_ms: u64,
+    /// Statistics callbacks served, the time spent reading them, and documents that could not
+    /// be read (their counters are missing, never taken as zero).
+    pub stats_callbacks: u64,
+    pub stats_parse_ms: f64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stats_unreadable: u64,
+    pub produce: ProduceDrivers,
+    /// Per consumer group, by name.
+    pub groups: BTreeMap<String, GroupDrivers>,
+    /// Per topic, by name.
+    pub topics: BTreeMap<String, TopicDrivers>,
+}
+
+/// The producers' traffic.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProduceDrivers {
+    /// The producers' clients together; absent when statistics were turned off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<WireCounts>,
+    /// Value bytes of acknowledged records, as fleetstorm counted them.
+    pub value_bytes: u64,
+    /// Per payload class, by name.
+    pub classes: BTreeMap<String, ClassDrivers>,
+}
+
+/// One payload class's share of the producers' traffic.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ClassDrivers {
+    pub topic: String,
+    pub records: u64,
+    /// Value bytes of acknowledged records.
+    pub value_bytes: u64,
+    /// The producers' socket bytes apportioned by value bytes (absent without statistics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_bytes: Option<u64>,
+    /// Produce-side requests apportioned the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+}
+
+/// One consumer group's reads.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GroupDrivers {
+    /// Value bytes of first reads of this run's records (live reads).
+    pub live_value_bytes: u64,
+    /// Value bytes of records read again: replays, restarts, redelivery.
+    pub reread_value_bytes: u64,
+    /// Value bytes of records not written by this run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub foreign_value_bytes: u64,
+    /// The group's members together; absent when statistics were turned off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<WireCounts>,
+    /// `wire.rx_bytes` apportioned between live reads and re-reads by value bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_wire_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reread_wire_bytes: Option<u64>,
+}
+
+/// One topic's ingress, replication and retention.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TopicDrivers {
+    /// Replication factor (the scenario's).
+    pub replication: u16,
+    /// `retention.ms` of the topic's declared config, in seconds; absent when not declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_s: Option<f64>,
+    /// Producer socket bytes of the classes writing it (apportioned; absent without statistics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_wire_bytes: Option<u64>,
+    /// Follower fetch traffic on a broker-replicated target: ingress × (replication − 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_bytes: Option<u64>,
+    /// Bytes kept on broker disks at steady state at the measured ingress rate:
+    /// ingress per second × replication × retention (absent without a declared retention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retained_bytes: Option<f64>,
+}

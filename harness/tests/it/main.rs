@@ -10,6 +10,7 @@ mod bench;
 mod cli;
 mod compat;
 mod compose;
+mod cost;
 mod embedded;
 mod fuzz;
 mod idempotence;
