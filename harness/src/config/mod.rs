@@ -335,7 +335,13 @@ pub fn profile_from_text(
                     secrets.push(value.to_string());
                 }
             };
-            match profile::interpolate_noting(text, &placeholder, quote, &mut note) {
+            // A placeholder only where the environment and the reference's own default both
+            // leave a variable unset: `${VAR:-default}` takes its default under `validate` too.
+            let expanded = match profile::interpolate_noting(text, env, quote, &mut note) {
+                Err(_) if lenient => profile::interpolate_noting(text, &placeholder, quote, &mut note),
+                other => other,
+            };
+            match expanded {
                 Ok(v) => {
                     if v.contains('<') && profile::interpolate(text, env).is_err() {
                         unresolved.push(path.to_string());
@@ -456,6 +462,17 @@ mod tests {
 
     fn loaded(text: &str) -> Loaded<Scenario> {
         scenario_from_text("s.yaml", text.to_string()).unwrap()
+    }
+
+    #[test]
+    fn validate_takes_a_references_default_and_a_placeholder_only_for_what_has_none() {
+        // Regression: the lenient placeholder (`<VAR>`) used to win over `${VAR:-default}`, so
+        // `validate` refused a bootstrap list whose default was valid.
+        let text = "name: p\nkind: kafka\nbootstrap_servers: ${NOPE_BOOT:-127.0.0.1:1}\nlibrdkafka:\n  sasl.password: ${NOPE_PASS}\n";
+        let p = profile_from_text("p.yaml", text.to_string(), &|_| None, true).unwrap();
+        assert_eq!(p.value.bootstrap_servers.map(|s| s.joined()).as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(p.value.librdkafka.get("sasl.password").map(String::as_str), Some("<NOPE_PASS>"));
+        assert!(profile_from_text("p.yaml", text.to_string(), &|_| None, false).is_err());
     }
 
     #[test]
