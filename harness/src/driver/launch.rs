@@ -47,7 +47,18 @@ pub fn lay_out(conn: &Connection, s: &Scenario, plan: &Plan, run_id: u64) -> Res
     let topics = conn.ensure_topics(&s.topics)?;
     // A principal that may not write or read what the scenario needs would fail every send or
     // fetch: say so now, in one line, rather than after the load.
-    let denied = conn.denials(&needs(s, run_id))?;
+    let mut unverified = None;
+    let denied = match conn.denials(&needs(s, run_id)) {
+        Ok(d) => d,
+        Err(TargetError::Refused(c)) => return Err(TargetError::Refused(c)),
+        // A target that cannot say (no KIP-430 answer) is not refused for it: the run goes on
+        // and the report says what could not be checked.
+        Err(e) => {
+            unverified =
+                Some(format!("permissions unverified: the target did not say what this principal may do ({e})"));
+            Vec::new()
+        }
+    };
     if let Some(first) = denied.first() {
         for d in &denied[1..] {
             tracing::error!("{d}");
@@ -64,6 +75,7 @@ pub fn lay_out(conn: &Connection, s: &Scenario, plan: &Plan, run_id: u64) -> Res
     let partitions: Vec<(usize, i32)> =
         topics.partitions.iter().enumerate().flat_map(|(t, n)| (0..*n as i32).map(move |p| (t, p))).collect();
     let mut warnings = topics.warnings;
+    warnings.extend(unverified);
     warnings.extend(s.durability_shortfall(conn.brokers.len()));
     let layout = Layout {
         partitions,

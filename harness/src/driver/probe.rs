@@ -332,12 +332,13 @@ pub fn access(
     client: &rdkafka::client::Client<impl rdkafka::ClientContext>,
     topics: &[String],
     groups: &[String],
+    broker: Option<i32>,
     timeout: Duration,
 ) -> Result<Access, String> {
     let mut out = Access::default();
     let rk = client.native_ptr();
     if !topics.is_empty() {
-        out.topics = describe_topics(rk, topics, timeout)?;
+        out.topics = describe_topics(rk, topics, broker, timeout)?;
     }
     if !groups.is_empty() {
         out.groups = describe_groups(rk, groups, timeout)?;
@@ -468,10 +469,18 @@ unsafe fn error_name(e: *const rd::rd_kafka_error_t) -> Option<String> {
 fn describe_topics(
     rk: *mut rd::rd_kafka_t,
     topics: &[String],
+    broker: Option<i32>,
     timeout: Duration,
 ) -> Result<BTreeMap<String, Result<Vec<i32>, String>>, String> {
     let mut names = Names::new(topics)?;
     let req = Request::new(rk, rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS, timeout)?;
+    // A metadata request any broker answers: sent to a known one, so that a target that names no
+    // controller (librdkafka's mock served to other processes) does not make it wait for one.
+    if let Some(id) = broker {
+        let mut err = [0 as c_char; 256];
+        // SAFETY: the options are live for as long as `req`; the error buffer outlives the call.
+        unsafe { rd::rd_kafka_AdminOptions_set_broker(req.options, id, err.as_mut_ptr(), err.len()) };
+    }
     let mut out = BTreeMap::new();
     // SAFETY: the collection copies the names; every pointer read below belongs to the result
     // event, which lives until `ev` drops at the end of this block.

@@ -210,8 +210,9 @@ impl Connection {
         }
         let client = self.consumer(None)?;
         let topics: Vec<String> = needs.topics.keys().cloned().collect();
-        let access = probe::access(client.client(), &topics, &needs.groups, self.timeout)
-            .map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))?;
+        let access =
+            probe::access(client.client(), &topics, &needs.groups, self.brokers.first().copied(), self.timeout)
+                .map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))?;
         Ok(probe::denials(needs, &access, &probe::principal(&self.base)))
     }
 
