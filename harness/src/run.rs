@@ -101,6 +101,8 @@ struct Meta {
     gates: Vec<Judge>,
     bootstrap: String,
     brokers: Vec<i32>,
+    /// The connection's OAUTHBEARER token source (its tally goes in the report).
+    auth: crate::driver::auth::Auth,
     /// Where the profile's relative paths and fault commands are resolved.
     base_dir: PathBuf,
     campaign: Option<Campaign>,
@@ -180,6 +182,7 @@ pub fn run(
         gates: gates.into_iter().map(Judge::from).collect(),
         bootstrap: String::new(),
         brokers: Vec::new(),
+        auth: crate::driver::auth::Auth::default(),
         base_dir,
         campaign: opts.campaign.clone(),
         campaign_info: None,
@@ -254,6 +257,7 @@ impl Runner {
         };
         self.meta.bootstrap = conn.bootstrap.clone();
         self.meta.brokers = conn.brokers.clone();
+        self.meta.auth = conn.auth.clone();
         let layout = match launch::lay_out(&conn, &s, &plan, self.meta.run_id) {
             Ok(l) => l,
             Err(e) => return self.fail_early(StopCause::Setup, redactor.scrub(&e.to_string())),
@@ -515,7 +519,7 @@ impl Runner {
             started: m.started,
             elapsed_s: m.t0.elapsed().as_secs_f64(),
             warnings: &m.warnings,
-            target: TargetInfo::of(&m.profile, &m.bootstrap, &m.brokers),
+            target: TargetInfo { oauthbearer: m.auth.tally(), ..TargetInfo::of(&m.profile, &m.bootstrap, &m.brokers) },
             campaign: m.campaign_info.clone(),
         };
         assemble::assemble(&info, ending, load)

@@ -42,11 +42,154 @@ pub struct Profile {
     /// cluster's own controls; a `kafka` target without it cannot run scenarios with faults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultMechanism>,
+    /// SASL/OAUTHBEARER tokens made by fleetstorm: `msk_iam` (Amazon MSK IAM) or
+    /// `unsecured_jwt` (Kafka's unsecured JWT, for local tests). With it, `security.protocol`
+    /// defaults to `SASL_SSL` (`msk_iam`) or `SASL_PLAINTEXT` (`unsecured_jwt`) and
+    /// `sasl.mechanism` to `OAUTHBEARER`; values that contradict them are refused. For OIDC
+    /// (client credentials), leave this out and set librdkafka's own properties
+    /// (`sasl.oauthbearer.method: oidc`, `sasl.oauthbearer.client.id`, ...): librdkafka fetches
+    /// those tokens itself. See docs/oauthbearer.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauthbearer: Option<OauthBearer>,
     /// Values the profile took from secret-looking environment variables or put into
     /// secret-looking properties: known to the run's redactor before anything is printed.
     #[serde(skip)]
     #[schemars(skip)]
     pub secrets: Vec<String>,
+}
+
+/// Who makes the OAUTHBEARER tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OauthBearer {
+    /// Amazon MSK IAM: a SigV4-signed token from the standard AWS credential chain
+    /// (environment, shared profile files, web identity for IRSA, EKS Pod Identity / ECS
+    /// container credentials, EC2 instance metadata), made again before it expires.
+    MskIam(MskIam),
+    /// Kafka's unsecured JWT (`alg: none`), accepted by brokers that validate with Kafka's
+    /// `OAuthBearerUnsecuredValidatorCallbackHandler`: local and CI clusters only.
+    UnsecuredJwt(UnsecuredJwt),
+}
+
+/// The `msk_iam` token provider.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub struct MskIam {
+    /// Required. The AWS region of the MSK cluster, e.g. `us-east-1` (the token is signed for
+    /// `kafka.<region>.amazonaws.com`).
+    pub region: String,
+}
+
+/// The `unsecured_jwt` token provider.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub struct UnsecuredJwt {
+    /// Required. The principal (the token's `sub` claim), e.g. `fleetstorm`.
+    pub principal: String,
+    /// How long each token is valid, e.g. `15m`; librdkafka asks for a new one at 80 % of it.
+    /// Default `1h`.
+    #[serde(default = "default_jwt_lifetime")]
+    pub lifetime: Dur,
+}
+
+fn default_jwt_lifetime() -> Dur {
+    Dur::from_secs(3600)
+}
+
+impl OauthBearer {
+    /// The `security.protocol` set when the profile does not say.
+    pub fn default_protocol(&self) -> &'static str {
+        match self {
+            OauthBearer::MskIam(_) => "SASL_SSL",
+            OauthBearer::UnsecuredJwt(_) => "SASL_PLAINTEXT",
+        }
+    }
+
+    /// Problems with this section on a `kind` target with these librdkafka properties, as
+    /// `(field path, message)`.
+    pub fn problems(&self, kind: TargetKind, librdkafka: &BTreeMap<String, String>) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if kind == TargetKind::Embedded {
+            out.push((
+                "oauthbearer".into(),
+                "the embedded cluster does not authenticate: `oauthbearer` needs `kind: kafka`".into(),
+            ));
+        }
+        let prop = |k: &str| librdkafka.get(k).map(|v| (format!("librdkafka.{k}"), v.trim().to_ascii_uppercase()));
+        match self {
+            OauthBearer::MskIam(m) => {
+                let r = &m.region;
+                let label = !r.is_empty()
+                    && r.len() <= 32
+                    && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !r.starts_with('-')
+                    && !r.ends_with('-');
+                if !label {
+                    out.push((
+                        "oauthbearer.msk_iam.region".into(),
+                        format!("`{r}` is not an AWS region name (like `us-east-1`)"),
+                    ));
+                }
+            }
+            OauthBearer::UnsecuredJwt(j) => {
+                if j.principal.is_empty()
+                    || j.principal.chars().any(|c| c == '"' || c == '\\' || c.is_whitespace() || c.is_control())
+                {
+                    out.push((
+                        "oauthbearer.unsecured_jwt.principal".into(),
+                        "the principal must be non-empty, without quotes, backslashes or spaces".into(),
+                    ));
+                }
+                let secs = j.lifetime.0.as_secs();
+                if !(10..=86_400).contains(&secs) {
+                    out.push((
+                        "oauthbearer.unsecured_jwt.lifetime".into(),
+                        "lifetime must be between 10s and 24h".into(),
+                    ));
+                }
+            }
+        }
+        if let Some((path, v)) = prop("security.protocol") {
+            let ok = match self {
+                // MSK's IAM listeners are TLS only (port 9098, 9198 public).
+                OauthBearer::MskIam(_) => v == "SASL_SSL",
+                OauthBearer::UnsecuredJwt(_) => v == "SASL_SSL" || v == "SASL_PLAINTEXT",
+            };
+            if !ok {
+                let want = match self {
+                    OauthBearer::MskIam(_) => "`SASL_SSL` (MSK's IAM listeners are TLS only)",
+                    OauthBearer::UnsecuredJwt(_) => "`SASL_PLAINTEXT` or `SASL_SSL`",
+                };
+                out.push((
+                    path,
+                    format!("`oauthbearer` needs security.protocol {want}; leave it out to get the default"),
+                ));
+            }
+        }
+        for key in ["sasl.mechanism", "sasl.mechanisms"] {
+            if let Some((path, v)) = prop(key)
+                && v != "OAUTHBEARER"
+            {
+                out.push((path, "`oauthbearer` needs the OAUTHBEARER mechanism; leave it out to get it".into()));
+            }
+        }
+        if let Some((path, v)) = prop("sasl.oauthbearer.method")
+            && v == "OIDC"
+        {
+            out.push((
+                path,
+                "`sasl.oauthbearer.method: oidc` is librdkafka's own token provider; use it or `oauthbearer`, not both"
+                    .into(),
+            ));
+        }
+        if let Some((path, v)) = prop("enable.sasl.oauthbearer.unsecure.jwt")
+            && v == "TRUE"
+        {
+            out.push((
+                path,
+                "librdkafka's own unsecured JWT and `oauthbearer` are exclusive; use `oauthbearer: {unsecured_jwt: ...}`".into(),
+            ));
+        }
+        out
+    }
 }
 
 /// How faults reach the brokers.
@@ -176,6 +319,7 @@ impl Profile {
             librdkafka: BTreeMap::new(),
             connect_timeout: default_connect_timeout(),
             faults: None,
+            oauthbearer: None,
             secrets: Vec::new(),
         }
     }
@@ -192,6 +336,19 @@ impl Profile {
 
     pub fn embedded_brokers(&self) -> u32 {
         self.brokers.unwrap_or(3)
+    }
+
+    /// The librdkafka properties of every client: the profile's, with `oauthbearer`'s defaults
+    /// (`security.protocol`, `sasl.mechanism`) where the profile leaves them out.
+    pub fn client_properties(&self) -> BTreeMap<String, String> {
+        let mut props = self.librdkafka.clone();
+        if let Some(o) = &self.oauthbearer {
+            props.entry("security.protocol".into()).or_insert_with(|| o.default_protocol().into());
+            if !props.contains_key("sasl.mechanisms") {
+                props.entry("sasl.mechanism".into()).or_insert_with(|| "OAUTHBEARER".into());
+            }
+        }
+        props
     }
 }
 
@@ -419,6 +576,90 @@ mod tests {
         let red = Redactor::redact_map(&props);
         assert_eq!(red["sasl.password"], REDACTED);
         assert_eq!(red["sasl.username"], "alice");
+    }
+
+    fn problems_of(text: &str) -> Vec<String> {
+        match crate::config::parse_profile("p.yaml", text, &env) {
+            Ok(_) => Vec::new(),
+            Err(crate::config::ConfigError::Invalid { diagnostics, .. }) => {
+                diagnostics.iter().map(ToString::to_string).collect()
+            }
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    const KAFKA: &str = "name: k\nkind: kafka\nbootstrap_servers: h:9098\n";
+
+    #[test]
+    fn an_oauthbearer_section_sets_the_sasl_defaults_it_needs() {
+        let p = crate::config::parse_profile(
+            "p.yaml",
+            &format!("{KAFKA}oauthbearer:\n  msk_iam: {{region: eu-west-1}}\n"),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(p.oauthbearer, Some(OauthBearer::MskIam(MskIam { region: "eu-west-1".into() })));
+        let props = p.client_properties();
+        assert_eq!(props["security.protocol"], "SASL_SSL");
+        assert_eq!(props["sasl.mechanism"], "OAUTHBEARER");
+        let p = crate::config::parse_profile(
+            "p.yaml",
+            &format!("{KAFKA}oauthbearer: {{unsecured_jwt: {{principal: fleet}}}}\nlibrdkafka: {{sasl.mechanisms: oauthbearer}}\n"),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            p.oauthbearer,
+            Some(OauthBearer::UnsecuredJwt(UnsecuredJwt { principal: "fleet".into(), lifetime: Dur::from_secs(3600) }))
+        );
+        let props = p.client_properties();
+        assert_eq!(props["security.protocol"], "SASL_PLAINTEXT");
+        assert!(!props.contains_key("sasl.mechanism"), "sasl.mechanisms is the same property: not set twice");
+        // Without the section, the properties are the profile's own.
+        let plain = crate::config::parse_profile("p.yaml", KAFKA, &env).unwrap();
+        assert!(plain.client_properties().is_empty());
+    }
+
+    #[test]
+    fn oauthbearer_contradictions_are_located_in_the_file() {
+        let text = format!(
+            "{KAFKA}oauthbearer:\n  msk_iam:\n    region: US_EAST_1\nlibrdkafka:\n  security.protocol: SASL_PLAINTEXT\n  \
+             sasl.mechanism: SCRAM-SHA-512\n  sasl.oauthbearer.method: OIDC\n  enable.sasl.oauthbearer.unsecure.jwt: \"true\"\n"
+        );
+        let p = problems_of(&text);
+        let want = [
+            "p.yaml:6:13: oauthbearer.msk_iam.region: `US_EAST_1` is not an AWS region name",
+            "p.yaml:8:22: librdkafka.security.protocol: `oauthbearer` needs security.protocol `SASL_SSL`",
+            "p.yaml:9:19: librdkafka.sasl.mechanism: `oauthbearer` needs the OAUTHBEARER mechanism",
+            "p.yaml:10:28: librdkafka.sasl.oauthbearer.method: `sasl.oauthbearer.method: oidc` is librdkafka's own",
+            "p.yaml:11:41: librdkafka.enable.sasl.oauthbearer.unsecure.jwt: librdkafka's own unsecured JWT",
+        ];
+        assert_eq!(p.len(), want.len(), "{p:#?}");
+        for w in want {
+            assert!(p.iter().any(|d| d.starts_with(w)), "missing {w} in {p:#?}");
+        }
+    }
+
+    #[test]
+    fn oauthbearer_fields_are_checked() {
+        let p = problems_of(&format!(
+            "{KAFKA}oauthbearer:\n  unsecured_jwt: {{principal: \"a b\", lifetime: 5s, scope: x}}\n"
+        ));
+        assert!(p.iter().any(|d| d.contains("unknown field `scope`")), "{p:#?}");
+        let p = problems_of(&format!("{KAFKA}oauthbearer:\n  unsecured_jwt: {{principal: \"a b\", lifetime: 5s}}\n"));
+        assert!(p.iter().any(|d| d.starts_with("p.yaml:5:30: oauthbearer.unsecured_jwt.principal:")), "{p:#?}");
+        assert!(p.iter().any(|d| d.contains("lifetime must be between 10s and 24h")), "{p:#?}");
+        let p = problems_of(&format!("{KAFKA}oauthbearer: {{msk_iam: {{}}}}\n"));
+        assert!(p.iter().any(|d| d.contains("region")), "{p:#?}");
+        let p = problems_of(&format!("{KAFKA}oauthbearer: {{kerberos: {{}}}}\n"));
+        assert!(p.iter().any(|d| d.contains("msk_iam") && d.contains("unsecured_jwt")), "{p:#?}");
+        let p = problems_of("name: e\nkind: embedded\noauthbearer: {unsecured_jwt: {principal: x}}\n");
+        assert!(p.iter().any(|d| d.contains("needs `kind: kafka`")), "{p:#?}");
+        // SASL_SSL is fine for an unsecured JWT, and OAUTHBEARER in any case.
+        let ok = format!(
+            "{KAFKA}oauthbearer: {{unsecured_jwt: {{principal: x}}}}\nlibrdkafka: {{security.protocol: sasl_ssl, sasl.mechanism: OAuthBearer}}\n"
+        );
+        assert_eq!(problems_of(&ok), Vec::<String>::new());
     }
 
     #[test]

@@ -740,6 +740,7 @@ pub fn profile(p: &Profile) -> Vec<(String, String)> {
     if p.connect_timeout.0.as_secs() == 0 || p.connect_timeout.0.as_secs() > 300 {
         out.push(("connect_timeout".into(), "connect_timeout must be between 1s and 5m".into()));
     }
+    out.extend(p.oauthbearer.iter().flat_map(|o| o.problems(p.kind, &p.librdkafka)));
     out
 }
 

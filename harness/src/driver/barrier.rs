@@ -11,12 +11,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::OAuthToken;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
+use super::auth::Auth;
 use super::client_config;
 use super::target::Connection;
 use crate::config::scenario::TopicSpec;
@@ -62,10 +64,20 @@ pub struct Agreed {
     pub skew_ms: Option<(f64, f64)>,
 }
 
+/// The barrier's clients' context: the broker's stamp of the last announcement written, and
+/// the target's OAUTHBEARER tokens.
 #[derive(Clone, Default)]
-struct Stamp(Arc<Mutex<Option<(Timestamp, SystemTime)>>>);
+struct Stamp(Arc<Mutex<Option<(Timestamp, SystemTime)>>>, Auth);
 
-impl ClientContext for Stamp {}
+impl ClientContext for Stamp {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.1.generate(config)
+    }
+}
+
+impl ConsumerContext for Stamp {}
 
 impl ProducerContext for Stamp {
     type DeliveryOpaque = ();
@@ -82,7 +94,7 @@ impl ProducerContext for Stamp {
 /// A shard's side of the agreement.
 pub struct Barrier {
     producer: BaseProducer<Stamp>,
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Stamp>,
     stamp: Stamp,
     campaign: String,
     shard: u32,
@@ -117,17 +129,17 @@ impl Barrier {
             .into(),
         };
         conn.ensure_topics_checking(&[spec], false).map_err(|e| BarrierError::Target(e.to_string()))?;
-        let stamp = Stamp::default();
+        let stamp = Stamp(Arc::default(), conn.auth.clone());
         let producer: BaseProducer<Stamp> = client_config(&conn.bootstrap, &[&conn.base])
             .set("acks", "all")
             .set("linger.ms", "0")
             .create_with_context(stamp.clone())
             .map_err(|e| BarrierError::Target(e.to_string()))?;
-        let consumer: BaseConsumer = client_config(&conn.bootstrap, &[&conn.base])
+        let consumer: BaseConsumer<Stamp> = client_config(&conn.bootstrap, &[&conn.base])
             .set("group.id", format!("fleetstorm.control.{campaign}.{shard}"))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .create()
+            .create_with_context(stamp.clone())
             .map_err(|e| BarrierError::Target(e.to_string()))?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(CONTROL_TOPIC, 0, Offset::Beginning)

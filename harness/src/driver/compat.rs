@@ -322,7 +322,7 @@ impl Probes {
             bootstrap: conn.bootstrap.clone(),
             base: conn.base.clone(),
             reader_defaults: conn.reader_defaults(),
-            ctx: Ctx { role: "compat".into(), events, redactor: redactor.clone() },
+            ctx: Ctx { role: "compat".into(), events, redactor: redactor.clone(), auth: conn.auth.clone() },
             redactor,
             timeout,
             rt,
@@ -401,9 +401,17 @@ impl Probes {
     }
 
     fn admin(&self) -> Result<AdminClient<Ctx>, Fail> {
-        self.config(&[])
+        let admin: AdminClient<Ctx> = self
+            .config(&[])
             .create_with_context(self.ctx.clone())
-            .map_err(|e| Fail::Unverified(format!("could not create an admin client: {}", self.scrub(e))))
+            .map_err(|e| Fail::Unverified(format!("could not create an admin client: {}", self.scrub(e))))?;
+        self.prime(admin.inner())?;
+        Ok(admin)
+    }
+
+    /// A client of ours needs its first OAUTHBEARER token before its first blocking request.
+    fn prime<C: rdkafka::ClientContext>(&self, client: &rdkafka::client::Client<C>) -> Result<(), Fail> {
+        self.ctx.auth.prime(client).map_err(|e| Fail::Unverified(format!("no OAUTHBEARER token: {}", self.scrub(e))))
     }
 
     fn admin_options(&self) -> AdminOptions {
@@ -431,8 +439,11 @@ impl Probes {
     }
 
     fn producer_or_fail(&self, what: &str, props: &[(&str, &str)]) -> Result<BaseProducer<Acks>, Fail> {
-        self.producer(props)
-            .map_err(|e| Fail::Unverified(format!("could not create the {what} producer: {}", self.scrub(e))))
+        let producer = self
+            .producer(props)
+            .map_err(|e| Fail::Unverified(format!("could not create the {what} producer: {}", self.scrub(e))))?;
+        self.prime(producer.client())?;
+        Ok(producer)
     }
 
     /// Send `recs` to `topic` and wait for every acknowledgement: their offsets, in order.
@@ -507,9 +518,12 @@ impl Probes {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        self.config(&[&self.reader_defaults, &extra])
+        let reader: BaseConsumer<Ctx> = self
+            .config(&[&self.reader_defaults, &extra])
             .create_with_context(self.ctx.clone())
-            .map_err(|e| Fail::Unverified(format!("could not create a reader: {}", self.scrub(e))))
+            .map_err(|e| Fail::Unverified(format!("could not create a reader: {}", self.scrub(e))))?;
+        self.prime(reader.client())?;
+        Ok(reader)
     }
 
     /// Read `topic[partition]` from `from` until `done` says so or the timeout: what was read,
@@ -957,6 +971,7 @@ impl Probes {
             .config(&[&defaults, &extra])
             .create_with_context(self.ctx.clone())
             .map_err(|e| self.judge(&format!("creating a group.protocol={protocol} member"), &e))?;
+        self.prime(consumer.client())?;
         consumer
             .subscribe(&[self.topic.as_str()])
             .map_err(|e| Fail::Unverified(format!("subscribe: {}", self.scrub(e))))?;

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rdkafka::client::OAuthToken;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
@@ -120,6 +121,12 @@ impl ClientContext for MCtx {
         self.stats.record(statistics);
     }
 
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.base.generate_oauth_token(config)
+    }
+
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
         self.base.log(level, fac, log_message);
     }
@@ -156,9 +163,16 @@ impl ConsumerContext for MCtx {
 struct DlqCtx {
     acked: AtomicU64,
     failed: AtomicU64,
+    auth: super::auth::Auth,
 }
 
-impl ClientContext for DlqCtx {}
+impl ClientContext for DlqCtx {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.auth.generate(config)
+    }
+}
 
 impl ProducerContext for DlqCtx {
     type DeliveryOpaque = ();
@@ -468,7 +482,8 @@ impl Member<'_> {
 
 fn run(args: MemberArgs) -> MemberOutcome {
     let joined = Arc::new(AtomicBool::new(false));
-    let dlq = args.dead_letter.as_ref().and_then(|dl| match dl.config.create_with_context(DlqCtx::default()) {
+    let dlq_ctx = || DlqCtx { auth: args.ctx.auth.clone(), ..DlqCtx::default() };
+    let dlq = args.dead_letter.as_ref().and_then(|dl| match dl.config.create_with_context(dlq_ctx()) {
         Ok(p) => Some(p),
         Err(e) => {
             tracing::error!("could not create the dead-letter producer: {e}");

@@ -5,12 +5,14 @@
 //! - [`producer`]: one thread per producer instance, sending the plan open-loop;
 //! - [`produce`]: the producer's per-record librdkafka call, made directly (topic handles);
 //! - [`consumer`]: one thread per consumer-group member;
-//! - [`audit`]: the delivery-audit reader.
+//! - [`audit`]: the delivery-audit reader;
+//! - [`auth`]: OAUTHBEARER tokens (MSK IAM, unsecured JWT) every client context offers.
 //!
 //! **Invariant:** nothing outside this module imports `rdkafka`. Drivers report through the
 //! recorder's [`Source`](crate::recorder::Source) windows and [`OffsetBook`](crate::recorder::OffsetBook).
 
 pub mod audit;
+pub mod auth;
 pub mod barrier;
 pub mod compat;
 pub mod consumer;
@@ -27,7 +29,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rdkafka::client::ClientContext;
+use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 
@@ -144,17 +146,25 @@ pub fn error_kind(e: &KafkaError) -> String {
     }
 }
 
-/// The context of every client: logs go to `tracing` with secrets scrubbed, errors are counted.
+/// The context of every client: logs go to `tracing` with secrets scrubbed, errors are counted,
+/// OAUTHBEARER tokens come from the profile's provider (see [`auth`]).
 #[derive(Clone)]
 pub struct Ctx {
     pub role: Arc<str>,
     pub events: Arc<ClientEvents>,
     pub redactor: Arc<Redactor>,
+    pub auth: auth::Auth,
 }
 
 impl ClientContext for Ctx {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.auth.generate(config)
+    }
+
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        let msg = self.redactor.scrub(log_message);
+        let msg = self.redactor.scrub(&self.auth.scrub(log_message));
         // Why a connection failed (TLS, SASL, protocol) is told only here, not as an error event
         // of a client that is not being polled (a metadata request while connecting).
         if fac == "FAIL" || (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
@@ -177,9 +187,9 @@ impl ClientContext for Ctx {
             self.events.all_brokers_down.store(true, Ordering::Relaxed);
         }
         self.events.count(&kind);
-        self.events.remember(&kind, self.redactor.scrub(reason));
+        self.events.remember(&kind, self.redactor.scrub(&self.auth.scrub(reason)));
         // Transport errors repeat every reconnect backoff while a broker is down: keep them quiet.
-        tracing::debug!(target: "librdkafka", role = %self.role, "{kind}: {}", self.redactor.scrub(reason));
+        tracing::debug!(target: "librdkafka", role = %self.role, "{kind}: {}", self.redactor.scrub(&self.auth.scrub(reason)));
     }
 }
 
@@ -209,6 +219,8 @@ pub struct Shared {
     pub reader_defaults: BTreeMap<String, String>,
     pub events: Arc<ClientEvents>,
     pub redactor: Arc<Redactor>,
+    /// The target's OAUTHBEARER token source, for every client context.
+    pub auth: auth::Auth,
     pub start: Start,
     pub control: Arc<Control>,
     pub template: Hist,
@@ -238,6 +250,7 @@ impl Shared {
             reader_defaults: conn.reader_defaults(),
             events,
             redactor,
+            auth: conn.auth.clone(),
             start,
             control: Arc::new(Control::default()),
             template,
@@ -251,7 +264,7 @@ impl Shared {
 
     /// A client context for a role (`producer 0`, `consumer warehouse#1`, `audit`).
     pub fn ctx(&self, role: String) -> Ctx {
-        Ctx { role: role.into(), events: self.events.clone(), redactor: self.redactor.clone() }
+        Ctx { role: role.into(), events: self.events.clone(), redactor: self.redactor.clone(), auth: self.auth.clone() }
     }
 
     /// A writer's properties: the target's, then `layers` in order.

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rdkafka::ClientContext;
+use rdkafka::client::OAuthToken;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -165,6 +166,12 @@ impl State {
 impl ClientContext for PCtx {
     fn stats_raw(&self, statistics: &[u8]) {
         self.stats.record(statistics);
+    }
+
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.base.generate_oauth_token(config)
     }
 
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
@@ -351,6 +358,13 @@ fn run(args: ProducerArgs) -> ProducerOutcome {
             return out;
         }
     };
+    // The first OAUTHBEARER token now: the metadata requests below come before any poll.
+    if let Err(e) = args.ctx.auth.prime(producer.client()) {
+        out.error = Some(format!("producer {}: {}", args.instance, args.ctx.redactor.scrub(&e.to_string())));
+        args.ready.fetch_add(1, Ordering::SeqCst);
+        args.source.done();
+        return out;
+    }
     // Connect and learn partition leaders before the clock starts, so the first sends do not
     // measure connection set-up.
     for topic in &args.plan.topics {

@@ -20,6 +20,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::faults::FaultError;
 
+use super::auth::Auth;
 use super::probe::{self, Cause};
 use super::{ClientEvents, Ctx, client_config};
 use crate::config::profile::{Profile, Redactor, TargetKind};
@@ -67,6 +68,8 @@ pub struct Connection {
     pub embedded: Option<MockCluster<'static, DefaultProducerContext>>,
     /// Broker ids reported by the target.
     pub brokers: Vec<i32>,
+    /// The profile's OAUTHBEARER token source, for every client.
+    pub auth: Auth,
     ctx: Ctx,
     timeout: Duration,
     cancel: Cancel,
@@ -116,7 +119,8 @@ impl Connection {
         cancel: Cancel,
     ) -> Result<Connection, TargetError> {
         let timeout = profile.connect_timeout.0;
-        let ctx = Ctx { role: "admin".into(), events: events.clone(), redactor };
+        let auth = Auth::for_profile(profile).map_err(|e| TargetError::Client(e.to_string()))?;
+        let ctx = Ctx { role: "admin".into(), events: events.clone(), redactor, auth: auth.clone() };
         let (bootstrap, embedded) = match profile.kind {
             TargetKind::Embedded => {
                 let brokers = i32::try_from(profile.embedded_brokers()).unwrap_or(3);
@@ -132,9 +136,10 @@ impl Connection {
         };
         let mut conn = Connection {
             bootstrap,
-            base: profile.librdkafka.clone(),
+            base: profile.client_properties(),
             embedded,
             brokers: Vec::new(),
+            auth,
             ctx,
             timeout,
             cancel,
@@ -293,9 +298,11 @@ impl Connection {
             extra.insert("group.id".to_string(), g.to_string());
             extra.insert("enable.auto.commit".to_string(), "false".to_string());
         }
-        client_config(&self.bootstrap, &[&self.base, &extra])
+        let consumer: BaseConsumer<Ctx> = client_config(&self.bootstrap, &[&self.base, &extra])
             .create_with_context(self.ctx.clone())
-            .map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))
+            .map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))?;
+        self.ctx.auth.prime(consumer.client()).map_err(|e| TargetError::Client(e.to_string()))?;
+        Ok(consumer)
     }
 
     /// Create missing topics; report existing ones that differ from the scenario.
@@ -388,9 +395,11 @@ impl Connection {
     }
 
     fn admin(&self) -> Result<AdminClient<Ctx>, TargetError> {
-        client_config(&self.bootstrap, &[&self.base])
+        let admin: AdminClient<Ctx> = client_config(&self.bootstrap, &[&self.base])
             .create_with_context(self.ctx.clone())
-            .map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))
+            .map_err(|e| TargetError::Client(reason(e, &self.ctx.redactor)))?;
+        self.ctx.auth.prime(admin.inner()).map_err(|e| TargetError::Client(e.to_string()))?;
+        Ok(admin)
     }
 
     fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, TargetError> {

@@ -608,6 +608,7 @@ consumers: [{name: sink, topics: [t]}]
                 bootstrap_servers: "127.0.0.1:1".into(),
                 brokers: vec![1, 2, 3],
                 librdkafka: BTreeMap::new(),
+                oauthbearer: None,
             },
         }
     }

@@ -105,6 +105,7 @@ pub fn report(profile: &str) -> Report {
             bootstrap_servers: "127.0.0.1:9092".into(),
             brokers: vec![1, 2, 3],
             librdkafka: BTreeMap::from([("linger.ms".to_string(), "5".to_string())]),
+            oauthbearer: None,
         },
         started_at: "2026-12-01T10:00:00Z".into(),
         ended_at: "2026-12-01T10:01:10Z".into(),

@@ -91,6 +91,9 @@ pub fn render(r: &Report, charts: &[Chart]) -> String {
         r.target.brokers,
         esc(&r.target.bootstrap_servers)
     );
+    if let Some(t) = &r.target.oauthbearer {
+        let _ = write!(o, "<p>{}</p>", esc(&t.to_string()));
+    }
     if !r.target.librdkafka.is_empty() {
         let t = Table::of(&r.target.librdkafka).col("librdkafka property", |(k, _)| *k).col("value", |(_, v)| *v);
         o.push_str(&t.done().html());

@@ -176,6 +176,7 @@ impl TargetInfo {
             bootstrap_servers: bootstrap.to_string(),
             brokers: brokers.to_vec(),
             librdkafka: crate::config::profile::Redactor::redact_map(&p.librdkafka),
+            oauthbearer: None,
         }
     }
 }
@@ -190,6 +191,9 @@ pub struct TargetInfo {
     pub brokers: Vec<i32>,
     /// librdkafka properties from the profile, secrets replaced by `[redacted]`.
     pub librdkafka: BTreeMap<String, String>,
+    /// SASL/OAUTHBEARER tokens fleetstorm made for the run's clients (none without a provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauthbearer: Option<schema::TokenTally>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]

@@ -419,6 +419,50 @@ impl fmt::Display for Capability {
     }
 }
 
+/// Where a run's SASL/OAUTHBEARER tokens came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenProvider {
+    /// Amazon MSK IAM (SigV4-signed), the profile's `oauthbearer.msk_iam`.
+    MskIam,
+    /// The profile's `oauthbearer.unsecured_jwt`.
+    UnsecuredJwt,
+    /// librdkafka's unsecured JWT settings, its refreshes answered by fleetstorm.
+    Librdkafka,
+}
+
+impl fmt::Display for TokenProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TokenProvider::MskIam => "msk_iam",
+            TokenProvider::UnsecuredJwt => "unsecured_jwt",
+            TokenProvider::Librdkafka => "librdkafka unsecured JWT",
+        })
+    }
+}
+
+impl fmt::Display for TokenTally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "OAUTHBEARER ({}): {} tokens issued (the latest {:.1}s after connecting), {} failed",
+            self.provider, self.issued, self.latest_after_s, self.failed
+        )
+    }
+}
+
+/// The OAUTHBEARER tokens fleetstorm handed to librdkafka over the run (every client's first
+/// token and each refresh librdkafka asked for), and the refreshes that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TokenTally {
+    pub provider: TokenProvider,
+    pub issued: u64,
+    pub failed: u64,
+    /// Seconds from the connection's start to the latest token issued: past the first tokens'
+    /// refresh point (80 % of their lifetime), librdkafka renewed them during the run.
+    pub latest_after_s: f64,
+}
+
 /// Counters from librdkafka's statistics for a set of clients (summed over their instances).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WireCounts {

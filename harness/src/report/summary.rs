@@ -43,6 +43,9 @@ pub fn text(r: &Report, report_path: &str) -> String {
         count(p.backpressure),
         if p.unsent_at_end > 0 { format!("  unsent at end {}", count(p.unsent_at_end)) } else { String::new() }
     );
+    if let Some(t) = &r.target.oauthbearer {
+        let _ = writeln!(o, "  auth       {t}");
+    }
     let _ = writeln!(o, "  ack lat.   from intended {}", lat(&p.latency_from_intended));
     let _ = writeln!(o, "             from send     {}", lat(&p.latency_from_send));
     let _ = writeln!(o, "  send lag   {}", lat(&p.send_lag));

@@ -57,9 +57,24 @@ fn the_quickstart_shape_runs_over_sasl_ssl_mtls_and_oauthbearer_with_a_clean_aud
         let dir = tempfile::tempdir().unwrap();
         let name = unique("sec");
         let out = dir.path().join("out");
+        // librdkafka's own unsecured JWT, with a 5 s lifetime: its renewals (which rust-rdkafka
+        // would drop) are made by fleetstorm during the run.
+        let oauth = profile.contains("oauthbearer");
+        let path = if oauth {
+            let shipped = std::fs::read_to_string(shipped(profile)).unwrap();
+            let short = shipped.replace("principal=fleet", "principal=fleet lifeSeconds=5");
+            assert_ne!(short, shipped, "the profile's sasl.oauthbearer.config changed");
+            // Its relative paths (fault commands) resolved from where the copy lives.
+            let root = root().display().to_string();
+            let short =
+                short.replace("../.kafka", &format!("{root}/.kafka")).replace("../scripts", &format!("{root}/scripts"));
+            write(dir.path(), profile, &short)
+        } else {
+            shipped(profile)
+        };
         let o = bin()
             .args(["run", "--profile"])
-            .arg(shipped(profile))
+            .arg(&path)
             .arg(scenario(dir.path(), &name))
             .arg("--out")
             .arg(&out)
@@ -72,6 +87,13 @@ fn the_quickstart_shape_runs_over_sasl_ssl_mtls_and_oauthbearer_with_a_clean_aud
         assert_eq!((r.audit.counts.lost, r.audit.counts.duplicates), (0, 0), "{profile}: {all}");
         assert_eq!(r.audit.counts.seen, r.audit.counts.acked, "{profile}");
         assert!(!all.contains(&password) && !all_text(&out).contains(&password), "{profile}: the password leaked");
+        if oauth {
+            let t = r.target.oauthbearer.expect("the report tallies the tokens");
+            assert_eq!(t.provider, fleetstorm::report::schema::TokenProvider::Librdkafka, "{t}");
+            assert!(t.latest_after_s > 4.0 && t.failed == 0, "no renewal during the run: {t}");
+        } else {
+            assert!(r.target.oauthbearer.is_none());
+        }
     }
 }
 
