@@ -4,6 +4,7 @@
 //! -> recorder ([`recorder`]) -> report ([`report`]); [`run`] wires the stages together. See
 //! ARCHITECTURE.md for the codemap and the invariants.
 
+pub mod backbone;
 pub mod bench;
 pub mod check;
 pub mod cli;

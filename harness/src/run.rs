@@ -286,6 +286,21 @@ impl Runner {
             Ok(d) => d,
             Err(e) => return self.fail_early(StopCause::Harness, e.to_string()),
         };
+        // The target's own metrics, from now until the readers are joined.
+        let probe = match conn.replica_probe() {
+            Ok(p) => Some(Box::new(p) as Box<dyn crate::backbone::AdminProbe>),
+            Err(e) => {
+                self.meta.warnings.push(format!("backbone: no metadata probe ({})", redactor.scrub(&e.to_string())));
+                None
+            }
+        };
+        let sampler = match crate::backbone::Sampler::start(&self.meta.profile.metrics, probe, start.clone()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.meta.warnings.push(format!("backbone: the target's metrics are not sampled ({e})"));
+                None
+            }
+        };
         let (book, control) = (d.shared.book.clone(), d.shared.control.clone());
         let stats = d.shared.stats.clone();
         let mut stop = Stop::default();
@@ -400,6 +415,7 @@ impl Runner {
         for f in joined.failures {
             stop.set(StopCause::Harness, f);
         }
+        let backbone = sampler.map(crate::backbone::Sampler::finish);
         let Some(rec) = joined.recording else {
             return self.fail_early(StopCause::Harness, "the collector thread panicked".into());
         };
@@ -450,6 +466,9 @@ impl Runner {
             wire: Some(stats.measured(s.consumers.len())),
         };
         let mut report = self.assemble(stop.ending(), Some(load));
+        if let Some(b) = backbone {
+            crate::report::backbone::attach(&mut report, b);
+        }
         report.gates = gates.iter().map(|g| g.evaluate(&report)).collect();
         if report.status != Status::Completed {
             for g in &mut report.gates {

@@ -51,11 +51,105 @@ pub struct Profile {
     /// those tokens itself. See docs/oauthbearer.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauthbearer: Option<OauthBearer>,
+    /// The target's own metrics, sampled during the run onto the report's timeline (its
+    /// "Backbone" section): Prometheus/OpenMetrics endpoints, and what the Kafka protocol tells
+    /// without any agent (partitions' leaders and in-sync replicas). Default: the protocol only,
+    /// every 5s. See docs/backbone.md.
+    #[serde(default)]
+    pub metrics: Metrics,
     /// Values the profile took from secret-looking environment variables or put into
     /// secret-looking properties: known to the run's redactor before anything is printed.
     #[serde(skip)]
     #[schemars(skip)]
     pub secrets: Vec<String>,
+}
+
+/// Where the target's own metrics come from.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// How often each Prometheus endpoint is scraped. Default `1s`.
+    #[serde(default = "default_scrape_interval")]
+    pub interval: Dur,
+    /// How often the cluster's metadata (leaders, in-sync replicas) is sampled through the Kafka
+    /// protocol, `0s` for never. Default `5s`.
+    #[serde(default = "default_admin_interval")]
+    pub admin_interval: Dur,
+    /// Prometheus / OpenMetrics endpoints, usually one per broker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prometheus: Vec<PromSource>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            interval: default_scrape_interval(),
+            admin_interval: default_admin_interval(),
+            prometheus: Vec::new(),
+        }
+    }
+}
+
+fn default_scrape_interval() -> Dur {
+    Dur::from_secs(1)
+}
+
+fn default_admin_interval() -> Dur {
+    Dur::from_secs(5)
+}
+
+/// One Prometheus endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromSource {
+    /// `http://host:port/path` (or `https://`).
+    pub url: String,
+    /// The broker id this endpoint describes (its series are labelled with it). Leave it out
+    /// for an endpoint that reports several brokers with a label of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<i32>,
+    /// Whose metric names it exposes: `kafka_jmx` (Apache Kafka with the Prometheus JMX exporter
+    /// and `scripts/kafka-jmx-exporter.yaml`'s rules), `redpanda` (`/public_metrics`).
+    #[serde(default)]
+    pub vocabulary: Vocabulary,
+}
+
+/// The metric names a vendor's endpoint uses (mapped to one vocabulary in `backbone/vocab.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Vocabulary {
+    #[default]
+    KafkaJmx,
+    Redpanda,
+}
+
+impl Metrics {
+    /// Problems with this section, as `(field path, message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let ms = self.interval.0.as_millis();
+        if !(200..=60_000).contains(&ms) {
+            out.push(("metrics.interval".into(), "interval must be between 200ms and 1m".into()));
+        }
+        let admin = self.admin_interval.0.as_millis();
+        if admin != 0 && !(1_000..=300_000).contains(&admin) {
+            out.push((
+                "metrics.admin_interval".into(),
+                "admin_interval must be 0s (never) or between 1s and 5m".into(),
+            ));
+        }
+        for (i, s) in self.prometheus.iter().enumerate() {
+            let scheme_ok = s.url.starts_with("http://") || s.url.starts_with("https://");
+            let host = s.url.split_once("://").map_or("", |(_, rest)| rest);
+            if !scheme_ok || host.is_empty() || host.starts_with('/') || s.url.chars().any(char::is_whitespace) {
+                out.push((
+                    format!("metrics.prometheus[{i}].url"),
+                    format!("`{}` is not an http:// or https:// URL", s.url),
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// Who makes the OAUTHBEARER tokens.
@@ -320,6 +414,7 @@ impl Profile {
             connect_timeout: default_connect_timeout(),
             faults: None,
             oauthbearer: None,
+            metrics: Metrics::default(),
             secrets: Vec::new(),
         }
     }

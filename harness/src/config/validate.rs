@@ -741,6 +741,7 @@ pub fn profile(p: &Profile) -> Vec<(String, String)> {
         out.push(("connect_timeout".into(), "connect_timeout must be between 1s and 5m".into()));
     }
     out.extend(p.oauthbearer.iter().flat_map(|o| o.problems(p.kind, &p.librdkafka)));
+    out.extend(p.metrics.problems());
     out
 }
 

@@ -235,6 +235,12 @@ impl Connection {
             .collect())
     }
 
+    /// A probe for the run's backbone sampler: the cluster's metadata (every topic's leaders
+    /// and in-sync replicas) on a client of its own.
+    pub fn replica_probe(&self) -> Result<ReplicaProbe, TargetError> {
+        Ok(ReplicaProbe { client: self.consumer(None)?, timeout: self.timeout.min(Duration::from_secs(5)) })
+    }
+
     /// Whether the target would create each of `topics` (CreateTopics with `validate_only`: the
     /// brokers check the request and this principal's CREATE permission, and create nothing).
     pub fn would_create(&self, topics: &[&TopicSpec]) -> Result<Vec<Creatable>, TargetError> {
@@ -589,6 +595,45 @@ impl crate::faults::EmbeddedControls for Connection {
     fn set_leader(&self, topic: &str, partition: i32, broker: i32) -> Result<(), FaultError> {
         let mock = self.embedded.as_ref().ok_or_else(|| FaultError::Target("not the embedded cluster".into()))?;
         mock.partition_leader(topic, partition, Some(broker)).map_err(|e| FaultError::Target(e.to_string()))
+    }
+}
+
+/// The cluster's state as metadata tells it: under-replicated partitions (fewer in-sync
+/// replicas than replicas), offline partitions (no leader) and each broker's leader count.
+pub struct ReplicaProbe {
+    client: BaseConsumer<Ctx>,
+    timeout: Duration,
+}
+
+impl crate::backbone::AdminProbe for ReplicaProbe {
+    fn sample(&mut self) -> Result<Vec<crate::backbone::AdminSample>, String> {
+        use crate::backbone::AdminSample;
+        use crate::report::schema::TargetMetric;
+        let md = self.client.fetch_metadata(None, self.timeout).map_err(|e| e.to_string())?;
+        let (mut urp, mut offline) = (0u64, 0u64);
+        let mut leaders: BTreeMap<i32, u64> = md.brokers().iter().map(|b| (b.id(), 0)).collect();
+        for t in md.topics().iter().filter(|t| t.error().is_none()) {
+            for p in t.partitions() {
+                if p.leader() < 0 {
+                    offline += 1;
+                } else {
+                    *leaders.entry(p.leader()).or_default() += 1;
+                }
+                if p.isr().len() < p.replicas().len() {
+                    urp += 1;
+                }
+            }
+        }
+        let mut out = vec![
+            AdminSample { metric: TargetMetric::UnderReplicatedPartitions, broker: None, value: urp as f64 },
+            AdminSample { metric: TargetMetric::OfflinePartitions, broker: None, value: offline as f64 },
+        ];
+        out.extend(leaders.into_iter().map(|(b, n)| AdminSample {
+            metric: TargetMetric::Leaders,
+            broker: Some(b),
+            value: n as f64,
+        }));
+        Ok(out)
     }
 }
 

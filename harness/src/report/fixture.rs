@@ -201,5 +201,6 @@ pub fn report(profile: &str) -> Report {
         spectra: BTreeMap::new(),
         timeline: Vec::new(),
         cost_drivers: None,
+        backbone: None,
     }
 }

@@ -80,6 +80,11 @@ pub fn render(r: &Report, charts: &[Chart]) -> String {
     if !r.errors.is_empty() {
         let _ = write!(o, "<h2>Errors</h2>{}", table::errors(r).html());
     }
+    if let Some(b) = &r.backbone
+        && !b.series.is_empty()
+    {
+        o.push_str(&backbone(b));
+    }
     let h = &r.harness;
     if h.cores > 0 && h.cpu_pct_peak > 0.0 {
         let _ = write!(o, "<h2>Harness</h2>{}", harness(r).html());
@@ -124,6 +129,40 @@ fn harness(r: &Report) -> Table {
         .col("host cpu mean", |h| pct(h.host_cpu_pct_mean))
         .col("verdict", |h| if h.saturated { Cell::alarm("saturated") } else { Cell::plain("kept up") })
         .done()
+}
+
+/// The target's own series: per metric, the cluster's min / mean / max, then the findings and
+/// the rule behind them.
+fn backbone(b: &crate::report::schema::Backbone) -> String {
+    use crate::report::backbone::{num, stats};
+    use crate::report::schema::TargetMetric;
+    let rows: Vec<(TargetMetric, (f64, f64, f64))> =
+        TargetMetric::ALL.into_iter().filter_map(|m| stats(b, m).map(|s| (m, s))).collect();
+    let t = Table::of(&rows)
+        .col("metric (cluster)", |(m, _)| m.name().to_string())
+        .col("unit", |(m, _)| m.unit().to_string())
+        .col("min", |(_, s)| num(s.0))
+        .col("mean", |(_, s)| num(s.1))
+        .col("max", |(_, s)| num(s.2));
+    let mut o = format!("<h2>Backbone</h2>{}", t.done().html());
+    if !b.findings.is_empty() {
+        o.push_str("<h3>What moved first, per stress window</h3><ul>");
+        for f in &b.findings {
+            let _ = write!(o, "<li>{}</li>", esc(&f.text));
+        }
+        let _ = write!(
+            o,
+            "</ul><p>Rule: the baseline is {}; a metric moves at the first second it leaves mean &plusmn;              max(3&sigma;, 25&nbsp;%, a floor per metric) of the baseline, from the window's start to 10 s after its end.</p>",
+            b.baseline.map_or_else(|| "not set".to_string(), |[f, t]| format!("{f:.0}-{t:.0} s"))
+        );
+    }
+    let sources: Vec<String> = b
+        .sources
+        .iter()
+        .map(|s| format!("{} ({} samples, {} failed, {:.0} ms each)", esc(&s.name), s.samples, s.failures, s.mean_ms))
+        .collect();
+    let _ = write!(o, "<p>Sources: {}</p>", sources.join("; "));
+    o
 }
 
 #[cfg(test)]

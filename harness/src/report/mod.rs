@@ -3,6 +3,7 @@
 //! sync by a test) and their doc comments are its documentation.
 
 pub mod assemble;
+pub mod backbone;
 pub mod charts;
 pub mod compat;
 pub mod error;
@@ -98,6 +99,10 @@ pub struct Report {
     /// (`fleetstorm cost` prices them). Absent for a run that never reached its load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_drivers: Option<schema::CostDrivers>,
+    /// The target's own metrics on the run's timeline (the profile's `metrics`), and what moved
+    /// first in each stress window. Absent for a run that never reached its load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone: Option<schema::Backbone>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

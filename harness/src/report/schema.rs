@@ -581,3 +581,247 @@ pub struct TopicDrivers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retained_bytes: Option<f64>,
 }
+
+/// A broker-side metric in fleetstorm's one vocabulary, whatever the vendor calls it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetMetric {
+    /// Bytes per second produced into the broker (all topics).
+    BytesIn,
+    /// Bytes per second fetched from the broker, consumers and replicas.
+    BytesOut,
+    /// Records per second produced into the broker.
+    MessagesIn,
+    /// Produce requests' total time, 99th percentile as the broker reports it, ms.
+    ProduceLatencyP99,
+    /// Consumer fetch requests' total time, 99th percentile, ms.
+    FetchLatencyP99,
+    /// Time produce requests waited in the request queue, 99th percentile, ms.
+    ProduceQueueP99,
+    /// Partitions with fewer in-sync replicas than replicas.
+    UnderReplicatedPartitions,
+    /// Partitions with no leader.
+    OfflinePartitions,
+    /// In-sync replica set shrinks per second.
+    IsrShrinks,
+    /// 1 on the broker that is the active controller.
+    ActiveController,
+    /// Partition leaders on the broker.
+    Leaders,
+    /// Bytes of log on the broker's disks.
+    LogSize,
+    /// Network threads' idle share, percent (low: the network layer is saturated).
+    NetworkIdle,
+    /// Request handler threads' idle share, percent (low: request handling is saturated).
+    RequestHandlerIdle,
+    /// The broker process's CPU, percent of one core.
+    Cpu,
+}
+
+/// How a metric's per-broker values make one cluster value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Combine {
+    Sum,
+    Max,
+    Min,
+}
+
+impl TargetMetric {
+    pub const ALL: [TargetMetric; 15] = [
+        TargetMetric::BytesIn,
+        TargetMetric::BytesOut,
+        TargetMetric::MessagesIn,
+        TargetMetric::ProduceLatencyP99,
+        TargetMetric::FetchLatencyP99,
+        TargetMetric::ProduceQueueP99,
+        TargetMetric::UnderReplicatedPartitions,
+        TargetMetric::OfflinePartitions,
+        TargetMetric::IsrShrinks,
+        TargetMetric::ActiveController,
+        TargetMetric::Leaders,
+        TargetMetric::LogSize,
+        TargetMetric::NetworkIdle,
+        TargetMetric::RequestHandlerIdle,
+        TargetMetric::Cpu,
+    ];
+
+    /// The name in reports and gates (`target.<name>.max`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetMetric::BytesIn => "bytes_in",
+            TargetMetric::BytesOut => "bytes_out",
+            TargetMetric::MessagesIn => "messages_in",
+            TargetMetric::ProduceLatencyP99 => "produce_latency_p99",
+            TargetMetric::FetchLatencyP99 => "fetch_latency_p99",
+            TargetMetric::ProduceQueueP99 => "produce_queue_p99",
+            TargetMetric::UnderReplicatedPartitions => "under_replicated_partitions",
+            TargetMetric::OfflinePartitions => "offline_partitions",
+            TargetMetric::IsrShrinks => "isr_shrinks",
+            TargetMetric::ActiveController => "active_controller",
+            TargetMetric::Leaders => "leaders",
+            TargetMetric::LogSize => "log_size",
+            TargetMetric::NetworkIdle => "network_idle",
+            TargetMetric::RequestHandlerIdle => "request_handler_idle",
+            TargetMetric::Cpu => "cpu",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<TargetMetric> {
+        TargetMetric::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    pub fn unit(self) -> &'static str {
+        match self {
+            TargetMetric::BytesIn | TargetMetric::BytesOut => "B/s",
+            TargetMetric::MessagesIn => "rec/s",
+            TargetMetric::ProduceLatencyP99 | TargetMetric::FetchLatencyP99 | TargetMetric::ProduceQueueP99 => "ms",
+            TargetMetric::IsrShrinks => "/s",
+            TargetMetric::LogSize => "B",
+            TargetMetric::NetworkIdle | TargetMetric::RequestHandlerIdle | TargetMetric::Cpu => "%",
+            TargetMetric::UnderReplicatedPartitions
+            | TargetMetric::OfflinePartitions
+            | TargetMetric::ActiveController
+            | TargetMetric::Leaders => "",
+        }
+    }
+
+    /// Brokers' values add up (traffic, partitions), or the worst one speaks for the cluster.
+    pub fn combine(self) -> Combine {
+        match self {
+            TargetMetric::ProduceLatencyP99 | TargetMetric::FetchLatencyP99 | TargetMetric::ProduceQueueP99 => {
+                Combine::Max
+            }
+            TargetMetric::NetworkIdle | TargetMetric::RequestHandlerIdle => Combine::Min,
+            TargetMetric::Cpu => Combine::Max,
+            _ => Combine::Sum,
+        }
+    }
+}
+
+impl fmt::Display for TargetMetric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What kind of place a source reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A Prometheus / OpenMetrics endpoint.
+    Prometheus,
+    /// The Kafka protocol (metadata: leaders, in-sync replicas), no agent needed.
+    Admin,
+}
+
+/// One metrics source and how it fared.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BackboneSource {
+    /// The URL (Prometheus) or `kafka protocol` (admin).
+    pub name: String,
+    pub kind: SourceKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<i32>,
+    pub samples: u64,
+    pub failures: u64,
+    /// Mean time one sample took, ms.
+    pub mean_ms: f64,
+    /// The latest failure, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// One metric of one broker (or of the cluster, `broker` absent) from one source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BackboneSeries {
+    pub metric: TargetMetric,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<i32>,
+    pub kind: SourceKind,
+    /// `[seconds since the load started, value]`, in time order.
+    pub points: Vec<[f64; 2]>,
+}
+
+/// A metric that left its baseline during a stress window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Move {
+    pub metric: TargetMetric,
+    /// When it first left its baseline band, seconds since the load started.
+    pub first_s: f64,
+    /// Its mean over the baseline window.
+    pub baseline: f64,
+    /// Its value furthest from the baseline inside the window.
+    pub peak: f64,
+}
+
+/// What the brokers' series did during one stress window, against the baseline window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Finding {
+    /// `fault kill-leader`, `wave morning-reconnect#0`...
+    pub window: String,
+    pub from_s: f64,
+    pub to_s: f64,
+    /// The metrics that moved, first mover first.
+    pub moves: Vec<Move>,
+    /// The same in one sentence.
+    pub text: String,
+}
+
+/// The target's own view of the run: its metrics on the run's timeline, and findings per
+/// stress window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Backbone {
+    pub sources: Vec<BackboneSource>,
+    pub series: Vec<BackboneSeries>,
+    /// The baseline window the findings compare against, `[from, to]` seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<[f64; 2]>,
+    pub findings: Vec<Finding>,
+}
+
+impl Backbone {
+    /// The cluster's value of `metric` per whole second: brokers combined per source
+    /// (`TargetMetric::combine`), then the largest over sources (two sources of the same
+    /// quantity, e.g. under-replicated partitions from the brokers and from metadata, agree or
+    /// the worse one counts).
+    pub fn cluster(&self, metric: TargetMetric) -> Vec<(f64, f64)> {
+        // Each series by whole second (its last value in that second).
+        let series: Vec<(SourceKind, BTreeMap<i64, f64>)> = self
+            .series
+            .iter()
+            .filter(|s| s.metric == metric)
+            .map(|s| {
+                let by: BTreeMap<i64, f64> =
+                    s.points.iter().filter(|[_, v]| v.is_finite()).map(|[t, v]| (t.floor() as i64, *v)).collect();
+                (s.kind, by)
+            })
+            .collect();
+        let seconds: std::collections::BTreeSet<i64> = series.iter().flat_map(|(_, by)| by.keys().copied()).collect();
+        let mut out = Vec::new();
+        for t in seconds {
+            let mut best: Option<f64> = None;
+            for kind in [SourceKind::Prometheus, SourceKind::Admin] {
+                // A broker sampled a moment late in this second still counts with its
+                // previous value (within 3 s), so a sum does not dip for a late scrape.
+                let vs: Vec<f64> = series
+                    .iter()
+                    .filter(|(k, _)| *k == kind)
+                    .filter_map(|(_, by)| by.range(t - 3..=t).next_back().map(|(_, v)| *v))
+                    .collect();
+                if vs.is_empty() {
+                    continue;
+                }
+                let v = match metric.combine() {
+                    Combine::Sum => vs.iter().sum(),
+                    Combine::Max => vs.iter().copied().fold(f64::MIN, f64::max),
+                    Combine::Min => vs.iter().copied().fold(f64::MAX, f64::min),
+                };
+                best = Some(best.map_or(v, |b: f64| b.max(v)));
+            }
+            if let Some(v) = best {
+                out.push((t as f64, v));
+            }
+        }
+        out
+    }
+}

@@ -184,6 +184,13 @@ pub fn text(r: &Report, report_path: &str) -> String {
             }
         );
     }
+    if let Some(b) = &r.backbone
+        && !b.series.is_empty()
+    {
+        for line in crate::report::backbone::summary_lines(b) {
+            let _ = writeln!(o, "  {line}");
+        }
+    }
     for w in &r.warnings {
         let _ = writeln!(o, "  warning    {w}");
     }
