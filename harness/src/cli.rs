@@ -194,7 +194,9 @@ pub struct BenchLoad {
     pub out: PathBuf,
 }
 
-#[derive(Debug, Args)]
+/// `fleetstorm run`. Build one in code with [`RunArgs::new`] and struct update syntax
+/// (`RunArgs { seed: Some(1), ..RunArgs::new(path) }`), so that a new flag breaks no caller.
+#[derive(Debug, Args, Default)]
 pub struct RunArgs {
     /// The scenario file.
     pub scenario: PathBuf,
@@ -219,6 +221,13 @@ pub struct RunArgs {
     pub overwrite: bool,
     #[command(flatten)]
     pub campaign: CampaignArgs,
+}
+
+impl RunArgs {
+    /// `fleetstorm run SCENARIO` with every flag at its default.
+    pub fn new(scenario: PathBuf) -> RunArgs {
+        RunArgs { scenario, ..RunArgs::default() }
+    }
 }
 
 /// Running one shard of a campaign (see docs/scale-out.md).

@@ -6,7 +6,6 @@
 use crate::common;
 
 use common::*;
-use fleetstorm::cli::RunArgs;
 use fleetstorm::exit::Exit;
 use fleetstorm::report::Status;
 use fleetstorm::signals::Interrupts;
@@ -55,16 +54,7 @@ consumers:
 fn run_once(dir: &std::path::Path) -> std::path::PathBuf {
     let s = write(dir, "s.yaml", &scenario("cost"));
     let out = dir.join("run");
-    let args = RunArgs {
-        scenario: s,
-        profile: None,
-        out: Some(out.clone()),
-        duration: None,
-        seed: None,
-        gates: None,
-        overwrite: false,
-        campaign: Default::default(),
-    };
+    let args = run_args(s, out.clone());
     let exit = fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap();
     assert_eq!(exit, Exit::Ok);
     out
