@@ -219,6 +219,11 @@ pub struct RunArgs {
     /// Reuse a non-empty --out directory: remove the previous run's files first (never others).
     #[arg(long)]
     pub overwrite: bool,
+    /// Price the run under these pricing files (pricing/*.yaml) once its report is written, as
+    /// `fleetstorm cost` does: cost.json and cost.md beside it, the monthly totals on stderr, a
+    /// cost table in the summary, and `cost.*` gates judged. Checked before the run starts.
+    #[arg(long, num_args = 1..)]
+    pub pricing: Vec<PathBuf>,
     #[command(flatten)]
     pub campaign: CampaignArgs,
 }
@@ -297,4 +302,8 @@ pub struct MergeArgs {
     /// Evaluate these gates (`gates: [...]`) instead of the scenario's own.
     #[arg(long)]
     pub gates: Option<PathBuf>,
+    /// Price the merged report under these pricing files (as `run --pricing` does): cost.json,
+    /// cost.md, a cost table in the summary, `cost.*` gates judged on the whole campaign.
+    #[arg(long, num_args = 1..)]
+    pub pricing: Vec<PathBuf>,
 }

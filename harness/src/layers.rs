@@ -22,8 +22,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("faults", &["config", "plan", "clock", "recorder", "faults", "report_schema"]),
     ("driver", &["config", "plan", "clock", "wire", "recorder", "faults", "driver", "report_schema"]),
     // After the report: reads finished reports, never the plan, the drivers, the faults' runtime
-    // or the run.
-    ("merge", &["config", "clock", "recorder", "report", "report_schema", "merge"]),
+    // or the run; prices the merged report through `cost` (`merge --pricing`).
+    ("merge", &["config", "clock", "recorder", "report", "report_schema", "merge", "cost"]),
     // After the report: prices finished reports.
     ("cost", &["config", "report", "report_schema", "cost"]),
 ];

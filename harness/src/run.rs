@@ -27,7 +27,8 @@ use crate::clock::{Clock, MonotonicClock};
 use crate::config::profile::{Profile, Redactor, TargetKind};
 use crate::config::scenario::Scenario;
 use crate::config::units::Dur;
-use crate::config::{Loaded, validate};
+use crate::config::{Loaded, gates as gate_grammar, validate};
+use crate::cost::{self, CostFile, pricing::PricingFile};
 use crate::driver::launch;
 use crate::driver::target::Connection;
 use crate::driver::{ClientEvents, Control, Shared, producer};
@@ -64,6 +65,8 @@ pub struct RunOptions {
     pub overwrite: bool,
     /// One shard of a campaign (`--shard I/N`).
     pub campaign: Option<Campaign>,
+    /// Pricing files (`--pricing`), read and checked: the finished report is priced under each.
+    pub pricing: Vec<PricingFile>,
 }
 
 /// Why a run did not even start.
@@ -131,6 +134,10 @@ pub fn run(
     let mechanism = Mechanism::new(profile.fault_mechanism().as_ref(), base_dir.clone());
     let faults = mechanism.check(&prepared.scenario.faults);
     prepared.add(faults.into_iter().map(|(i, m)| (format!("faults[{i}].kind"), m)));
+    // A cost gate needs a pricing file to judge it (and `cost[NAME]` the one of that name).
+    let priced: Vec<String> = opts.pricing.iter().map(|f| f.pricing.name.clone()).collect();
+    let unpriced = gate_grammar::check_pricing(&prepared.gates, &prepared.scenario.gates, &priced);
+    prepared.add(unpriced);
     let target = match pr.file.to_str() {
         Some(f) if f.starts_with('(') => "the default embedded target".to_string(),
         _ => format!("profile {}", pr.file.display()),
@@ -192,6 +199,7 @@ pub fn run(
         progress: opts.progress,
         unpaced: opts.unpaced,
         summary_to_stderr: opts.summary_to_stderr,
+        pricing: opts.pricing.clone(),
     }
     .go())
 }
@@ -204,6 +212,8 @@ struct Runner {
     progress: bool,
     unpaced: Option<u64>,
     summary_to_stderr: bool,
+    /// `--pricing`: price the finished report under each.
+    pricing: Vec<PricingFile>,
 }
 
 /// What stopped the load early, if anything: the first cause wins.
@@ -446,13 +456,33 @@ impl Runner {
             wire: Some(stats.measured(s.consumers.len())),
         };
         let mut report = self.assemble(stop.ending(), Some(load));
+        // Priced before the gates, which may read the estimate.
+        let cost = self.price(&mut report);
         report.gates = gates.iter().map(|g| g.evaluate(&report)).collect();
         if report.status != Status::Completed {
             for g in &mut report.gates {
                 g.detail = format!("{} (run {}: partial data)", g.detail, report.status).trim().to_string();
             }
         }
-        self.finish(report)
+        self.finish(report, cost)
+    }
+
+    /// `--pricing`: the report priced under each file, the estimates kept in it. A report that
+    /// cannot be priced (no statistics, a 0 s load) says why in its warnings; its cost gates
+    /// then fail as not priced.
+    fn price(&self, report: &mut Report) -> Option<CostFile> {
+        if self.pricing.is_empty() {
+            return None;
+        }
+        match cost::attach(&self.meta.dir.display().to_string(), report, &self.pricing) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let why = format!("the run was not priced: {e}");
+                tracing::warn!("{why}");
+                report.warnings.push(why);
+                None
+            }
+        }
     }
 
     fn check_interrupts(&self, control: &Control, clock: &MonotonicClock, stop: &mut Stop) {
@@ -476,10 +506,10 @@ impl Runner {
         tracing::error!("{reason}");
         let cause = if self.intr.count() > 0 { StopCause::Interrupted } else { cause };
         let report = self.assemble(Ending::stopped(cause, reason), None);
-        self.finish(report)
+        self.finish(report, None)
     }
 
-    fn finish(self, report: Report) -> Finished {
+    fn finish(self, report: Report, cost: Option<CostFile>) -> Finished {
         // Whatever field a secret ended up in (a driver's error, a fault's command, a warning),
         // it leaves no file and no line of the summary.
         let report = self.redactor.scrub_all(report);
@@ -492,6 +522,11 @@ impl Runner {
                 .map(|e| format!("could not write the report's summary, charts or HTML in {}: {e}", dir.display())),
             Err(e) => Some(e),
         };
+        // cost.json and cost.md beside the report, as `fleetstorm cost` writes them.
+        let write_error = match (write_error, &cost) {
+            (None, Some(c)) => cost::write(c, &dir).err().map(|e| e.to_string()),
+            (e, _) => e,
+        };
         if let Some(e) = &write_error {
             tracing::error!("{e}");
         }
@@ -501,6 +536,9 @@ impl Runner {
             eprint!("{text}");
         } else {
             print!("{text}");
+        }
+        for line in cost.iter().flat_map(cost::totals) {
+            eprintln!("{line}");
         }
         Finished { report, dir, write_error }
     }

@@ -97,6 +97,7 @@ pub fn assemble(info: &RunInfo<'_>, ending: Ending, load: Option<Load<'_>>) -> R
         spectra: BTreeMap::new(),
         timeline: Vec::new(),
         cost_drivers: None,
+        cost: Vec::new(),
     };
     if let Some(l) = load {
         fill(&mut report, s, l);

@@ -278,6 +278,38 @@ fn gates_are_evaluated_on_the_merged_report_with_junit_and_exit_1() {
     assert!(!out.join("report.json").exists());
 }
 
+#[test]
+fn a_merged_report_adds_up_the_shards_cost_drivers_and_merge_pricing_judges_cost_gates() {
+    let (dir, s) = shards();
+    let gates = write(dir.path(), "cost-gates.yaml", "gates:\n  - cost.monthly < 1M\n");
+    // A cost gate needs --pricing: refused before anything is written.
+    let out = dir.path().join("unpriced");
+    let o = merge(&[&s[0], &s[1]], &out, &["--gates", gates.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("gates[0]") && t.contains("--pricing"), "{t}");
+    assert!(!out.join("report.json").exists());
+    let out = dir.path().join("priced");
+    let msk = root().join("pricing/managed-kafka-msk.yaml");
+    let o = merge(&[&s[0], &s[1]], &out, &["--gates", gates.to_str().unwrap(), "--pricing", msk.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("cost: managed-kafka-msk: "), "{t}");
+    let m = read_report(&out);
+    let (a, b) = (read_report(&s[0]), read_report(&s[1]));
+    let (da, db) = (a.cost_drivers.unwrap(), b.cost_drivers.unwrap());
+    let d = m.cost_drivers.as_ref().expect("the shards' drivers, added up");
+    let tx = |d: &fleetstorm::report::schema::CostDrivers| d.produce.wire.unwrap().tx_bytes;
+    assert_eq!(tx(d), tx(&da) + tx(&db));
+    assert_eq!(d.produce.value_bytes, da.produce.value_bytes + db.produce.value_bytes);
+    assert_eq!(d.topics.len(), da.topics.len(), "the same topics, once each");
+    let ingress = |d: &fleetstorm::report::schema::CostDrivers| d.topics["merge.t"].ingress_wire_bytes.unwrap();
+    assert_eq!(ingress(d), ingress(&da) + ingress(&db));
+    assert_eq!(m.cost.len(), 1);
+    assert!(m.gates[0].passed, "{:?}", m.gates);
+    assert!(out.join("cost.json").exists() && out.join("cost.md").exists());
+}
+
 /// A served embedded cluster (`fleetstorm serve-embedded`) that shard processes can share, with
 /// `topics` created, stopped when dropped.
 struct Served {
