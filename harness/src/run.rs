@@ -134,10 +134,15 @@ pub fn run(
     let mechanism = Mechanism::new(profile.fault_mechanism().as_ref(), base_dir.clone());
     let faults = mechanism.check(&prepared.scenario.faults);
     prepared.add(faults.into_iter().map(|(i, m)| (format!("faults[{i}].kind"), m)));
-    // A cost gate needs a pricing file to judge it (and `cost[NAME]` the one of that name).
-    let priced: Vec<String> = opts.pricing.iter().map(|f| f.pricing.name.clone()).collect();
-    let unpriced = gate_grammar::check_pricing(&prepared.gates, &prepared.scenario.gates, &priced);
-    prepared.add(unpriced);
+    // A cost gate needs a pricing file to judge it (and `cost[NAME]` the one of that name). A
+    // shard of a campaign moves a part of the traffic: its cost gates are the merge's to judge
+    // (`merge --pricing`), so a shard neither needs pricing for them nor judges them.
+    let sharded = opts.campaign.as_ref().is_some_and(|c| !c.shard.is_whole());
+    if !sharded {
+        let priced: Vec<String> = opts.pricing.iter().map(|f| f.pricing.name.clone()).collect();
+        let unpriced = gate_grammar::check_pricing(&prepared.gates, &prepared.scenario.gates, &priced);
+        prepared.add(unpriced);
+    }
     let target = match pr.file.to_str() {
         Some(f) if f.starts_with('(') => "the default embedded target".to_string(),
         _ => format!("profile {}", pr.file.display()),
@@ -161,9 +166,21 @@ pub fn run(
             c.shard
         )));
     }
-    let (scenario, gates) = prepared.finish().map_err(|e| {
+    let (scenario, mut gates) = prepared.finish().map_err(|e| {
         RunError::Invalid(e.diagnostics().iter().map(|d| format!("{d}{against}")).collect::<Vec<_>>().join("\n"))
     })?;
+    if sharded {
+        let (cost, rest): (Vec<_>, Vec<_>) =
+            gates.into_iter().partition(|g| matches!(g.metric, gate_grammar::Metric::Cost(..)));
+        gates = rest;
+        for g in cost {
+            notes.push(format!(
+                "gate `{}` is not judged on a shard, which moves a part of the traffic: `fleetstorm merge --pricing` \
+                 judges it on the campaign",
+                g.spec.gate
+            ));
+        }
+    }
 
     let run_id = match &opts.campaign {
         Some(c) => c.run_id(),
