@@ -169,6 +169,8 @@ pub fn run(
     let (scenario, mut gates) = prepared.finish().map_err(|e| {
         RunError::Invalid(e.diagnostics().iter().map(|d| format!("{d}{against}")).collect::<Vec<_>>().join("\n"))
     })?;
+    let groups: Vec<String> = scenario.consumers.iter().map(|g| g.name.clone()).collect();
+    cost::check_groups(&opts.pricing, &groups).map_err(|e| RunError::Invalid(e.to_string()))?;
     if sharded {
         let (cost, rest): (Vec<_>, Vec<_>) =
             gates.into_iter().partition(|g| matches!(g.metric, gate_grammar::Metric::Cost(..)));

@@ -64,6 +64,18 @@ pub fn load_pricing(paths: &[std::path::PathBuf]) -> Result<Vec<pricing::Pricing
     paths.iter().map(|p| pricing::load(p).map_err(CostError::from)).collect()
 }
 
+/// What the model would refuse once the run is over, checked before it starts (`run --pricing`):
+/// each `topology.egress_groups` entry must be one of the scenario's consumer groups.
+pub fn check_groups(files: &[pricing::PricingFile], groups: &[String]) -> Result<(), CostError> {
+    for f in files {
+        if let Some(g) = f.pricing.topology.egress_groups.iter().find(|g| !groups.contains(g)) {
+            let source = model::ModelError::UnknownEgressGroup { file: f.file.clone(), group: g.clone() };
+            return Err(CostError::Model { dir: "the scenario".into(), source });
+        }
+    }
+    Ok(())
+}
+
 /// Price a report under each pricing file.
 pub fn price_all(
     dir: &str,

@@ -447,4 +447,12 @@ prices:
         let e = price(&crafted(), &pricing(|p| p.topology.egress_groups = vec!["nope".into()]));
         assert!(matches!(e, Err(ModelError::UnknownEgressGroup { .. })), "{e:?}");
     }
+
+    #[test]
+    fn an_unknown_egress_group_is_found_before_the_run_from_the_scenarios_groups() {
+        let files = [pricing(|p| p.topology.egress_groups = vec!["analytics".into()])];
+        assert!(super::super::check_groups(&files, &["analytics".into()]).is_ok());
+        let e = super::super::check_groups(&files, &["warehouse".into()]).unwrap_err().to_string();
+        assert!(e.contains("topology.egress_groups names `analytics`, which the run has no consumer group of"), "{e}");
+    }
 }
