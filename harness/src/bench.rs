@@ -95,6 +95,7 @@ fn run_on_target(l: &Load, sc: Loaded<config::Scenario>, unpaced: Option<u64>) -
         // The benchmark's output directory is scratch space, reused by every repetition.
         overwrite: true,
         campaign: None,
+        pricing: Vec::new(),
     };
     let finished = run::run(sc, profile(&l.bootstrap)?, &opts, &Interrupts::default())?;
     Ok(finished.report)

@@ -194,7 +194,9 @@ pub struct BenchLoad {
     pub out: PathBuf,
 }
 
-#[derive(Debug, Args)]
+/// `fleetstorm run`. Build one in code with [`RunArgs::new`] and struct update syntax
+/// (`RunArgs { seed: Some(1), ..RunArgs::new(path) }`), so that a new flag breaks no caller.
+#[derive(Debug, Args, Default)]
 pub struct RunArgs {
     /// The scenario file.
     pub scenario: PathBuf,
@@ -217,8 +219,20 @@ pub struct RunArgs {
     /// Reuse a non-empty --out directory: remove the previous run's files first (never others).
     #[arg(long)]
     pub overwrite: bool,
+    /// Price the run under these pricing files (pricing/*.yaml) once its report is written, as
+    /// `fleetstorm cost` does: cost.json and cost.md beside it, the monthly totals on stderr, a
+    /// cost table in the summary, and `cost.*` gates judged. Checked before the run starts.
+    #[arg(long, num_args = 1..)]
+    pub pricing: Vec<PathBuf>,
     #[command(flatten)]
     pub campaign: CampaignArgs,
+}
+
+impl RunArgs {
+    /// `fleetstorm run SCENARIO` with every flag at its default.
+    pub fn new(scenario: PathBuf) -> RunArgs {
+        RunArgs { scenario, ..RunArgs::default() }
+    }
 }
 
 /// Running one shard of a campaign (see docs/scale-out.md).
@@ -288,4 +302,8 @@ pub struct MergeArgs {
     /// Evaluate these gates (`gates: [...]`) instead of the scenario's own.
     #[arg(long)]
     pub gates: Option<PathBuf>,
+    /// Price the merged report under these pricing files (as `run --pricing` does): cost.json,
+    /// cost.md, a cost table in the summary, `cost.*` gates judged on the whole campaign.
+    #[arg(long, num_args = 1..)]
+    pub pricing: Vec<PathBuf>,
 }

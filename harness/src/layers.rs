@@ -14,16 +14,19 @@ use std::path::{Path, PathBuf};
 /// stands for `crate::report::schema`, the leaf types of report.json that the stages before the
 /// report fill (it imports nothing of the crate); the rest of `report/` is out of their reach.
 /// `clock` and `wire` are leaves every stage may use; the drivers implement the fault module's
-/// `Target` trait, so `driver` may use `faults`.
+/// `Target` trait, so `driver` may use `faults`, and the backbone sampler's `AdminProbe` trait, so
+/// `driver` may use `backbone` (a measuring stage beside the recorder: it samples the target's
+/// own metrics into report types).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("config", &["config"]),
     ("plan", &["config", "plan", "clock"]),
     ("recorder", &["config", "plan", "clock", "recorder", "report_schema"]),
     ("faults", &["config", "plan", "clock", "recorder", "faults", "report_schema"]),
-    ("driver", &["config", "plan", "clock", "wire", "recorder", "faults", "driver", "report_schema"]),
+    ("backbone", &["config", "clock", "recorder", "backbone", "report_schema"]),
+    ("driver", &["config", "plan", "clock", "wire", "recorder", "faults", "backbone", "driver", "report_schema"]),
     // After the report: reads finished reports, never the plan, the drivers, the faults' runtime
-    // or the run.
-    ("merge", &["config", "clock", "recorder", "report", "report_schema", "merge"]),
+    // or the run; prices the merged report through `cost` (`merge --pricing`).
+    ("merge", &["config", "clock", "recorder", "report", "report_schema", "merge", "cost"]),
     // After the report: prices finished reports.
     ("cost", &["config", "report", "report_schema", "cost"]),
 ];

@@ -99,6 +99,8 @@ pub fn run_scenario_with(args: &RunArgs, interrupts: &signals::Interrupts, progr
     if let Some(path) = &args.gates {
         scenario.replace_gates(config::read_gates(path).map_err(config_failure)?).map_err(config_failure)?;
     }
+    // Pricing files are read before anything runs: a bad one is exit 2 with file:line:col.
+    let pricing = cost::load_pricing(&args.pricing).map_err(|e| Failure::Invalid(anyhow::Error::new(e)))?;
     let profile = match &args.profile {
         Some(p) => config::load_profile(p).map_err(config_failure)?,
         None => config::Loaded::builtin(Profile::embedded(), "(embedded default)"),
@@ -116,6 +118,7 @@ pub fn run_scenario_with(args: &RunArgs, interrupts: &signals::Interrupts, progr
         unpaced: None,
         summary_to_stderr: false,
         overwrite: args.overwrite,
+        pricing,
         campaign: campaign(&args.campaign, |k| std::env::var(k).ok())
             .map_err(|e| Failure::Invalid(anyhow::anyhow!(e)))?,
     };
@@ -396,7 +399,9 @@ pub fn merge_shards(args: &cli::MergeArgs, progress: bool) -> Result<Exit, Failu
         }
         _ => Failure::CouldNotStart(anyhow::Error::new(e).context("could not read the shards' results")),
     })?;
+    let pricing = cost::load_pricing(&args.pricing).map_err(|e| Failure::Invalid(anyhow::Error::new(e)))?;
     let opts = merge::MergeOptions {
+        pricing,
         dirs,
         out: args.out.clone(),
         allow_partial: args.allow_partial,

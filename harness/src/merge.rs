@@ -21,6 +21,9 @@
 //!   fingerprint, shard count or start, a shard given twice, a shard missing (unless
 //!   `--allow-partial`, which says so in `merged.missing` and a warning).
 //! - **Each shard's harness verdict is kept** (`merged.per_shard`); a saturated shard is named.
+//! - **Cost drivers add up** ([`cost_drivers`]): bytes and requests per class and group, and per
+//!   topic (the same topics on every shard: their bytes sum, the topics are not repeated); with
+//!   `--pricing` the merged report is priced like a run's.
 
 pub mod hlogs;
 
@@ -33,7 +36,9 @@ use crate::recorder::hlog::FILES;
 use crate::report::error::{ReadError, WriteError};
 use crate::report::faults::{self, FaultReport};
 use crate::report::gates::Judge;
-use crate::report::schema::{AuditPoint, HarnessPoint, LatencySummary, RebalanceEvent, TimelinePoint};
+use crate::report::schema::{
+    AuditPoint, CostDrivers, HarnessPoint, LatencySummary, RebalanceEvent, TimelinePoint, WireCounts,
+};
 use crate::report::shapes;
 use crate::report::{
     ClassReport, GroupReport, HarnessReport, MaxRate, MergeInfo, Report, ShardSummary, Status, VersionReport,
@@ -77,12 +82,18 @@ pub enum MergeError {
     Write { path: PathBuf, cause: std::io::Error },
     #[error(transparent)]
     Derived(#[from] WriteError),
+    #[error("the merged report could not be priced: {0}")]
+    Cost(Box<crate::cost::CostError>),
 }
 
 impl MergeError {
     /// The inputs were at fault (exit 2), not the writing of the output (exit 4).
     pub fn is_input(&self) -> bool {
-        !matches!(self, MergeError::Write { .. } | MergeError::Derived(_))
+        match self {
+            MergeError::Write { .. } | MergeError::Derived(_) => false,
+            MergeError::Cost(e) => e.is_input(),
+            _ => true,
+        }
     }
 }
 
@@ -103,6 +114,8 @@ pub struct MergeOptions {
     pub gates: Option<PathBuf>,
     /// Say what is being done on stderr.
     pub progress: bool,
+    /// Price the merged report under these (`--pricing`, read and checked by the caller).
+    pub pricing: Vec<crate::cost::pricing::PricingFile>,
 }
 
 /// One shard's report and where it came from.
@@ -246,8 +259,9 @@ pub fn merge(opts: &MergeOptions) -> Result<Report, MergeError> {
         return Err(MergeError::NoInput);
     }
     let campaign = load(&opts.dirs, opts.allow_partial)?;
+    let priced: Vec<String> = opts.pricing.iter().map(|f| f.pricing.name.clone()).collect();
     let gates = match &opts.gates {
-        Some(path) => Some(read_gates(path, &campaign)?),
+        Some(path) => Some(read_gates(path, &campaign, &priced)?),
         None => None,
     };
     prepare_out(&opts.out, &opts.dirs)?;
@@ -264,30 +278,58 @@ pub fn merge(opts: &MergeOptions) -> Result<Report, MergeError> {
     let mut report = combine(&campaign, &lat)?;
     let judges = match gates {
         Some(g) => g,
-        None => scenario_gates(&report.scenario.definition, &opts.out)?,
+        None => scenario_gates(&report.scenario.definition, &opts.out, &priced)?,
     };
+    let cost = price(&mut report, &opts.out, &opts.pricing)?;
     evaluate_gates(&mut report, &judges, &campaign);
     report.write(&opts.out).map_err(|cause| MergeError::Write { path: opts.out.join("report.json"), cause })?;
     report.write_derived(&opts.out)?;
+    if let Some(c) = &cost {
+        crate::cost::write(c, &opts.out).map_err(|e| MergeError::Cost(Box::new(e)))?;
+        for line in crate::cost::totals(c) {
+            eprintln!("{line}");
+        }
+    }
     Ok(report)
 }
 
-fn read_gates(path: &Path, c: &Campaign) -> Result<Vec<Judge>, MergeError> {
+/// `--pricing`: the merged report priced under each file, before its gates are judged.
+fn price(
+    r: &mut Report,
+    out: &Path,
+    files: &[crate::cost::pricing::PricingFile],
+) -> Result<Option<crate::cost::CostFile>, MergeError> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    crate::cost::attach(&out.display().to_string(), r, files).map(Some).map_err(|e| MergeError::Cost(Box::new(e)))
+}
+
+fn read_gates(path: &Path, c: &Campaign, priced: &[String]) -> Result<Vec<Judge>, MergeError> {
     let file = crate::config::read_gates(path)
         .map_err(|e| MergeError::Gates { path: path.to_path_buf(), problems: e.to_string() })?;
     let scenario = c.parts.first().map(|p| &p.report.scenario.definition);
     let scenario = scenario.ok_or(MergeError::NoInput)?;
-    judges(&file.value, scenario, path)
+    judges(&file.value, scenario, path, priced)
 }
 
-fn scenario_gates(s: &Scenario, out: &Path) -> Result<Vec<Judge>, MergeError> {
-    judges(&s.gates, s, &out.join("report.json"))
+fn scenario_gates(s: &Scenario, out: &Path, priced: &[String]) -> Result<Vec<Judge>, MergeError> {
+    judges(&s.gates, s, &out.join("report.json"), priced)
 }
 
-fn judges(specs: &[crate::config::scenario::GateSpec], s: &Scenario, path: &Path) -> Result<Vec<Judge>, MergeError> {
+fn judges(
+    specs: &[crate::config::scenario::GateSpec],
+    s: &Scenario,
+    path: &Path,
+    priced: &[String],
+) -> Result<Vec<Judge>, MergeError> {
     let (gates, problems) = crate::config::gates::parse_all(specs, s);
+    let mut problems: Vec<String> = problems.iter().map(|(i, e)| format!("gates[{i}]: {e}")).collect();
+    // A cost gate is judged on the merged report priced with --pricing, never on a shard's part.
+    let unpriced = crate::config::gates::check_pricing(&gates, specs, priced);
+    problems.extend(unpriced.into_iter().map(|(at, e)| format!("{at}: {e}")));
     if !problems.is_empty() {
-        let problems = problems.iter().map(|(i, e)| format!("gates[{i}]: {e}")).collect::<Vec<_>>().join("; ");
+        let problems = problems.join("; ");
         return Err(MergeError::Gates { path: path.to_path_buf(), problems });
     }
     Ok(gates.into_iter().map(Judge::from).collect())
@@ -350,9 +392,10 @@ pub fn combine(c: &Campaign, lat: &Latencies) -> Result<Report, MergeError> {
     let Some(base) = reports.first() else { return Err(MergeError::NoInput) };
     let mut r: Report = (*base).clone();
     r.campaign = None;
-    // The lowest shard's cost drivers are a part of the campaign's traffic: none rather than a
-    // part (`fleetstorm cost` then refuses the merged report) until merge adds them up.
-    r.cost_drivers = None;
+    // The campaign's traffic is every shard's: the drivers add up; the shards' own estimates
+    // priced a part of it (merge --pricing prices the whole).
+    r.cost_drivers = cost_drivers(&reports);
+    r.cost = Vec::new();
     r.merged = Some(MergeInfo {
         campaign: c.id.clone(),
         shards: c.shards,
@@ -400,6 +443,97 @@ pub fn combine(c: &Campaign, lat: &Latencies) -> Result<Report, MergeError> {
     faults_and_shapes(&mut r, &reports);
     warnings(&mut r, c);
     Ok(r)
+}
+
+/// A counter measured on each shard, summed: absent when a shard that moved traffic (`busy`) has
+/// none (its statistics were off), never a part taken for the whole; a shard that moved nothing
+/// adds nothing.
+fn sum_measured<T: Copy>(parts: impl IntoIterator<Item = (Option<T>, bool)>, add: impl Fn(&mut T, &T)) -> Option<T> {
+    let mut sum: Option<T> = None;
+    for (v, busy) in parts {
+        match (v, &mut sum) {
+            (None, _) if busy => return None,
+            (None, _) => {}
+            (Some(v), Some(s)) => add(s, &v),
+            (Some(v), None) => sum = Some(v),
+        }
+    }
+    sum
+}
+
+fn add_u64(a: &mut u64, b: &u64) {
+    *a += b;
+}
+
+fn add_f64(a: &mut f64, b: &f64) {
+    *a += b;
+}
+
+/// The campaign's cost drivers: every shard's traffic added up. The shards ran at the same time,
+/// so the basis (the load's seconds) is the longest shard's, and rates over it add. Absent if a
+/// shard has none (it never reached its load): a part is never priced as the whole.
+pub fn cost_drivers(reports: &[&Report]) -> Option<CostDrivers> {
+    let shards: Vec<&CostDrivers> = reports.iter().map(|r| r.cost_drivers.as_ref()).collect::<Option<Vec<_>>>()?;
+    let first = shards.first()?;
+    let mut d = CostDrivers {
+        basis_s: shards.iter().map(|x| x.basis_s).fold(0.0, f64::max),
+        stats_interval_ms: first.stats_interval_ms,
+        stats_callbacks: shards.iter().map(|x| x.stats_callbacks).sum(),
+        stats_parse_ms: shards.iter().map(|x| x.stats_parse_ms).sum(),
+        stats_unreadable: shards.iter().map(|x| x.stats_unreadable).sum(),
+        ..CostDrivers::default()
+    };
+    let add_wire = |a: &mut WireCounts, b: &WireCounts| a.add(b);
+    d.produce.value_bytes = shards.iter().map(|x| x.produce.value_bytes).sum();
+    d.produce.wire = sum_measured(shards.iter().map(|x| (x.produce.wire, x.produce.value_bytes > 0)), add_wire);
+    let classes: BTreeSet<&String> = shards.iter().flat_map(|x| x.produce.classes.keys()).collect();
+    for name in classes {
+        let of: Vec<_> = shards.iter().filter_map(|x| x.produce.classes.get(name)).collect();
+        let Some(c0) = of.first() else { continue };
+        let mut c = crate::report::schema::ClassDrivers { topic: c0.topic.clone(), ..Default::default() };
+        c.records = of.iter().map(|x| x.records).sum();
+        c.value_bytes = of.iter().map(|x| x.value_bytes).sum();
+        c.wire_bytes = sum_measured(of.iter().map(|x| (x.wire_bytes, x.value_bytes > 0)), add_u64);
+        c.requests = sum_measured(of.iter().map(|x| (x.requests, x.value_bytes > 0)), add_u64);
+        d.produce.classes.insert(name.clone(), c);
+    }
+    let groups: BTreeSet<&String> = shards.iter().flat_map(|x| x.groups.keys()).collect();
+    for name in groups {
+        let of: Vec<_> = shards.iter().filter_map(|x| x.groups.get(name)).collect();
+        // A shard that ran none of the group's members read nothing and measured nothing.
+        let busy = |x: &crate::report::schema::GroupDrivers| {
+            x.live_value_bytes + x.reread_value_bytes + x.foreign_value_bytes > 0
+        };
+        let g = crate::report::schema::GroupDrivers {
+            live_value_bytes: of.iter().map(|x| x.live_value_bytes).sum(),
+            reread_value_bytes: of.iter().map(|x| x.reread_value_bytes).sum(),
+            foreign_value_bytes: of.iter().map(|x| x.foreign_value_bytes).sum(),
+            wire: sum_measured(of.iter().map(|x| (x.wire, busy(x))), add_wire),
+            live_wire_bytes: sum_measured(of.iter().map(|x| (x.live_wire_bytes, busy(x))), add_u64),
+            reread_wire_bytes: sum_measured(of.iter().map(|x| (x.reread_wire_bytes, busy(x))), add_u64),
+        };
+        d.groups.insert(name.clone(), g);
+    }
+    // Every shard declares the same topics (one scenario): one entry each, the bytes summed.
+    let topics: BTreeSet<&String> = shards.iter().flat_map(|x| x.topics.keys()).collect();
+    for name in topics {
+        let of: Vec<_> = shards.iter().filter_map(|x| x.topics.get(name)).collect();
+        let Some(t0) = of.first() else { continue };
+        let busy = |x: &&crate::report::schema::TopicDrivers| x.ingress_wire_bytes != Some(0);
+        let t = crate::report::schema::TopicDrivers {
+            replication: t0.replication,
+            retention_s: t0.retention_s,
+            ingress_wire_bytes: sum_measured(of.iter().map(|x| (x.ingress_wire_bytes, busy(x))), add_u64),
+            replication_bytes: sum_measured(of.iter().map(|x| (x.replication_bytes, busy(x))), add_u64),
+            // Each shard's steady state at its own ingress rate: the rates add, so do the bytes.
+            retained_bytes: sum_measured(
+                of.iter().map(|x| (x.retained_bytes, t0.retention_s.is_some() && busy(x))),
+                add_f64,
+            ),
+        };
+        d.topics.insert(name.clone(), t);
+    }
+    Some(d)
 }
 
 /// The worst shard's status: one failed shard fails the campaign, one aborted aborts it; the

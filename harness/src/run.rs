@@ -27,7 +27,8 @@ use crate::clock::{Clock, MonotonicClock};
 use crate::config::profile::{Profile, Redactor, TargetKind};
 use crate::config::scenario::Scenario;
 use crate::config::units::Dur;
-use crate::config::{Loaded, validate};
+use crate::config::{Loaded, gates as gate_grammar, validate};
+use crate::cost::{self, CostFile, pricing::PricingFile};
 use crate::driver::launch;
 use crate::driver::target::Connection;
 use crate::driver::{ClientEvents, Control, Shared, producer};
@@ -64,6 +65,8 @@ pub struct RunOptions {
     pub overwrite: bool,
     /// One shard of a campaign (`--shard I/N`).
     pub campaign: Option<Campaign>,
+    /// Pricing files (`--pricing`), read and checked: the finished report is priced under each.
+    pub pricing: Vec<PricingFile>,
 }
 
 /// Why a run did not even start.
@@ -133,6 +136,15 @@ pub fn run(
     let mechanism = Mechanism::new(profile.fault_mechanism().as_ref(), base_dir.clone());
     let faults = mechanism.check(&prepared.scenario.faults);
     prepared.add(faults.into_iter().map(|(i, m)| (format!("faults[{i}].kind"), m)));
+    // A cost gate needs a pricing file to judge it (and `cost[NAME]` the one of that name). A
+    // shard of a campaign moves a part of the traffic: its cost gates are the merge's to judge
+    // (`merge --pricing`), so a shard neither needs pricing for them nor judges them.
+    let sharded = opts.campaign.as_ref().is_some_and(|c| !c.shard.is_whole());
+    if !sharded {
+        let priced: Vec<String> = opts.pricing.iter().map(|f| f.pricing.name.clone()).collect();
+        let unpriced = gate_grammar::check_pricing(&prepared.gates, &prepared.scenario.gates, &priced);
+        prepared.add(unpriced);
+    }
     let target = match pr.file.to_str() {
         Some(f) if f.starts_with('(') => "the default embedded target".to_string(),
         _ => format!("profile {}", pr.file.display()),
@@ -156,9 +168,23 @@ pub fn run(
             c.shard
         )));
     }
-    let (scenario, gates) = prepared.finish().map_err(|e| {
+    let (scenario, mut gates) = prepared.finish().map_err(|e| {
         RunError::Invalid(e.diagnostics().iter().map(|d| format!("{d}{against}")).collect::<Vec<_>>().join("\n"))
     })?;
+    let groups: Vec<String> = scenario.consumers.iter().map(|g| g.name.clone()).collect();
+    cost::check_groups(&opts.pricing, &groups).map_err(|e| RunError::Invalid(e.to_string()))?;
+    if sharded {
+        let (cost, rest): (Vec<_>, Vec<_>) =
+            gates.into_iter().partition(|g| matches!(g.metric, gate_grammar::Metric::Cost(..)));
+        gates = rest;
+        for g in cost {
+            notes.push(format!(
+                "gate `{}` is not judged on a shard, which moves a part of the traffic: `fleetstorm merge --pricing` \
+                 judges it on the campaign",
+                g.spec.gate
+            ));
+        }
+    }
 
     let run_id = match &opts.campaign {
         Some(c) => c.run_id(),
@@ -195,6 +221,7 @@ pub fn run(
         progress: opts.progress,
         unpaced: opts.unpaced,
         summary_to_stderr: opts.summary_to_stderr,
+        pricing: opts.pricing.clone(),
     }
     .go())
 }
@@ -207,6 +234,8 @@ struct Runner {
     progress: bool,
     unpaced: Option<u64>,
     summary_to_stderr: bool,
+    /// `--pricing`: price the finished report under each.
+    pricing: Vec<PricingFile>,
 }
 
 /// What stopped the load early, if anything: the first cause wins.
@@ -469,13 +498,33 @@ impl Runner {
         if let Some(b) = backbone {
             crate::report::backbone::attach(&mut report, b);
         }
+        // Priced before the gates, which may read the estimate.
+        let cost = self.price(&mut report);
         report.gates = gates.iter().map(|g| g.evaluate(&report)).collect();
         if report.status != Status::Completed {
             for g in &mut report.gates {
                 g.detail = format!("{} (run {}: partial data)", g.detail, report.status).trim().to_string();
             }
         }
-        self.finish(report)
+        self.finish(report, cost)
+    }
+
+    /// `--pricing`: the report priced under each file, the estimates kept in it. A report that
+    /// cannot be priced (no statistics, a 0 s load) says why in its warnings; its cost gates
+    /// then fail as not priced.
+    fn price(&self, report: &mut Report) -> Option<CostFile> {
+        if self.pricing.is_empty() {
+            return None;
+        }
+        match cost::attach(&self.meta.dir.display().to_string(), report, &self.pricing) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let why = format!("the run was not priced: {e}");
+                tracing::warn!("{why}");
+                report.warnings.push(why);
+                None
+            }
+        }
     }
 
     fn check_interrupts(&self, control: &Control, clock: &MonotonicClock, stop: &mut Stop) {
@@ -499,10 +548,10 @@ impl Runner {
         tracing::error!("{reason}");
         let cause = if self.intr.count() > 0 { StopCause::Interrupted } else { cause };
         let report = self.assemble(Ending::stopped(cause, reason), None);
-        self.finish(report)
+        self.finish(report, None)
     }
 
-    fn finish(self, report: Report) -> Finished {
+    fn finish(self, report: Report, cost: Option<CostFile>) -> Finished {
         // Whatever field a secret ended up in (a driver's error, a fault's command, a warning),
         // it leaves no file and no line of the summary.
         let report = self.redactor.scrub_all(report);
@@ -515,6 +564,11 @@ impl Runner {
                 .map(|e| format!("could not write the report's summary, charts or HTML in {}: {e}", dir.display())),
             Err(e) => Some(e),
         };
+        // cost.json and cost.md beside the report, as `fleetstorm cost` writes them.
+        let write_error = match (write_error, &cost) {
+            (None, Some(c)) => cost::write(c, &dir).err().map(|e| e.to_string()),
+            (e, _) => e,
+        };
         if let Some(e) = &write_error {
             tracing::error!("{e}");
         }
@@ -524,6 +578,9 @@ impl Runner {
             eprint!("{text}");
         } else {
             print!("{text}");
+        }
+        for line in cost.iter().flat_map(cost::totals) {
+            eprintln!("{line}");
         }
         Finished { report, dir, write_error }
     }

@@ -147,16 +147,8 @@ fn run_exit_code_is_ok_on_kafka() {
     let name = unique("lib");
     let scenario =
         write(dir.path(), "s.yaml", &small_scenario(&name, 500, "4s").replace("replication: 1", "replication: 3"));
-    let args = fleetstorm::cli::RunArgs {
-        scenario,
-        profile: Some(profile(dir.path())),
-        out: Some(dir.path().join("out")),
-        duration: None,
-        seed: None,
-        gates: None,
-        overwrite: false,
-        campaign: Default::default(),
-    };
+    let args =
+        fleetstorm::cli::RunArgs { profile: Some(profile(dir.path())), ..run_args(scenario, dir.path().join("out")) };
     let exit = fleetstorm::run_scenario(&args, &fleetstorm::signals::Interrupts::default()).unwrap();
     assert_eq!(exit, Exit::Ok);
 }

@@ -77,9 +77,9 @@ const KAFKA_JMX: &[Rule] = &[
     rule("kafka_controller_kafkacontroller_activecontrollercount", &[], M::ActiveController, Take::Gauge(1.0)),
     rule("kafka_server_replicamanager_leadercount", &[], M::Leaders, Take::Gauge(1.0)),
     rule("kafka_log_log_size", &[], M::LogSize, Take::Gauge(1.0)),
-    rule("kafka_network_socketserver_networkprocessoravgidlepercent", &[], M::NetworkIdle, Take::Gauge(100.0)),
+    rule("kafka_network_socketserver_networkprocessoravgidle_percent", &[], M::NetworkIdle, Take::Gauge(100.0)),
     rule(
-        "kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent",
+        "kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent",
         &[],
         M::RequestHandlerIdle,
         Take::Gauge(100.0),
@@ -232,8 +232,8 @@ mod tests {
              kafka_network_requestmetrics_totaltimems{request=\"Produce\",quantile=\"0.99\"} 12.5\n\
              kafka_network_requestmetrics_totaltimems{request=\"Produce\",quantile=\"0.5\"} 2.0\n\
              kafka_network_requestmetrics_totaltimems{request=\"FetchConsumer\",quantile=\"0.99\"} 501.0\n\
-             # TYPE kafka_network_socketserver_networkprocessoravgidlepercent gauge\n\
-             kafka_network_socketserver_networkprocessoravgidlepercent 0.93\n",
+             # TYPE kafka_network_socketserver_networkprocessoravgidle_percent gauge\n\
+             kafka_network_socketserver_networkprocessoravgidle_percent 0.93\n",
         );
         let got = extract(&s, Vocabulary::KafkaJmx);
         let find = |m: TargetMetric| got.iter().find(|(x, _, _)| *x == m).map(|(_, t, r)| (*t, r.clone()));

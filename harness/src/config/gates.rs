@@ -33,6 +33,8 @@ pub enum Unit {
     Percent,
     /// `500/s` or a number per second.
     Rate,
+    /// An amount in the pricing file's currency: `12000`, `12k`.
+    Money,
 }
 
 impl Unit {
@@ -42,6 +44,7 @@ impl Unit {
             Unit::Count => "a number such as `0` or `100k`",
             Unit::Percent => "a percentage such as `5%`",
             Unit::Rate => "a rate such as `500/s`",
+            Unit::Money => "an amount in the pricing file's currency such as `12000` or `12k`",
         }
     }
 
@@ -52,7 +55,7 @@ impl Unit {
             Unit::Duration => t.parse::<Dur>().map(|d| d.as_micros() as f64).map_err(|_| bad()),
             Unit::Percent => t.trim_end_matches('%').trim().parse::<f64>().map_err(|_| bad()),
             Unit::Rate => t.parse::<Rate>().map(Rate::as_per_sec).or_else(|_| t.parse::<f64>()).map_err(|_| bad()),
-            Unit::Count => {
+            Unit::Count | Unit::Money => {
                 let (num, mult) = match t.chars().last() {
                     Some('k' | 'K') => (&t[..t.len() - 1], 1e3),
                     Some('M') => (&t[..t.len() - 1], 1e6),
@@ -221,6 +224,29 @@ names! {
 }
 
 names! {
+    /// `cost.<period>`: a run priced with `run --pricing` (an estimate at the pricing file's
+    /// prices, from the run's measured rates).
+    CostPeriod {
+        Monthly = ["monthly"] Money;
+        Hourly = ["hourly"] Money;
+    }
+}
+
+names! {
+    /// `cost.<period>.<line>`: one cost line, or `transfer` (cross-zone and egress together).
+    CostItem {
+        Compute = ["compute"] Money;
+        Storage = ["storage"] Money;
+        ObjectRequests = ["object_requests"] Money;
+        CrossZone = ["cross_zone"] Money;
+        Egress = ["egress"] Money;
+        Fixed = ["fixed"] Money;
+        /// `cross_zone` + `egress`.
+        Transfer = ["transfer"] Money;
+    }
+}
+
+names! {
     /// The quantile of a latency metric.
     Quantile {
         P50 = ["p50"] Duration;
@@ -264,6 +290,9 @@ pub enum Metric {
     /// `errors.<kind>`; `errors.*` and `errors.total` add up every kind.
     Errors(Sel),
     Harness(HarnessMetric),
+    /// `cost.<period>[.<item>]` over every pricing the run was priced under (all must pass), or
+    /// `cost[<pricing>].…` under the one of that name; the whole bill without an item.
+    Cost(Sel, CostPeriod, Option<CostItem>),
 }
 
 impl Metric {
@@ -279,6 +308,7 @@ impl Metric {
             Metric::Wave(_, m) => m.unit(),
             Metric::Errors(_) => Unit::Count,
             Metric::Harness(m) => m.unit(),
+            Metric::Cost(..) => Unit::Money,
         }
     }
 
@@ -294,7 +324,8 @@ impl Metric {
             | Metric::Audit(_)
             | Metric::Fault(..)
             | Metric::Wave(..)
-            | Metric::Harness(_) => false,
+            | Metric::Harness(_)
+            | Metric::Cost(..) => false,
         }
     }
 }
@@ -314,6 +345,7 @@ pub fn catalogue() -> Vec<String> {
         format!("waves.<wave|*>.{}", WaveMetric::braces()),
         "errors.<kind|*|total>".to_string(),
         format!("harness.{}", HarnessMetric::braces()),
+        format!("cost[<pricing>]?.{}[.{}]", CostPeriod::braces(), CostItem::braces()),
     ]
 }
 
@@ -339,6 +371,13 @@ pub enum GateError {
     Threshold { threshold: String, expected: &'static str },
     #[error("`{metric}` is known only at the end of the run: abort_on_fail needs {}", live_metrics())]
     NotLive { metric: String },
+    #[error(
+        "`{metric}` is a cost gate but the run is priced under no pricing file: give `--pricing FILE` (e.g. \
+         pricing/managed-kafka-msk.yaml), or remove the gate"
+    )]
+    Unpriced { metric: String },
+    #[error("`{metric}` selects pricing `{name}`, which no --pricing file is named: {}", declared_list("pricing", .priced))]
+    UnknownPricing { metric: String, name: String, priced: Vec<String> },
 }
 
 fn declared_list(what: &str, declared: &[String]) -> String {
@@ -466,6 +505,23 @@ fn parse_metric(m: &str, names: &Names) -> Result<Metric, GateError> {
         let (sel, rest) = take_name(rest, &names.waves, "wave")?;
         return WaveMetric::from_name(rest).map(|w| Metric::Wave(sel, w)).ok_or_else(unknown);
     }
+    if let Some(rest) = m.strip_prefix("cost") {
+        // `cost.monthly`, `cost[name].monthly.transfer`.
+        let (sel, rest) = if let Some(r) = rest.strip_prefix('[') {
+            let (name, r) = r.split_once("].").ok_or_else(unknown)?;
+            if name.trim().is_empty() {
+                return Err(unknown());
+            }
+            (Sel::Named(name.trim().to_string()), r)
+        } else {
+            (Sel::All, rest.strip_prefix('.').ok_or_else(unknown)?)
+        };
+        let (period, item) = match rest.split_once('.') {
+            Some((p, i)) => (p, Some(CostItem::from_name(i).ok_or_else(unknown)?)),
+            None => (rest, None),
+        };
+        return CostPeriod::from_name(period).map(|p| Metric::Cost(sel, p, item)).ok_or_else(unknown);
+    }
     if let Some(rest) = m.strip_prefix("errors.") {
         return Ok(Metric::Errors(match rest {
             "*" | "total" => Sel::All,
@@ -501,6 +557,27 @@ impl Gate {
     pub fn parse(spec: &GateSpec, s: &Scenario) -> Result<Gate, GateError> {
         parse_with(spec, &Names::of(s))
     }
+}
+
+/// Cost gates against the names of the pricing files a run (or a merge) is priced under: a cost
+/// gate needs at least one, and `cost[NAME]` one of that name. As `(field path, message)`, the
+/// path `gates[i]` of the gate's spec in `specs`, to be located like every other problem.
+pub fn check_pricing(gates: &[Gate], specs: &[GateSpec], priced: &[String]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for g in gates {
+        let Metric::Cost(sel, ..) = &g.metric else { continue };
+        let metric = g.spec.gate.split(|c| "<>=!".contains(c)).next().unwrap_or_default().trim().to_string();
+        let problem = match sel {
+            _ if priced.is_empty() => GateError::Unpriced { metric },
+            Sel::Named(name) if !priced.contains(name) => {
+                GateError::UnknownPricing { metric, name: name.clone(), priced: priced.to_vec() }
+            }
+            Sel::Named(_) | Sel::All => continue,
+        };
+        let at = specs.iter().position(|s| s == &g.spec).map_or_else(|| "gates".to_string(), |i| format!("gates[{i}]"));
+        out.push((at, problem.to_string()));
+    }
+    out
 }
 
 /// A gates file for `--gates`: `gates: [...]`.
@@ -631,6 +708,63 @@ mod tests {
         assert_eq!(
             gate("errors.MessageTimedOut == 0").unwrap().metric,
             Metric::Errors(Sel::Named("MessageTimedOut".into()))
+        );
+    }
+
+    #[test]
+    fn cost_gates_parse_per_bill_per_line_and_per_pricing() {
+        let g = gate("cost.monthly < 12000").unwrap();
+        assert_eq!((g.metric.clone(), g.threshold), (Metric::Cost(Sel::All, CostPeriod::Monthly, None), 12000.0));
+        assert_eq!(g.metric.unit(), Unit::Money);
+        assert_eq!(gate("cost.hourly <= 12.5").unwrap().threshold, 12.5);
+        assert_eq!(gate("cost.monthly < 12k").unwrap().threshold, 12000.0);
+        for i in CostItem::ALL {
+            let g = gate(&format!("cost.monthly.{} < 1", i.name())).unwrap();
+            assert_eq!(g.metric, Metric::Cost(Sel::All, CostPeriod::Monthly, Some(*i)));
+        }
+        let g = gate("cost[managed-kafka-msk].monthly.transfer < 500").unwrap();
+        assert_eq!(
+            g.metric,
+            Metric::Cost(Sel::Named("managed-kafka-msk".into()), CostPeriod::Monthly, Some(CostItem::Transfer))
+        );
+        for bad in [
+            "cost.yearly < 1",
+            "cost.monthly.bandwidth < 1",
+            "cost[].monthly < 1",
+            "cost[x.monthly < 1",
+            "costs.monthly < 1",
+        ] {
+            assert!(err(bad).contains("unknown metric"), "{bad}: {}", err(bad));
+        }
+        assert!(err("cost.monthly < twelve").contains("an amount"));
+        let spec = GateSpec { gate: "cost.monthly < 1".into(), name: None, abort_on_fail: true };
+        assert!(Gate::parse(&spec, &scenario()).unwrap_err().to_string().contains("known only at the end"));
+    }
+
+    #[test]
+    fn a_cost_gate_needs_pricing_and_a_named_pricing_must_be_given() {
+        let specs: Vec<GateSpec> = ["audit.lost == 0", "cost.monthly < 12000", "cost[msk].monthly < 1"]
+            .iter()
+            .map(|g| GateSpec { gate: (*g).into(), name: None, abort_on_fail: false })
+            .collect();
+        let (gates, problems) = parse_all(&specs, &scenario());
+        assert!(problems.is_empty(), "{problems:?}");
+        let none = check_pricing(&gates, &specs, &[]);
+        assert_eq!(none.len(), 2, "{none:?}");
+        assert_eq!(none[0].0, "gates[1]");
+        assert!(
+            none[0].1.contains("`cost.monthly` is a cost gate but the run is priced under no pricing file"),
+            "{}",
+            none[0].1
+        );
+        let other = check_pricing(&gates, &specs, &["ec2".to_string()]);
+        assert_eq!(other.len(), 1, "{other:?}");
+        assert_eq!(other[0].0, "gates[2]");
+        assert!(other[0].1.contains("pricing `msk`") && other[0].1.contains("`ec2`"), "{}", other[0].1);
+        assert!(check_pricing(&gates, &specs, &["ec2".to_string(), "msk".to_string()]).is_empty());
+        assert!(
+            gates.iter().all(|g| !matches!(g.metric, Metric::Audit(_))
+                || check_pricing(std::slice::from_ref(g), &specs, &[]).is_empty())
         );
     }
 

@@ -64,6 +64,18 @@ pub fn load_pricing(paths: &[std::path::PathBuf]) -> Result<Vec<pricing::Pricing
     paths.iter().map(|p| pricing::load(p).map_err(CostError::from)).collect()
 }
 
+/// What the model would refuse once the run is over, checked before it starts (`run --pricing`):
+/// each `topology.egress_groups` entry must be one of the scenario's consumer groups.
+pub fn check_groups(files: &[pricing::PricingFile], groups: &[String]) -> Result<(), CostError> {
+    for f in files {
+        if let Some(g) = f.pricing.topology.egress_groups.iter().find(|g| !groups.contains(g)) {
+            let source = model::ModelError::UnknownEgressGroup { file: f.file.clone(), group: g.clone() };
+            return Err(CostError::Model { dir: "the scenario".into(), source });
+        }
+    }
+    Ok(())
+}
+
 /// Price a report under each pricing file.
 pub fn price_all(
     dir: &str,
@@ -80,6 +92,58 @@ pub fn price_all(
         target: report.target.profile.clone(),
         priced,
     })
+}
+
+/// What a report carries of one pricing (`report.cost`): the totals and each line with the
+/// shares of what drives it; `cost.json` keeps the parts' quantities and the assumptions.
+pub fn estimate(p: &Priced) -> crate::report::schema::CostEstimate {
+    use crate::report::schema::{CostEstimate, CostLineEstimate, CostShare};
+    CostEstimate {
+        pricing: p.pricing.clone(),
+        file: p.file.clone(),
+        currency: p.currency.clone(),
+        hourly: p.hourly,
+        monthly: p.monthly,
+        lines: p
+            .lines
+            .iter()
+            .map(|l| CostLineEstimate {
+                line: l.line,
+                hourly: l.hourly,
+                monthly: l.monthly,
+                drivers: l.parts.iter().map(|x| CostShare { driver: x.driver.clone(), share: x.share }).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// Price a finished report under each pricing file and keep the estimates in it
+/// (`report.cost`, which gates and the summary read): `run --pricing` and `merge --pricing`,
+/// before their gates are evaluated. `dir` names the run in errors.
+pub fn attach(
+    dir: &str,
+    report: &mut crate::report::Report,
+    files: &[pricing::PricingFile],
+) -> Result<CostFile, CostError> {
+    let cost = price_all(dir, report, files)?;
+    report.cost = cost.priced.iter().map(estimate).collect();
+    Ok(cost)
+}
+
+/// One line per pricing for stderr: `cost: NAME: 1,234.56 USD per month, 1.69 USD per hour (estimate)`.
+pub fn totals(cost: &CostFile) -> Vec<String> {
+    cost.priced
+        .iter()
+        .map(|p| {
+            format!(
+                "cost: {}: {} per month, {} per hour (an estimate at the pricing file's prices, from the run's \
+                 measured rates)",
+                p.pricing,
+                render::money(p.monthly, &p.currency),
+                render::money(p.hourly, &p.currency)
+            )
+        })
+        .collect()
 }
 
 /// Write `cost.json` and `cost.md` into `dir`; returns the Markdown.

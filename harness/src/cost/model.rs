@@ -5,84 +5,15 @@
 //! Rates are the run's: counters divided by `cost_drivers.basis_s`, scaled to an hour, and a
 //! month is 730 hours. A GiB is 2^30 bytes.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use super::pricing::{OperatingModel, Pricing, PricingFile};
 use crate::report::Report;
 use crate::report::schema::CostDrivers;
+pub use crate::report::schema::{CostDriver as Driver, CostLine as Line};
 
 pub const HOURS_PER_MONTH: f64 = 730.0;
 const GIB: f64 = (1u64 << 30) as f64;
-
-/// A cost line, as a cloud bill groups meters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Line {
-    /// Brokers (instances or the service's broker-hours), as sized in the pricing file.
-    Compute,
-    /// Retained data: block storage, the service's storage or object storage, GB-month.
-    Storage,
-    /// Object-storage writes and reads (shared storage).
-    ObjectRequests,
-    /// Traffic between availability zones.
-    CrossZone,
-    /// Traffic leaving the region.
-    Egress,
-    /// The pricing file's fixed items.
-    Fixed,
-}
-
-impl Line {
-    pub fn name(self) -> &'static str {
-        match self {
-            Line::Compute => "compute",
-            Line::Storage => "storage",
-            Line::ObjectRequests => "object_requests",
-            Line::CrossZone => "cross_zone",
-            Line::Egress => "egress",
-            Line::Fixed => "fixed",
-        }
-    }
-
-    pub const ALL: [Line; 6] =
-        [Line::Compute, Line::Storage, Line::ObjectRequests, Line::CrossZone, Line::Egress, Line::Fixed];
-}
-
-/// The workload behaviour (or the sizing) a part of a line comes from.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
-pub enum Driver {
-    /// The cluster's size, whatever the workload does.
-    Sizing,
-    /// A fixed item of the pricing file.
-    Fixed(String),
-    /// A payload class's produce traffic (client to broker).
-    Produce(String),
-    /// Copies of a class's records made by the brokers.
-    Replication(String),
-    /// A class's records kept for the retention.
-    Retention(String),
-    /// A group's first reads.
-    Live(String),
-    /// A group's re-reads: replays, restarts, redelivery.
-    Replay(String),
-}
-
-impl fmt::Display for Driver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Driver::Sizing => f.write_str("cluster size"),
-            Driver::Fixed(n) => write!(f, "fixed: {n}"),
-            Driver::Produce(c) => write!(f, "produce of {c}"),
-            Driver::Replication(c) => write!(f, "replication of {c}"),
-            Driver::Retention(c) => write!(f, "retention of {c}"),
-            Driver::Live(g) => write!(f, "live reads by {g}"),
-            Driver::Replay(g) => write!(f, "replay by {g}"),
-        }
-    }
-}
 
 /// One part of a line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -515,5 +446,13 @@ prices:
         assert_eq!(price(&r, &pricing(|_| {})), Err(ModelError::NoDrivers));
         let e = price(&crafted(), &pricing(|p| p.topology.egress_groups = vec!["nope".into()]));
         assert!(matches!(e, Err(ModelError::UnknownEgressGroup { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn an_unknown_egress_group_is_found_before_the_run_from_the_scenarios_groups() {
+        let files = [pricing(|p| p.topology.egress_groups = vec!["analytics".into()])];
+        assert!(super::super::check_groups(&files, &["analytics".into()]).is_ok());
+        let e = super::super::check_groups(&files, &["warehouse".into()]).unwrap_err().to_string();
+        assert!(e.contains("topology.egress_groups names `analytics`, which the run has no consumer group of"), "{e}");
     }
 }

@@ -7,20 +7,7 @@ use super::CostFile;
 use super::model::{LineCost, Priced};
 use crate::report::table::{Cell, Table};
 
-/// Money with two decimals and thousands separators, e.g. `12,345.67 USD`.
-pub fn money(v: f64, currency: &str) -> String {
-    let cents = (v * 100.0).round() as i64;
-    let (whole, frac) = (cents / 100, (cents % 100).abs());
-    let digits = whole.abs().to_string();
-    let mut grouped = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    format!("{}{grouped}.{frac:02} {currency}", if cents < 0 { "-" } else { "" })
-}
+pub use crate::report::fmt::money;
 
 fn pct(v: f64) -> String {
     format!("{:.0} %", v * 100.0)
@@ -66,17 +53,4 @@ pub fn markdown(c: &CostFile) -> String {
         }
     }
     o
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn money_groups_thousands_and_rounds_to_cents() {
-        assert_eq!(money(12345.678, "USD"), "12,345.68 USD");
-        assert_eq!(money(0.004, "USD"), "0.00 USD");
-        assert_eq!(money(999.5, "EUR"), "999.50 EUR");
-        assert_eq!(money(1_000_000.0, "USD"), "1,000,000.00 USD");
-    }
 }

@@ -265,3 +265,131 @@ fn a_warning_every_shard_gives_is_said_once_naming_the_shards() {
     assert_eq!(shard_label(&[0, 1, 2, 5, 7, 8]), "shards 0-2, 5, 7-8");
     assert_eq!(shard_label(&[3]), "shard 3");
 }
+
+/// A shard's cost drivers, crafted: `k` scales its traffic; `analytics` read only on shard 0 (its
+/// one member ran there), so shard 1 has the group with nothing read and no wire counters.
+fn drivers(k: u64, analytics: bool) -> crate::report::schema::CostDrivers {
+    use crate::report::schema::{ClassDrivers, CostDrivers, GroupDrivers, ProduceDrivers, TopicDrivers};
+    let wire = |tx: u64, rx: u64| WireCounts {
+        tx_bytes: tx,
+        rx_bytes: rx,
+        tx_requests: tx / 100,
+        rx_responses: rx / 100,
+        tx_record_bytes: tx * 2,
+        rx_record_bytes: rx * 2,
+    };
+    let class = |topic: &str, value: u64, wire: u64| ClassDrivers {
+        topic: topic.into(),
+        records: value / 10,
+        value_bytes: value,
+        wire_bytes: Some(wire),
+        requests: Some(wire / 100),
+    };
+    let topic = |rf: u16, retention_s: Option<f64>, ingress: u64, basis: f64| TopicDrivers {
+        replication: rf,
+        retention_s,
+        ingress_wire_bytes: Some(ingress),
+        replication_bytes: Some(ingress * u64::from(rf - 1)),
+        retained_bytes: retention_s.map(|r| ingress as f64 / basis * f64::from(rf) * r),
+    };
+    let basis = 10.0 + k as f64;
+    let mut groups = BTreeMap::from([(
+        "sink".to_string(),
+        GroupDrivers {
+            live_value_bytes: 1_000 * k,
+            reread_value_bytes: 0,
+            foreign_value_bytes: 0,
+            wire: Some(wire(50 * k, 1_500 * k)),
+            live_wire_bytes: Some(1_500 * k),
+            reread_wire_bytes: Some(0),
+        },
+    )]);
+    groups.insert(
+        "analytics".to_string(),
+        if analytics {
+            GroupDrivers {
+                live_value_bytes: 600,
+                reread_value_bytes: 300,
+                foreign_value_bytes: 0,
+                wire: Some(wire(40, 1_200)),
+                live_wire_bytes: Some(800),
+                reread_wire_bytes: Some(400),
+            }
+        } else {
+            GroupDrivers::default()
+        },
+    );
+    CostDrivers {
+        basis_s: basis,
+        stats_interval_ms: 1_000,
+        stats_callbacks: 10 * k,
+        stats_parse_ms: 1.5 * k as f64,
+        stats_unreadable: 0,
+        produce: ProduceDrivers {
+            wire: Some(wire(1_200 * k, 80 * k)),
+            value_bytes: 1_000 * k,
+            classes: BTreeMap::from([
+                ("telemetry".to_string(), class("t.tel", 800 * k, 960 * k)),
+                ("heartbeat".to_string(), class("t.hb", 200 * k, 240 * k)),
+            ]),
+        },
+        groups,
+        topics: BTreeMap::from([
+            ("t.tel".to_string(), topic(3, Some(86_400.0), 960 * k, basis)),
+            ("t.hb".to_string(), topic(2, None, 240 * k, basis)),
+        ]),
+    }
+}
+
+#[test]
+fn cost_drivers_add_up_over_the_shards_topics_once_with_their_bytes_summed() {
+    let (mut a, mut b) = (shard(0, 2), shard(1, 2));
+    a.report.cost_drivers = Some(drivers(1, true));
+    b.report.cost_drivers = Some(drivers(2, false));
+    let c = check(vec![a.clone(), b.clone()], false).unwrap();
+    let r = combine(&c, &no_latencies()).unwrap();
+    let d = r.cost_drivers.as_ref().expect("every shard has drivers: the campaign has their sum");
+    // Sums by hand: shard 0 is k = 1, shard 1 is k = 2.
+    assert_eq!(d.basis_s, 12.0, "the longest shard's load: the shards ran at once");
+    assert_eq!((d.stats_callbacks, d.stats_parse_ms), (30, 4.5));
+    let w = d.produce.wire.unwrap();
+    assert_eq!((w.tx_bytes, w.rx_bytes, w.tx_requests, w.tx_record_bytes), (3_600, 240, 36, 7_200));
+    assert_eq!(d.produce.value_bytes, 3_000);
+    let tel = &d.produce.classes["telemetry"];
+    assert_eq!((tel.records, tel.value_bytes, tel.wire_bytes, tel.requests), (240, 2_400, Some(2_880), Some(28)));
+    assert_eq!(tel.topic, "t.tel");
+    assert_eq!(d.produce.classes["heartbeat"].wire_bytes, Some(720));
+    let sink = &d.groups["sink"];
+    assert_eq!((sink.live_value_bytes, sink.live_wire_bytes), (3_000, Some(4_500)));
+    assert_eq!(sink.wire.map(|w| (w.tx_bytes, w.rx_bytes)), Some((150, 4_500)));
+    // A shard that ran none of a group's members measured nothing and adds nothing: the group
+    // keeps shard 0's counters, not "absent".
+    let an = &d.groups["analytics"];
+    assert_eq!((an.live_value_bytes, an.reread_value_bytes), (600, 300));
+    assert_eq!(
+        (an.wire.map(|w| w.rx_bytes), an.live_wire_bytes, an.reread_wire_bytes),
+        (Some(1_200), Some(800), Some(400))
+    );
+    // Topics once each, their bytes summed: ingress 960 + 1,920; replication × 2 (RF 3).
+    assert_eq!(d.topics.len(), 2);
+    let t = &d.topics["t.tel"];
+    assert_eq!((t.replication, t.retention_s), (3, Some(86_400.0)));
+    assert_eq!((t.ingress_wire_bytes, t.replication_bytes), (Some(2_880), Some(5_760)));
+    // Each shard's steady state at its own rate: 960/11 × 3 × 86,400 + 1,920/12 × 3 × 86,400.
+    let retained = 960.0 / 11.0 * 3.0 * 86_400.0 + 1_920.0 / 12.0 * 3.0 * 86_400.0;
+    assert!((t.retained_bytes.unwrap() - retained).abs() < 1e-6, "{:?} against {retained}", t.retained_bytes);
+    let hb = &d.topics["t.hb"];
+    assert_eq!((hb.ingress_wire_bytes, hb.replication_bytes, hb.retained_bytes), (Some(720), Some(720), None));
+
+    // A shard that produced with its statistics off makes the sum absent, never a part.
+    let mut off = b.clone();
+    let od = off.report.cost_drivers.as_mut().unwrap();
+    od.produce.wire = None;
+    let r = combine(&check(vec![a.clone(), off], false).unwrap(), &no_latencies()).unwrap();
+    assert_eq!(r.cost_drivers.as_ref().unwrap().produce.wire, None);
+    // A shard without drivers (it never reached its load): none for the campaign.
+    let mut none = b;
+    none.report.cost_drivers = None;
+    let r = combine(&check(vec![a, none], false).unwrap(), &no_latencies()).unwrap();
+    assert!(r.cost_drivers.is_none());
+}

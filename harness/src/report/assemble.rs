@@ -98,6 +98,7 @@ pub fn assemble(info: &RunInfo<'_>, ending: Ending, load: Option<Load<'_>>) -> R
         timeline: Vec::new(),
         cost_drivers: None,
         backbone: None,
+        cost: Vec::new(),
     };
     if let Some(l) = load {
         fill(&mut report, s, l);

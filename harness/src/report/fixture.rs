@@ -202,5 +202,45 @@ pub fn report(profile: &str) -> Report {
         timeline: Vec::new(),
         cost_drivers: None,
         backbone: None,
+        cost: Vec::new(),
     }
+}
+
+/// A run priced under two pricing files (`run --pricing`): `ec2` with four lines, `msk` with one.
+pub fn priced() -> Vec<crate::report::schema::CostEstimate> {
+    use crate::report::schema::{CostDriver, CostEstimate, CostLine, CostLineEstimate, CostShare};
+    let line = |line: CostLine, monthly: f64, drivers: Vec<(CostDriver, f64)>| CostLineEstimate {
+        line,
+        hourly: monthly / 730.0,
+        monthly,
+        drivers: drivers.into_iter().map(|(driver, share)| CostShare { driver, share }).collect(),
+    };
+    let est = |name: &str, lines: Vec<CostLineEstimate>| CostEstimate {
+        pricing: name.into(),
+        file: format!("pricing/{name}.yaml"),
+        currency: "USD".into(),
+        hourly: lines.iter().map(|l| l.hourly).sum(),
+        monthly: lines.iter().map(|l| l.monthly).sum(),
+        lines,
+    };
+    vec![
+        est(
+            "ec2",
+            vec![
+                line(CostLine::Compute, 357.41, vec![(CostDriver::Sizing, 1.0)]),
+                line(CostLine::Storage, 12.0, vec![(CostDriver::Retention("telemetry".into()), 1.0)]),
+                line(
+                    CostLine::CrossZone,
+                    1_200.0,
+                    vec![
+                        (CostDriver::Replay("analytics".into()), 0.38),
+                        (CostDriver::Replication("telemetry".into()), 0.34),
+                        (CostDriver::Live("sink".into()), 0.28),
+                    ],
+                ),
+                line(CostLine::Fixed, 91.1, vec![(CostDriver::Fixed("KRaft controllers".into()), 1.0)]),
+            ],
+        ),
+        est("msk", vec![line(CostLine::Compute, 600.0, vec![(CostDriver::Sizing, 1.0)])]),
+    ]
 }

@@ -46,6 +46,21 @@ th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}\
 .warn{background:#fff4e5;border-left:4px solid #f0a020;padding:.4em .8em;margin:.4em 0}\
 .chart svg{max-width:100%;height:auto}pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:12px}";
 
+/// Money with two decimals and thousands separators, e.g. `12,345.67 USD`.
+pub fn money(v: f64, currency: &str) -> String {
+    let cents = (v * 100.0).round() as i64;
+    let (whole, frac) = (cents / 100, (cents % 100).abs());
+    let digits = whole.abs().to_string();
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(ch);
+    }
+    format!("{}{grouped}.{frac:02} {currency}", if cents < 0 { "-" } else { "" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +82,13 @@ mod tests {
         assert_eq!(esc(r#"<b class="x">a & b</b>"#), "&lt;b class=&quot;x&quot;&gt;a &amp; b&lt;/b&gt;");
         assert_eq!(esc("&lt;"), "&amp;lt;");
         assert_eq!(esc("plain text"), "plain text");
+    }
+
+    #[test]
+    fn money_groups_thousands_and_rounds_to_cents() {
+        assert_eq!(money(12345.678, "USD"), "12,345.68 USD");
+        assert_eq!(money(0.004, "USD"), "0.00 USD");
+        assert_eq!(money(999.5, "EUR"), "999.50 EUR");
+        assert_eq!(money(1_000_000.0, "USD"), "1,000,000.00 USD");
     }
 }

@@ -11,10 +11,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::schema::LatencySummary;
+use super::schema::{CostEstimate, CostLine};
 use super::{GroupReport, ProduceReport, Report};
 use crate::config::gates::{
-    AuditMetric, ClassLatency, FaultMetric, Gate, GroupLatency, GroupMetric, HarnessMetric, Metric, ProduceLatency,
-    ProduceMetric, Quantile, Unit, WaveMetric,
+    AuditMetric, ClassLatency, CostItem, CostPeriod, FaultMetric, Gate, GroupLatency, GroupMetric, HarnessMetric,
+    Metric, ProduceLatency, ProduceMetric, Quantile, Unit, WaveMetric,
 };
 
 /// A metric's value as shown in results: `250ms`, `1,234`, `5.00%`, `500.0/s`.
@@ -23,6 +24,10 @@ fn show(unit: Unit, v: f64) -> String {
         Unit::Duration => super::fmt::us(v.max(0.0) as u64),
         Unit::Percent => format!("{v:.2}%"),
         Unit::Rate => format!("{v:.1}/s"),
+        Unit::Money => {
+            let cents = (v.max(0.0) * 100.0).round() as u64;
+            format!("{}.{:02}", super::fmt::count(cents / 100), cents % 100)
+        }
         Unit::Count => {
             if v.fract() == 0.0 {
                 super::fmt::count(v as u64)
@@ -99,6 +104,32 @@ fn harness(m: HarnessMetric, h: &super::HarnessReport) -> f64 {
         HarnessMetric::CpuPctPeak => f64::from(h.cpu_pct_peak),
         HarnessMetric::HostCpuPctMean => f64::from(h.host_cpu_pct_mean),
         HarnessMetric::RssMibPeak => f64::from(h.rss_mib_peak),
+    }
+}
+
+/// The lines a cost item adds up.
+fn cost_lines(i: CostItem) -> &'static [CostLine] {
+    match i {
+        CostItem::Compute => &[CostLine::Compute],
+        CostItem::Storage => &[CostLine::Storage],
+        CostItem::ObjectRequests => &[CostLine::ObjectRequests],
+        CostItem::CrossZone => &[CostLine::CrossZone],
+        CostItem::Egress => &[CostLine::Egress],
+        CostItem::Fixed => &[CostLine::Fixed],
+        CostItem::Transfer => &[CostLine::CrossZone, CostLine::Egress],
+    }
+}
+
+/// A priced run's bill or lines, per hour or per month. A line the pricing has no part of (no
+/// object requests on broker disks) costs 0.
+fn cost(e: &CostEstimate, p: CostPeriod, item: Option<CostItem>) -> f64 {
+    let of = |hourly: f64, monthly: f64| match p {
+        CostPeriod::Monthly => monthly,
+        CostPeriod::Hourly => hourly,
+    };
+    match item {
+        None => of(e.hourly, e.monthly),
+        Some(i) => e.lines.iter().filter(|l| cost_lines(i).contains(&l.line)).map(|l| of(l.hourly, l.monthly)).sum(),
     }
 }
 
@@ -180,6 +211,13 @@ fn values(metric: &Metric, r: &Report) -> Vec<(String, Option<f64>)> {
             let total: u64 = r.errors.iter().filter(|(k, _)| sel.matches(k)).map(|(_, v)| *v).sum();
             one(Some(total as f64))
         }
+        // Labelled by pricing, in its currency; none when the run was not priced.
+        Metric::Cost(sel, p, item) => r
+            .cost
+            .iter()
+            .filter(|e| sel.matches(&e.pricing))
+            .map(|e| (format!("{} ({})", e.pricing, e.currency), Some(cost(e, *p, *item))))
+            .collect(),
     }
 }
 
@@ -215,6 +253,11 @@ impl Judge {
                  nor shown",
                 super::fmt::count(unverified)
             );
+        }
+        if matches!(self.metric, Metric::Cost(..)) && r.cost.is_empty() {
+            result.detail = "not priced: the run has no cost estimate (run or merge it with --pricing FILE, or price \
+                             it afterwards with `fleetstorm cost`, which judges no gate)"
+                .into();
         }
         if matches!(self.metric, Metric::Audit(AuditMetric::Duplicates))
             && !result.passed
@@ -290,7 +333,8 @@ impl Judge {
             | Metric::Audit(_)
             | Metric::Fault(..)
             | Metric::Wave(..)
-            | Metric::Harness(_) => return None,
+            | Metric::Harness(_)
+            | Metric::Cost(..) => return None,
         };
         Some(self.judge(values))
     }
@@ -372,6 +416,51 @@ mod tests {
         }
         let r = judge(Metric::Group(Sel::All, GroupMetric::MaxLag), Op::Lt, 4.0).evaluate_live(&live).unwrap();
         assert_eq!((r.passed, r.value.as_str()), (false, "g: 5"));
+    }
+
+    fn priced(name: &str, monthly: f64, lines: &[(CostLine, f64)]) -> CostEstimate {
+        use super::super::schema::CostLineEstimate;
+        CostEstimate {
+            pricing: name.into(),
+            file: format!("{name}.yaml"),
+            currency: "USD".into(),
+            hourly: monthly / 730.0,
+            monthly,
+            lines: lines
+                .iter()
+                .map(|(l, m)| CostLineEstimate { line: *l, hourly: m / 730.0, monthly: *m, drivers: Vec::new() })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn cost_gates_read_the_priced_bill_its_lines_and_one_pricing_by_name() {
+        let mut r = crate::report::fixture::report("embedded");
+        let unpriced = judge(Metric::Cost(Sel::All, CostPeriod::Monthly, None), Op::Lt, 12000.0).evaluate(&r);
+        assert!(!unpriced.passed && unpriced.detail.starts_with("not priced"), "{unpriced:?}");
+        r.cost = vec![
+            priced(
+                "ec2",
+                9000.0,
+                &[(CostLine::Compute, 6000.0), (CostLine::CrossZone, 2500.0), (CostLine::Egress, 500.0)],
+            ),
+            priced("msk", 13000.5, &[(CostLine::Compute, 13000.5)]),
+        ];
+        // Every pricing must pass; the failure names which.
+        let all = judge(Metric::Cost(Sel::All, CostPeriod::Monthly, None), Op::Lt, 12000.0).evaluate(&r);
+        assert!(!all.passed);
+        assert_eq!(all.value, "ec2 (USD): 9,000.00, msk (USD): 13,000.50");
+        assert_eq!(all.detail, "failed: msk (USD): 13,000.50");
+        let one = judge(Metric::Cost(Sel::Named("ec2".into()), CostPeriod::Monthly, None), Op::Lt, 12000.0);
+        assert!(one.evaluate(&r).passed);
+        // transfer = cross_zone + egress; a line the pricing lacks is 0.
+        let t =
+            judge(Metric::Cost(Sel::All, CostPeriod::Monthly, Some(CostItem::Transfer)), Op::Le, 3000.0).evaluate(&r);
+        assert_eq!((t.passed, t.value.as_str()), (true, "ec2 (USD): 3,000.00, msk (USD): 0.00"));
+        let h =
+            judge(Metric::Cost(Sel::Named("ec2".into()), CostPeriod::Hourly, Some(CostItem::Compute)), Op::Gt, 8.21)
+                .evaluate(&r);
+        assert_eq!((h.passed, h.value.as_str()), (true, "ec2 (USD): 8.22"));
     }
 
     #[test]

@@ -68,6 +68,14 @@ pub fn render(r: &Report, charts: &[Chart]) -> String {
             );
         }
     }
+    if !r.cost.is_empty() {
+        let _ = write!(
+            o,
+            "<h2>Cost (estimate)</h2>{}<p><small>{}</small></p>",
+            table::cost(r).html(),
+            esc(table::COST_NOTE)
+        );
+    }
     if r.merged.is_some() {
         let _ = write!(o, "<h2>Shards</h2>{}", table::shards(r).html());
     }
@@ -202,12 +210,13 @@ mod tests {
     fn markdown_and_html_render_the_same_headers_for_every_shared_table() {
         let mut r = fixture::report("embedded");
         r.harness.saturated = true;
+        r.cost = fixture::priced();
         let md = md_tables(&summary::markdown(&r));
         let html = html_tables(&render(&r, &[]));
         let shared: Vec<&String> = md.keys().filter(|k| html.contains_key(*k)).collect();
         assert_eq!(
             shared,
-            ["acked", "fault", "firmware", "gate", "group", "kind", "latency", "planned/s", "wave"],
+            ["acked", "fault", "firmware", "gate", "group", "kind", "latency", "planned/s", "pricing", "wave"],
             "the tables both formats show"
         );
         for k in shared {
@@ -217,6 +226,39 @@ mod tests {
         let html_only: Vec<&String> = html.keys().filter(|k| !md.contains_key(*k)).collect();
         assert_eq!(md_only, [""], "summary.md alone has the run table");
         assert_eq!(html_only, ["cores", "librdkafka property"], "report.html alone has harness and target tables");
+    }
+
+    #[test]
+    fn a_priced_run_shows_each_pricings_total_and_largest_lines_with_their_drivers() {
+        let mut r = fixture::report("embedded");
+        assert!(!summary::markdown(&r).contains("## Cost") && !render(&r, &[]).contains("<h2>Cost"));
+        r.cost = fixture::priced();
+        let md = summary::markdown(&r);
+        // ec2: 1,660.51 a month; its three largest lines, largest first; the fourth (storage) left
+        // to cost.md.
+        for row in [
+            "| `ec2` | 1,660.51 USD | `cross_zone` | 1,200.00 USD | 72 % | replay by analytics: 38 %; replication of \
+             telemetry: 34 %; live reads by sink: 28 % |",
+            "| | | `compute` | 357.41 USD | 22 % | cluster size: 100 % |",
+            "| | | `fixed` | 91.10 USD | 5 % | fixed: KRaft controllers: 100 % |",
+            "| `msk` | 600.00 USD | `compute` | 600.00 USD | 100 % | cluster size: 100 % |",
+        ] {
+            assert!(md.contains(row), "`{row}` missing from:\n{md}");
+        }
+        assert!(!md.contains("`storage`") && md.contains("An estimate, not a bill"), "{md}");
+        let html = render(&r, &[]);
+        assert!(
+            html.contains("<h2>Cost (estimate)</h2>") && html.contains("<td><code>cross_zone</code></td>"),
+            "{html}"
+        );
+        let text = summary::text(&r, "out/report.json");
+        assert!(
+            text.contains(
+                "  cost       ec2: 1,660.51 USD per month, estimate (cross_zone 72 %, replay by analytics 38 %; compute \
+                 22 %, cluster size 100 %; fixed 5 %, fixed: KRaft controllers 100 %)\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -103,6 +103,10 @@ pub struct Report {
     /// first in each stress window. Absent for a run that never reached its load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backbone: Option<schema::Backbone>,
+    /// The run priced under each pricing file given to `run --pricing` (or `merge --pricing`):
+    /// estimates at the user's prices, what `cost.*` gates read. Empty when it was not priced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cost: Vec<schema::CostEstimate>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

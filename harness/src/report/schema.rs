@@ -825,3 +825,111 @@ impl Backbone {
         out
     }
 }
+
+/// A cost line, as a cloud bill groups meters (`fleetstorm cost`, `run --pricing`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CostLine {
+    /// Brokers (instances or the service's broker-hours), as sized in the pricing file.
+    Compute,
+    /// Retained data: block storage, the service's storage or object storage, GB-month.
+    Storage,
+    /// Object-storage writes and reads (shared storage).
+    ObjectRequests,
+    /// Traffic between availability zones.
+    CrossZone,
+    /// Traffic leaving the region.
+    Egress,
+    /// The pricing file's fixed items.
+    Fixed,
+}
+
+impl CostLine {
+    pub fn name(self) -> &'static str {
+        match self {
+            CostLine::Compute => "compute",
+            CostLine::Storage => "storage",
+            CostLine::ObjectRequests => "object_requests",
+            CostLine::CrossZone => "cross_zone",
+            CostLine::Egress => "egress",
+            CostLine::Fixed => "fixed",
+        }
+    }
+
+    pub const ALL: [CostLine; 6] = [
+        CostLine::Compute,
+        CostLine::Storage,
+        CostLine::ObjectRequests,
+        CostLine::CrossZone,
+        CostLine::Egress,
+        CostLine::Fixed,
+    ];
+}
+
+/// The workload behaviour (or the sizing) a part of a cost line comes from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "name")]
+pub enum CostDriver {
+    /// The cluster's size, whatever the workload does.
+    Sizing,
+    /// A fixed item of the pricing file.
+    Fixed(String),
+    /// A payload class's produce traffic (client to broker).
+    Produce(String),
+    /// Copies of a class's records made by the brokers.
+    Replication(String),
+    /// A class's records kept for the retention.
+    Retention(String),
+    /// A group's first reads.
+    Live(String),
+    /// A group's re-reads: replays, restarts, redelivery.
+    Replay(String),
+}
+
+impl fmt::Display for CostDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CostDriver::Sizing => f.write_str("cluster size"),
+            CostDriver::Fixed(n) => write!(f, "fixed: {n}"),
+            CostDriver::Produce(c) => write!(f, "produce of {c}"),
+            CostDriver::Replication(c) => write!(f, "replication of {c}"),
+            CostDriver::Retention(c) => write!(f, "retention of {c}"),
+            CostDriver::Live(g) => write!(f, "live reads by {g}"),
+            CostDriver::Replay(g) => write!(f, "replay by {g}"),
+        }
+    }
+}
+
+/// The run priced under one pricing file (`run --pricing`, `merge --pricing`): an **estimate** at
+/// the user's prices from the measured `cost_drivers`, at the run's rates; `cost.json` and
+/// `cost.md` beside the report hold every part and the assumptions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CostEstimate {
+    /// The pricing file's `name` (what `cost[NAME].monthly` gates select).
+    pub pricing: String,
+    /// The pricing file as given.
+    pub file: String,
+    pub currency: String,
+    pub hourly: f64,
+    /// 730 hours.
+    pub monthly: f64,
+    /// Each line, in the bill's order, with what drives it.
+    pub lines: Vec<CostLineEstimate>,
+}
+
+/// One line of a [`CostEstimate`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CostLineEstimate {
+    pub line: CostLine,
+    pub hourly: f64,
+    pub monthly: f64,
+    /// The behaviours behind the line, largest first, each with its share of the line (0..=1).
+    pub drivers: Vec<CostShare>,
+}
+
+/// A behaviour's share of a cost line.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CostShare {
+    pub driver: CostDriver,
+    pub share: f64,
+}

@@ -156,6 +156,27 @@ pub fn text(r: &Report, report_path: &str) -> String {
     for f in &r.faults {
         let _ = writeln!(o, "  fault      {}", fault_line(f));
     }
+    for e in &r.cost {
+        let mut lines: Vec<_> = e.lines.iter().collect();
+        lines.sort_by(|a, b| b.monthly.total_cmp(&a.monthly).then_with(|| a.line.cmp(&b.line)));
+        let top: Vec<String> = lines
+            .iter()
+            .take(table::COST_TOP_LINES)
+            .map(|l| {
+                let share = if e.monthly > 0.0 { l.monthly / e.monthly * 100.0 } else { 0.0 };
+                let by =
+                    l.drivers.first().map(|d| format!(", {} {:.0} %", d.driver, d.share * 100.0)).unwrap_or_default();
+                format!("{} {share:.0} %{by}", l.line.name())
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "  cost       {}: {} per month, estimate ({})",
+            e.pricing,
+            super::fmt::money(e.monthly, &e.currency),
+            top.join("; ")
+        );
+    }
     if !r.gates.is_empty() {
         let failed: Vec<_> = r.gates.iter().filter(|g| !g.passed).collect();
         let _ = writeln!(o, "  gates      {} passed, {} failed", r.gates.len() - failed.len(), failed.len());
@@ -253,6 +274,9 @@ pub fn markdown(r: &Report) -> String {
     o.push_str(&table::latency(r).markdown());
     if !r.consumers.is_empty() {
         let _ = write!(o, "\n## Consumers\n\n{}", table::consumers(r).markdown());
+    }
+    if !r.cost.is_empty() {
+        let _ = write!(o, "\n## Cost (estimate)\n\n{}\n{}\n", table::cost(r).markdown(), table::COST_NOTE);
     }
     let a = &r.audit;
     if a.enabled {

@@ -11,7 +11,7 @@
 use std::fmt::Write;
 
 use super::Report;
-use super::fmt::{count, esc, secs, us};
+use super::fmt::{count, esc, money, secs, us};
 use crate::report::schema::LatencySummary;
 
 /// How a part of a cell reads in each format.
@@ -341,6 +341,50 @@ pub fn waves(r: &Report) -> Table {
 pub fn errors(r: &Report) -> Table {
     Table::of(&r.errors).col("kind", |(k, _)| k.as_str()).col("count", |(_, v)| count(**v)).done()
 }
+
+/// How many of a pricing's lines the summary shows, largest first (cost.md has them all).
+pub const COST_TOP_LINES: usize = 3;
+
+/// A priced run (`run --pricing`): per pricing file its monthly total and its largest lines,
+/// each with the behaviours that drive it. An estimate at the pricing file's prices.
+pub fn cost(r: &Report) -> Table {
+    use super::schema::{CostEstimate, CostLineEstimate};
+    let mut rows: Vec<(&CostEstimate, Option<&CostLineEstimate>, bool)> = Vec::new();
+    for e in &r.cost {
+        let mut lines: Vec<&CostLineEstimate> = e.lines.iter().collect();
+        lines.sort_by(|a, b| b.monthly.total_cmp(&a.monthly).then_with(|| a.line.cmp(&b.line)));
+        lines.truncate(COST_TOP_LINES);
+        if lines.is_empty() {
+            rows.push((e, None, true));
+        }
+        rows.extend(lines.into_iter().enumerate().map(|(i, l)| (e, Some(l), i == 0)));
+    }
+    let pct = |v: f64| format!("{:.0} %", v * 100.0);
+    Table::of(rows)
+        .col("pricing", |(e, _, first)| if *first { Cell::code(&e.pricing) } else { Cell::plain("") })
+        .col("per month", |(e, _, first)| if *first { money(e.monthly, &e.currency) } else { String::new() })
+        .col("line", |(_, l, _)| l.map_or(Cell::plain(""), |l| Cell::code(l.line.name())))
+        .col("line per month", |(e, l, _)| l.map_or_else(String::new, |l| money(l.monthly, &e.currency)))
+        .col("of total", |(e, l, _)| {
+            l.map_or_else(String::new, |l| pct(if e.monthly > 0.0 { l.monthly / e.monthly } else { 0.0 }))
+        })
+        .col("driven by", |(_, l, _)| {
+            l.map_or_else(String::new, |l| {
+                l.drivers
+                    .iter()
+                    .take(3)
+                    .map(|d| format!("{}: {}", d.driver, pct(d.share)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+        })
+        .done()
+}
+
+/// Under the cost table, in both formats.
+pub const COST_NOTE: &str = "An estimate, not a bill: the run's measured traffic (cost_drivers) at the pricing files' \
+                             prices, scaled from the run's rates to 730 hours a month; cost.md beside the report has \
+                             every part and the assumptions.";
 
 /// A merged report's shards (`fleetstorm merge`): each one's own verdict, and the missing ones.
 pub fn shards(r: &Report) -> Table {

@@ -7,7 +7,9 @@ use super::{RunError, RunOptions};
 
 /// What a run writes into its directory, by file name ending; `--overwrite` removes these and
 /// nothing else.
-const RUN_OUTPUTS: &[&str] = &["report.json", "summary.md", "report.html", "junit.xml", ".png", ".svg", ".hlog"];
+/// `cost.json` and `cost.md` are `run --pricing`'s (and `fleetstorm cost`'s, in the run directory).
+const RUN_OUTPUTS: &[&str] =
+    &["report.json", "summary.md", "report.html", "junit.xml", ".png", ".svg", ".hlog", "cost.json", "cost.md"];
 
 /// The run's own, fresh directory. A directory that already holds files is refused (a stale
 /// `junit.xml` next to a new report would lie) unless `--overwrite` is given, which first removes

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
+use fleetstorm::cli::RunArgs;
 use fleetstorm::report::Report;
 
 /// Load tests share two cores: run them one at a time so that timing assertions measure the
@@ -29,6 +30,12 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// `fleetstorm run SCENARIO --out OUT` for the library entry point; other flags by struct update:
+/// `RunArgs { seed: Some(9), ..run_args(s, out) }`.
+pub fn run_args(scenario: impl Into<PathBuf>, out: impl Into<PathBuf>) -> RunArgs {
+    RunArgs { out: Some(out.into()), ..RunArgs::new(scenario.into()) }
 }
 
 pub fn read_report(dir: &Path) -> Report {

@@ -6,7 +6,6 @@
 use crate::common;
 
 use common::*;
-use fleetstorm::cli::RunArgs;
 use fleetstorm::exit::Exit;
 use fleetstorm::report::Status;
 use fleetstorm::signals::Interrupts;
@@ -55,16 +54,7 @@ consumers:
 fn run_once(dir: &std::path::Path) -> std::path::PathBuf {
     let s = write(dir, "s.yaml", &scenario("cost"));
     let out = dir.join("run");
-    let args = RunArgs {
-        scenario: s,
-        profile: None,
-        out: Some(out.clone()),
-        duration: None,
-        seed: None,
-        gates: None,
-        overwrite: false,
-        campaign: Default::default(),
-    };
+    let args = run_args(s, out.clone());
     let exit = fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap();
     assert_eq!(exit, Exit::Ok);
     out
@@ -200,4 +190,102 @@ fn malformed_or_missing_pricing_is_exit_2_with_file_line_col() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// `run --pricing`: a short priced run judges its cost gates, writes cost.json and cost.md beside
+/// the report, prints the monthly totals on stderr and shows the cost table in the summary.
+#[test]
+fn a_run_with_pricing_is_priced_and_its_cost_gates_judged() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let s = scenario("priced")
+        .replace("duration: 6s", "duration: 3s")
+        .replace("devices: 2000", "devices: 500")
+        .replace("at: 4s", "at: 2s")
+        + "gates:\n  - cost.monthly < 1M\n  - cost[managed-kafka-msk].monthly.transfer < 1k\n  - {name: too-cheap, gate: \"cost.hourly.compute < 0.01\"}\n";
+    let s = write(dir.path(), "s.yaml", &s);
+    let out = dir.path().join("run");
+    let o = bin()
+        .arg("run")
+        .arg(&s)
+        .arg("--out")
+        .arg(&out)
+        .arg("--pricing")
+        .arg(root().join("pricing/self-managed-kafka-ec2.yaml"))
+        .arg(root().join("pricing/managed-kafka-msk.yaml"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    // The compute line alone costs more than a cent an hour: the third gate fails, exit 1.
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    for name in ["self-managed-kafka-ec2", "managed-kafka-msk"] {
+        assert!(stderr.contains(&format!("cost: {name}: ")) && stderr.contains("USD per month"), "{stderr}");
+    }
+    let r = read_report(&out);
+    assert_eq!(r.cost.len(), 2);
+    let passed: Vec<(&str, bool)> = r.gates.iter().map(|g| (g.name.as_str(), g.passed)).collect();
+    assert_eq!(
+        passed,
+        [("cost.monthly < 1M", true), ("cost[managed-kafka-msk].monthly.transfer < 1k", true), ("too-cheap", false)],
+        "{:?}",
+        r.gates
+    );
+    assert!(
+        r.gates[0].value.contains("self-managed-kafka-ec2 (USD): ")
+            && r.gates[0].value.contains("managed-kafka-msk (USD): ")
+    );
+    // The same figures as `fleetstorm cost` writes: cost.json's totals are the report's.
+    let cost = fleetstorm::cost::read(&out).unwrap().expect("cost.json beside the report");
+    assert_eq!(
+        cost.priced.iter().map(|p| p.monthly).collect::<Vec<_>>(),
+        r.cost.iter().map(|e| e.monthly).collect::<Vec<_>>()
+    );
+    assert!(out.join("cost.md").exists());
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("## Cost (estimate)") && md.contains("`managed-kafka-msk`"), "{md}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<h2>Cost (estimate)</h2>"));
+}
+
+#[test]
+fn bad_pricing_or_a_cost_gate_without_pricing_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = write(
+        dir.path(),
+        "s.yaml",
+        &(scenario("unpriced") + "gates:\n  - audit.lost == 0\n  - cost.monthly < 12000\n"),
+    );
+    let gate_line = std::fs::read_to_string(&s).unwrap().lines().position(|l| l.contains("cost.monthly")).unwrap() + 1;
+    let out = dir.path().join("run");
+    // A cost gate and no --pricing: exit 2, located at the gate, nothing run.
+    let o = bin().arg("run").arg(&s).arg("--out").arg(&out).output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains(&format!("s.yaml:{gate_line}:")) && t.contains("gates[1]") && t.contains("--pricing"), "{t}");
+    assert!(!out.join("report.json").exists(), "{t}");
+    // `cost[NAME]` must name one of the pricing files given.
+    let named = write(dir.path(), "g.yaml", "gates:\n  - cost[nope].monthly < 1\n");
+    let o = bin()
+        .arg("run")
+        .arg(&s)
+        .arg("--out")
+        .arg(&out)
+        .arg("--gates")
+        .arg(&named)
+        .arg("--pricing")
+        .arg(root().join("pricing/managed-kafka-msk.yaml"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("g.yaml:2:") && t.contains("pricing `nope`") && t.contains("`managed-kafka-msk`"), "{t}");
+    // A malformed pricing file: exit 2 with file:line:col, before the run.
+    let good = std::fs::read_to_string(root().join("pricing/managed-kafka-msk.yaml")).unwrap();
+    let p = write(dir.path(), "bad.yaml", &good.replacen("    price: 0.204", "    price: twenty cents", 1));
+    let o = bin().arg("run").arg(&s).arg("--out").arg(&out).arg("--pricing").arg(&p).output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("bad.yaml:") && t.contains("prices.instance_hour.price"), "{t}");
+    assert!(!out.join("report.json").exists(), "{t}");
 }

@@ -16,16 +16,7 @@ fn a_short_run_delivers_everything_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = write(dir.path(), "s.yaml", &small_scenario("e2e", 2000, "6s"));
     let out = dir.path().join("out");
-    let args = RunArgs {
-        scenario,
-        profile: None,
-        out: Some(out.clone()),
-        duration: None,
-        seed: None,
-        gates: None,
-        overwrite: false,
-        campaign: Default::default(),
-    };
+    let args = run_args(scenario, out.clone());
     let exit = fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap();
     assert_eq!(exit, Exit::Ok);
     let r = read_report(&out);
@@ -70,16 +61,7 @@ fn an_unkeyed_class_is_audited_for_loss_and_duplicates_beside_a_keyed_one() {
         "name: unkeyed\nseed: 4\nduration: 3s\ntopics: [{name: u.t, partitions: 6, replication: 3}]\nfleet:\n  devices: 500\n  classes:\n    - {name: keyed, topic: u.t, rate: 2/1s}\n    - {name: firehose, topic: u.t, rate: 2/1s, key: none, format: binary}\n",
     );
     let out = dir.path().join("out");
-    let args = RunArgs {
-        scenario,
-        profile: None,
-        out: Some(out.clone()),
-        duration: None,
-        seed: None,
-        gates: None,
-        overwrite: false,
-        campaign: Default::default(),
-    };
+    let args = run_args(scenario, out.clone());
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
     let a = &r.audit.counts;
@@ -101,16 +83,7 @@ fn a_replay_by_time_on_the_embedded_cluster_is_called_out_because_the_mock_canno
         "name: ago\nseed: 4\nduration: 3s\ntopics: [{name: ago.t, partitions: 2, replication: 1}]\nfleet:\n  devices: 50\n  classes: [{name: a, topic: ago.t, rate: 2/1s}]\nconsumers:\n  - {name: history, topics: [ago.t], replays: [{at: 2s, to: {ago: 1m}}]}\n",
     );
     let out = dir.path().join("out");
-    let args = RunArgs {
-        scenario: scenario.clone(),
-        profile: None,
-        out: Some(out.clone()),
-        duration: None,
-        seed: None,
-        gates: None,
-        overwrite: false,
-        campaign: Default::default(),
-    };
+    let args = run_args(scenario.clone(), out.clone());
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
     // Said before the run, and where: file, line and column of the replay's `to`.
@@ -138,16 +111,7 @@ fn an_interrupted_run_writes_its_report_marked_aborted() {
         std::thread::sleep(std::time::Duration::from_secs(3));
         trigger.raise();
     });
-    let args = RunArgs {
-        scenario,
-        profile: None,
-        out: Some(out.clone()),
-        duration: None,
-        seed: None,
-        gates: None,
-        overwrite: false,
-        campaign: Default::default(),
-    };
+    let args = run_args(scenario, out.clone());
     let started = std::time::Instant::now();
     let exit = fleetstorm::run_scenario(&args, &interrupts).unwrap();
     assert_eq!(exit, Exit::Interrupted);
@@ -165,16 +129,7 @@ fn overrides_change_duration_and_seed() {
     let dir = tempfile::tempdir().unwrap();
     let scenario = write(dir.path(), "s.yaml", &small_scenario("ovr", 200, "60s"));
     let out = dir.path().join("out");
-    let args = RunArgs {
-        scenario,
-        profile: None,
-        out: Some(out.clone()),
-        duration: Some("3s".parse().unwrap()),
-        seed: Some(99),
-        gates: None,
-        overwrite: false,
-        campaign: Default::default(),
-    };
+    let args = RunArgs { duration: Some("3s".parse().unwrap()), seed: Some(99), ..run_args(scenario, out.clone()) };
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
     assert_eq!(r.scenario.seed, 99);
@@ -190,16 +145,7 @@ fn a_broker_kill_on_the_embedded_cluster_is_reported_with_its_recovery() {
         + "faults:\n  - {name: kill-leader, at: 5s, kind: broker_kill, broker: {leader_of: {topic: kill.tel, partition: 0}}, restore_after: 4s}\n";
     let scenario = write(dir.path(), "s.yaml", &scenario);
     let out = dir.path().join("out");
-    let args = RunArgs {
-        scenario,
-        profile: None,
-        out: Some(out.clone()),
-        duration: None,
-        seed: None,
-        gates: None,
-        overwrite: false,
-        campaign: Default::default(),
-    };
+    let args = run_args(scenario, out.clone());
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     let r = read_report(&out);
     assert_eq!(r.faults.len(), 1);
@@ -338,16 +284,7 @@ audit: {enabled: false}
 "#,
     );
     let out = dir.path().join("out");
-    let args = RunArgs {
-        scenario,
-        profile: None,
-        out: Some(out.clone()),
-        duration: None,
-        seed: None,
-        gates: None,
-        overwrite: false,
-        campaign: Default::default(),
-    };
+    let args = run_args(scenario, out.clone());
     fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap();
     let r = read_report(&out);
     let p = &r.produce;

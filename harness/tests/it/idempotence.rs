@@ -27,7 +27,6 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::common::*;
-use fleetstorm::cli::RunArgs;
 use fleetstorm::report::DuplicateCause;
 use fleetstorm::signals::Interrupts;
 
@@ -127,16 +126,7 @@ faults:
 "#,
     );
     let out = dir.path().join("out");
-    let args = RunArgs {
-        scenario,
-        profile: None,
-        out: Some(out.clone()),
-        duration: None,
-        seed: None,
-        gates: None,
-        overwrite: false,
-        campaign: Default::default(),
-    };
+    let args = run_args(scenario, out.clone());
     fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap();
     let r = read_report(&out);
     let a = &r.audit;

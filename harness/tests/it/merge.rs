@@ -278,6 +278,38 @@ fn gates_are_evaluated_on_the_merged_report_with_junit_and_exit_1() {
     assert!(!out.join("report.json").exists());
 }
 
+#[test]
+fn a_merged_report_adds_up_the_shards_cost_drivers_and_merge_pricing_judges_cost_gates() {
+    let (dir, s) = shards();
+    let gates = write(dir.path(), "cost-gates.yaml", "gates:\n  - cost.monthly < 1M\n");
+    // A cost gate needs --pricing: refused before anything is written.
+    let out = dir.path().join("unpriced");
+    let o = merge(&[&s[0], &s[1]], &out, &["--gates", gates.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("gates[0]") && t.contains("--pricing"), "{t}");
+    assert!(!out.join("report.json").exists());
+    let out = dir.path().join("priced");
+    let msk = root().join("pricing/managed-kafka-msk.yaml");
+    let o = merge(&[&s[0], &s[1]], &out, &["--gates", gates.to_str().unwrap(), "--pricing", msk.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("cost: managed-kafka-msk: "), "{t}");
+    let m = read_report(&out);
+    let (a, b) = (read_report(&s[0]), read_report(&s[1]));
+    let (da, db) = (a.cost_drivers.unwrap(), b.cost_drivers.unwrap());
+    let d = m.cost_drivers.as_ref().expect("the shards' drivers, added up");
+    let tx = |d: &fleetstorm::report::schema::CostDrivers| d.produce.wire.unwrap().tx_bytes;
+    assert_eq!(tx(d), tx(&da) + tx(&db));
+    assert_eq!(d.produce.value_bytes, da.produce.value_bytes + db.produce.value_bytes);
+    assert_eq!(d.topics.len(), da.topics.len(), "the same topics, once each");
+    let ingress = |d: &fleetstorm::report::schema::CostDrivers| d.topics["merge.t"].ingress_wire_bytes.unwrap();
+    assert_eq!(ingress(d), ingress(&da) + ingress(&db));
+    assert_eq!(m.cost.len(), 1);
+    assert!(m.gates[0].passed, "{:?}", m.gates);
+    assert!(out.join("cost.json").exists() && out.join("cost.md").exists());
+}
+
 /// A served embedded cluster (`fleetstorm serve-embedded`) that shard processes can share, with
 /// `topics` created, stopped when dropped.
 struct Served {
@@ -320,10 +352,15 @@ fn three_shard_processes_merge_into_the_whole_plan_and_a_killed_shard_is_never_s
     let scenario = write(dir.path(), "merge.yaml", SCENARIO);
     let profile =
         write(dir.path(), "p.yaml", &format!("name: served\nkind: kafka\nbootstrap_servers: {}\n", served.bootstrap));
+    // Campaign c1 carries a cost gate: no shard judges it (or needs pricing for it); the merge
+    // prices the campaign and judges it on the whole.
+    let gates = write(dir.path(), "gates.yaml", "gates:\n  - audit.lost == 0\n  - cost.monthly < 1M\n");
     let shard = |campaign: &str, i: u32| {
+        let gated: &[&std::ffi::OsStr] = if campaign == "c1" { &["--gates".as_ref(), gates.as_os_str()] } else { &[] };
         bin()
             .arg("run")
             .arg(&scenario)
+            .args(gated)
             .arg("--profile")
             .arg(&profile)
             .args(["--shards", "3", "--start-timeout", "60s", "-q"])
@@ -343,10 +380,31 @@ fn three_shard_processes_merge_into_the_whole_plan_and_a_killed_shard_is_never_s
     }
     let merged = dir.path().join("c1-merged");
     // The campaign's directory holds the shards as subdirectories: merge finds them.
-    let o = bin().arg("merge").arg(dir.path().join("c1")).arg("--out").arg(&merged).output().unwrap();
+    let o = bin()
+        .arg("merge")
+        .arg(dir.path().join("c1"))
+        .arg("--out")
+        .arg(&merged)
+        .arg("--pricing")
+        .arg(root().join("pricing/managed-kafka-msk.yaml"))
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let r = read_report(&merged);
     let shards: Vec<Report> = (0..3).map(|i| read_report(&dir.path().join("c1").join(format!("shard-{i}")))).collect();
+    for s in &shards {
+        assert_eq!(s.gates.iter().map(|g| g.gate.as_str()).collect::<Vec<_>>(), ["audit.lost == 0"]);
+        assert!(
+            s.warnings.iter().any(|w| w.contains("`cost.monthly < 1M` is not judged on a shard")),
+            "{:?}",
+            s.warnings
+        );
+    }
+    let cost_gate = r.gates.iter().find(|g| g.gate == "cost.monthly < 1M").expect("the merge judges the cost gate");
+    assert!(cost_gate.passed && cost_gate.value.starts_with("managed-kafka-msk (USD): "), "{cost_gate:?}");
+    let tx = |r: &Report| r.cost_drivers.as_ref().and_then(|d| d.produce.wire).map_or(0, |w| w.tx_bytes);
+    assert_eq!(tx(&r), shards.iter().map(tx).sum::<u64>(), "the campaign's wire bytes are the shards'");
+    assert!(tx(&r) > 0);
     let plan = bin().arg("plan").arg(&scenario).arg("--json").output().unwrap();
     let whole: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
     assert_eq!(r.produce.planned, whole["total"].as_u64().unwrap(), "the merged plan is the unsharded plan");

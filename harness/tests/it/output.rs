@@ -24,6 +24,10 @@ fn a_non_empty_out_is_refused_and_overwrite_leaves_no_stale_file() {
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     write(&out, "junit.xml", "<testsuite failures=\"1\"/>");
+    // A priced run's (or `fleetstorm cost`'s) files are a run's outputs too: a stale cost.json
+    // would price another run in `compare`.
+    write(&out, "cost.json", "{}");
+    write(&out, "cost.md", "# stale");
     let o = bin().arg("run").arg(&scenario).arg("--out").arg(&out).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--overwrite"), "{}", text(&o));
@@ -33,6 +37,10 @@ fn a_non_empty_out_is_refused_and_overwrite_leaves_no_stale_file() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(out.join("report.json").is_file());
     assert!(!out.join("junit.xml").exists(), "the previous run's junit.xml was removed (this run has no gates)");
+    assert!(
+        !out.join("cost.json").exists() && !out.join("cost.md").exists(),
+        "and its cost files (this run is not priced)"
+    );
 
     // A directory holding anything fleetstorm did not write is never emptied.
     write(&out, "notes.txt", "mine");

@@ -4,7 +4,6 @@
 use crate::common;
 
 use common::*;
-use fleetstorm::cli::RunArgs;
 use fleetstorm::exit::Exit;
 use fleetstorm::plan::Plan;
 use fleetstorm::report::Report;
@@ -14,16 +13,7 @@ fn run(name: &str, text: &str) -> Report {
     let dir = tempfile::tempdir().unwrap();
     let scenario = write(dir.path(), &format!("{name}.yaml"), text);
     let out = dir.path().join("out");
-    let args = RunArgs {
-        scenario,
-        profile: None,
-        out: Some(out.clone()),
-        duration: None,
-        seed: None,
-        gates: None,
-        overwrite: false,
-        campaign: Default::default(),
-    };
+    let args = run_args(scenario, out.clone());
     assert_eq!(fleetstorm::run_scenario(&args, &Interrupts::default()).unwrap(), Exit::Ok);
     read_report(&out)
 }
