@@ -4,11 +4,18 @@
 #
 # Usage: scripts/kafka-cluster.sh COMMAND [ARGS]
 #
-#   fetch          download the Kafka jars with Maven into .kafka/libs/ (idempotent)
-#   start [--security MODES]
+#   fetch          download the Kafka jars and the Prometheus JMX exporter agent with Maven
+#                  into .kafka/libs/ (idempotent)
+#   start [--security MODES] [--no-metrics]
 #                  fetch if needed, format storage on first start, start nodes 1..3,
 #                  wait until every broker answers and the quorum has 3 voters.
 #                  No-op if all three are already running; starts only missing ones.
+#                  Every broker runs the Prometheus JMX exporter java agent
+#                  (io.prometheus.jmx:jmx_prometheus_javaagent, config scripts/kafka-jmx-exporter.yaml):
+#                  metrics at http://127.0.0.1:BASE+40../metrics (19132-19134).
+#                  --no-metrics (or FLEETSTORM_KAFKA_METRICS=0) starts them without it;
+#                  remembered for `restart` (a later plain `start` of the stopped cluster
+#                  turns it back on).
 #                  --security (or FLEETSTORM_KAFKA_SECURITY) adds secured client listeners
 #                  beside PLAINTEXT: a comma list, `all` or `none`; remembered for `restart`:
 #                    sasl-ssl     SCRAM-SHA-512 over TLS   127.0.0.1:BASE+10.. (19102-19104)
@@ -23,8 +30,10 @@
 #                  not write or create. PLAINTEXT and the controllers stay open (their
 #                  principal, ANONYMOUS, is a super user). Profiles:
 #                  profiles/local-kafka-{sasl-ssl,mtls,oauthbearer}.yaml, with `env`'s variables.
-#   env            print `export` lines for the secured listeners (bootstrap lists, passwords,
-#                  the certificates' directory): eval "$(scripts/kafka-cluster.sh env)"
+#   env            print `export` lines: FLEETSTORM_KAFKA_METRICS_URLS (the brokers' metrics
+#                  endpoints, comma separated) and, with --security, the secured listeners
+#                  (bootstrap lists, passwords, the certificates' directory):
+#                  eval "$(scripts/kafka-cluster.sh env)"
 #   stop           SIGTERM the nodes this script started (pid files), wait up to
 #                  FLEETSTORM_KAFKA_STOP_TIMEOUT s (30), then SIGKILL
 #   status         one line per node; exit 0 if all 3 are up, 1 otherwise
@@ -34,6 +43,7 @@
 #   wait [N...]    wait until the given nodes (default: all) answer
 #   clean          stop, then delete .kafka/cluster (the jars are kept)
 #   bootstrap      print the bootstrap list, e.g. 127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094
+#   metrics-urls   print the brokers' metrics endpoints, e.g. http://127.0.0.1:19132/metrics,...
 #   tool CLASS ARGS...   run a Kafka tool class with the fetched jars, e.g.
 #                  tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$(... bootstrap)" --list
 #   logs N         print the path of node N's log file
@@ -47,6 +57,9 @@
 #   FLEETSTORM_KAFKA_CONTROLLER_BASE_PORT  first controller port (BASE_PORT+100 = 19192)
 #   FLEETSTORM_KAFKA_HEAP_OPTS             broker heap ("-Xmx512m -Xms256m")
 #   FLEETSTORM_KAFKA_JVM_OPTS              extra broker JVM flags
+#   FLEETSTORM_KAFKA_METRICS               0 = start the brokers without the JMX exporter agent
+#                                          (like --no-metrics), 1 = with it (default)
+#   FLEETSTORM_KAFKA_METRICS_BASE_PORT     first metrics port (BASE_PORT+40 = 19132)
 #   FLEETSTORM_KAFKA_EXTRA_PROPS           extra server.properties lines (newline separated,
 #                                          applied last so they override the defaults)
 #   FLEETSTORM_KAFKA_START_TIMEOUT         seconds to wait for readiness (90)
@@ -57,7 +70,8 @@
 #   FLEETSTORM_KAFKA_PROBE=tools           readiness via BrokerApiVersionsCommand/MetadataQuorumCommand
 #                                          instead of the compiled AdminClient probe (automatic w/o javac)
 #
-# Layout: .kafka/libs/ (jars + .fetched marker), .kafka/etc/ (log4j2 configs),
+# Layout: .kafka/libs/ (jars + .fetched marker; the exporter agent in .kafka/libs/agent/, off the
+# brokers' classpath), .kafka/etc/ (log4j2 configs),
 # .kafka/probe/ (readiness checker), .kafka/cluster/cluster.id,
 # .kafka/cluster/node-N/{server.properties,data/,server.log,console.log,kafka.pid}.
 # .kafka/ ignores itself (.kafka/.gitignore contains '*').
@@ -78,10 +92,21 @@ CLUSTER_DIR="$KAFKA_DIR/cluster"
 MARKER="$LIBS_DIR/.fetched"
 SEC_DIR="$CLUSTER_DIR/security"
 SEC_MODES_FILE="$CLUSTER_DIR/security.modes"
+# Prometheus JMX exporter java agent (Maven Central), outside the classpath dir's top level.
+JMX_AGENT_COORDS="io.prometheus.jmx:jmx_prometheus_javaagent:1.0.1"
+AGENT_DIR="$LIBS_DIR/agent"
+AGENT_JAR="$AGENT_DIR/jmx_prometheus_javaagent-${JMX_AGENT_COORDS##*:}.jar"
+JMX_EXPORTER_CONFIG="$SCRIPT_DIR/kafka-jmx-exporter.yaml"
+METRICS_OFF_FILE="$CLUSTER_DIR/metrics.off"
+# Series the agent serves (name prefixes; client-library filter): the config's kafka_* ones, the
+# exporter's own health, process_* (CPU, RSS, fds) and the cheap JVM ones. The other default
+# jvm_* collectors (threads, pools, buffers, classes) would double the CPU cost of a scrape.
+METRICS_NAME_PREFIXES="kafka_,jmx_scrape_duration_seconds,jmx_scrape_error,process_,jvm_gc_collection_seconds,jvm_memory_used_bytes"
 
 NODES=(1 2 3)
 BASE_PORT="${FLEETSTORM_KAFKA_BASE_PORT:-19092}"
 CONTROLLER_BASE_PORT="${FLEETSTORM_KAFKA_CONTROLLER_BASE_PORT:-$((BASE_PORT + 100))}"
+METRICS_BASE_PORT="${FLEETSTORM_KAFKA_METRICS_BASE_PORT:-$((BASE_PORT + 40))}"
 HEAP_OPTS="${FLEETSTORM_KAFKA_HEAP_OPTS:--Xmx512m -Xms256m}"
 EXTRA_JVM_OPTS="${FLEETSTORM_KAFKA_JVM_OPTS:-}"
 START_TIMEOUT="${FLEETSTORM_KAFKA_START_TIMEOUT:-90}"
@@ -95,11 +120,13 @@ die() { log "error: $*"; exit 1; }
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
-[[ $BASE_PORT =~ ^[0-9]+$ && $CONTROLLER_BASE_PORT =~ ^[0-9]+$ ]] || die "ports must be numbers"
+[[ $BASE_PORT =~ ^[0-9]+$ && $CONTROLLER_BASE_PORT =~ ^[0-9]+$ && $METRICS_BASE_PORT =~ ^[0-9]+$ ]] \
+  || die "ports must be numbers"
 
 kafka_version() { sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM" | head -n1; }
 client_port() { echo $((BASE_PORT + $1 - 1)); }
 controller_port() { echo $((CONTROLLER_BASE_PORT + $1 - 1)); }
+metrics_port() { echo $((METRICS_BASE_PORT + $1 - 1)); }
 node_dir() { echo "$CLUSTER_DIR/node-$1"; }
 node_conf() { echo "$CLUSTER_DIR/node-$1/server.properties"; }
 pid_file() { echo "$CLUSTER_DIR/node-$1/kafka.pid"; }
@@ -108,6 +135,26 @@ bootstrap_list() {   # bootstrap_list [OFFSET]  (10, 20, 30: the secured listene
   local n out=() off=${1:-0}
   for n in "${NODES[@]}"; do out+=("127.0.0.1:$(($(client_port "$n") + off))"); done
   (IFS=,; echo "${out[*]}")
+}
+
+metrics_urls() {
+  local n out=()
+  for n in "${NODES[@]}"; do out+=("http://127.0.0.1:$(metrics_port "$n")/metrics"); done
+  (IFS=,; echo "${out[*]}")
+}
+
+# METRICS=1 if the brokers run the exporter agent: what `start` last chose (remembered in
+# $METRICS_OFF_FILE), unless --[no-]metrics / FLEETSTORM_KAFKA_METRICS say otherwise.
+METRICS=1
+load_metrics() {
+  if [[ -e $METRICS_OFF_FILE ]]; then METRICS=0; else METRICS=1; fi
+}
+parse_metrics() {   # parse_metrics VALUE
+  case ${1,,} in
+    0 | off | no | false) METRICS=0 ;;
+    1 | on | yes | true) METRICS=1 ;;
+    *) die "FLEETSTORM_KAFKA_METRICS must be 0 or 1, got '$1'" ;;
+  esac
 }
 
 voters() {
@@ -167,7 +214,33 @@ cmd_fetch() {
   log "fetched $(find "$LIBS_DIR" -name '*.jar' | wc -l) jars ($(du -sh "$LIBS_DIR" | cut -f1)) in $((SECONDS - t0))s"
 }
 
-fetch_if_needed() { libs_ok || cmd_fetch; }
+agent_ok() { [[ -s $AGENT_JAR ]]; }
+
+# The exporter agent, with the same Maven (from ~/.m2 or the configured mirror) into
+# .kafka/libs/agent/: a -javaagent jar must not be on the brokers' classpath (libs/*).
+fetch_agent() {
+  ensure_state_dir
+  agent_ok && return 0
+  command -v mvn >/dev/null 2>&1 || die "mvn not found (needed once to download $JMX_AGENT_COORDS)"
+  log "fetching $JMX_AGENT_COORDS with Maven into ${AGENT_DIR#"$REPO_ROOT"/} ..."
+  mkdir -p "$LIBS_DIR"
+  local tmp="$LIBS_DIR/agent.tmp.$$"
+  rm -rf "$tmp"
+  if ! mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy -Dartifact="$JMX_AGENT_COORDS" \
+      -DoutputDirectory="$tmp" 9>&- 2>&1 \
+      | { sed -e 's/\x1b\[[0-9;]*m//g' | grep -v '^[[:space:]]*$' || true; } >&2; then
+    rm -rf "$tmp"
+    die "maven failed to download $JMX_AGENT_COORDS (or start with --no-metrics)"
+  fi
+  [[ -s $tmp/${AGENT_JAR##*/} ]] || { rm -rf "$tmp"; die "maven produced no ${AGENT_JAR##*/}"; }
+  rm -rf "$AGENT_DIR"
+  mv "$tmp" "$AGENT_DIR"
+}
+
+fetch_if_needed() {
+  libs_ok || cmd_fetch
+  ((METRICS == 0)) || fetch_agent
+}
 
 # ------------------------------------------------------- generated files ----
 
@@ -497,6 +570,16 @@ launch_node() {
     -Djava.awt.headless=true
     -Dkafka.logs.dir="$dir"
     -Dlog4j2.configurationFile="$ETC_DIR/broker-log4j2.properties"
+  )
+  if ((METRICS)); then
+    [[ -f $JMX_EXPORTER_CONFIG ]] || die "no exporter config $JMX_EXPORTER_CONFIG"
+    # before the user's flags, so FLEETSTORM_KAFKA_JVM_OPTS can override the name filter
+    jvm+=(
+      "-Dio.prometheus.exporter.filter.metricNameMustStartWith=$METRICS_NAME_PREFIXES"
+      "-javaagent:$AGENT_JAR=127.0.0.1:$(metrics_port "$n"):$JMX_EXPORTER_CONFIG"
+    )
+  fi
+  jvm+=(
     "${extra[@]}"
     -cp "$LIBS_DIR/*"
     kafka.Kafka "$conf"
@@ -760,7 +843,12 @@ create_principals() {
 
 cmd_env() {
   load_modes
-  ((${#SEC_MODES[@]})) || die "the cluster was not started with --security"
+  load_metrics
+  ((METRICS)) && echo "export FLEETSTORM_KAFKA_METRICS_URLS=$(metrics_urls)"
+  if ((${#SEC_MODES[@]} == 0)); then
+    ((METRICS)) && return 0
+    die "the cluster was not started with --security (and runs without the metrics agent)"
+  fi
   echo "export FLEETSTORM_KAFKA_SECURITY_DIR=$SEC_DIR"
   if has_mode sasl-ssl; then echo "export FLEETSTORM_KAFKA_SASL_SSL_BOOTSTRAP=$(bootstrap_list 10)"; fi
   if has_mode mtls; then echo "export FLEETSTORM_KAFKA_MTLS_BOOTSTRAP=$(bootstrap_list 20)"; fi
@@ -773,18 +861,22 @@ cmd_env() {
 # --------------------------------------------------------------- commands ----
 
 cmd_start() {
-  local spec=${FLEETSTORM_KAFKA_SECURITY:-}
+  local spec=${FLEETSTORM_KAFKA_SECURITY:-} metrics_spec=${FLEETSTORM_KAFKA_METRICS:-}
   while (($#)); do
     case $1 in
       --security) spec=${2:-}; [[ -n $spec ]] || die "--security needs a mode"; shift 2 ;;
       --security=*) spec=${1#--security=}; shift ;;
+      --no-metrics) metrics_spec=0; shift ;;
+      --metrics) metrics_spec=1; shift ;;
       *) die "start: unknown argument '$1'" ;;
     esac
   done
   take_lock
   load_modes
-  local before="${SEC_MODES[*]}"
+  load_metrics
+  local before="${SEC_MODES[*]}" metrics_before=$METRICS
   if [[ -n $spec ]]; then parse_modes "$spec"; fi
+  if [[ -n $metrics_spec ]]; then parse_metrics "$metrics_spec"; fi
   local n todo=() unformatted=() t0=$SECONDS
   local paused=()
   for n in "${NODES[@]}"; do
@@ -796,8 +888,14 @@ cmd_start() {
   if ((${#todo[@]} < ${#NODES[@]})) && [[ "${SEC_MODES[*]}" != "$before" ]]; then
     die "the cluster is running with security '${before:-none}'; stop it before starting it with '${SEC_MODES[*]:-none}'"
   fi
+  # Without --[no-]metrics / FLEETSTORM_KAFKA_METRICS: nodes joining running ones follow them,
+  # a cluster started from scratch gets the agent.
+  if [[ -z $metrics_spec ]] && ((${#todo[@]} == ${#NODES[@]})); then METRICS=1; fi
+  if ((${#todo[@]} < ${#NODES[@]} && METRICS != metrics_before)); then
+    die "the cluster is running $( ((metrics_before)) && echo with || echo without) the metrics agent; stop it before starting it $( ((METRICS)) && echo with || echo without)"
+  fi
   if ((${#todo[@]} == 0 && ${#paused[@]} == 0)); then
-    log "cluster already running ($(bootstrap_list))"
+    log "cluster already running ($(bootstrap_list)$( ((METRICS)) && echo "; metrics $(metrics_urls)"))"
     return 0
   fi
   ((${#paused[@]} == 0)) || die "node(s) ${paused[*]} paused (SIGSTOP); run 'resume N' first"
@@ -809,11 +907,8 @@ cmd_start() {
   else
     rm -f "$SEC_MODES_FILE"
   fi
-  for n in "${todo[@]}"; do
-    if port_in_use "$(client_port "$n")" || port_in_use "$(controller_port "$n")"; then
-      die "port $(client_port "$n") or $(controller_port "$n") (node $n) is already in use by another process"
-    fi
-  done
+  if ((METRICS)); then rm -f "$METRICS_OFF_FILE"; else : >"$METRICS_OFF_FILE"; fi
+  for n in "${todo[@]}"; do check_ports_free "$n"; done
   local id
   id="$(cluster_id)"
   for n in "${todo[@]}"; do
@@ -825,12 +920,46 @@ cmd_start() {
   fi
   for n in "${todo[@]}"; do
     launch_node "$n"
-    log "started node $n (pid $(<"$(pid_file "$n")"), 127.0.0.1:$(client_port "$n"), controller :$(controller_port "$n"))"
+    log "started node $n (pid $(<"$(pid_file "$n")"), 127.0.0.1:$(client_port "$n"), controller :$(controller_port "$n")$( ((METRICS)) && echo ", metrics :$(metrics_port "$n")"))"
   done
   log "waiting up to ${START_TIMEOUT}s for brokers ${NODES[*]} and the KRaft quorum ..."
   wait_ready "$START_TIMEOUT" "${NODES[@]}" || die "cluster failed to start (see above)"
+  ((METRICS == 0)) || wait_metrics "${NODES[@]}"
   create_principals
   log "cluster up in $((SECONDS - t0))s: $(bootstrap_list)${SEC_MODES[*]:+ (security: ${SEC_MODES[*]})}"
+  if ((METRICS)); then
+    log "metrics (Prometheus JMX exporter): $(metrics_urls)"
+  else
+    log "metrics: off (--no-metrics)"
+  fi
+}
+
+check_ports_free() {   # check_ports_free N: die if one of node N's ports is taken
+  local n=$1 p ports=("$(client_port "$1")" "$(controller_port "$1")")
+  ((METRICS == 0)) || ports+=("$(metrics_port "$n")")
+  for p in "${ports[@]}"; do
+    port_in_use "$p" && die "port $p (node $n) is already in use by another process"
+  done
+  return 0
+}
+
+# The agent serves HTTP from premain, before Kafka starts, so by the time the broker answers
+# its endpoint does too; a failed agent exits the JVM. Check anyway, briefly, with bash only.
+wait_metrics() {
+  local n i p ok
+  for n in "$@"; do
+    p=$(metrics_port "$n")
+    ok=0
+    for ((i = 0; i < 50; i++)); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$p" && printf 'GET /metrics?name[]=jmx_scrape_error HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 \
+          && head -n1 <&3 | grep -q ' 200') 2>/dev/null; then
+        ok=1
+        break
+      fi
+      sleep 0.2
+    done
+    ((ok)) || log "warning: node $n's metrics endpoint http://127.0.0.1:$p/metrics does not answer (see $(node_dir "$n")/console.log)"
+  done
 }
 
 cmd_restart() {
@@ -838,26 +967,27 @@ cmd_restart() {
   local n=$1 t0=$SECONDS
   take_lock
   load_modes
+  load_metrics
   prepare
   if [[ "$(node_state "$n")" != stopped ]]; then
     log "node $n is already running (pid $(node_pid "$n")); waiting until it answers"
   else
     is_formatted "$n" || die "node $n has no formatted data; use 'start' for a fresh cluster"
-    if port_in_use "$(client_port "$n")" || port_in_use "$(controller_port "$n")"; then
-      die "port $(client_port "$n") or $(controller_port "$n") (node $n) is already in use by another process"
-    fi
+    check_ports_free "$n"
     write_server_properties "$n"
     launch_node "$n"
     log "restarted node $n (pid $(<"$(pid_file "$n")")), waiting up to ${START_TIMEOUT}s ..."
   fi
   wait_ready "$START_TIMEOUT" "$n" || die "node $n did not come back (see above)"
-  log "node $n answering after $((SECONDS - t0))s"
+  ((METRICS == 0)) || wait_metrics "$n"
+  log "node $n answering after $((SECONDS - t0))s$( ((METRICS)) && echo "; metrics http://127.0.0.1:$(metrics_port "$n")/metrics")"
 }
 
 cmd_wait() {
   local ids=("$@") n
   ((${#ids[@]})) || ids=("${NODES[@]}")
   for n in "${ids[@]}"; do check_node_arg "$n"; done
+  load_metrics
   prepare
   wait_ready "$START_TIMEOUT" "${ids[@]}"
 }
@@ -968,6 +1098,7 @@ cmd_clean() {
 
 cmd_tool() {
   (($#)) || die "usage: tool CLASS [ARGS...]"
+  load_metrics
   prepare >&2
   # full JIT here: `tool` may run load generators such as ProducerPerformance
   TOOL_JVM_OPTS=(-Xmx512m -Djava.awt.headless=true)
@@ -978,7 +1109,7 @@ main() {
   local cmd=${1:-}
   (($#)) && shift
   case $cmd in
-    fetch) take_lock; cmd_fetch ;;
+    fetch) take_lock; cmd_fetch; fetch_agent ;;
     start) cmd_start "$@" ;;
     env) cmd_env ;;
     stop) cmd_stop ;;
@@ -990,6 +1121,7 @@ main() {
     wait) cmd_wait "$@" ;;
     clean) cmd_clean ;;
     bootstrap) bootstrap_list ;;
+    metrics-urls) metrics_urls ;;
     tool) cmd_tool "$@" ;;
     logs) check_node_arg "${1:-}"; echo "$(node_dir "$1")/server.log" ;;
     -h | --help | help) usage ;;

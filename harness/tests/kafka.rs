@@ -220,7 +220,10 @@ faults:
 fn sigkill_of_a_partition_leader_loses_no_acknowledged_record() {
     let dir = tempfile::tempdir().unwrap();
     let name = unique("kill");
-    let scenario = write(dir.path(), "s.yaml", &kill_scenario(&name, "45s", "20s"));
+    // The brokers' own metrics must show the kill and the recovery, as gates and in the report.
+    let gates =
+        "gates:\n  - target.under_replicated_partitions.max >= 1\n  - target.under_replicated_partitions.last == 0\n";
+    let scenario = write(dir.path(), "s.yaml", &format!("{}{gates}", kill_scenario(&name, "45s", "15s")));
     let profile = common::root().join("profiles/local-kafka.yaml");
     let out = dir.path().join("out");
     let o = bin().arg("run").arg(&scenario).arg("--profile").arg(&profile).arg("--out").arg(&out).output().unwrap();
@@ -244,6 +247,43 @@ fn sigkill_of_a_partition_leader_loses_no_acknowledged_record() {
     // A plain consumer, independent of the audit, finds at least every acknowledged record.
     let distinct = independent_count(&format!("{name}.tel"), &r.run_id);
     assert!(distinct as u64 >= a.acked, "independent consumer saw {distinct}, acknowledged {}", a.acked);
+    // The backbone: every broker's endpoint scraped without failure, bytes in per broker, produce
+    // latency, and under-replicated partitions rising after the kill and back to 0 at the end
+    // (also judged by the gates above), named in the kill's finding.
+    let b = r.backbone.as_ref().expect("a backbone section");
+    use fleetstorm::report::schema::{SourceKind, TargetMetric as T};
+    let prom: Vec<_> = b.sources.iter().filter(|s| s.kind == SourceKind::Prometheus).collect();
+    assert_eq!(prom.len(), 3, "{:?}", b.sources);
+    assert!(prom.iter().all(|s| s.samples >= 30), "{:?}", b.sources);
+    let brokers_with = |m: T| {
+        b.series
+            .iter()
+            .filter(|s| s.metric == m && s.kind == SourceKind::Prometheus)
+            .map(|s| s.broker)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(brokers_with(T::BytesIn).len(), 3, "{:?}", brokers_with(T::BytesIn));
+    assert!(!brokers_with(T::ProduceLatencyP99).is_empty());
+    let urp = b.cluster(T::UnderReplicatedPartitions);
+    let killed_at = f.started_s.unwrap();
+    let peak = urp.iter().filter(|(t, _)| *t >= killed_at).map(|(_, v)| *v).fold(0.0, f64::max);
+    assert!(peak >= 1.0, "URP never rose after the kill at {killed_at}: {urp:?}");
+    // Back to 0 once the restarted broker caught up, if the run still watched by then: a restart
+    // takes 10-40 s on this 2-core machine while it carries the load, so the run may end first.
+    let restarted = f.ended_s.unwrap();
+    let last = urp.last().copied().unwrap();
+    if last.0 >= restarted + 12.0 {
+        assert!(
+            urp.iter().any(|(t, v)| *t > restarted && *v == 0.0),
+            "URP never back to 0 after the restart at {restarted}: {urp:?}"
+        );
+    } else {
+        eprintln!("the run ended {:.0} s after the restart: URP's return to 0 not observed", last.0 - restarted);
+    }
+    let finding = b.findings.iter().find(|x| x.window == "fault kill-leader").expect("a finding for the kill");
+    assert!(finding.moves.iter().any(|m| m.metric == T::UnderReplicatedPartitions), "{}", finding.text);
+    eprintln!("{}", finding.text);
+    assert!(r.gates.iter().all(|g| g.passed), "{:?}", r.gates);
     // All three brokers are back for the next test.
     let status =
         std::process::Command::new(common::root().join("scripts/kafka-cluster.sh")).arg("status").output().unwrap();

@@ -238,8 +238,9 @@ fn scrape_loop(sources: &[PromSource], interval: Duration, stop: &AtomicBool, st
     let mut next = Instant::now();
     while wait(stop, next) {
         next += interval;
+        let sent = Instant::now();
         let scrapes = rt.block_on(futures::future::join_all(sources.iter().map(|s| fetch(&client, &s.url))));
-        let t = since_load(start);
+        let (t_now, now) = (since_load(start), Instant::now());
         for (i, (s, (took, result))) in sources.iter().zip(scrapes).enumerate() {
             let outcome = result.map(|text| {
                 let Ok(scrape) = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))) else {
@@ -249,16 +250,21 @@ fn scrape_loop(sources: &[PromSource], interval: Duration, stop: &AtomicBool, st
                 if found.is_empty() {
                     return Err(format!("none of the {:?} vocabulary's metrics were in the answer", s.vocabulary));
                 }
-                let now = Instant::now();
+                // The broker read its values at some moment of the request: its middle, as
+                // near as we can tell; rates use that moment on both ends.
+                let at = sent + took / 2;
+                let t = t_now.map(|t| t - now.duration_since(at).as_secs_f64());
                 for (metric, take, raw) in found {
                     let value = match (take, raw) {
                         (Take::Gauge(f), Raw::Value(v)) => Some(v * f),
                         (Take::Rate(f), Raw::Value(v)) => {
-                            let before = previous[i].counters.insert(metric, (v, now));
+                            let before = previous[i].counters.insert(metric, (v, at));
                             before.and_then(|(pv, pt)| {
-                                let dt = now.duration_since(pt).as_secs_f64();
-                                // A counter that went back: the broker restarted; no rate this time.
-                                (dt > 0.0 && v >= pv).then(|| (v - pv) / dt * f)
+                                let dt = at.duration_since(pt).as_secs_f64();
+                                // A counter that went back: the broker restarted; no rate this
+                                // time. Two reads closer than half an interval (a slow scrape
+                                // then a fast one): too little time for an honest rate.
+                                (dt >= interval.as_secs_f64() / 2.0 && v >= pv).then(|| (v - pv) / dt * f)
                             })
                         }
                         (Take::HistP99Ms, Raw::Buckets(b)) => {
@@ -268,7 +274,7 @@ fn scrape_loop(sources: &[PromSource], interval: Duration, stop: &AtomicBool, st
                         _ => None,
                     };
                     if let (Some(t), Some(v)) = (t, value) {
-                        part.push(i, SourceKind::Prometheus, metric, s.broker, t - took.as_secs_f64() / 2.0, v);
+                        part.push(i, SourceKind::Prometheus, metric, s.broker, t, v);
                     }
                 }
                 Ok(())

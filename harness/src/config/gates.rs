@@ -20,6 +20,7 @@
 //! reader there does not compile.
 
 use super::scenario::{GateSpec, Scenario};
+use super::target_metric::TargetMetric;
 use super::units::{Dur, Rate};
 
 /// What a metric measures, which decides how its threshold is written.
@@ -247,6 +248,18 @@ names! {
 }
 
 names! {
+    /// `target.<metric>.<stat>`: a statistic of the target's own series over the run (the
+    /// cluster's value per second: brokers combined, see `TargetMetric::combine`).
+    TargetStat {
+        Max = ["max"] Count;
+        Min = ["min"] Count;
+        Mean = ["mean"] Count;
+        /// The last second sampled: where the series ended up (e.g. back to 0).
+        Last = ["last"] Count;
+    }
+}
+
+names! {
     /// The quantile of a latency metric.
     Quantile {
         P50 = ["p50"] Duration;
@@ -293,6 +306,8 @@ pub enum Metric {
     /// `cost.<period>[.<item>]` over every pricing the run was priced under (all must pass), or
     /// `cost[<pricing>].…` under the one of that name; the whole bill without an item.
     Cost(Sel, CostPeriod, Option<CostItem>),
+    /// `target.<metric>.<stat>`: the brokers' own series (the profile's `metrics`).
+    Target(TargetMetric, TargetStat),
 }
 
 impl Metric {
@@ -309,6 +324,7 @@ impl Metric {
             Metric::Errors(_) => Unit::Count,
             Metric::Harness(m) => m.unit(),
             Metric::Cost(..) => Unit::Money,
+            Metric::Target(m, _) => m.gate_unit(),
         }
     }
 
@@ -325,7 +341,8 @@ impl Metric {
             | Metric::Fault(..)
             | Metric::Wave(..)
             | Metric::Harness(_)
-            | Metric::Cost(..) => false,
+            | Metric::Cost(..)
+            | Metric::Target(..) => false,
         }
     }
 }
@@ -346,6 +363,11 @@ pub fn catalogue() -> Vec<String> {
         "errors.<kind|*|total>".to_string(),
         format!("harness.{}", HarnessMetric::braces()),
         format!("cost[<pricing>]?.{}[.{}]", CostPeriod::braces(), CostItem::braces()),
+        format!(
+            "target.{{{}}}.{}",
+            TargetMetric::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(","),
+            TargetStat::braces()
+        ),
     ]
 }
 
@@ -521,6 +543,11 @@ fn parse_metric(m: &str, names: &Names) -> Result<Metric, GateError> {
             None => (rest, None),
         };
         return CostPeriod::from_name(period).map(|p| Metric::Cost(sel, p, item)).ok_or_else(unknown);
+    }
+    if let Some(rest) = m.strip_prefix("target.") {
+        let (metric, stat) = rest.rsplit_once('.').ok_or_else(unknown)?;
+        let metric = TargetMetric::from_name(metric).ok_or_else(unknown)?;
+        return TargetStat::from_name(stat).map(|s| Metric::Target(metric, s)).ok_or_else(unknown);
     }
     if let Some(rest) = m.strip_prefix("errors.") {
         return Ok(Metric::Errors(match rest {

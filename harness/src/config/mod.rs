@@ -7,6 +7,7 @@ pub mod gates;
 pub mod ids;
 pub mod profile;
 pub mod scenario;
+pub mod target_metric;
 pub mod units;
 pub mod validate;
 pub mod yaml;

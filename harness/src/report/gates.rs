@@ -15,7 +15,7 @@ use super::schema::{CostEstimate, CostLine};
 use super::{GroupReport, ProduceReport, Report};
 use crate::config::gates::{
     AuditMetric, ClassLatency, CostItem, CostPeriod, FaultMetric, Gate, GroupLatency, GroupMetric, HarnessMetric,
-    Metric, ProduceLatency, ProduceMetric, Quantile, Unit, WaveMetric,
+    Metric, ProduceLatency, ProduceMetric, Quantile, TargetStat, Unit, WaveMetric,
 };
 
 /// A metric's value as shown in results: `250ms`, `1,234`, `5.00%`, `500.0/s`.
@@ -211,6 +211,20 @@ fn values(metric: &Metric, r: &Report) -> Vec<(String, Option<f64>)> {
             let total: u64 = r.errors.iter().filter(|(k, _)| sel.matches(k)).map(|(_, v)| *v).sum();
             one(Some(total as f64))
         }
+        // Per second over the run's sampled seconds; none without a sampled series.
+        Metric::Target(m, stat) => {
+            let series = r.backbone.as_ref().map(|b| b.cluster(*m)).unwrap_or_default();
+            let vs: Vec<f64> = series.iter().map(|(_, v)| *v).collect();
+            let v = match stat {
+                TargetStat::Max => vs.iter().copied().reduce(f64::max),
+                TargetStat::Min => vs.iter().copied().reduce(f64::min),
+                TargetStat::Mean => (!vs.is_empty()).then(|| vs.iter().sum::<f64>() / vs.len() as f64),
+                TargetStat::Last => vs.last().copied(),
+            };
+            // Latencies are ms in the series, µs in a duration threshold.
+            let scale = if m.gate_unit() == crate::config::gates::Unit::Duration { 1000.0 } else { 1.0 };
+            one(v.map(|v| v * scale))
+        }
         // Labelled by pricing, in its currency; none when the run was not priced.
         Metric::Cost(sel, p, item) => r
             .cost
@@ -334,7 +348,8 @@ impl Judge {
             | Metric::Fault(..)
             | Metric::Wave(..)
             | Metric::Harness(_)
-            | Metric::Cost(..) => return None,
+            | Metric::Cost(..)
+            | Metric::Target(..) => return None,
         };
         Some(self.judge(values))
     }
@@ -416,6 +431,46 @@ mod tests {
         }
         let r = judge(Metric::Group(Sel::All, GroupMetric::MaxLag), Op::Lt, 4.0).evaluate_live(&live).unwrap();
         assert_eq!((r.passed, r.value.as_str()), (false, "g: 5"));
+    }
+
+    #[test]
+    fn target_gates_read_the_clusters_series_and_fail_without_one() {
+        use crate::config::target_metric::TargetMetric as T;
+        use crate::report::schema::{Backbone, BackboneSeries, SourceKind};
+        let mut r = crate::report::fixture::report("embedded");
+        let urp = |stat| judge(Metric::Target(T::UnderReplicatedPartitions, stat), Op::Eq, 0.0);
+        let none = urp(TargetStat::Max).evaluate(&r);
+        assert!(!none.passed, "no series, no pass: {none:?}");
+        let points = |vs: &[f64]| vs.iter().enumerate().map(|(t, v)| [t as f64, *v]).collect::<Vec<_>>();
+        r.backbone = Some(Backbone {
+            series: vec![
+                BackboneSeries {
+                    metric: T::UnderReplicatedPartitions,
+                    broker: Some(1),
+                    kind: SourceKind::Prometheus,
+                    points: points(&[0.0, 3.0, 3.0, 0.0]),
+                },
+                BackboneSeries {
+                    metric: T::UnderReplicatedPartitions,
+                    broker: Some(3),
+                    kind: SourceKind::Prometheus,
+                    points: points(&[0.0, 2.0, 1.0, 0.0]),
+                },
+                BackboneSeries {
+                    metric: T::ProduceLatencyP99,
+                    broker: Some(1),
+                    kind: SourceKind::Prometheus,
+                    points: points(&[4.0, 30.0]),
+                },
+            ],
+            ..Backbone::default()
+        });
+        let max = urp(TargetStat::Max).evaluate(&r);
+        assert_eq!((max.passed, max.value.as_str()), (false, "5"));
+        assert!(urp(TargetStat::Last).evaluate(&r).passed);
+        // Latencies are judged as durations: 30 ms > 25ms.
+        let p99 = judge(Metric::Target(T::ProduceLatencyP99, TargetStat::Max), Op::Lt, 25_000.0).evaluate(&r);
+        assert!(!p99.passed, "{p99:?}");
     }
 
     fn priced(name: &str, monthly: f64, lines: &[(CostLine, f64)]) -> CostEstimate {
