@@ -17,11 +17,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::report::backbone::{num, stats};
 use crate::report::compat as report_compat;
 use crate::report::faults::FaultReport;
 use crate::report::fmt::{STYLE, count, esc, secs, us};
 use crate::report::schema::CompatMatrix;
-use crate::report::schema::LatencySummary;
+use crate::report::schema::{LatencySummary, TargetMetric};
 use crate::report::table::{Cell, Table};
 use crate::report::{GroupReport, Report, charts};
 
@@ -187,6 +188,39 @@ fn sections(runs: &[(String, Report)]) -> Vec<(&'static str, Table)> {
             rows.push(fault("throughput dip", |x| format!("{:.0}%", x.throughput.dip_pct)));
         }
         out.push(("Recovery after faults", side_by_side(runs, rows)));
+    }
+    // The brokers' own series, where any run sampled them: the cluster's max and mean per metric,
+    // then the first mover of each stress window.
+    let sampled: Vec<TargetMetric> = TargetMetric::ALL
+        .into_iter()
+        .filter(|m| runs.iter().any(|(_, r)| r.backbone.as_ref().is_some_and(|b| stats(b, *m).is_some())))
+        .collect();
+    if !sampled.is_empty() {
+        let mut rows = Vec::new();
+        for m in sampled {
+            let unit = if m.unit().is_empty() { String::new() } else { format!(" ({})", m.unit()) };
+            let cell = move |r: &Report, pick: fn((f64, f64, f64)) -> f64| {
+                r.backbone.as_ref().and_then(|b| stats(b, m)).map_or_else(|| "-".into(), |s| num(pick(s)))
+            };
+            rows.push(metric(format!("{m} max{unit}"), move |r| cell(r, |s| s.2)));
+            rows.push(metric(format!("{m} mean{unit}"), move |r| cell(r, |s| s.1)));
+        }
+        let windows: Vec<String> = runs
+            .first()
+            .and_then(|(_, r)| r.backbone.as_ref())
+            .map(|b| b.findings.iter().map(|f| f.window.clone()).collect())
+            .unwrap_or_default();
+        for w in windows {
+            rows.push(metric(format!("{w}: first to move"), move |r| {
+                r.backbone.as_ref().and_then(|b| b.findings.iter().find(|f| f.window == w)).map_or_else(
+                    || "-".into(),
+                    |f| {
+                        f.moves.first().map_or_else(|| "none".into(), |m| format!("{} at {:.0} s", m.metric, m.first_s))
+                    },
+                )
+            }));
+        }
+        out.push(("Backbone (the target's own metrics)", side_by_side(runs, rows)));
     }
     out.push((
         "Harness",
@@ -680,6 +714,43 @@ mod tests {
 
     fn runs(a: Report, b: Report) -> Vec<(String, Report)> {
         vec![("fast (a)".to_string(), a), ("slow (b)".to_string(), b)]
+    }
+
+    #[test]
+    fn a_bake_off_shows_the_brokers_series_side_by_side_and_dashes_where_a_run_has_none() {
+        use crate::report::schema::{Backbone, BackboneSeries, Finding, Move, SourceKind};
+        let mut a = fixture::report("kafka");
+        let b = fixture::report("redpanda");
+        let urp = |vs: &[f64]| BackboneSeries {
+            metric: TargetMetric::UnderReplicatedPartitions,
+            broker: None,
+            kind: SourceKind::Admin,
+            points: vs.iter().enumerate().map(|(t, v)| [t as f64, *v]).collect(),
+        };
+        a.backbone = Some(Backbone {
+            series: vec![urp(&[0.0, 6.0, 0.0])],
+            findings: vec![Finding {
+                window: "fault kill".into(),
+                from_s: 1.0,
+                to_s: 2.0,
+                moves: vec![Move {
+                    metric: TargetMetric::UnderReplicatedPartitions,
+                    first_s: 1.0,
+                    baseline: 0.0,
+                    peak: 6.0,
+                }],
+                text: String::new(),
+            }],
+            ..Backbone::default()
+        });
+        let s = sections(&runs(a, b));
+        let title = "Backbone (the target's own metrics)";
+        assert_eq!(row(&s, title, "under_replicated_partitions max"), ["under_replicated_partitions max", "6", "-"]);
+        assert_eq!(row(&s, title, "under_replicated_partitions mean"), ["under_replicated_partitions mean", "2", "-"]);
+        assert_eq!(
+            row(&s, title, "fault kill: first to move"),
+            ["fault kill: first to move", "under_replicated_partitions at 1 s", "-"]
+        );
     }
 
     /// The cells of the row whose first cell is `metric`, in a section.

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod backbone;
 mod bench;
 mod cli;
 mod compat;
