@@ -23,6 +23,23 @@ fn profile(dir: &std::path::Path) -> std::path::PathBuf {
     )
 }
 
+/// The same, with the brokers' metrics endpoints (FLEETSTORM_KAFKA_METRICS_URLS, which
+/// `scripts/kafka-cluster.sh env` prints) scraped every second.
+fn metered_profile(dir: &std::path::Path) -> std::path::PathBuf {
+    let urls = std::env::var("FLEETSTORM_KAFKA_METRICS_URLS")
+        .expect("FLEETSTORM_KAFKA_METRICS_URLS: eval \"$(scripts/kafka-cluster.sh env)\" (scripts/test.sh does)");
+    let sources: String =
+        urls.split(',').enumerate().map(|(i, u)| format!("    - {{url: \"{u}\", broker: {}}}\n", i + 1)).collect();
+    write(
+        dir,
+        "kafka-metered.yaml",
+        &format!(
+            "name: local-kafka\nkind: kafka\nbootstrap_servers: {}\nconnect_timeout: 20s\nmetrics:\n  prometheus:\n{sources}",
+            bootstrap()
+        ),
+    )
+}
+
 /// A unique suffix so that every test writes fresh topics.
 fn unique(name: &str) -> String {
     format!("{name}-{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis())
@@ -64,7 +81,7 @@ consumers:
         .arg("run")
         .arg(&scenario)
         .arg("--profile")
-        .arg(profile(dir.path()))
+        .arg(metered_profile(dir.path()))
         .arg("--out")
         .arg(&out)
         .output()
@@ -73,6 +90,33 @@ consumers:
     let r = read_report(&out);
     assert_eq!(r.status, Status::Completed);
     assert_eq!(r.target.kind, "kafka");
+    // Issue 14: the bytes the producers put on the wire (librdkafka's statistics) agree with the
+    // bytes the brokers counted in (the JMX exporter's BytesInPerSec, integrated over the run):
+    // no fewer than the records' keys and values, no more than every byte the producers sent.
+    let wire = r.cost_drivers.as_ref().and_then(|c| c.produce.wire).expect("the producers' wire counters");
+    let b = r.backbone.as_ref().expect("a backbone section");
+    use fleetstorm::report::schema::{SourceKind, TargetMetric};
+    let brokers_in: f64 = b
+        .series
+        .iter()
+        .filter(|s| s.metric == TargetMetric::BytesIn && s.kind == SourceKind::Prometheus)
+        // Each rate covers the second before its point (the first one too: the sampler scrapes
+        // from before the load starts, its points only from the start).
+        .map(|s| {
+            let mut before = s.points.first().map_or(0.0, |p| (p[0] - 1.0).max(0.0));
+            s.points.iter().map(|&[t, v]| v * (t - std::mem::replace(&mut before, t))).sum::<f64>()
+        })
+        .sum();
+    eprintln!(
+        "brokers' bytes in {brokers_in:.0}; producers' record bytes {}, bytes sent {}",
+        wire.tx_record_bytes, wire.tx_bytes
+    );
+    assert!(
+        brokers_in >= 0.95 * wire.tx_record_bytes as f64 && brokers_in <= 1.05 * wire.tx_bytes as f64,
+        "brokers' bytes in {brokers_in:.0} outside [0.95 x {}, 1.05 x {}]",
+        wire.tx_record_bytes,
+        wire.tx_bytes
+    );
     assert_eq!(r.target.brokers.len(), 3);
     let a = &r.audit.counts;
     assert!(r.audit.complete);
