@@ -609,6 +609,9 @@ impl crate::backbone::AdminProbe for ReplicaProbe {
     fn sample(&mut self) -> Result<Vec<crate::backbone::AdminSample>, String> {
         use crate::backbone::AdminSample;
         use crate::report::schema::TargetMetric;
+        // Serve the client's queue first: an OAUTHBEARER token refresh arrives there, and a
+        // probe that lives as long as the run must renew its token like every other client.
+        let _ = self.client.poll(Duration::ZERO);
         let md = self.client.fetch_metadata(None, self.timeout).map_err(|e| e.to_string())?;
         let (mut urp, mut offline) = (0u64, 0u64);
         let mut leaders: BTreeMap<i32, u64> = md.brokers().iter().map(|b| (b.id(), 0)).collect();
