@@ -6,8 +6,9 @@
 //! (a fault, a reconnect wave, a replay, a slowdown, a group restart), and needs at least 3 seconds of samples. For each cluster
 //! series (brokers combined: traffic and partitions summed, latencies the worst broker, idle
 //! ratios the lowest), its baseline mean μ and standard deviation σ; a series **moves** in a
-//! stress window (from its start to 10 s after its end) at the first second where
-//! |value − μ| > max(3σ, 25 % of |μ|, the metric's floor). Moves are listed first mover first;
+//! stress window (from its start to 10 s after its end, or to the next window's start if that
+//! comes first) at the first second where |value − μ| > max(3σ, 25 % of |μ|, the metric's
+//! floor). Log size, which grows with every record kept, is left out of the findings. Moves are listed first mover first;
 //! nothing is said beyond that (no causes are guessed).
 
 use std::fmt::Write as _;
@@ -82,14 +83,25 @@ pub fn attach(r: &mut Report, mut b: Backbone) {
     let from = r.scenario.warmup_s;
     let to = windows.first().map_or(r.load_s, |w| w.1);
     b.baseline = Some([from, to]);
-    b.findings = windows.iter().map(|(label, s, e)| finding(&b, from, to, label, *s, *e)).collect();
+    // A window's tail ends where the next window starts: what happens then is the next one's.
+    b.findings = windows
+        .iter()
+        .enumerate()
+        .map(|(i, (label, s, e))| {
+            let next = windows.get(i + 1).map_or(f64::INFINITY, |w| w.1);
+            let tail_end = (*e + TAIL_S).min(next.max(*e));
+            finding(&b, from, to, label, *s, *e, tail_end)
+        })
+        .collect();
     r.backbone = Some(b);
 }
 
-fn finding(b: &Backbone, base_from: f64, base_to: f64, label: &str, from: f64, to: f64) -> Finding {
+fn finding(b: &Backbone, base_from: f64, base_to: f64, label: &str, from: f64, to: f64, tail_end: f64) -> Finding {
     let mut moves: Vec<Move> = Vec::new();
     let mut short = false;
-    for metric in TargetMetric::ALL {
+    // Log size grows with every record kept: it leaves any baseline by its nature, so it is
+    // charted and gated but says nothing about a window.
+    for metric in TargetMetric::ALL.into_iter().filter(|m| *m != TargetMetric::LogSize) {
         let series = b.cluster(metric);
         if series.is_empty() {
             continue;
@@ -102,7 +114,7 @@ fn finding(b: &Backbone, base_from: f64, base_to: f64, label: &str, from: f64, t
         let mean = base.iter().sum::<f64>() / base.len() as f64;
         let sd = (base.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / base.len() as f64).sqrt();
         let band = (3.0 * sd).max(0.25 * mean.abs()).max(floor(metric));
-        let inside: Vec<(f64, f64)> = series.iter().copied().filter(|(t, _)| *t >= from && *t <= to + TAIL_S).collect();
+        let inside: Vec<(f64, f64)> = series.iter().copied().filter(|(t, _)| *t >= from && *t <= tail_end).collect();
         let Some(first) = inside.iter().find(|(_, v)| (v - mean).abs() > band) else {
             continue;
         };
@@ -242,7 +254,7 @@ mod tests {
             ],
             ..Backbone::default()
         };
-        let f = finding(&b, 5.0, 20.0, "fault kill", 20.0, 25.0);
+        let f = finding(&b, 5.0, 20.0, "fault kill", 20.0, 25.0, 35.0);
         let order: Vec<TargetMetric> = f.moves.iter().map(|m| m.metric).collect();
         assert_eq!(order, [TargetMetric::UnderReplicatedPartitions, TargetMetric::ProduceLatencyP99]);
         assert_eq!((f.moves[0].first_s, f.moves[0].baseline, f.moves[0].peak), (21.0, 0.0, 12.0));
@@ -253,7 +265,7 @@ mod tests {
             f.text
         );
         // Too short a baseline: said so, nothing claimed.
-        let f = finding(&b, 5.0, 6.0, "wave w#0", 6.0, 8.0);
+        let f = finding(&b, 5.0, 6.0, "wave w#0", 6.0, 8.0, 18.0);
         assert!(f.moves.is_empty() && f.text.contains("no baseline window"), "{}", f.text);
     }
 }
