@@ -13,6 +13,7 @@ mod compose;
 mod cost;
 mod embedded;
 mod fuzz;
+mod html;
 mod idempotence;
 mod merge;
 mod output;
