@@ -3,7 +3,8 @@
 #   scripts/deps.sh          C toolchain, pkg-config, OpenSSL and zlib headers (librdkafka is
 #                            built from source by rdkafka-sys), and a Rust toolchain check
 #   scripts/deps.sh --java   also a JDK (17+) and Maven, for the local Kafka cluster
-#   (both: python3 with venv, for the test tools installed from PyPI: moto, kubernetes-validate)
+#   (both: python3 with venv, for the test tools installed from PyPI: moto, kubernetes-validate;
+#   and Debian's chromium, the headless browser tests/it/html.rs renders report.html in)
 set -euo pipefail
 
 want_java=0
@@ -18,6 +19,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
   done
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
   python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   if [ "$want_java" = 1 ]; then
     command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
     command -v mvn >/dev/null 2>&1 || missing+=(maven)

@@ -8,11 +8,19 @@
 //!   tail, 90%, 99%, 99.9%...), log scale;
 //! - `lag`: consumer lag per group.
 //!
-//! Fault windows are shaded red, reconnect-wave windows blue, on the time charts.
+//! Fault windows are shaded red, reconnect-wave windows blue, on the time charts; a grey line
+//! marks the end of the load. Only whole seconds are drawn (see [`Span`]): the second in which
+//! the load stopped, and the one in which the run stopped recording, hold a fraction of a
+//! second's records, and drawn as a rate they look like an outage. Log axes draw decade lines
+//! only (the minor lines of a log axis pile up into a grey band that reads like a window).
+//!
+//! The same series feed `report.html`'s interactive charts ([`timeline_specs`], drawn by
+//! `interactive.rs`), with the harness's CPU and the backbone's series beside them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -53,7 +61,40 @@ fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
-type Series = (String, Vec<(f64, f64)>);
+pub(crate) type Series = (String, Vec<(f64, f64)>);
+
+/// How much of a second may be missing for it to count as whole: the load's last send lands a
+/// few milliseconds before its end.
+const SLACK_S: f64 = 0.05;
+
+/// Which seconds of the timeline are whole. The timeline has one point per second from the
+/// load's start to the end of the drain; the second in which the load stopped holds a fraction
+/// of a second of sending, and the last point a fraction of a second of recording.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Span {
+    /// When the load stopped sending (`load_s`).
+    pub load: f64,
+    /// When the recording stopped: after the load and the drain, and not before the last
+    /// timeline point's start.
+    pub end: f64,
+}
+
+impl Span {
+    pub fn of(r: &Report) -> Span {
+        let last = r.timeline.last().map_or(0.0, |p| f64::from(p.t));
+        Span { load: r.load_s, end: (r.load_s + r.audit.drain_s).max(last) }
+    }
+
+    /// Second `t` lies wholly inside the load: sending rates are drawn there only.
+    pub fn in_load(self, t: u32) -> bool {
+        f64::from(t) + 1.0 <= self.load + SLACK_S
+    }
+
+    /// Second `t` was recorded whole: every other series is drawn there only.
+    pub fn whole(self, t: u32) -> bool {
+        f64::from(t) + 1.0 <= self.end + SLACK_S
+    }
+}
 
 /// Time windows to shade: (from, to, is_fault).
 fn windows(r: &Report) -> Vec<(f64, f64, bool)> {
@@ -94,9 +135,12 @@ fn time_chart<DB: DrawingBackend>(
     series: &[Series],
     shade: &[(f64, f64, bool)],
     log_y: bool,
+    load_end: Option<f64>,
 ) -> Result<(), DrawError> {
     root.fill(&WHITE).map_err(err)?;
     let x_max = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.0)).fold(1.0, f64::max) + 1.0;
+    // The end of the load, where it falls inside the chart.
+    let load_end = load_end.filter(|x| *x > 0.0 && *x < x_max);
     let y_max = series.iter().flat_map(|(_, v)| v.iter().map(|p| p.1)).fold(0.0, f64::max).max(1.0) * 1.1;
     let y_min = series
         .iter()
@@ -106,22 +150,26 @@ fn time_chart<DB: DrawingBackend>(
         .min(y_max / 10.0)
         .max(1e-3);
     let mut builder = ChartBuilder::on(&root);
-    builder.caption(title, ("sans-serif", 20)).margin(12).x_label_area_size(40).y_label_area_size(70);
+    builder.caption(title, ("sans-serif", 22)).margin(12).x_label_area_size(52).y_label_area_size(84);
     if log_y {
         let mut chart = builder.build_cartesian_2d(0f64..x_max, (y_min * 0.8..y_max).log_scale()).map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since the load started")
-            .y_desc(y_label)
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| short(*y))
-            .draw()
-            .map_err(err)?;
+        // Decade lines only: the minor lines of a log axis pile up into a grey band.
+        mesh(&mut chart.configure_mesh(), y_label).y_labels(decades(y_min * 0.8, y_max)).draw().map_err(err)?;
         for (a, b, fault) in shade {
             let c = if *fault { RED.mix(0.15) } else { BLUE.mix(0.12) };
             chart
                 .draw_series(std::iter::once(Rectangle::new([(*a, y_min * 0.8), (*b, y_max)], c.filled())))
                 .map_err(err)?;
+        }
+        if let Some(x) = load_end {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x, y_min * 0.8), (x, y_max)],
+                    LOAD_END.stroke_width(1),
+                )))
+                .map_err(err)?
+                .label("end of load")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], LOAD_END.stroke_width(2)));
         }
         for (i, (name, points)) in series.iter().enumerate() {
             // Seconds without samples break the line rather than being bridged over.
@@ -153,17 +201,17 @@ fn time_chart<DB: DrawingBackend>(
             .map_err(err)?;
     } else {
         let mut chart = builder.build_cartesian_2d(0f64..x_max, 0f64..y_max).map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds since the load started")
-            .y_desc(y_label)
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| short(*y))
-            .draw()
-            .map_err(err)?;
+        mesh(&mut chart.configure_mesh(), y_label).draw().map_err(err)?;
         for (a, b, fault) in shade {
             let c = if *fault { RED.mix(0.15) } else { BLUE.mix(0.12) };
             chart.draw_series(std::iter::once(Rectangle::new([(*a, 0.0), (*b, y_max)], c.filled()))).map_err(err)?;
+        }
+        if let Some(x) = load_end {
+            chart
+                .draw_series(std::iter::once(PathElement::new(vec![(x, 0.0), (x, y_max)], LOAD_END.stroke_width(1))))
+                .map_err(err)?
+                .label("end of load")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], LOAD_END.stroke_width(2)));
         }
         for (i, (name, points)) in series.iter().enumerate() {
             chart
@@ -183,8 +231,40 @@ fn time_chart<DB: DrawingBackend>(
     root.present().map_err(err)
 }
 
+/// The grey of the end-of-load line.
+const LOAD_END: RGBColor = RGBColor(90, 90, 90);
+
+/// Tick labels and axis names a reader can read (14 and 15 px on a 1100 px chart), and no minor
+/// grid lines: the bold lines alone, light grey.
+fn mesh<'a, 'b, 'c, DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+    m: &'c mut MeshStyle<'a, 'b, X, Y, DB>,
+    y_label: &str,
+) -> &'c mut MeshStyle<'a, 'b, X, Y, DB> {
+    m.x_desc("seconds since the load started")
+        .y_desc(y_label)
+        .x_label_formatter(&secs_label)
+        .y_label_formatter(&short_label)
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .bold_line_style(RGBColor(200, 200, 200).stroke_width(1))
+        .light_line_style(TRANSPARENT)
+}
+
+fn secs_label(x: &f64) -> String {
+    format!("{x:.0}")
+}
+
+fn short_label(y: &f64) -> String {
+    short(*y)
+}
+
+/// How many labels a log axis from `lo` to `hi` asks for: about one per decade.
+fn decades(lo: f64, hi: f64) -> usize {
+    ((hi.max(lo * 10.0).log10() - lo.max(1e-9).log10()).ceil() as usize + 1).clamp(2, 12)
+}
+
 /// x position of percentile `p` on the spectrum axis: -log10(1 - p).
-fn spectrum_x(p: f64) -> f64 {
+pub(crate) fn spectrum_x(p: f64) -> f64 {
     -(1.0 - (p / 100.0).min(0.999_999_9)).log10()
 }
 
@@ -204,10 +284,10 @@ fn spectrum_chart<DB: DrawingBackend>(
         .min(y_max / 10.0)
         .max(1e-3);
     let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
+        .caption(title, ("sans-serif", 22))
         .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
+        .x_label_area_size(52)
+        .y_label_area_size(84)
         .build_cartesian_2d(0f64..x_max, (y_min * 0.8..y_max).log_scale())
         .map_err(err)?;
     chart
@@ -220,6 +300,11 @@ fn spectrum_chart<DB: DrawingBackend>(
         .x_desc("percentile")
         .y_desc("latency (ms)")
         .y_label_formatter(&|y| short(*y))
+        .y_labels(decades(y_min * 0.8, y_max))
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .bold_line_style(RGBColor(200, 200, 200).stroke_width(1))
+        .light_line_style(TRANSPARENT)
         .draw()
         .map_err(err)?;
     for (i, (name, points)) in spectra.iter().enumerate() {
@@ -264,50 +349,66 @@ fn trim(p: f64) -> String {
 }
 
 /// What a chart shows, independent of the backend it is drawn on.
-enum Spec {
-    Time { title: String, y: &'static str, series: Vec<Series>, shade: Vec<(f64, f64, bool)>, log: bool },
-    Spectrum { title: String, spectra: Vec<(String, Vec<SpectrumPoint>)> },
+pub(crate) enum Spec {
+    Time {
+        title: String,
+        y: &'static str,
+        series: Vec<Series>,
+        shade: Vec<(f64, f64, bool)>,
+        log: bool,
+        /// Where the load ended, marked by a line (charts of one run).
+        load_end: Option<f64>,
+    },
+    Spectrum {
+        title: String,
+        spectra: Vec<(String, Vec<SpectrumPoint>)>,
+    },
 }
 
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, spec: &Spec) -> Result<(), DrawError> {
     match spec {
-        Spec::Time { title, y, series, shade, log } => time_chart(root, title, y, series, shade, *log),
+        Spec::Time { title, y, series, shade, log, load_end } => {
+            time_chart(root, title, y, series, shade, *log, *load_end)
+        }
         Spec::Spectrum { title, spectra } => spectrum_chart(root, title, spectra),
     }
 }
 
-fn specs(r: &Report) -> Vec<(&'static str, Spec)> {
+/// The run's time charts, static and interactive alike: whole seconds only (see [`Span`]).
+pub(crate) fn specs(r: &Report) -> Vec<(&'static str, Spec)> {
     let t = |p: &super::schema::TimelinePoint| f64::from(p.t);
+    let span = Span::of(r);
+    let load = || r.timeline.iter().filter(move |p| span.in_load(p.t));
+    let whole = || r.timeline.iter().filter(move |p| span.whole(p.t));
     let shade = windows(r);
     let mut throughput: Vec<Series> = vec![
-        ("produced".into(), r.timeline.iter().map(|p| (t(p), p.produced as f64)).collect()),
-        ("acknowledged".into(), r.timeline.iter().map(|p| (t(p), p.acked as f64)).collect()),
+        ("produced".into(), load().map(|p| (t(p), p.produced as f64)).collect()),
+        ("acknowledged".into(), whole().map(|p| (t(p), p.acked as f64)).collect()),
     ];
     for g in r.consumers.keys() {
         throughput.push((
             format!("consumed: {g}"),
-            r.timeline.iter().map(|p| (t(p), p.consumers.get(g).map_or(0.0, |x| x.consumed as f64))).collect(),
+            whole().map(|p| (t(p), p.consumers.get(g).map_or(0.0, |x| x.consumed as f64))).collect(),
         ));
     }
     let ms = |us: u64| us as f64 / 1e3;
     let mut latency: Vec<Series> = vec![
-        ("ack p50".into(), r.timeline.iter().map(|p| (t(p), ms(p.produce.p50_us))).collect()),
-        ("ack p99".into(), r.timeline.iter().map(|p| (t(p), ms(p.produce.p99_us))).collect()),
-        ("ack p99.9".into(), r.timeline.iter().map(|p| (t(p), ms(p.produce.p999_us))).collect()),
+        ("ack p50".into(), whole().map(|p| (t(p), ms(p.produce.p50_us))).collect()),
+        ("ack p99".into(), whole().map(|p| (t(p), ms(p.produce.p99_us))).collect()),
+        ("ack p99.9".into(), whole().map(|p| (t(p), ms(p.produce.p999_us))).collect()),
     ];
     for g in r.consumers.keys() {
         latency.push((
             format!("end-to-end p99: {g}"),
-            r.timeline.iter().map(|p| (t(p), p.consumers.get(g).map_or(0.0, |x| ms(x.e2e.p99_us)))).collect(),
+            whole().map(|p| (t(p), p.consumers.get(g).map_or(0.0, |x| ms(x.e2e.p99_us)))).collect(),
         ));
     }
     let lag: Vec<Series> = r
         .consumers
         .keys()
-        .map(|g| {
-            (g.clone(), r.timeline.iter().map(|p| (t(p), p.consumers.get(g).map_or(0.0, |x| x.lag as f64))).collect())
-        })
+        .map(|g| (g.clone(), whole().map(|p| (t(p), p.consumers.get(g).map_or(0.0, |x| x.lag as f64))).collect()))
         .collect();
+    let load_end = Some(span.load);
     let spectra: Vec<(String, Vec<SpectrumPoint>)> = r
         .spectra
         .iter()
@@ -332,6 +433,7 @@ fn specs(r: &Report) -> Vec<(&'static str, Spec)> {
                 series: throughput,
                 shade: shade.clone(),
                 log: false,
+                load_end,
             },
         ),
         (
@@ -342,6 +444,7 @@ fn specs(r: &Report) -> Vec<(&'static str, Spec)> {
                 series: latency,
                 shade: shade.clone(),
                 log: true,
+                load_end,
             },
         ),
         ("spectrum", Spec::Spectrum { title: format!("{name} on {target}: latency percentile spectrum"), spectra }),
@@ -353,6 +456,7 @@ fn specs(r: &Report) -> Vec<(&'static str, Spec)> {
                 series: lag,
                 shade,
                 log: false,
+                load_end,
             },
         ),
     ]
@@ -385,13 +489,17 @@ pub fn write_all(r: &Report, dir: &Path) -> Result<Vec<Chart>, ChartError> {
 /// Overlay charts for several runs of the same scenario (bake-offs and baselines).
 pub fn write_comparison(runs: &[(String, &Report)], dir: &Path) -> Result<Vec<Chart>, ChartError> {
     let t = |p: &super::schema::TimelinePoint| f64::from(p.t);
+    let whole = |r: &Report| {
+        let span = Span::of(r);
+        r.timeline.iter().filter(move |p| span.whole(p.t)).cloned().collect::<Vec<_>>()
+    };
     let acked: Vec<Series> = runs
         .iter()
-        .map(|(label, r)| (label.clone(), r.timeline.iter().map(|p| (t(p), p.acked as f64)).collect()))
+        .map(|(label, r)| (label.clone(), whole(r).iter().map(|p| (t(p), p.acked as f64)).collect()))
         .collect();
     let p99: Vec<Series> = runs
         .iter()
-        .map(|(label, r)| (label.clone(), r.timeline.iter().map(|p| (t(p), p.produce.p99_us as f64 / 1e3)).collect()))
+        .map(|(label, r)| (label.clone(), whole(r).iter().map(|p| (t(p), p.produce.p99_us as f64 / 1e3)).collect()))
         .collect();
     let spectra: Vec<(String, Vec<SpectrumPoint>)> = runs
         .iter()
@@ -407,6 +515,7 @@ pub fn write_comparison(runs: &[(String, &Report)], dir: &Path) -> Result<Vec<Ch
                 series: acked,
                 shade: vec![],
                 log: false,
+                load_end: None,
             },
         ),
         (
@@ -417,6 +526,7 @@ pub fn write_comparison(runs: &[(String, &Report)], dir: &Path) -> Result<Vec<Ch
                 series: p99,
                 shade: vec![],
                 log: true,
+                load_end: None,
             },
         ),
         (

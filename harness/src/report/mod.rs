@@ -14,6 +14,7 @@ pub mod fmt;
 pub mod gates;
 pub mod harness;
 pub mod html;
+pub mod interactive;
 pub mod schema;
 pub mod shapes;
 pub mod summary;

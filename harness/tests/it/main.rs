@@ -14,6 +14,7 @@ mod compose;
 mod cost;
 mod embedded;
 mod fuzz;
+mod html;
 mod idempotence;
 mod merge;
 mod output;
