@@ -252,7 +252,7 @@ fn a_merged_report_names_its_shards_in_the_summary_markdown_and_html() {
     assert!(md.contains("## Shards"), "{md}");
     assert!(md.contains("| 1 | **MISSING** |"), "{md}");
     let html = crate::report::html::render(&r, &[]);
-    assert!(html.contains("<h2>Shards</h2>") && html.contains("SATURATED"), "{html}");
+    assert!(html.contains("<h2 id=\"shards\">Shards</h2>") && html.contains("SATURATED"), "{html}");
     assert!(r.warnings[0].starts_with("PARTIAL: shard(s) 1 of 3 missing"), "{:?}", r.warnings);
 }
 

@@ -396,7 +396,7 @@ fn backbone(b: &crate::report::schema::Backbone) -> String {
         .col("min", |(_, s)| num(s.0))
         .col("mean", |(_, s)| num(s.1))
         .col("max", |(_, s)| num(s.2));
-    let mut o = format!("<h2>Backbone</h2>{}", t.done().html());
+    let mut o = t.done().html();
     if !b.findings.is_empty() {
         o.push_str("<h3>What moved first, per stress window</h3><ul>");
         for f in &b.findings {
