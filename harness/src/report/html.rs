@@ -261,9 +261,12 @@ fn verdict_lines(r: &Report) -> Vec<(&'static str, Mood, String)> {
             "Harness",
             Mood::Bad,
             format!(
-                "saturated: fleetstorm fell behind on its own account (cpu peak {:.0}% of {} core(s)); the numbers \
-                 measure the harness too",
-                h.cpu_pct_peak, h.cores
+                "saturated: fleetstorm could not keep its schedule for {} s (its cpu peak {:.0}% of {} core(s), the \
+                 host's mean {:.0}%); the numbers measure the load machine too, see the warnings for why",
+                h.lagging_s.max(h.cpu_saturated_s),
+                h.cpu_pct_peak,
+                h.cores,
+                h.host_cpu_pct_mean
             ),
         )
     } else {
