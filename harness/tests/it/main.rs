@@ -14,6 +14,7 @@ mod cost;
 mod embedded;
 mod fuzz;
 mod idempotence;
+mod live;
 mod merge;
 mod output;
 mod reports;
