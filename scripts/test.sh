@@ -35,6 +35,9 @@ step "unit, validation and embedded-cluster tests"
 # moto[server] up front (into target/venv-moto unless a python3 already imports it), so that a
 # clean machine fails here, clearly.
 scripts/moto.sh install
+# The live-metrics test (tests/it/live.rs) reads `run --metrics-addr` with prometheus_client's
+# OpenMetrics parser: the same way, into target/venv-openmetrics unless a python3 imports it.
+scripts/openmetrics.sh install >/dev/null
 cargo test --locked --lib --bins
 cargo test --locked --doc
 # The integration binary one test at a time: its load tests measure latency and the harness's own

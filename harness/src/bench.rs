@@ -96,6 +96,7 @@ fn run_on_target(l: &Load, sc: Loaded<config::Scenario>, unpaced: Option<u64>) -
         overwrite: true,
         campaign: None,
         pricing: Vec::new(),
+        metrics_addr: None,
     };
     let finished = run::run(sc, profile(&l.bootstrap)?, &opts, &Interrupts::default())?;
     Ok(finished.report)

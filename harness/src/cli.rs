@@ -224,6 +224,11 @@ pub struct RunArgs {
     /// cost table in the summary, and `cost.*` gates judged. Checked before the run starts.
     #[arg(long, num_args = 1..)]
     pub pricing: Vec<PathBuf>,
+    /// Serve the run's live metrics (OpenMetrics text on /metrics) at HOST:PORT while it runs,
+    /// e.g. 127.0.0.1:9464 or 0.0.0.0:9464; port 0 takes any free port (the address is logged).
+    /// See deploy/grafana/ for a dashboard.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
     #[command(flatten)]
     pub campaign: CampaignArgs,
 }

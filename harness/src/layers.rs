@@ -24,6 +24,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("faults", &["config", "plan", "clock", "recorder", "faults", "report_schema"]),
     ("backbone", &["config", "clock", "recorder", "backbone", "report_schema"]),
     ("driver", &["config", "plan", "clock", "wire", "recorder", "faults", "backbone", "driver", "report_schema"]),
+    // `run --metrics-addr`: serves the recorder's live counters, and walks a copy of the plan's
+    // schedule for the planned count. Reads nothing of the drivers, the report or the config.
+    ("live", &["plan", "clock", "recorder", "live"]),
     // After the report: reads finished reports, never the plan, the drivers, the faults' runtime
     // or the run; prices the merged report through `cost` (`merge --pricing`).
     ("merge", &["config", "clock", "recorder", "report", "report_schema", "merge", "cost"]),

@@ -18,6 +18,7 @@ pub mod explain;
 pub mod faults;
 #[cfg(test)]
 mod layers;
+pub mod live;
 pub mod merge;
 pub mod plan;
 pub mod recorder;
@@ -119,6 +120,7 @@ pub fn run_scenario_with(args: &RunArgs, interrupts: &signals::Interrupts, progr
         summary_to_stderr: false,
         overwrite: args.overwrite,
         pricing,
+        metrics_addr: args.metrics_addr.clone(),
         campaign: campaign(&args.campaign, |k| std::env::var(k).ok())
             .map_err(|e| Failure::Invalid(anyhow::anyhow!(e)))?,
     };

@@ -36,8 +36,8 @@ use crate::faults::Scheduler;
 use crate::faults::mechanism::Mechanism;
 use crate::plan::Plan;
 use crate::plan::rng::mix;
-use crate::recorder::Hist;
 use crate::recorder::audit::{Reach, Verdict, group_missed};
+use crate::recorder::{Hist, LiveCounters};
 use crate::report::assemble::{self, Ending, Load, RunInfo};
 use crate::report::gates::Judge;
 use crate::report::{Report, Status, StopCause, TargetInfo, summary};
@@ -67,6 +67,8 @@ pub struct RunOptions {
     pub campaign: Option<Campaign>,
     /// Pricing files (`--pricing`), read and checked: the finished report is priced under each.
     pub pricing: Vec<PricingFile>,
+    /// `--metrics-addr HOST:PORT`: serve live metrics there while the run runs.
+    pub metrics_addr: Option<String>,
 }
 
 /// Why a run did not even start.
@@ -193,6 +195,15 @@ pub fn run(
             &[u64::from(std::process::id())],
         ),
     };
+    // Listening before anything else starts: a bad address (exit 2) or a port in use (exit 3)
+    // stops the run here, before the output directory exists.
+    let metrics = match &opts.metrics_addr {
+        Some(addr) => Some(crate::live::bind(addr).map_err(|e| match e {
+            crate::live::LiveError::BadAddress { .. } => RunError::Invalid(e.to_string()),
+            e => RunError::CouldNotStart(e.to_string()),
+        })?),
+        None => None,
+    };
     let dir = out::dir(opts, &scenario.name, started)?;
     let canonical = serde_json::to_vec(&scenario).unwrap_or_default();
     let meta = Meta {
@@ -222,6 +233,8 @@ pub fn run(
         unpaced: opts.unpaced,
         summary_to_stderr: opts.summary_to_stderr,
         pricing: opts.pricing.clone(),
+        metrics,
+        live_server: None,
     }
     .go())
 }
@@ -236,6 +249,10 @@ struct Runner {
     summary_to_stderr: bool,
     /// `--pricing`: price the finished report under each.
     pricing: Vec<PricingFile>,
+    /// `--metrics-addr`: the socket, bound before the run; then the server, kept until the
+    /// report is written (dropped with the runner).
+    metrics: Option<std::net::TcpListener>,
+    live_server: Option<crate::live::Server>,
 }
 
 /// What stopped the load early, if anything: the first cause wins.
@@ -262,6 +279,34 @@ impl Runner {
         let events = Arc::new(ClientEvents::new(start.clone()));
         let shard = self.meta.campaign.as_ref().map(|c| c.shard).unwrap_or_default();
         let plan = Arc::new(Plan::from_scenario(&s).sharded(shard));
+        let live = Arc::new(LiveCounters::new(plan.classes.len(), s.consumers.len()));
+        if let Some(listener) = self.metrics.take() {
+            let m = &self.meta;
+            let id = crate::live::Identity {
+                run_id: format!("{:016x}", m.run_id),
+                scenario: s.name.clone(),
+                profile: m.profile.name.clone(),
+                target_kind: match m.profile.kind {
+                    TargetKind::Embedded => "embedded".into(),
+                    TargetKind::Kafka => "kafka".into(),
+                },
+                shard: (!shard.is_whole()).then(|| shard.to_string()),
+            };
+            let sources = crate::live::Sources {
+                live: live.clone(),
+                classes: plan.classes.iter().map(|c| c.name.clone()).collect(),
+                groups: s.consumers.iter().map(|g| g.name.clone()).collect(),
+                plan: plan.clone(),
+                start: start.clone(),
+            };
+            match crate::live::Server::start(listener, &id, sources) {
+                Ok(server) => {
+                    tracing::info!("serving live metrics on http://{}/metrics", server.addr);
+                    self.live_server = Some(server);
+                }
+                Err(e) => return self.fail_early(StopCause::Harness, e.to_string()),
+            }
+        }
         tracing::info!(
             "run {:016x}: {} devices, {} classes, planned {:.1} events/s for {}",
             self.meta.run_id,
@@ -310,7 +355,7 @@ impl Runner {
             Err(e) => return self.fail_early(StopCause::Harness, format!("histogram: {e}")),
         };
         let shared = Shared::new(&conn, events.clone(), redactor.clone(), start.clone(), template, self.meta.run_id);
-        let opts = launch::Options { hlog_dir: self.meta.dir.clone(), unpaced: self.unpaced };
+        let opts = launch::Options { hlog_dir: self.meta.dir.clone(), unpaced: self.unpaced, live: Some(live) };
         let mut d = match launch::start(&s, &plan, &layout, shared, &opts) {
             Ok(d) => d,
             Err(e) => return self.fail_early(StopCause::Harness, e.to_string()),

@@ -158,6 +158,9 @@ pub struct Options {
     pub hlog_dir: PathBuf,
     /// Max-rate benchmark: this many records, unpaced.
     pub unpaced: Option<u64>,
+    /// The counters the collector keeps up to date for the run to watch (and `--metrics-addr`
+    /// to serve); none: new ones, sized for the scenario.
+    pub live: Option<Arc<LiveCounters>>,
 }
 
 /// Start the collector, the audit reader, every group's members and the producers. `shared.book`
@@ -191,7 +194,7 @@ pub fn start(
         (0..plan.topics.len()).filter(|t| plan.classes.iter().any(|c| c.topic == *t)).collect();
     let audit_reader = book.add_reader(&fleet_topics, &layout.highs);
     shared.book = Arc::new(book);
-    let live = Arc::new(LiveCounters::default());
+    let live = opts.live.clone().unwrap_or_else(|| Arc::new(LiveCounters::new(plan.classes.len(), s.consumers.len())));
     let mut collector = Collector::new(CollectorConfig {
         live: live.clone(),
         hlog: Some(crate::recorder::hlog::HlogConfig {

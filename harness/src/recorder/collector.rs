@@ -56,7 +56,10 @@ pub struct Recording {
 /// Set once, when the load starts: the run's clock. Drivers started earlier wait for it.
 pub type Start = Arc<OnceLock<MonotonicClock>>;
 
-/// Running totals the run can watch while the load goes on (for live gates).
+/// Running totals the run can watch while the load goes on (live gates, the progress line,
+/// `run --metrics-addr`). The collector thread updates them as it merges windows (about once a
+/// second, never per record); everything counted here since the load started adds up, once the
+/// collector ends, to the recording's totals (warm-up included, unlike rates and percentiles).
 #[derive(Debug, Default)]
 pub struct LiveCounters {
     /// The last closed second: its acknowledgements, and their p99 from intended send time (µs).
@@ -65,6 +68,91 @@ pub struct LiveCounters {
     pub failed: AtomicU64,
     pub backpressure: AtomicU64,
     pub errors: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// Per payload class, in the plan's order (empty when built with `default()`).
+    pub classes: Vec<LiveClass>,
+    /// Per consumer group, in the scenario's order.
+    pub groups: Vec<LiveGroup>,
+    /// Records the audit reader has read so far.
+    pub audit_reads: AtomicU64,
+    /// Seconds of the timeline closed so far.
+    pub seconds_closed: AtomicU64,
+    /// The harness's own CPU (percent of one core, `f32` bits) and RSS (MiB, `f32` bits), last
+    /// sample; 0 before the first.
+    pub harness_cpu_pct: AtomicU32,
+    pub harness_rss_mib: AtomicU32,
+}
+
+impl LiveCounters {
+    /// Counters for `classes` payload classes and `groups` consumer groups.
+    pub fn new(classes: usize, groups: usize) -> LiveCounters {
+        LiveCounters {
+            classes: (0..classes).map(|_| LiveClass::default()).collect(),
+            groups: (0..groups).map(|_| LiveGroup::default()).collect(),
+            ..LiveCounters::default()
+        }
+    }
+}
+
+/// One payload class so far.
+#[derive(Debug, Default)]
+pub struct LiveClass {
+    pub sent: AtomicU64,
+    pub acked: AtomicU64,
+    pub failed: AtomicU64,
+    pub acked_bytes: AtomicU64,
+    /// Acknowledgement latency from the intended send time.
+    pub ack_latency: LiveHist,
+}
+
+/// One consumer group so far.
+#[derive(Debug, Default)]
+pub struct LiveGroup {
+    pub consumed: AtomicU64,
+    pub rereads: AtomicU64,
+    /// The last lag sample (records behind the acknowledged ends).
+    pub lag: AtomicU64,
+    /// End-to-end latency (first reads) from the intended send time.
+    pub e2e: LiveHist,
+}
+
+/// Upper bounds (µs) of [`LiveHist`]'s buckets, 500 µs to 1 min; one more bucket holds the rest.
+pub const LIVE_BUCKETS_US: [u64; 16] = [
+    500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, 2_000_000, 5_000_000,
+    10_000_000, 30_000_000, 60_000_000,
+];
+
+/// A fixed-bucket histogram fed from the windows' HdrHistograms (each recorded value's bucket
+/// goes whole into the first bound at or above its lowest equivalent value: HdrHistogram's 0.1%).
+/// Counts per bucket, not cumulative; the last is above every bound.
+#[derive(Debug, Default)]
+pub struct LiveHist {
+    pub buckets: [AtomicU64; LIVE_BUCKETS_US.len() + 1],
+    pub sum_us: AtomicU64,
+}
+
+impl LiveHist {
+    pub fn add(&self, h: &Hist) {
+        let mut sum = 0u64;
+        for v in h.h.iter_recorded() {
+            let value = h.h.lowest_equivalent(v.value_iterated_to());
+            let n = v.count_at_value();
+            let i = LIVE_BUCKETS_US.partition_point(|b| *b < value);
+            if let Some(b) = self.buckets.get(i) {
+                b.fetch_add(n, Ordering::Relaxed);
+            }
+            sum = sum.saturating_add(h.h.median_equivalent(value).saturating_mul(n));
+        }
+        self.sum_us.fetch_add(sum, Ordering::Relaxed);
+    }
+
+    /// The count in each bucket (not cumulative), and the sum in µs.
+    pub fn snapshot(&self) -> ([u64; LIVE_BUCKETS_US.len() + 1], u64) {
+        let mut out = [0u64; LIVE_BUCKETS_US.len() + 1];
+        for (o, b) in out.iter_mut().zip(&self.buckets) {
+            *o = b.load(Ordering::Relaxed);
+        }
+        (out, self.sum_us.load(Ordering::Relaxed))
+    }
 }
 
 /// What the collector needs to know.
@@ -233,13 +321,19 @@ impl State {
         if let Some(m) = &mut self.monitor
             && !self.harness.contains_key(&second)
         {
-            self.harness.insert(second, m.sample());
+            let h = m.sample();
+            self.cfg.live.harness_cpu_pct.store(h.cpu_pct.to_bits(), Ordering::Relaxed);
+            self.cfg.live.harness_rss_mib.store(h.rss_mib.to_bits(), Ordering::Relaxed);
+            self.harness.insert(second, h);
         }
         for (g, reader) in self.cfg.group_readers.iter().enumerate() {
             if self.lag[g].contains_key(&second) {
                 continue;
             }
             let lag = self.cfg.book.lag(*reader);
+            if let Some(l) = self.cfg.live.groups.get(g) {
+                l.lag.store(lag, Ordering::Relaxed);
+            }
             self.lag[g].insert(second, lag);
             self.rec.groups[g].max_lag = self.rec.groups[g].max_lag.max(lag);
         }
@@ -305,7 +399,15 @@ impl State {
     fn totals(&mut self, second: u32, agg: &Agg) {
         let measured = u64::from(second) * 1_000_000 >= self.cfg.warmup_us;
         let in_load = measured && u64::from(second) * 1_000_000 < self.cfg.load_end_us;
+        let live = &self.cfg.live;
         if let Some(p) = &agg.producer {
+            for (l, w) in live.classes.iter().zip(&p.classes) {
+                l.sent.fetch_add(w.sent, Ordering::Relaxed);
+                l.acked.fetch_add(w.acked, Ordering::Relaxed);
+                l.failed.fetch_add(w.failed, Ordering::Relaxed);
+                l.acked_bytes.fetch_add(w.acked_bytes, Ordering::Relaxed);
+                l.ack_latency.add(&w.from_intended);
+            }
             for (c, w) in self.rec.classes.iter_mut().zip(&p.classes) {
                 c.sent += w.sent;
                 c.acked += w.acked;
@@ -349,6 +451,11 @@ impl State {
         }
         for (g, w) in agg.consumers.iter().enumerate() {
             if let Some(w) = w {
+                if let Some(l) = live.groups.get(g) {
+                    l.consumed.fetch_add(w.consumed, Ordering::Relaxed);
+                    l.rereads.fetch_add(w.rereads, Ordering::Relaxed);
+                    l.e2e.add(&w.e2e);
+                }
                 let t = &mut self.rec.groups[g];
                 t.consumed += w.consumed;
                 t.bytes += w.bytes;
@@ -367,6 +474,7 @@ impl State {
             }
         }
         self.rec.audit_reads += agg.audit_reads;
+        live.audit_reads.fetch_add(agg.audit_reads, Ordering::Relaxed);
     }
 
     fn close(&mut self, second: u32, agg: Agg) {
@@ -385,6 +493,7 @@ impl State {
         let point = self.point(second, Some(&agg));
         self.cfg.live.last_acked.store(point.acked, Ordering::Relaxed);
         self.cfg.live.last_p99_us.store(point.produce.p99_us, Ordering::Relaxed);
+        self.cfg.live.seconds_closed.store(u64::from(second) + 1, Ordering::Relaxed);
         self.rec.timeline.push(point);
     }
 

@@ -15,10 +15,13 @@ pub mod hlog;
 pub mod monitor;
 
 pub use book::{OffsetBook, WATCH_SLOTS};
-pub use collector::{ClassTotals, Collector, CollectorConfig, GroupTotals, LiveCounters, Recording, Start};
+pub use collector::{
+    ClassTotals, Collector, CollectorConfig, GroupTotals, LIVE_BUCKETS_US, LiveClass, LiveCounters, LiveGroup,
+    LiveHist, Recording, Start,
+};
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

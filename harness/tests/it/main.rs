@@ -16,6 +16,7 @@ mod embedded;
 mod fuzz;
 mod html;
 mod idempotence;
+mod live;
 mod merge;
 mod output;
 mod reports;
