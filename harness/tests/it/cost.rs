@@ -245,7 +245,7 @@ fn a_run_with_pricing_is_priced_and_its_cost_gates_judged() {
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("## Cost (estimate)") && md.contains("`managed-kafka-msk`"), "{md}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(html.contains("<h2>Cost (estimate)</h2>"));
+    assert!(html.contains("<h2 id=\"cost\">Cost (estimate)</h2>"), "{html}");
 }
 
 #[test]
