@@ -489,6 +489,18 @@ impl Runner {
         for f in joined.failures {
             stop.set(StopCause::Harness, f);
         }
+        let mut sampler = sampler;
+        let settle = self.meta.profile.metrics.settle.0;
+        if let Some(sm) = sampler.as_mut()
+            && !settle.is_zero()
+            && self.intr.count() == 0
+        {
+            // The cluster's recovery after the load: until the metadata shows every partition
+            // led and in sync again (a restarted broker catching up), within the profile's bound.
+            tracing::info!("waiting up to {:.0} s for every partition to be fully replicated", settle.as_secs_f64());
+            let now_s = clock.now_us() as f64 / 1e6;
+            sm.settle(settle, now_s, &mut || self.intr.count() > 0);
+        }
         let backbone = sampler.map(crate::backbone::Sampler::finish);
         let Some(rec) = joined.recording else {
             return self.fail_early(StopCause::Harness, "the collector thread panicked".into());

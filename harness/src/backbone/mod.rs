@@ -16,14 +16,14 @@ pub mod vocab;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 use crate::config::profile::{Metrics, PromSource};
 use crate::recorder::Start;
-use crate::report::schema::{Backbone, BackboneSeries, BackboneSource, SourceKind, TargetMetric};
+use crate::report::schema::{Backbone, BackboneSeries, BackboneSource, Settle, SourceKind, TargetMetric};
 
 use vocab::{Raw, Take};
 
@@ -44,6 +44,36 @@ pub trait AdminProbe: Send {
 pub struct Sampler {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<Part>>,
+    health: Arc<Health>,
+    settle: Option<Settle>,
+    /// The endpoints' scrape interval, if any are scraped.
+    scrape: Option<Duration>,
+}
+
+/// What the latest metadata sample said, for the wait after the run (`metrics.settle`).
+#[derive(Default)]
+struct Health {
+    /// Successful metadata samples so far.
+    samples: AtomicU64,
+    /// Under-replicated plus offline partitions at the latest successful sample.
+    unhealthy: AtomicU64,
+    /// Set while waiting: the metadata is sampled every second then.
+    hurry: AtomicBool,
+}
+
+impl Health {
+    fn saw(&self, samples: &[AdminSample]) {
+        let bad = samples
+            .iter()
+            .filter(|s| {
+                s.broker.is_none()
+                    && matches!(s.metric, TargetMetric::UnderReplicatedPartitions | TargetMetric::OfflinePartitions)
+            })
+            .map(|s| s.value.max(0.0) as u64)
+            .sum();
+        self.unhealthy.store(bad, Ordering::SeqCst);
+        self.samples.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// What one thread gathered.
@@ -99,6 +129,7 @@ impl Sampler {
     /// Start sampling: the profile's endpoints, and the probe if there is one.
     pub fn start(cfg: &Metrics, admin: Option<Box<dyn AdminProbe>>, start: Start) -> std::io::Result<Sampler> {
         let stop = Arc::new(AtomicBool::new(false));
+        let health = Arc::new(Health::default());
         let mut threads = Vec::new();
         if !cfg.prometheus.is_empty() {
             let (sources, interval, stop, start) =
@@ -112,20 +143,52 @@ impl Sampler {
         if let Some(probe) = admin
             && !cfg.admin_interval.0.is_zero()
         {
-            let (interval, stop) = (cfg.admin_interval.0, stop.clone());
+            let (interval, stop, health) = (cfg.admin_interval.0, stop.clone(), health.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name("backbone-admin".into())
-                    .spawn(move || admin_loop(probe, interval, &stop, &start))?,
+                    .spawn(move || admin_loop(probe, interval, &stop, &start, &health))?,
             );
         }
-        Ok(Sampler { stop, threads })
+        let scrape = (!cfg.prometheus.is_empty()).then_some(cfg.interval.0);
+        Ok(Sampler { stop, threads, health, settle: None, scrape })
+    }
+
+    /// Wait, at most `limit`, for a metadata sample taken after this call that shows no
+    /// under-replicated and no offline partition; sampling every second meanwhile. `now_s` is
+    /// the run's timeline; `cancel` is asked every 100 ms. What it saw goes into the report.
+    pub fn settle(&mut self, limit: Duration, now_s: f64, cancel: &mut dyn FnMut() -> bool) {
+        let before = self.health.samples.load(Ordering::SeqCst);
+        self.health.hurry.store(true, Ordering::SeqCst);
+        let t0 = Instant::now();
+        let mut after_s = None;
+        while t0.elapsed() < limit && !cancel() {
+            if self.health.samples.load(Ordering::SeqCst) > before && self.health.unhealthy.load(Ordering::SeqCst) == 0
+            {
+                after_s = Some(t0.elapsed().as_secs_f64());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if after_s.is_some()
+            && let Some(scrape) = self.scrape
+        {
+            // One more scrape of the endpoints, so that their last values are as late as this.
+            std::thread::sleep(scrape + Duration::from_millis(100));
+        }
+        let sampled = self.health.samples.load(Ordering::SeqCst) > before;
+        self.settle = Some(Settle {
+            limit_s: limit.as_secs_f64(),
+            after_s,
+            from_s: now_s,
+            unhealthy: sampled.then(|| self.health.unhealthy.load(Ordering::SeqCst)),
+        });
     }
 
     /// Stop sampling and gather what was sampled.
     pub fn finish(mut self) -> Backbone {
         self.stop.store(true, Ordering::SeqCst);
-        let mut b = Backbone::default();
+        let mut b = Backbone { settle: self.settle.take(), ..Backbone::default() };
         for t in self.threads.drain(..) {
             match t.join() {
                 Ok(part) => {
@@ -155,7 +218,13 @@ impl Drop for Sampler {
     }
 }
 
-fn admin_loop(mut probe: Box<dyn AdminProbe>, interval: Duration, stop: &AtomicBool, start: &Start) -> Part {
+fn admin_loop(
+    mut probe: Box<dyn AdminProbe>,
+    interval: Duration,
+    stop: &AtomicBool,
+    start: &Start,
+    health: &Health,
+) -> Part {
     let mut part = Part {
         sources: vec![BackboneSource {
             name: "kafka protocol (metadata)".into(),
@@ -168,14 +237,30 @@ fn admin_loop(mut probe: Box<dyn AdminProbe>, interval: Duration, stop: &AtomicB
         }],
         series: HashMap::new(),
     };
-    let mut next = Instant::now();
-    while wait(stop, next) {
-        next += interval;
+    let mut last: Option<Instant> = None;
+    loop {
+        // Until the next sample is due: an interval after the last one began, a second while
+        // the run waits for the cluster to settle. A probe slower than that: the next one right
+        // away, never a backlog.
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return part;
+            }
+            let every =
+                if health.hurry.load(Ordering::Relaxed) { interval.min(Duration::from_secs(1)) } else { interval };
+            let now = Instant::now();
+            match last.map(|l| l + every) {
+                Some(due) if now < due => std::thread::sleep((due - now).min(Duration::from_millis(100))),
+                _ => break,
+            }
+        }
         let t0 = Instant::now();
+        last = Some(t0);
         let got = probe.sample();
         let took = t0.elapsed();
         let outcome = match got {
             Ok(samples) => {
+                health.saw(&samples);
                 // Stamped at the middle of the request.
                 if let Some(t) = since_load(start).map(|t| t - took.as_secs_f64() / 2.0) {
                     for s in samples {
@@ -187,10 +272,7 @@ fn admin_loop(mut probe: Box<dyn AdminProbe>, interval: Duration, stop: &AtomicB
             Err(e) => Err(e),
         };
         part.record(0, took, outcome);
-        // A probe slower than its interval: the next one right away, never a backlog.
-        next = next.max(Instant::now());
     }
-    part
 }
 
 /// What a counter or a histogram was at the previous scrape of one source.
@@ -316,4 +398,65 @@ fn describe(e: &reqwest::Error) -> String {
         source = s.source();
     }
     if cause.is_empty() { what.to_string() } else { format!("{what}: {cause}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::MonotonicClock;
+    use crate::config::units::Dur;
+
+    /// Under-replicated partitions from a list, then the last value for ever.
+    struct Scripted(Vec<f64>);
+
+    impl AdminProbe for Scripted {
+        fn sample(&mut self) -> Result<Vec<AdminSample>, String> {
+            let v = if self.0.len() > 1 { self.0.remove(0) } else { self.0[0] };
+            Ok(vec![AdminSample { metric: TargetMetric::UnderReplicatedPartitions, broker: None, value: v }])
+        }
+    }
+
+    fn sampler(urp: Vec<f64>) -> Sampler {
+        let cfg = Metrics { admin_interval: Dur::from_secs(60), ..Metrics::default() };
+        let start: Start = Arc::new(std::sync::OnceLock::new());
+        let _ = start.set(MonotonicClock::start());
+        match Sampler::start(&cfg, Some(Box::new(Scripted(urp))), start) {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn settling_waits_for_a_sample_without_under_replicated_partitions_taken_after_it_began() {
+        // A 60 s interval: only the wait's own once-a-second sampling can see the 0.
+        let mut s = sampler(vec![4.0, 2.0, 0.0]);
+        std::thread::sleep(Duration::from_millis(200));
+        s.settle(Duration::from_secs(10), 30.0, &mut || false);
+        let b = s.finish();
+        let settle = b.settle.unwrap_or_default();
+        let after = settle.after_s.unwrap_or(f64::NAN);
+        assert!((1.5..5.0).contains(&after), "settled after {after} s (two samples a second apart)");
+        assert_eq!((settle.from_s, settle.unhealthy, settle.limit_s), (30.0, Some(0), 10.0));
+        let points = b.series.iter().map(|s| s.points.len()).sum::<usize>();
+        assert_eq!(points, 3, "{:?}", b.series);
+    }
+
+    #[test]
+    fn a_cluster_that_stays_under_replicated_is_reported_as_not_settled() {
+        let mut s = sampler(vec![7.0]);
+        s.settle(Duration::from_millis(1500), 0.0, &mut || false);
+        let settle = s.finish().settle.unwrap_or_default();
+        assert_eq!((settle.after_s, settle.unhealthy), (None, Some(7)));
+        let text = crate::report::backbone::settle_text(&settle);
+        assert!(text.contains("not settled within 2 s: 7 partition(s)"), "{text}");
+    }
+
+    #[test]
+    fn an_interrupt_ends_the_wait_at_once() {
+        let mut s = sampler(vec![7.0]);
+        let t0 = Instant::now();
+        s.settle(Duration::from_secs(30), 0.0, &mut || true);
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        assert_eq!(s.finish().settle.map(|x| x.after_s), Some(None));
+    }
 }

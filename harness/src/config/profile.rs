@@ -78,6 +78,11 @@ pub struct Metrics {
     /// Prometheus / OpenMetrics endpoints, usually one per broker.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prometheus: Vec<PromSource>,
+    /// After the readers drained, keep sampling until the metadata shows every partition led
+    /// and fully in sync again, for at most this long (the report says after how long, or that
+    /// it did not). `0s` (the default) ends sampling with the run. Needs `admin_interval`.
+    #[serde(default)]
+    pub settle: Dur,
 }
 
 impl Default for Metrics {
@@ -86,6 +91,7 @@ impl Default for Metrics {
             interval: default_scrape_interval(),
             admin_interval: default_admin_interval(),
             prometheus: Vec::new(),
+            settle: Dur::default(),
         }
     }
 }
@@ -136,6 +142,15 @@ impl Metrics {
             out.push((
                 "metrics.admin_interval".into(),
                 "admin_interval must be 0s (never) or between 1s and 5m".into(),
+            ));
+        }
+        if self.settle.0 > std::time::Duration::from_secs(3600) {
+            out.push(("metrics.settle".into(), "settle must be at most 1h".into()));
+        }
+        if !self.settle.0.is_zero() && self.admin_interval.0.is_zero() {
+            out.push((
+                "metrics.settle".into(),
+                "settle waits for what the metadata says: admin_interval must not be 0s".into(),
             ));
         }
         for (i, s) in self.prometheus.iter().enumerate() {
@@ -684,6 +699,18 @@ mod tests {
     }
 
     const KAFKA: &str = "name: k\nkind: kafka\nbootstrap_servers: h:9098\n";
+
+    #[test]
+    fn settling_needs_the_metadata_and_a_bound() {
+        assert!(problems_of(&format!("{KAFKA}metrics:\n  settle: 90s\n")).is_empty());
+        let p = problems_of(&format!("{KAFKA}metrics:\n  settle: 90s\n  admin_interval: 0s\n"));
+        assert!(
+            p.iter().any(|d| d.contains("p.yaml:5") && d.contains("metrics.settle") && d.contains("admin_interval")),
+            "{p:?}"
+        );
+        let p = problems_of(&format!("{KAFKA}metrics:\n  settle: 2h\n"));
+        assert!(p.iter().any(|d| d.contains("metrics.settle") && d.contains("at most 1h")), "{p:?}");
+    }
 
     #[test]
     fn an_oauthbearer_section_sets_the_sasl_defaults_it_needs() {

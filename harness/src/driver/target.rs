@@ -56,9 +56,6 @@ pub enum TargetError {
 /// signal does not wait out a connect timeout.
 pub type Cancel = Arc<dyn Fn() -> bool + Send + Sync>;
 
-/// How often a blocking set-up request gives the run a chance to notice an interrupt.
-const CANCEL_POLL: Duration = Duration::from_millis(250);
-
 /// A connected target. Holds the embedded cluster, if any, for the whole run (so it stays on the
 /// thread that created it).
 pub struct Connection {
@@ -145,50 +142,37 @@ impl Connection {
             cancel,
         };
         // The first metadata request waits up to the whole timeout (a target far away answers
-        // slowly) on a thread of its own, so that this one notices an interrupt at once.
-        let probe = conn.consumer(None)?;
-        let redactor = conn.ctx.redactor.clone();
-        let base = conn.base.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("connect".into())
-            .spawn(move || {
-                // Ask in slices of a second: between them, serve the client's queue, where
-                // librdkafka tells why a connection fails (TLS, SASL) in log and error events,
-                // and stop at once when that is a refusal waiting cannot change.
-                let deadline = Instant::now() + timeout;
-                let answer = loop {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let slice = left.min(Duration::from_secs(1)).max(Duration::from_millis(100));
-                    match probe.fetch_metadata(None, slice) {
-                        Ok(md) => break Ok(md.brokers().iter().map(|b| b.id()).collect::<Vec<i32>>()),
-                        Err(e) => {
-                            for _ in 0..20 {
-                                if probe.poll(Duration::from_millis(5)).is_none() {
-                                    break;
-                                }
-                            }
-                            let cause = Cause::of(&events.early_errors(), &base);
-                            match cause {
-                                Some(c) if c.definitive() => break Err(Err(c)),
-                                c if Instant::now() >= deadline => {
-                                    break Err(c.map_or_else(|| Ok(reason(e, &redactor)), Err));
-                                }
-                                _ => {}
+        // slowly), asked in slices of a second: between them, serve the client's queue, where
+        // librdkafka tells why a connection fails (TLS, SASL) in log and error events, stop at
+        // once when that is a refusal waiting cannot change, and notice an interrupt. The client
+        // is destroyed before this returns: a process that exited while librdkafka still
+        // destroyed a refused client (on a thread of its own, as this once did) ran its exit
+        // handlers beside librdkafka's threads and was killed by a signal now and then.
+        let answer = {
+            let probe = conn.consumer(None)?;
+            let deadline = Instant::now() + timeout;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let slice = left.min(Duration::from_secs(1)).max(Duration::from_millis(100));
+                match probe.fetch_metadata(None, slice) {
+                    Ok(md) => break Ok(md.brokers().iter().map(|b| b.id()).collect::<Vec<i32>>()),
+                    Err(e) => {
+                        for _ in 0..20 {
+                            if probe.poll(Duration::from_millis(5)).is_none() {
+                                break;
                             }
                         }
+                        if (conn.cancel)() {
+                            return Err(TargetError::Interrupted("connecting"));
+                        }
+                        match Cause::of(&events.early_errors(), &conn.base) {
+                            Some(c) if c.definitive() => break Err(Err(c)),
+                            c if Instant::now() >= deadline => {
+                                break Err(c.map_or_else(|| Ok(reason(e, &conn.ctx.redactor)), Err));
+                            }
+                            _ => {}
+                        }
                     }
-                };
-                let _ = tx.send(answer);
-            })
-            .map_err(|e| TargetError::Client(e.to_string()))?;
-        let answer = loop {
-            match rx.recv_timeout(CANCEL_POLL) {
-                Ok(answer) => break answer,
-                Err(_) if (conn.cancel)() => return Err(TargetError::Interrupted("connecting")),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    break Err(Ok("the connecting thread died".to_string()));
                 }
             }
         };

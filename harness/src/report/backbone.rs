@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 
 use super::Report;
-use super::schema::{Backbone, Finding, Move, TargetMetric};
+use super::schema::{Backbone, Finding, Move, Settle, TargetMetric};
 
 /// After a window ends, how long its effects are still looked for.
 const TAIL_S: f64 = 10.0;
@@ -196,7 +196,27 @@ pub fn summary_lines(b: &Backbone) -> Vec<String> {
     for f in &b.findings {
         out.push(format!("           {}", f.text));
     }
+    if let Some(s) = &b.settle {
+        out.push(format!("           {}", settle_text(s)));
+    }
     out
+}
+
+/// The wait after the run (`metrics.settle`) in one sentence.
+pub fn settle_text(s: &Settle) -> String {
+    match (s.after_s, s.unhealthy) {
+        (Some(a), _) => format!(
+            "settled: every partition led and fully in sync {a:.1} s after the run (the wait began at {:.0} s)",
+            s.from_s
+        ),
+        (None, Some(n)) => format!(
+            "not settled within {:.0} s: {n} partition(s) under-replicated or offline at the last sample",
+            s.limit_s
+        ),
+        (None, None) => {
+            format!("unverified whether it settled: no metadata sample succeeded within {:.0} s", s.limit_s)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -416,6 +416,9 @@ fn backbone(b: &crate::report::schema::Backbone) -> String {
         .iter()
         .map(|s| format!("{} ({} samples, {} failed, {:.0} ms each)", esc(&s.name), s.samples, s.failures, s.mean_ms))
         .collect();
+    if let Some(s) = &b.settle {
+        let _ = write!(o, "<p>After the run: {}.</p>", esc(&crate::report::backbone::settle_text(s)));
+    }
     let _ = write!(o, "<p>Sources: {}</p>", sources.join("; "));
     o
 }

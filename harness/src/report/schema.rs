@@ -657,6 +657,28 @@ pub struct Backbone {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<[f64; 2]>,
     pub findings: Vec<Finding>,
+    /// How the cluster settled after the run, when the profile asked to wait (`metrics.settle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle: Option<Settle>,
+}
+
+/// The wait, after the readers drained, for the metadata to show every partition led and fully
+/// in sync (`metrics.settle`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Settle {
+    /// The most the run would wait, seconds.
+    pub limit_s: f64,
+    /// Seconds from the start of the wait to the first metadata sample with no under-replicated
+    /// and no offline partition; none when it did not come within the limit (or the wait was
+    /// interrupted, or no sample succeeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_s: Option<f64>,
+    /// When the wait started, seconds on the run's timeline.
+    pub from_s: f64,
+    /// Under-replicated plus offline partitions at the last sample of the wait; none when no
+    /// sample succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy: Option<u64>,
 }
 
 impl Backbone {
