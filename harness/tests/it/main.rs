@@ -20,7 +20,6 @@ mod live;
 mod merge;
 mod output;
 mod reports;
-mod restore;
 mod scenarios;
 mod schema;
 mod secrets;
