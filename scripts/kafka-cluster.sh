@@ -30,6 +30,15 @@
 #                  not write or create. PLAINTEXT and the controllers stay open (their
 #                  principal, ANONYMOUS, is a super user). Profiles:
 #                  profiles/local-kafka-{sasl-ssl,mtls,oauthbearer}.yaml, with `env`'s variables.
+#                  --network (or FLEETSTORM_KAFKA_NETWORK=1) puts a Toxiproxy proxy in front of
+#                  every broker's PLAINTEXT clients and replication peers (built with
+#                  `go install` on first use), so that `net` can shape them; remembered for
+#                  `restart`. See scripts/kafka-net.sh for the ports.
+#   net N apply [--links clients|peers|all] [--delay-ms D] [--jitter-ms J] [--loss-pct P]
+#                  [--rate-kbps R] [--partition]
+#                  degrade or cut node N's links (needs --network; loss and partitions need
+#                  root and iptables). One fault per node; `net N clear` undoes it (and
+#                  succeeds when nothing is applied); `net clear` clears every node.
 #   env            print `export` lines: FLEETSTORM_KAFKA_METRICS_URLS (the brokers' metrics
 #                  endpoints, comma separated) and, with --security, the secured listeners
 #                  (bootstrap lists, passwords, the certificates' directory):
@@ -114,6 +123,9 @@ STOP_TIMEOUT="${FLEETSTORM_KAFKA_STOP_TIMEOUT:-30}"
 JAVA="${JAVA:-java}"
 # Short-lived tool JVMs (StorageTool, probe): small heap, C1 only -> faster startup.
 TOOL_JVM_OPTS=(-Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
+
+# shellcheck source=scripts/kafka-net.sh
+source "$SCRIPT_DIR/kafka-net.sh"
 
 log() { printf 'kafka-cluster: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -302,11 +314,18 @@ write_server_properties() {
     echo "process.roles=broker,controller"
     echo "node.id=$n"
     echo "controller.quorum.voters=$(voters)"
-    local p listeners advertised map
+    local p listeners advertised map inter=PLAINTEXT
     p=$(client_port "$n")
     listeners="PLAINTEXT://127.0.0.1:$p,CONTROLLER://127.0.0.1:$(controller_port "$n")"
     advertised="PLAINTEXT://127.0.0.1:$p"
     map="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if ((NETWORK)); then
+      # Behind the proxies (scripts/kafka-net.sh): bound elsewhere, advertised at the proxy.
+      listeners="PLAINTEXT://127.0.0.1:$(bind_port "$n"),REPLICATION://127.0.0.1:$(repl_bind_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")"
+      advertised="PLAINTEXT://127.0.0.1:$p,REPLICATION://127.0.0.1:$(repl_port "$n")"
+      map="PLAINTEXT:PLAINTEXT,REPLICATION:PLAINTEXT,CONTROLLER:PLAINTEXT"
+      inter=REPLICATION
+    fi
     if has_mode sasl-ssl; then
       listeners+=",SASL_SSL://127.0.0.1:$((p + 10))"
       advertised+=",SASL_SSL://127.0.0.1:$((p + 10))"
@@ -325,7 +344,7 @@ write_server_properties() {
     echo "listeners=$listeners"
     echo "advertised.listeners=$advertised"
     echo "listener.security.protocol.map=$map"
-    echo "inter.broker.listener.name=PLAINTEXT"
+    echo "inter.broker.listener.name=$inter"
     echo "controller.listener.names=CONTROLLER"
     echo "log.dirs=$dir/data"
     echo "min.insync.replicas=2"
@@ -862,8 +881,11 @@ cmd_env() {
 
 cmd_start() {
   local spec=${FLEETSTORM_KAFKA_SECURITY:-} metrics_spec=${FLEETSTORM_KAFKA_METRICS:-}
+  local network_spec=${FLEETSTORM_KAFKA_NETWORK:-}
   while (($#)); do
     case $1 in
+      --network) network_spec=1; shift ;;
+      --no-network) network_spec=0; shift ;;
       --security) spec=${2:-}; [[ -n $spec ]] || die "--security needs a mode"; shift 2 ;;
       --security=*) spec=${1#--security=}; shift ;;
       --no-metrics) metrics_spec=0; shift ;;
@@ -874,7 +896,8 @@ cmd_start() {
   take_lock
   load_modes
   load_metrics
-  local before="${SEC_MODES[*]}" metrics_before=$METRICS
+  load_network
+  local before="${SEC_MODES[*]}" metrics_before=$METRICS network_before=$NETWORK
   if [[ -n $spec ]]; then parse_modes "$spec"; fi
   if [[ -n $metrics_spec ]]; then parse_metrics "$metrics_spec"; fi
   local n todo=() unformatted=() t0=$SECONDS
@@ -894,6 +917,15 @@ cmd_start() {
   if ((${#todo[@]} < ${#NODES[@]} && METRICS != metrics_before)); then
     die "the cluster is running $( ((metrics_before)) && echo with || echo without) the metrics agent; stop it before starting it $( ((METRICS)) && echo with || echo without)"
   fi
+  case ${network_spec,,} in
+    "") ((${#todo[@]} < ${#NODES[@]})) || NETWORK=0 ;;
+    1 | on | yes | true) NETWORK=1 ;;
+    0 | off | no | false) NETWORK=0 ;;
+    *) die "FLEETSTORM_KAFKA_NETWORK must be 0 or 1, got '$network_spec'" ;;
+  esac
+  if ((${#todo[@]} < ${#NODES[@]} && NETWORK != network_before)); then
+    die "the cluster is running $( ((network_before)) && echo with || echo without) --network; stop it before starting it $( ((NETWORK)) && echo with || echo without)"
+  fi
   if ((${#todo[@]} == 0 && ${#paused[@]} == 0)); then
     log "cluster already running ($(bootstrap_list)$( ((METRICS)) && echo "; metrics $(metrics_urls)"))"
     return 0
@@ -908,7 +940,9 @@ cmd_start() {
     rm -f "$SEC_MODES_FILE"
   fi
   if ((METRICS)); then rm -f "$METRICS_OFF_FILE"; else : >"$METRICS_OFF_FILE"; fi
+  if ((NETWORK)); then : >"$NETWORK_FILE"; else rm -f "$NETWORK_FILE"; fi
   for n in "${todo[@]}"; do check_ports_free "$n"; done
+  ((NETWORK == 0)) || start_network
   local id
   id="$(cluster_id)"
   for n in "${todo[@]}"; do
@@ -936,6 +970,8 @@ cmd_start() {
 
 check_ports_free() {   # check_ports_free N: die if one of node N's ports is taken
   local n=$1 p ports=("$(client_port "$1")" "$(controller_port "$1")")
+  # Behind proxies, the client port is the proxy's (it stays up while the broker is down).
+  ((NETWORK == 0)) || ports=("$(bind_port "$n")" "$(repl_bind_port "$n")" "$(controller_port "$n")")
   ((METRICS == 0)) || ports+=("$(metrics_port "$n")")
   for p in "${ports[@]}"; do
     port_in_use "$p" && die "port $p (node $n) is already in use by another process"
@@ -968,6 +1004,7 @@ cmd_restart() {
   take_lock
   load_modes
   load_metrics
+  load_network
   prepare
   if [[ "$(node_state "$n")" != stopped ]]; then
     log "node $n is already running (pid $(node_pid "$n")); waiting until it answers"
@@ -1004,6 +1041,7 @@ cmd_stop() {
     fi
   done
   if ((${#pids[@]} == 0)); then
+    stop_network
     log "no nodes running"
     return 0
   fi
@@ -1056,6 +1094,7 @@ cmd_stop() {
     ((${#alive[@]} == 0)) && break
     sleep 0.2
   done
+  stop_network
   log "stopped"
 }
 
@@ -1118,6 +1157,7 @@ main() {
     pause) cmd_signal STOP paused "$@" ;;
     resume) cmd_signal CONT resumed "$@" ;;
     restart) cmd_restart "$@" ;;
+    net) cmd_net "$@" ;;
     wait) cmd_wait "$@" ;;
     clean) cmd_clean ;;
     bootstrap) bootstrap_list ;;

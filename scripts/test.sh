@@ -7,7 +7,9 @@
 #   scripts/test.sh --fast     skip the real-Kafka tier (no JVM, a few minutes less)
 #
 # It installs what it needs: Debian build packages when missing (apt-get, as root or via sudo),
-# and the Kafka broker jars from Maven Central (scripts/kafka-cluster.sh fetch).
+# the Kafka broker jars from Maven Central (scripts/kafka-cluster.sh fetch) and Toxiproxy from
+# the Go module proxy (go install, on the first `start --network`). The network faults' tests
+# need root (iptables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +25,7 @@ done
 step() { printf '\n== %s\n' "$*" >&2; }
 
 step "build dependencies"
-scripts/deps.sh
-if [ "$fast" = 0 ]; then scripts/deps.sh --java; fi
+if [ "$fast" = 0 ]; then scripts/deps.sh --test --java; else scripts/deps.sh --test; fi
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -68,8 +69,11 @@ cleanup() {
 }
 trap cleanup EXIT
 # One cluster for the whole tier: PLAINTEXT for most tests, and the secured listeners (SASL_SSL,
-# mTLS, OAUTHBEARER, with ACLs) beside it for tests/kafka/secured.rs.
-scripts/kafka-cluster.sh start --security all
+# mTLS, OAUTHBEARER, with ACLs) beside it for tests/kafka/secured.rs; Toxiproxy in front of the
+# PLAINTEXT clients and the replication peers (--network) for tests/kafka/network.rs.
+scripts/kafka-cluster.sh start --security all --network
+# The runs' fault journals (faults a killed run left applied) stay inside the checkout.
+export FLEETSTORM_STATE_DIR="$PWD/target/fleetstorm-state"
 FLEETSTORM_KAFKA_BOOTSTRAP=$(scripts/kafka-cluster.sh bootstrap)
 export FLEETSTORM_KAFKA_BOOTSTRAP
 eval "$(scripts/kafka-cluster.sh env)"

@@ -98,6 +98,14 @@ pub enum Command {
     /// naming the first cause); with --compat, what the target supports of what IoT pipelines
     /// rely on.
     Check(CheckArgs),
+    /// Undo the faults a run with this profile left applied when it died (killed mid-fault: a
+    /// paused or stopped broker, a network rule), from the profile's fault journal. A run does
+    /// the same before it starts.
+    Restore {
+        /// The target's profile.
+        #[arg(short, long)]
+        profile: PathBuf,
+    },
     /// Price a finished run per hour and per month, line by line (compute, storage, object
     /// requests, cross-zone and egress transfer), each line attributed to the workload behaviour
     /// that drives it; writes cost.json and cost.md.

@@ -58,6 +58,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Merge(args) => merge_shards(&args, !cli.quiet),
         Command::Check(args) => check::run(&args),
         Command::Cost(args) => price_run(&args),
+        Command::Restore { profile } => restore_faults(&profile),
     };
     match result {
         Ok(exit) => exit,
@@ -388,6 +389,25 @@ pub fn price_run(args: &cli::CostArgs) -> Result<Exit, Failure> {
         Err(e) if e.is_input() => Err(Failure::Invalid(anyhow::Error::new(e))),
         Err(e) => Err(Failure::Output(anyhow::Error::new(e))),
     }
+}
+
+/// `fleetstorm restore`: undo what dead runs with this profile left applied.
+pub fn restore_faults(path: &std::path::Path) -> Result<Exit, Failure> {
+    let profile = config::load_profile(path).map_err(|e| Failure::Invalid(e.into()))?;
+    let p = &profile.value;
+    let base = path.parent().map(std::path::Path::to_path_buf).filter(|d| !d.as_os_str().is_empty());
+    let mechanism = faults::mechanism::Mechanism::new(p.fault_mechanism().as_ref(), base.unwrap_or_else(|| ".".into()));
+    let journal = faults::journal::Journal::for_profile(&p.name);
+    let redactor = config::profile::Redactor::for_profile(p);
+    let restored = faults::journal::restore_left(&journal, &mechanism, &clock::MonotonicClock::start())
+        .map_err(|e| Failure::Output(e.into()))?;
+    if restored.undone.is_empty() && restored.live.is_empty() {
+        println!("nothing to undo: no fault of profile {} is left applied ({})", p.name, journal.path().display());
+    }
+    for line in restored.lines() {
+        println!("{}", redactor.scrub(&line));
+    }
+    Ok(if restored.failed() > 0 { Exit::Target } else { Exit::Ok })
 }
 
 /// `fleetstorm merge`: one report from a campaign's shards; the exit code follows the merged

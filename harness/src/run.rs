@@ -316,7 +316,9 @@ impl Runner {
             s.duration
         );
 
-        // 2. Set up the target.
+        // 2. Set up the target: first undo what a run with this profile left applied when it
+        // died (its journal), so that this one starts from a whole cluster.
+        self.restore_left_faults();
         let p = &self.meta.profile;
         let target_desc = match p.kind {
             TargetKind::Embedded => format!("the embedded cluster ({} brokers)", p.embedded_brokers()),
@@ -426,7 +428,11 @@ impl Runner {
             plan.topics.clone(),
             clock,
         )
-        .scrubbing(redactor.clone());
+        .scrubbing(redactor.clone())
+        .journaling(
+            crate::faults::journal::Journal::for_profile(&self.meta.profile.name),
+            &format!("{:016x}", self.meta.run_id),
+        );
         let mut faults_restored = faults.is_empty();
         let gates = std::mem::take(&mut self.meta.gates);
         let mut watch = watch::Watch::new(&s, &gates);
@@ -580,6 +586,30 @@ impl Runner {
                 tracing::warn!("{why}");
                 report.warnings.push(why);
                 None
+            }
+        }
+    }
+
+    /// Undo the faults a dead run with this profile left applied; what was done becomes
+    /// warnings of this run.
+    fn restore_left_faults(&mut self) {
+        let mechanism = Mechanism::new(self.meta.profile.fault_mechanism().as_ref(), self.meta.base_dir.clone());
+        if mechanism.is_embedded() || matches!(mechanism, Mechanism::None) {
+            return;
+        }
+        let journal = crate::faults::journal::Journal::for_profile(&self.meta.profile.name);
+        match crate::faults::journal::restore_left(&journal, &mechanism, &MonotonicClock::start()) {
+            Ok(r) => {
+                for line in r.lines() {
+                    let line = self.redactor.scrub(&format!("faults left by an earlier run: {line}"));
+                    tracing::warn!("{line}");
+                    self.meta.warnings.push(line);
+                }
+            }
+            Err(e) => {
+                let line = format!("faults left by an earlier run: {e}");
+                tracing::warn!("{line}");
+                self.meta.warnings.push(line);
             }
         }
     }

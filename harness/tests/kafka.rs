@@ -3,6 +3,8 @@
 //! with `--features kafka-tests`; `scripts/test.sh` runs it.
 
 mod common;
+#[path = "kafka/network.rs"]
+mod network;
 #[path = "kafka/secured.rs"]
 mod secured;
 

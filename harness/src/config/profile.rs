@@ -327,9 +327,15 @@ pub struct ProcessFaults {
     /// How long a graceful stop may take before SIGKILL. Default `30s`.
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout: Dur,
-    /// How long `restart` may take. Default `120s`.
+    /// How long `restart` (and the network commands) may take. Default `120s`.
     #[serde(default = "default_command_timeout")]
     pub timeout: Dur,
+    /// Network faults, which signals cannot do: commands as in the `command` mechanism
+    /// (`network_apply` with `{broker}`, `{network}`..., and `network_clear`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_apply: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_clear: Option<String>,
 }
 
 /// The `command` fault mechanism: one template per action; a fault whose actions have no
@@ -357,6 +363,17 @@ pub struct CommandFaults {
     /// Remove it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_remove: Option<String>,
+    /// Degrade or cut broker `{broker}`'s links. Placeholders: `{links}` (clients, peers, all),
+    /// `{delay_ms}`, `{jitter_ms}`, `{loss_pct}`, `{rate_kbps}` (0 when not set), `{partition}`
+    /// (true/false) and `{network}` (all of them as `--links clients --delay-ms 100 ...`, the
+    /// shape `scripts/kafka-cluster.sh net {broker} apply` takes). E.g. `tc qdisc add dev eth0
+    /// root netem delay {delay_ms}ms {jitter_ms}ms loss {loss_pct}%` over ssh, or a Chaos Mesh
+    /// NetworkChaos (docs/faults.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_apply: Option<String>,
+    /// Undo it; must succeed when nothing is applied (it also runs at `fleetstorm restore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_clear: Option<String>,
     /// How long each command may run before it is killed (and the action counted as failed).
     /// Default `120s`.
     #[serde(default = "default_command_timeout")]
@@ -373,6 +390,8 @@ impl Default for CommandFaults {
             broker_resume: None,
             latency_add: None,
             latency_remove: None,
+            network_apply: None,
+            network_clear: None,
             timeout: default_command_timeout(),
         }
     }

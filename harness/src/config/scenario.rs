@@ -16,7 +16,7 @@ use super::units::{ByteSize, Dur, Rate, Ratio};
 
 mod faults;
 mod groups;
-pub use faults::{BrokerSelector, FaultKind, FaultSpec};
+pub use faults::{BrokerSelector, FaultKind, FaultSpec, Links, NetworkSpec};
 pub use groups::{BatchSpec, ConsumerGroupSpec, DeadLetter, GroupRestart, Replay, ReplayTarget, Slowdown, StartOffset};
 
 /// A scenario file.

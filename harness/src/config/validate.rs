@@ -500,6 +500,45 @@ pub fn checked(s: &Scenario) -> (Vec<Gate>, Vec<(String, String)>) {
             ),
             (_, None) => {}
         }
+        match (fault.kind, &fault.network) {
+            (FaultKind::Network, None) => err(
+                format!("{p}.network"),
+                "a `network` fault needs `network`, e.g. `{delay: 100ms, jitter: 20ms}` or `{partition: true}`".into(),
+            ),
+            (FaultKind::Network, Some(n)) => {
+                if n.is_empty() {
+                    err(
+                        format!("{p}.network"),
+                        "say what happens: `delay`, `loss`, `bandwidth` or `partition: true`".into(),
+                    );
+                }
+                if n.jitter.is_some() && n.delay.is_none() {
+                    err(format!("{p}.network.jitter"), "jitter varies a delay: set `delay` too".into());
+                }
+                if let (Some(j), Some(d)) = (n.jitter, n.delay)
+                    && j > d
+                {
+                    err(format!("{p}.network.jitter"), format!("jitter {j} is larger than the delay {d}"));
+                }
+                if n.delay.is_some_and(|d| d.is_zero() || d.0 > std::time::Duration::from_secs(60)) {
+                    err(format!("{p}.network.delay"), "delay must be between 1ms and 60s".into());
+                }
+                if n.loss.is_some_and(|l| l.0 <= 0.0 || l.0 >= 1.0) {
+                    err(
+                        format!("{p}.network.loss"),
+                        "loss must be above 0% and below 100% (for 100%, `partition: true`)".into(),
+                    );
+                }
+                if n.bandwidth.is_some_and(|b| b.0 < 1024) {
+                    err(format!("{p}.network.bandwidth"), "bandwidth must be at least 1KiB (per second)".into());
+                }
+            }
+            (kind, Some(_)) => err(
+                format!("{p}.network"),
+                format!("`network` applies only to `kind: network`, not `{}`", kind.as_str()),
+            ),
+            (_, None) => {}
+        }
         if fault.restore_after.is_some_and(Dur::is_zero) {
             err(format!("{p}.restore_after"), "restore_after must be greater than zero (or left out)".into());
         }
@@ -720,6 +759,8 @@ pub fn profile(p: &Profile) -> Vec<(String, String)> {
                 ("broker_resume", &c.broker_resume),
                 ("latency_add", &c.latency_add),
                 ("latency_remove", &c.latency_remove),
+                ("network_apply", &c.network_apply),
+                ("network_clear", &c.network_clear),
             ];
             if templates.iter().all(|(_, t)| t.is_none()) {
                 out.push(("faults.command".into(), "declare at least one command template".into()));

@@ -11,28 +11,32 @@ use std::time::{Duration, Instant};
 use super::{EmbeddedControls, FaultError, PartitionLeader};
 use crate::clock::Clock;
 use crate::config::profile::{CommandFaults, FaultMechanism, ProcessFaults};
-use crate::config::scenario::{FaultKind, FaultSpec};
+use crate::config::scenario::{FaultKind, FaultSpec, Links, NetworkSpec};
 use crate::report::schema::ActionRecord;
 
 /// One thing to do to a broker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Action {
     Kill,
     Stop,
     Pause,
     LatencyAdd(Duration),
+    NetworkApply(NetworkSpec),
     Start,
     Resume,
     LatencyRemove,
+    NetworkClear,
 }
 
 impl Action {
-    pub fn inject(kind: FaultKind, latency: Option<Duration>, _restore_after: Option<Duration>) -> Action {
-        match kind {
+    /// What injects the fault `spec` describes.
+    pub fn inject(spec: &FaultSpec) -> Action {
+        match spec.kind {
             FaultKind::BrokerKill => Action::Kill,
             FaultKind::BrokerStop => Action::Stop,
             FaultKind::BrokerPause => Action::Pause,
-            FaultKind::Latency => Action::LatencyAdd(latency.unwrap_or_default()),
+            FaultKind::Latency => Action::LatencyAdd(spec.latency.map(|l| l.0).unwrap_or_default()),
+            FaultKind::Network => Action::NetworkApply(spec.network.unwrap_or_default()),
         }
     }
 
@@ -41,6 +45,7 @@ impl Action {
             FaultKind::BrokerKill | FaultKind::BrokerStop => Action::Start,
             FaultKind::BrokerPause => Action::Resume,
             FaultKind::Latency => Action::LatencyRemove,
+            FaultKind::Network => Action::NetworkClear,
         }
     }
 
@@ -50,9 +55,11 @@ impl Action {
             Action::Stop => "broker_stop",
             Action::Pause => "broker_pause",
             Action::LatencyAdd(_) => "latency_add",
+            Action::NetworkApply(_) => "network_apply",
             Action::Start => "broker_start",
             Action::Resume => "broker_resume",
             Action::LatencyRemove => "latency_remove",
+            Action::NetworkClear => "network_clear",
         }
     }
 }
@@ -93,16 +100,29 @@ impl Mechanism {
     pub fn check(&self, faults: &[FaultSpec]) -> Vec<(usize, String)> {
         let mut out = Vec::new();
         for (i, f) in faults.iter().enumerate() {
-            let actions = [Action::inject(f.kind, None, None), Action::restore(f.kind)];
+            let actions = [Action::inject(f), Action::restore(f.kind)];
             match self {
                 Mechanism::None => out.push((
                     i,
                     "the profile declares no fault mechanism (`faults: {process: ...}` or `{command: ...}`)".into(),
                 )),
-                Mechanism::Embedded => {}
-                Mechanism::Process { .. } => {
+                Mechanism::Embedded => {
+                    if let Some(n) = f.network.filter(|_| f.kind == FaultKind::Network)
+                        && (n.loss.is_some()
+                            || n.bandwidth.is_some()
+                            || n.partition
+                            || n.jitter.is_some()
+                            || n.links != Links::Clients)
+                    {
+                        out.push((i, "the embedded cluster can only delay its clients' requests (`network: {delay: ...}`): loss, jitter, bandwidth, partitions and peer links need a real cluster".into()));
+                    }
+                }
+                Mechanism::Process { spec, .. } => {
                     if f.kind == FaultKind::Latency {
                         out.push((i, "the `process` mechanism cannot add latency: use a `command` mechanism (e.g. tc netem) or the embedded cluster".into()));
+                    }
+                    if f.kind == FaultKind::Network && (spec.network_apply.is_none() || spec.network_clear.is_none()) {
+                        out.push((i, "the `process` mechanism needs `network_apply` and `network_clear` commands for a network fault (scripts/kafka-cluster.sh net, in profiles/local-kafka.yaml)".into()));
                     }
                 }
                 Mechanism::Command { spec, .. } => {
@@ -131,7 +151,8 @@ impl Mechanism {
             .map_err(FaultError::Worker)
     }
 
-    fn perform(&self, action: Action, broker: i32, clock: &dyn Clock) -> ActionRecord {
+    /// Perform `action` on `broker` on this thread.
+    pub fn perform(&self, action: Action, broker: i32, clock: &dyn Clock) -> ActionRecord {
         let started = clock.now_us();
         let mut record = ActionRecord {
             action: action.name().into(),
@@ -175,18 +196,37 @@ fn template(spec: &CommandFaults, action: Action) -> Option<&String> {
         Action::Stop => spec.broker_stop.as_ref(),
         Action::Pause => spec.broker_pause.as_ref(),
         Action::LatencyAdd(_) => spec.latency_add.as_ref(),
+        Action::NetworkApply(_) => spec.network_apply.as_ref(),
         Action::Start => spec.broker_start.as_ref(),
         Action::Resume => spec.broker_resume.as_ref(),
         Action::LatencyRemove => spec.latency_remove.as_ref(),
+        Action::NetworkClear => spec.network_clear.as_ref(),
     }
 }
 
-fn expand(t: &str, broker: i32, action: Action) -> String {
+/// A template with the action's placeholders filled in.
+pub fn expand(t: &str, broker: i32, action: Action) -> String {
     let latency_ms = match action {
         Action::LatencyAdd(d) => d.as_millis().to_string(),
         _ => "0".into(),
     };
-    t.replace("{broker}", &broker.to_string()).replace("{latency_ms}", &latency_ms)
+    let n = match action {
+        Action::NetworkApply(n) => n,
+        _ => NetworkSpec::default(),
+    };
+    let ms = |d: Option<crate::config::units::Dur>| d.map_or(0, |d| d.0.as_millis()).to_string();
+    t.replace("{broker}", &broker.to_string())
+        .replace("{latency_ms}", &latency_ms)
+        .replace("{network}", &n.args())
+        .replace("{links}", n.links.as_str())
+        .replace("{delay_ms}", &ms(n.delay))
+        .replace("{jitter_ms}", &ms(n.jitter))
+        .replace(
+            "{loss_pct}",
+            &n.loss.map_or_else(|| "0".to_string(), |l| format!("{}", (l.0 * 1000.0).round() / 10.0)),
+        )
+        .replace("{rate_kbps}", &n.bandwidth.map_or(0, |b| (b.0 / 1024).max(1)).to_string())
+        .replace("{partition}", if n.partition { "true" } else { "false" })
 }
 
 /// Act on the embedded cluster. A kill or stop also moves the leadership of the partitions the
@@ -215,7 +255,8 @@ pub fn embedded(
         Action::Start => controls.broker_up(broker),
         Action::Pause => controls.set_rtt(broker, Duration::from_secs(3600)),
         Action::LatencyAdd(d) => controls.set_rtt(broker, *d),
-        Action::Resume | Action::LatencyRemove => controls.set_rtt(broker, Duration::ZERO),
+        Action::NetworkApply(n) => controls.set_rtt(broker, n.delay.map(|d| d.0).unwrap_or_default()),
+        Action::Resume | Action::LatencyRemove | Action::NetworkClear => controls.set_rtt(broker, Duration::ZERO),
     };
     ActionRecord {
         action: action.name().into(),
@@ -264,7 +305,28 @@ fn process_action(
         Action::Pause => signal(libc::SIGSTOP).map(|pid| record.output = format!("SIGSTOP sent to pid {pid}")),
         Action::Resume => signal(libc::SIGCONT).map(|pid| record.output = format!("SIGCONT sent to pid {pid}")),
         Action::Start => {
+            if let Ok(pid) = broker_pid(spec, dir, broker) {
+                // Undoing a kill twice (a journal entry of a run that died after its restore
+                // began) must not restart a broker that runs.
+                record.output = format!("already running (pid {pid}): not restarted");
+                return Ok(());
+            }
             let cmd = expand(&spec.restart, broker, action);
+            let out = run_command(&cmd, dir, spec.timeout.0);
+            record.command = Some(cmd);
+            record.exit_code = out.exit_code;
+            record.output = out.output;
+            out.result
+        }
+        Action::NetworkApply(_) | Action::NetworkClear => {
+            let t = match action {
+                Action::NetworkApply(_) => spec.network_apply.as_ref(),
+                _ => spec.network_clear.as_ref(),
+            };
+            let Some(t) = t else {
+                return Err(FaultError::NoTemplate(action.name()));
+            };
+            let cmd = expand(t, broker, action);
             let out = run_command(&cmd, dir, spec.timeout.0);
             record.command = Some(cmd);
             record.exit_code = out.exit_code;

@@ -14,6 +14,7 @@
 //! **Invariant:** this module is the only one that signals processes or runs fault commands; it
 //! reaches Kafka only through the [`Target`] trait, implemented by the driver.
 
+pub mod journal;
 pub mod mechanism;
 
 use std::path::PathBuf;
@@ -108,6 +109,7 @@ pub struct FaultRun {
     pub mechanism: String,
     pub broker: Option<i32>,
     pub latency_us: Option<u64>,
+    pub network: Option<crate::config::scenario::NetworkSpec>,
     pub planned_at_us: u64,
     pub planned_restore_us: Option<u64>,
     /// When the fault took effect (the injecting action finished).
@@ -147,6 +149,8 @@ pub struct Scheduler<C: Clock + Clone + 'static> {
     clock: C,
     /// Scrubs what actions report (a command template may hold a secret from the environment).
     redactor: std::sync::Arc<Redactor>,
+    /// Where applied faults are written down until undone, with this run's id.
+    journal: Option<(journal::Journal, String)>,
 }
 
 impl<C: Clock + Clone + 'static> Scheduler<C> {
@@ -154,6 +158,32 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
     pub fn scrubbing(mut self, redactor: std::sync::Arc<Redactor>) -> Self {
         self.redactor = redactor;
         self
+    }
+
+    /// Write every fault down in `journal` before it is injected, until it is undone (not on
+    /// the embedded cluster, which lives and dies with the run).
+    pub fn journaling(mut self, journal: journal::Journal, run_id: &str) -> Self {
+        if !self.mechanism.is_embedded() {
+            self.journal = Some((journal, run_id.to_string()));
+        }
+        self
+    }
+
+    fn journal_add(&self, i: usize, broker: i32) {
+        if let Some((j, run_id)) = &self.journal {
+            let s = &self.slots[i];
+            if let Err(e) = j.add(journal::entry(run_id, &s.run.label, &s.spec, broker)) {
+                tracing::error!("fault {}: not written down ({e}); if this run dies now, undo it by hand", s.run.label);
+            }
+        }
+    }
+
+    fn journal_remove(&self, i: usize) {
+        if let Some((j, run_id)) = &self.journal
+            && let Err(e) = j.remove(run_id, &self.slots[i].run.label)
+        {
+            tracing::error!("fault {}: still in the journal ({e})", self.slots[i].run.label);
+        }
     }
 
     /// An action's record as it may be shown: secrets scrubbed, a failure logged.
@@ -189,6 +219,7 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
                     selector: spec.broker.to_string(),
                     mechanism: mechanism.name().to_string(),
                     latency_us: spec.latency.map(|l| l.as_micros()),
+                    network: spec.network,
                     planned_at_us: spec.at.as_micros(),
                     planned_restore_us: spec.restore_after.map(|r| spec.at.as_micros() + r.as_micros()),
                     ..FaultRun::default()
@@ -197,7 +228,7 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
                 watch: None,
             })
             .collect();
-        Scheduler { slots, mechanism, seed, topics, clock, redactor: Default::default() }
+        Scheduler { slots, mechanism, seed, topics, clock, redactor: Default::default(), journal: None }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -312,7 +343,8 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
             })
             .collect();
         tracing::warn!("fault {}: {} on broker {broker}", self.slots[i].run.label, spec.kind.as_str());
-        let action = Action::inject(spec.kind, spec.latency.map(|l| l.0), spec.restore_after.map(|r| r.0));
+        let action = Action::inject(&spec);
+        self.journal_add(i, broker);
         match target.embedded() {
             Some(controls) if self.mechanism.is_embedded() => {
                 let record = mechanism::embedded(controls, &action, broker, &leaders, &self.clock);
@@ -336,6 +368,7 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
         s.run.actions.push(record);
         if !ok {
             s.run.error = Some(format!("injecting {} failed", s.spec.kind.as_str()));
+            self.journal_remove(i);
             return Phase::Done;
         }
         s.run.injected_at_us = Some(end_us);
@@ -368,6 +401,9 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
 
     fn restored(&mut self, i: usize, record: ActionRecord) -> Phase {
         let record = self.shown(record);
+        if record.ok {
+            self.journal_remove(i);
+        }
         let s = &mut self.slots[i];
         if record.ok {
             s.run.restored_at_us = Some(((record.at_s + record.duration_s) * 1e6) as u64);

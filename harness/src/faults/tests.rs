@@ -165,6 +165,8 @@ fn mechanisms_say_what_they_cannot_do() {
             restart: "true {broker}".into(),
             stop_timeout: Dur::from_secs(1),
             timeout: Dur::from_secs(1),
+            network_apply: None,
+            network_clear: None,
         })),
         ".".into(),
     );
@@ -237,6 +239,8 @@ fn process_mechanism(dir: &Path) -> Mechanism {
             restart: "echo restarted {broker} > restarted".into(),
             stop_timeout: Dur::from_secs(5),
             timeout: Dur::from_secs(5),
+            network_apply: Some("echo apply {broker} {network} >> network".into()),
+            network_clear: Some("echo clear {broker} >> network".into()),
         })),
         dir.to_path_buf(),
     )

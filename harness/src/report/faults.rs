@@ -15,7 +15,7 @@ use crate::faults::FaultRun;
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct FaultReport {
     pub name: String,
-    /// `broker_kill`, `broker_stop`, `broker_pause` or `latency`.
+    /// `broker_kill`, `broker_stop`, `broker_pause`, `latency` or `network`.
     pub kind: String,
     /// How the broker was chosen, e.g. `the leader of telemetry[0]`.
     pub selector: String,
@@ -26,6 +26,9 @@ pub struct FaultReport {
     pub mechanism: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
+    /// What a `network` fault did to the broker's links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::config::scenario::NetworkSpec>,
     /// Seconds since the load started, as planned.
     pub planned_at_s: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,6 +53,16 @@ pub struct FaultReport {
     pub actions: Vec<ActionRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl FaultReport {
+    /// The kind, with what a network fault did: `network (clients: delay 100ms ±20ms)`.
+    pub fn what(&self) -> String {
+        match &self.network {
+            Some(n) => format!("{} ({n})", self.kind),
+            None => self.kind.clone(),
+        }
+    }
 }
 
 /// How long writes were refused: from the fault until a record sent after it was acknowledged.
@@ -124,6 +137,7 @@ pub fn build(run: &FaultRun, cx: &Context<'_>) -> FaultReport {
         broker: run.broker,
         mechanism: run.mechanism.clone(),
         latency_ms: run.latency_us.map(|l| l as f64 / 1e3),
+        network: run.network,
         planned_at_s: secs(run.planned_at_us),
         planned_restore_s: run.planned_restore_us.map(secs),
         started_s: run.injected_at_us.map(secs),

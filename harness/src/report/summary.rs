@@ -239,7 +239,7 @@ fn fault_line(f: &super::faults::FaultReport) -> String {
         Some(start) => format!(
             "{}: {} on broker {broker} ({}) {start:.1}s-{}  unavailable {}  recovered {}  dip {:.0}%  audit lost {}{}",
             f.name,
-            f.kind,
+            f.what(),
             f.mechanism,
             f.ended_s.map_or_else(|| "end".to_string(), |e| format!("{e:.1}s")),
             secs(f.unavailable.affected_partitions_s),

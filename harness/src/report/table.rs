@@ -311,7 +311,7 @@ pub fn firmware(r: &Report) -> Table {
 pub fn faults(r: &Report) -> Table {
     Table::of(&r.faults)
         .col("fault", |f| &f.name)
-        .col("kind", |f| &f.kind)
+        .col("kind", |f| f.what())
         .col("broker", |f| f.broker.map_or_else(|| "-".to_string(), |b| b.to_string()))
         .col("from", |f| secs(f.started_s))
         .col("to", |f| secs(f.ended_s))

@@ -20,6 +20,7 @@ mod live;
 mod merge;
 mod output;
 mod reports;
+mod restore;
 mod scenarios;
 mod schema;
 mod secrets;

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::super::units::Dur;
+use super::super::units::{ByteSize, Dur, Ratio};
 
 /// A fault injected into the target during the load.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -26,6 +26,114 @@ pub struct FaultSpec {
     /// Added round-trip time, for `kind: latency`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<Dur>,
+    /// What happens to the broker's links, for `kind: network`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSpec>,
+}
+
+/// A network fault on one broker's links: any of delay (with jitter), loss, a bandwidth cap, or
+/// a partition. Applied by the profile's mechanism (`network_apply` / `network_clear`
+/// templates; `scripts/kafka-cluster.sh net` on the local cluster); the embedded cluster can
+/// only delay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// Whose links to the broker: `clients` (default: producers', consumers' and the audit's),
+    /// `peers` (the other brokers': replication and the controller quorum) or `all`.
+    #[serde(default)]
+    pub links: Links,
+    /// Added round-trip time, e.g. `100ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Dur>,
+    /// Random variation of the delay, up to this much either way (needs `delay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Dur>,
+    /// Share of packets dropped, e.g. `5%`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<Ratio>,
+    /// Bandwidth cap per direction, bytes per second, e.g. `512KiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<ByteSize>,
+    /// Cut the links: every packet dropped, connections hang until they time out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partition: bool,
+}
+
+impl NetworkSpec {
+    /// Whether it does anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.delay.is_none() && self.loss.is_none() && self.bandwidth.is_none() && !self.partition
+    }
+
+    /// The effect as arguments, in the shape `scripts/kafka-cluster.sh net N apply` takes:
+    /// `--links clients --delay-ms 100 --jitter-ms 20 --loss-pct 5 --rate-kbps 512 --partition`.
+    pub fn args(&self) -> String {
+        let mut out = format!("--links {}", self.links.as_str());
+        if let Some(d) = self.delay {
+            out.push_str(&format!(" --delay-ms {}", d.0.as_millis()));
+        }
+        if let Some(j) = self.jitter {
+            out.push_str(&format!(" --jitter-ms {}", j.0.as_millis()));
+        }
+        if let Some(l) = self.loss {
+            out.push_str(&format!(" --loss-pct {}", trim(l.0 * 100.0)));
+        }
+        if let Some(b) = self.bandwidth {
+            out.push_str(&format!(" --rate-kbps {}", (b.0 / 1024).max(1)));
+        }
+        if self.partition {
+            out.push_str(" --partition");
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for NetworkSpec {
+    /// `clients: delay 100ms ±20ms, loss 5%, bandwidth 512KiB/s, partitioned`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(d) = self.delay {
+            parts.push(match self.jitter {
+                Some(j) => format!("delay {d} ±{j}"),
+                None => format!("delay {d}"),
+            });
+        }
+        if let Some(l) = self.loss {
+            parts.push(format!("loss {l}"));
+        }
+        if let Some(b) = self.bandwidth {
+            parts.push(format!("bandwidth {b}/s"));
+        }
+        if self.partition {
+            parts.push("partitioned".into());
+        }
+        write!(f, "{}: {}", self.links.as_str(), parts.join(", "))
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Whose links a network fault acts on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Links {
+    #[default]
+    Clients,
+    Peers,
+    All,
+}
+
+impl Links {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Links::Clients => "clients",
+            Links::Peers => "peers",
+            Links::All => "all",
+        }
+    }
 }
 
 impl FaultSpec {
@@ -48,6 +156,9 @@ pub enum FaultKind {
     BrokerPause,
     /// Requests to the broker take `latency` longer (embedded cluster, or a command mechanism).
     Latency,
+    /// The broker's links degrade or break (`network`: delay, jitter, loss, bandwidth,
+    /// partition). Undone by clearing it.
+    Network,
 }
 
 impl FaultKind {
@@ -57,6 +168,7 @@ impl FaultKind {
             FaultKind::BrokerStop => "broker_stop",
             FaultKind::BrokerPause => "broker_pause",
             FaultKind::Latency => "latency",
+            FaultKind::Network => "network",
         }
     }
 }
