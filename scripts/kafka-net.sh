@@ -77,7 +77,9 @@ start_network() {
         port_in_use "$p" && die "port $p (node $n's proxy) is already in use by another process"
       done
     done
-    nohup setsid "$TOXIPROXY_BIN" -host 127.0.0.1 -port "$TOXI_PORT" </dev/null >>"$CLUSTER_DIR/toxiproxy.log" 2>&1 &
+    # 9>&-: the server must not inherit the cluster lock's descriptor (take_lock), or it holds
+    # the lock for as long as it runs and every later restart, pause or net command waits on it.
+    nohup setsid "$TOXIPROXY_BIN" -host 127.0.0.1 -port "$TOXI_PORT" </dev/null >>"$CLUSTER_DIR/toxiproxy.log" 2>&1 9>&- &
     echo $! >"$TOXI_PID_FILE"
     local i
     for ((i = 0; i < 100; i++)); do
