@@ -184,7 +184,7 @@ fn sections(runs: &[(String, Report)]) -> Vec<(&'static str, Table)> {
                 })
             };
             rows.push(fault("unavailable", |x| secs(x.unavailable.affected_partitions_s)));
-            rows.push(fault("p99 recovered", |x| secs(x.recovery.recovered_s)));
+            rows.push(fault("p99 recovered", |x| x.recovered_text()));
             rows.push(fault("throughput dip", |x| format!("{:.0}%", x.throughput.dip_pct)));
         }
         out.push(("Recovery after faults", side_by_side(runs, rows)));

@@ -865,11 +865,13 @@ fn faults_and_shapes(r: &mut Report, reports: &[&Report]) {
     let mut fs: Vec<FaultReport> = injected.or(reports.first()).map(|x| x.faults.clone()).unwrap_or_default();
     let rebalances: BTreeMap<String, Vec<RebalanceEvent>> =
         r.consumers.iter().map(|(n, g)| (n.clone(), g.rebalances.clone())).collect();
+    let fault_starts: Vec<f64> = fs.iter().filter_map(|f| f.started_s).collect();
     let cx = faults::Context {
         timeline: &r.timeline,
         partitions: &[],
         warmup_s: r.scenario.warmup_s,
         load_end_s: r.load_s,
+        fault_starts_s: &fault_starts,
         rebalances: &rebalances,
     };
     for f in &mut fs {

@@ -333,11 +333,14 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
         l.partitions.iter().map(|(t, p)| (format!("{}[{p}]", plan.topics[*t]), plan.topics[*t].clone())).collect();
     let rebalances: BTreeMap<String, Vec<RebalanceEvent>> =
         r.consumers.iter().map(|(name, g)| (name.clone(), g.rebalances.clone())).collect();
+    let fault_starts: Vec<f64> =
+        l.fault_runs.iter().filter_map(|f| f.injected_at_us).map(|us| us as f64 / 1e6).collect();
     let cx = super::faults::Context {
         timeline: &r.timeline,
         partitions: &partition_names,
         warmup_s: plan.warmup_us as f64 / 1e6,
         load_end_s: l.load_s,
+        fault_starts_s: &fault_starts,
         rebalances: &rebalances,
     };
     r.faults = l.fault_runs.iter().map(|f| super::faults::build(f, &cx)).collect();

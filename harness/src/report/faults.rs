@@ -63,6 +63,14 @@ impl FaultReport {
             None => self.kind.clone(),
         }
     }
+
+    /// When p99 was back, or why that is not known: `4.70s`, `not before the next fault (32.0s)`.
+    pub fn recovered_text(&self) -> String {
+        match (self.recovery.recovered_s, self.recovery.until_s) {
+            (None, Some(next)) => format!("not before the next fault ({next:.1}s)"),
+            (v, _) => super::fmt::secs(v),
+        }
+    }
 }
 
 /// How long writes were refused: from the fault until a record sent after it was acknowledged.
@@ -94,6 +102,10 @@ pub struct Recovery {
     /// The worst per-second p99 during the fault's impact.
     #[serde(default)]
     pub peak_p99_us: Option<u64>,
+    /// Where the measurement stopped, when a later fault began after this one was undone (its
+    /// start, seconds since the load started): what follows is that fault's. `None`: the load's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_s: Option<f64>,
 }
 
 /// The dip in acknowledged throughput.
@@ -122,6 +134,9 @@ pub struct Context<'a> {
     pub warmup_s: f64,
     /// When the load ended (seconds).
     pub load_end_s: f64,
+    /// When each fault of the run began (seconds since the load started), in any order: a fault's
+    /// recovery is measured only until the next one that began after it was undone.
+    pub fault_starts_s: &'a [f64],
     pub rebalances: &'a BTreeMap<String, Vec<RebalanceEvent>>,
 }
 
@@ -196,8 +211,12 @@ pub fn measure(r: &mut FaultReport, start_us: u64, cx: &Context<'_>) {
 
     // Recovery: from the first second after the fault, the first three consecutive seconds with
     // acknowledgements and p99 within twice the baseline.
-    // Only whole seconds of load: the drain after it has no sends, and would look like a dip.
-    let load_end = cx.load_end_s.floor() as u32;
+    // Only whole seconds of load: the drain after it has no sends, and would look like a dip. And
+    // only until the next fault that began after this one ended: its impact is its own (regression:
+    // in scenarios/network-faults.yaml every fault's peak was the last fault's 14 s stall).
+    let next = cx.fault_starts_s.iter().copied().filter(|&s| s > start_s && s >= end_s).reduce(f64::min);
+    r.recovery.until_s = next.filter(|&s| s < cx.load_end_s);
+    let load_end = next.map_or(cx.load_end_s, |s| s.min(cx.load_end_s)).floor() as u32;
     let after: Vec<&TimelinePoint> = cx.timeline.iter().filter(|p| p.t >= first && p.t < load_end).collect();
     if let Some(base) = base_p99 {
         let threshold = (2.0 * base).round() as u64;
@@ -346,8 +365,14 @@ mod tests {
         let parts = parts();
         let leave = |member| RebalanceEvent { t_us: 40_100_000, member, kind: RebalanceKind::Leave, partitions: 3 };
         let rebalances = BTreeMap::from([("sink".to_string(), vec![leave(0), leave(1)])]);
-        let cx =
-            Context { timeline: &tl, partitions: &parts, warmup_s: 2.0, load_end_s: 40.0, rebalances: &rebalances };
+        let cx = Context {
+            timeline: &tl,
+            partitions: &parts,
+            warmup_s: 2.0,
+            load_end_s: 40.0,
+            fault_starts_s: &[],
+            rebalances: &rebalances,
+        };
         assert!(build(&run(), &cx).rebalances.is_empty());
     }
 
@@ -366,8 +391,14 @@ mod tests {
                 RebalanceEvent { t_us: 40_100_000, member: 0, kind: RebalanceKind::Leave, partitions: 2 },
             ],
         );
-        let cx =
-            Context { timeline: &tl, partitions: &parts, warmup_s: 2.0, load_end_s: 40.0, rebalances: &rebalances };
+        let cx = Context {
+            timeline: &tl,
+            partitions: &parts,
+            warmup_s: 2.0,
+            load_end_s: 40.0,
+            fault_starts_s: &[],
+            rebalances: &rebalances,
+        };
         let r = build(&run(), &cx);
         assert_eq!(r.affected_partitions, vec!["a[1]"]);
         assert_eq!(r.unavailable.affected_partitions_s, Some(2.5));
@@ -395,7 +426,14 @@ mod tests {
         let mut r = run();
         r.first_acks[1] = None;
         let none = BTreeMap::new();
-        let cx = Context { timeline: &tl, partitions: &parts, warmup_s: 0.0, load_end_s: 40.0, rebalances: &none };
+        let cx = Context {
+            timeline: &tl,
+            partitions: &parts,
+            warmup_s: 0.0,
+            load_end_s: 40.0,
+            fault_starts_s: &[],
+            rebalances: &none,
+        };
         let f = build(&r, &cx);
         assert_eq!(f.unavailable.affected_partitions_s, None);
         assert_eq!(f.unavailable.partitions["a[1]"], None);
@@ -407,7 +445,14 @@ mod tests {
         r.injected_at_us = None;
         r.error = Some("could not choose the broker".into());
         let none = BTreeMap::new();
-        let cx = Context { timeline: &[], partitions: &[], warmup_s: 0.0, load_end_s: 40.0, rebalances: &none };
+        let cx = Context {
+            timeline: &[],
+            partitions: &[],
+            warmup_s: 0.0,
+            load_end_s: 40.0,
+            fault_starts_s: &[],
+            rebalances: &none,
+        };
         let f = build(&r, &cx);
         assert!(f.started_s.is_none());
         assert!(f.recovery.recovered_s.is_none());
@@ -415,11 +460,51 @@ mod tests {
     }
 
     #[test]
+    fn a_later_fault_is_not_counted_in_an_earlier_ones_recovery() {
+        // The fault at 20.3 s (restored at 26 s) leaves p99 above its threshold (20 ms) until a
+        // second fault at 32 s stalls the load for 3 s; all is well from 35 s. Without the horizon
+        // the first fault "recovers" at 35 s and its peak is the second fault's stall.
+        let mut tl = timeline();
+        for t in 25..32u32 {
+            tl[t as usize] = point(t, 1000, 30_000);
+        }
+        for t in 32..35u32 {
+            tl[t as usize] = point(t, 10, 5_000_000);
+        }
+        let none = BTreeMap::new();
+        let parts = parts();
+        let starts = [32.0, 20.3];
+        let cx = Context {
+            timeline: &tl,
+            partitions: &parts,
+            warmup_s: 2.0,
+            load_end_s: 40.0,
+            fault_starts_s: &starts,
+            rebalances: &none,
+        };
+        let f = build(&run(), &cx);
+        assert_eq!(f.recovery.until_s, Some(32.0));
+        assert_eq!(f.recovery.peak_p99_us, Some(900_000));
+        assert_eq!(f.recovery.recovered_s, None, "not recovered before the next fault");
+        let alone = Context { fault_starts_s: &[], ..cx };
+        let f = build(&run(), &alone);
+        assert_eq!((f.recovery.until_s, f.recovery.peak_p99_us), (None, Some(5_000_000)));
+        assert!((f.recovery.recovered_s.unwrap() - 14.7).abs() < 1e-9, "{:?}", f.recovery);
+    }
+
+    #[test]
     fn a_fault_without_visible_effect_recovers_at_once() {
         let tl: Vec<TimelinePoint> = (0..30).map(|t| point(t, 1000, 10_000)).collect();
         let none = BTreeMap::new();
         let parts = parts();
-        let cx = Context { timeline: &tl, partitions: &parts, warmup_s: 0.0, load_end_s: 30.0, rebalances: &none };
+        let cx = Context {
+            timeline: &tl,
+            partitions: &parts,
+            warmup_s: 0.0,
+            load_end_s: 30.0,
+            fault_starts_s: &[],
+            rebalances: &none,
+        };
         let f = build(&run(), &cx);
         assert_eq!(f.recovery.recovered_s, Some(0.0));
         assert_eq!(f.throughput.dip_pct, 0.0);

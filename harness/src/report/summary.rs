@@ -243,7 +243,7 @@ fn fault_line(f: &super::faults::FaultReport) -> String {
             f.mechanism,
             f.ended_s.map_or_else(|| "end".to_string(), |e| format!("{e:.1}s")),
             secs(f.unavailable.affected_partitions_s),
-            secs(f.recovery.recovered_s),
+            f.recovered_text(),
             f.throughput.dip_pct,
             f.audit.lost,
             f.error.as_ref().map(|e| format!("  ({e})")).unwrap_or_default()

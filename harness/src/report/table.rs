@@ -316,7 +316,7 @@ pub fn faults(r: &Report) -> Table {
         .col("from", |f| secs(f.started_s))
         .col("to", |f| secs(f.ended_s))
         .col("unavailable (affected)", |f| secs(f.unavailable.affected_partitions_s))
-        .col("p99 recovered", |f| secs(f.recovery.recovered_s))
+        .col("p99 recovered", |f| f.recovered_text())
         .col("throughput dip", |f| format!("{:.0}%", f.throughput.dip_pct))
         .col("lost", |f| Cell::finding(f.audit.lost))
         .col("error", |f| f.error.as_deref().unwrap_or(""))
