@@ -11,7 +11,8 @@ use std::time::Duration;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A span of time, written with a unit: `250us`, `10ms`, `30s`, `2m`, `1h`, `1.5s`. `0` is allowed.
+/// A span of time, written with a unit: `250us`, `10ms`, `30s`, `2m`, `1h`, `1.5s`, or parts added
+/// up: `2m30s`, `1h 30m`. `0` is allowed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Dur(pub Duration);
 
@@ -82,16 +83,23 @@ impl FromStr for Dur {
         let s = raw.trim();
         let bad = || {
             UnitError(format!(
-                "invalid duration `{raw}`: expected a number with a unit (us, ms, s, m, h, d), e.g. `30s` or `1.5m`"
+                "invalid duration `{raw}`: expected a number with a unit (us, ms, s, m, h, d), e.g. `30s`, `1.5m` or `2m30s`"
             ))
         };
         if s == "0" {
             return Ok(Dur::ZERO);
         }
-        let (num, unit) = split_number(s);
-        let value = parse_number(num).ok_or_else(bad)?;
-        let scale = duration_unit_secs(unit).ok_or_else(bad)?;
-        let secs = value * scale;
+        // One or more number-unit parts, largest first by habit, added up: `1h30m`, `2m 20s`.
+        let mut rest = s;
+        let mut secs = 0.0;
+        while !rest.is_empty() {
+            let (num, after) = split_number(rest);
+            let value = parse_number(num).ok_or_else(bad)?;
+            let end = after.find(|c: char| c.is_ascii_digit() || c.is_whitespace() || c == '.').unwrap_or(after.len());
+            let scale = duration_unit_secs(&after[..end]).ok_or_else(bad)?;
+            secs += value * scale;
+            rest = after[end..].trim_start();
+        }
         if secs > 10.0 * 365.0 * 86400.0 {
             return Err(UnitError(format!("invalid duration `{raw}`: longer than ten years")));
         }
@@ -320,6 +328,17 @@ mod tests {
         assert_eq!("250us".parse::<Dur>().unwrap().as_micros(), 250);
         assert_eq!("0".parse::<Dur>().unwrap(), Dur::ZERO);
         assert_eq!("1h".parse::<Dur>().unwrap(), Dur::from_secs(3600));
+        assert_eq!("2m20s".parse::<Dur>().unwrap(), Dur::from_secs(140));
+        assert_eq!("1h 30m".parse::<Dur>().unwrap(), Dur::from_secs(5400));
+        assert_eq!("1s500ms".parse::<Dur>().unwrap(), Dur::from_millis(1500));
+    }
+
+    #[test]
+    fn compound_durations_need_a_unit_on_every_part() {
+        for bad in ["2m20", "2m 20", "m20s", "2m20x", "2m-20s", "2m20s."] {
+            let err = bad.parse::<Dur>().unwrap_err().to_string();
+            assert!(err.contains(&format!("invalid duration `{bad}`")), "{bad}: {err}");
+        }
     }
 
     #[test]
