@@ -23,6 +23,7 @@ use crate::driver::probe;
 use crate::driver::target::{Connection, TargetError};
 use crate::driver::{ClientEvents, launch};
 use crate::exit::Exit;
+use crate::report::schema::{Capability, Verdict};
 
 /// How one step ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -95,6 +96,7 @@ impl Checked {
 
 /// `fleetstorm check --profile P [SCENARIO] [--compat] [--out DIR]`.
 pub fn run(args: &CheckArgs) -> Result<Exit, Failure> {
+    let required = required_capabilities(&args.require).map_err(Failure::Invalid)?;
     let profile = config::load_profile(&args.profile).map_err(|e| Failure::Invalid(e.into()))?;
     let scenario = match &args.scenario {
         Some(p) => Some(config::load_scenario(p).map_err(|e| Failure::Invalid(e.into()))?),
@@ -123,8 +125,50 @@ pub fn run(args: &CheckArgs) -> Result<Exit, Failure> {
         if let Some(out) = &args.out {
             write_json(out, "compat.json", &matrix)?;
         }
+        let missing: Vec<String> = required
+            .iter()
+            .filter_map(|&cap| match matrix.cell(cap) {
+                Some(c) if c.outcome.verdict() == Verdict::Works => None,
+                Some(c) => Some(format!("{} ({}: {})", capability_name(cap), c.outcome.verdict(), c.detail)),
+                None => Some(format!("{} (not tried)", capability_name(cap))),
+            })
+            .collect();
+        if !missing.is_empty() {
+            eprintln!("check: FAIL required capabilities that do not work here:");
+            for m in &missing {
+                eprintln!("  {m}");
+            }
+            return Ok(Exit::GateFailed);
+        }
+        if !required.is_empty() {
+            eprintln!("check: ok all {} required capabilities work", required.len());
+        }
     }
     Ok(Exit::Ok)
+}
+
+/// `--require`'s names (compat.json's, or `all`) as capabilities.
+fn required_capabilities(names: &[String]) -> anyhow::Result<Vec<Capability>> {
+    let mut out = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if name == "all" {
+            out.extend(Capability::ALL);
+            continue;
+        }
+        let cap: Capability = serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(|_| {
+            let known: Vec<String> = Capability::ALL.iter().map(|&c| capability_name(c)).collect();
+            anyhow::anyhow!("--require: unknown capability `{name}`; one of: all, {}", known.join(", "))
+        })?;
+        out.push(cap);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// A capability's name in compat.json (`transaction_commit`).
+fn capability_name(cap: Capability) -> String {
+    serde_json::to_value(cap).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| cap.to_string())
 }
 
 /// Every step but the compatibility matrix, printed as it goes.

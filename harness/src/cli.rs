@@ -126,6 +126,11 @@ pub struct CheckArgs {
     /// report each as works / refused / wrong.
     #[arg(long)]
     pub compat: bool,
+    /// With --compat, a readiness gate: exit 1 unless each of these capabilities works (names as
+    /// in compat.json, comma separated, e.g. `idempotent_produce,transaction_commit`, or `all`). A
+    /// capability the check could not verify fails the gate too, as unverified.
+    #[arg(long, value_delimiter = ',', requires = "compat", value_name = "CAPS")]
+    pub require: Vec<String>,
     /// Write check.json (and compat.json with --compat) into this directory.
     #[arg(short, long)]
     pub out: Option<PathBuf>,

@@ -35,6 +35,35 @@ fn check_compat(out: &Path) -> CompatMatrix {
     m
 }
 
+/// `--require` turns the matrix into a readiness gate: exit 1 naming each required capability
+/// that does not work (the mock's replay by time is wrong), not those that do; an unknown name is
+/// invalid input before anything is tried.
+#[test]
+fn require_fails_the_check_on_a_capability_that_does_not_work() {
+    let _g = serial();
+    let o = bin()
+        .arg("check")
+        .arg("--profile")
+        .arg(root().join("profiles/embedded.yaml"))
+        .args(["--compat", "--require", "headers,replay_by_time,idempotent_produce"])
+        .output()
+        .unwrap();
+    let said = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    let failed: Vec<&str> = said.lines().skip_while(|l| !l.contains("FAIL required capabilities")).skip(1).collect();
+    assert_eq!(failed.len(), 1, "{said}");
+    assert!(failed[0].trim_start().starts_with("replay_by_time (wrong: "), "{said}");
+    let bad = bin()
+        .arg("check")
+        .arg("--profile")
+        .arg(root().join("profiles/embedded.yaml"))
+        .args(["--compat", "--require", "headers,replay_by_tme"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(text(&bad).contains("unknown capability `replay_by_tme`; one of: all, create_topics"), "{}", text(&bad));
+}
+
 fn outcome(m: &CompatMatrix, cap: Capability) -> &Outcome {
     &m.cell(cap).unwrap_or_else(|| panic!("no cell for {cap}")).outcome
 }
