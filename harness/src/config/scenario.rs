@@ -328,8 +328,8 @@ pub enum Trigger {
 #[serde(rename_all = "snake_case")]
 pub enum Skew {
     /// Zipf's law: the device of (seeded) rank `r` sends at a rate proportional to
-    /// `1 / r^exponent`. With `exponent: 1.1` over 60,000 devices the busiest device sends about
-    /// 10% of the class's records, and the busiest 1% of devices more than half.
+    /// `1 / r^exponent`. With `exponent: 1.1` over 60,000 devices the busiest device sends 14% of
+    /// the class's records, and the busiest 1% of devices 73%.
     Zipf(ZipfSkew),
     /// A hot cohort: `share` of the class's devices send `factor` times as often as the others.
     Hot(HotSkew),
