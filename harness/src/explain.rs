@@ -58,6 +58,9 @@ pub struct ClassLine {
     pub topic: String,
     pub devices: u64,
     pub nominal_per_s: f64,
+    /// How uneven the class's activity is (`classes[].skew`), in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skew: Option<String>,
 }
 
 pub fn explain(s: &Scenario, plan: &Plan) -> Explanation {
@@ -211,6 +214,7 @@ pub fn explain(s: &Scenario, plan: &Plan) -> Explanation {
                 topic: plan.topics[c.topic].clone(),
                 devices: c.participants,
                 nominal_per_s: c.planned_rate(),
+                skew: c.skew.as_ref().map(|skew| skew_line(skew, c.participants)),
             })
             .collect(),
         timeline: t,
@@ -225,6 +229,18 @@ pub fn explain(s: &Scenario, plan: &Plan) -> Explanation {
             devices: (0..plan.devices).filter(|d| plan.owns(*d)).count() as u64,
         }),
     }
+}
+
+/// `zipf 1.1: the busiest 1% of devices send 62% of the class's records`.
+fn skew_line(skew: &crate::config::scenario::Skew, devices: u64) -> String {
+    use crate::config::scenario::Skew;
+    let top = (devices / 100).max(1);
+    let share = crate::plan::skew::top_share(skew, devices, top) * 100.0;
+    let what = match skew {
+        Skew::Zipf(z) => format!("zipf {}", z.exponent),
+        Skew::Hot(h) => format!("{} hot at {}x", h.share, h.factor),
+    };
+    format!("{what}: the busiest {} devices (1%) send {share:.0}% of the class's records", count(top))
 }
 
 pub fn render(x: &Explanation) -> String {
@@ -257,6 +273,9 @@ pub fn render(x: &Explanation) -> String {
             c.nominal_per_s,
             c.topic
         );
+        if let Some(skew) = &c.skew {
+            let _ = writeln!(o, "  {:<14} skew {skew}", "");
+        }
     }
     let _ = writeln!(o, "\ntimeline");
     for h in &x.timeline {

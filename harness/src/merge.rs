@@ -37,7 +37,8 @@ use crate::report::error::{ReadError, WriteError};
 use crate::report::faults::{self, FaultReport};
 use crate::report::gates::Judge;
 use crate::report::schema::{
-    AuditPoint, CostDrivers, HarnessPoint, LatencySummary, RebalanceEvent, TimelinePoint, WireCounts,
+    AuditPoint, CostDrivers, HarnessPoint, LatencySummary, PartitionLine, Partitions, RebalanceEvent, TimelinePoint,
+    TopicPartitions, WireCounts,
 };
 use crate::report::shapes;
 use crate::report::{
@@ -395,6 +396,7 @@ pub fn combine(c: &Campaign, lat: &Latencies) -> Result<Report, MergeError> {
     // The campaign's traffic is every shard's: the drivers add up; the shards' own estimates
     // priced a part of it (merge --pricing prices the whole).
     r.cost_drivers = cost_drivers(&reports);
+    r.partitions = partitions(&reports);
     r.cost = Vec::new();
     r.merged = Some(MergeInfo {
         campaign: c.id.clone(),
@@ -467,6 +469,63 @@ fn add_u64(a: &mut u64, b: &u64) {
 
 fn add_f64(a: &mut f64, b: &f64) {
     *a += b;
+}
+
+/// The campaign's partitions: each partition's acknowledged records added up over the shards (they
+/// ran at the same time, so rates add too), shares and the hottest tenth recomputed from the
+/// sums. Latencies are not: a shard's report keeps each partition's p50 and p99, not its
+/// histogram, so the merged partitions have none (0 and absent), and a note says so. Absent when
+/// no shard has partitions.
+pub fn partitions(reports: &[&Report]) -> Option<Partitions> {
+    let shards: Vec<&Partitions> = reports.iter().filter_map(|r| r.partitions.as_ref()).collect();
+    let first = shards.first()?;
+    let mut out = Partitions {
+        tracked_limit: first.tracked_limit,
+        untracked_partitions: shards.iter().map(|p| p.untracked_partitions).max().unwrap_or(0),
+        untracked_acked: shards.iter().map(|p| p.untracked_acked).sum(),
+        topics: BTreeMap::new(),
+        note: Some(
+            "Merged from the shards: acknowledged records and rates add up; per-partition latencies are each \
+             shard's own (see its report.json) and are not merged."
+                .into(),
+        ),
+    };
+    let names: BTreeSet<&String> = shards.iter().flat_map(|p| p.topics.keys()).collect();
+    for name in names {
+        let of: Vec<&TopicPartitions> = shards.iter().filter_map(|p| p.topics.get(name)).collect();
+        let mut lines: BTreeMap<i32, PartitionLine> = BTreeMap::new();
+        for l in of.iter().flat_map(|t| &t.lines) {
+            let e = lines
+                .entry(l.partition)
+                .or_insert_with(|| PartitionLine { partition: l.partition, ..Default::default() });
+            e.acked += l.acked;
+            e.per_s += l.per_s;
+        }
+        let acked: u64 = lines.values().map(|l| l.acked).sum();
+        let share = |n: u64| if acked > 0 { ((n as f64 / acked as f64) * 1e4).round() / 1e4 } else { 0.0 };
+        for l in lines.values_mut() {
+            l.share = share(l.acked);
+            l.per_s = (l.per_s * 10.0).round() / 10.0;
+        }
+        let count = of.iter().map(|t| t.partitions).max().unwrap_or(0);
+        let mut hot: Vec<&PartitionLine> = lines.values().collect();
+        hot.sort_by(|a, b| b.acked.cmp(&a.acked).then(a.partition.cmp(&b.partition)));
+        hot.truncate(crate::recorder::partitions::hottest_count(count as usize));
+        let t = TopicPartitions {
+            partitions: count,
+            all_tracked: of.iter().all(|t| t.all_tracked),
+            acked,
+            per_s: (of.iter().map(|t| t.per_s).sum::<f64>() * 10.0).round() / 10.0,
+            even_share: of.first().map_or(0.0, |t| t.even_share),
+            hottest: hot.iter().map(|l| l.partition).collect(),
+            hottest_share: share(hot.iter().map(|l| l.acked).sum()),
+            hottest_p99_us: None,
+            rest_p99_us: None,
+            lines: lines.into_values().collect(),
+        };
+        out.topics.insert(name.clone(), t);
+    }
+    Some(out)
 }
 
 /// The campaign's cost drivers: every shard's traffic added up. The shards ran at the same time,

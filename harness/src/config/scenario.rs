@@ -263,6 +263,13 @@ pub struct PayloadClass {
     /// Share of the fleet's devices that send this class, chosen with the seed. Default `100%`.
     #[serde(default = "full_share")]
     pub share: Ratio,
+    /// When the devices send: `rate` (at `rate` or `total_rate`; the default) or `reconnect`:
+    /// one record each time a device comes back from a reconnect wave, at the moment it
+    /// reconnects, and nothing otherwise (the session, hello or state-sync message of a
+    /// connection surge, beside the buffered flush). A `reconnect` class has no rate, shape or
+    /// skew, and needs `waves`.
+    #[serde(default)]
+    pub trigger: Trigger,
     /// How often each participating device sends, e.g. `1/30s`. Give this or `total_rate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<Rate>,
@@ -296,6 +303,50 @@ pub struct PayloadClass {
     /// Per firmware version: a different size, format or extra headers (e.g. a schema header).
     #[serde(default)]
     pub versions: BTreeMap<String, VersionOverride>,
+    /// Uneven activity over the class's devices: `{zipf: {exponent: 1.1}}` or
+    /// `{hot: {share: 5%, factor: 20}}`. Records are keyed by device, so busy devices make hot
+    /// partitions. `rate` stays the per-device *mean* (and `total_rate` the class's total): skew
+    /// moves traffic between devices, it does not add any. Which devices are busy is chosen with
+    /// the seed. Default: every device at the same rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skew: Option<Skew>,
+}
+
+/// When a class's devices send.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// At the class's rate.
+    #[default]
+    Rate,
+    /// Once each time the device reconnects after a reconnect wave.
+    Reconnect,
+}
+
+/// How a class's activity is spread over its devices.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Skew {
+    /// Zipf's law: the device of (seeded) rank `r` sends at a rate proportional to
+    /// `1 / r^exponent`. With `exponent: 1.1` over 60,000 devices the busiest device sends 14% of
+    /// the class's records, and the busiest 1% of devices 73%.
+    Zipf(ZipfSkew),
+    /// A hot cohort: `share` of the class's devices send `factor` times as often as the others.
+    Hot(HotSkew),
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct ZipfSkew {
+    /// Required. Above 0 (0 would be even) and at most 4.
+    pub exponent: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+pub struct HotSkew {
+    /// Required. Share of the class's devices that are hot, above 0% and at most 100%.
+    pub share: Ratio,
+    /// Required. How many times as often a hot device sends as a cold one: 1 to 10,000.
+    pub factor: f64,
 }
 
 /// A class's payload under one firmware version.

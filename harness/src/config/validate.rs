@@ -12,7 +12,7 @@ use super::envelope::min_value_size;
 use super::gates::Gate;
 use super::ids::IdPattern;
 use super::profile::{FaultMechanism, Profile, TargetKind};
-use super::scenario::{BrokerSelector, FaultKind, RateShape, ReplayTarget, Scenario};
+use super::scenario::{BrokerSelector, FaultKind, RateShape, ReplayTarget, Scenario, Skew, Trigger};
 use super::units::Dur;
 use super::yaml::{Kind, Node};
 
@@ -183,9 +183,20 @@ pub fn references(root: &Node) -> Vec<(String, String)> {
             check(&mut out, format!("consumers[{i}].dead_letter.topic"), t);
         }
     }
+    // On the document, not the typed scenario: `--duration` drops the waves after the new end,
+    // and a short run of a storm is still a valid run.
+    let waves = list(root.get("waves"));
+    for (i, c) in classes.iter().enumerate() {
+        if waves.is_empty() && c.get("trigger").and_then(Node::as_str) == Some("reconnect") {
+            out.push((
+                format!("fleet.classes[{i}].trigger"),
+                "a class sent on reconnect sends only when a wave's devices reconnect: declare `waves`".into(),
+            ));
+        }
+    }
     let cohorts = list(root.get("fleet").and_then(|f| f.get("cohorts")));
     let cohort_names = names(&cohorts);
-    for (i, w) in list(root.get("waves")).iter().enumerate() {
+    for (i, w) in waves.iter().enumerate() {
         if let Some(c) = w.get("cohort").and_then(Node::as_str)
             && !cohort_names.iter().any(|n| n == c)
         {
@@ -281,21 +292,34 @@ pub fn checked(s: &Scenario) -> (Vec<Gate>, Vec<(String, String)>) {
         if !valid_name(&c.name) {
             err(format!("{p}.name"), format!("`{}` is not a valid name", c.name));
         }
-        match (c.rate, c.total_rate) {
-            (Some(_), Some(_)) => {
-                err(format!("{p}.total_rate"), "give `rate` (per device) or `total_rate`, not both".into())
+        if c.trigger == Trigger::Reconnect {
+            if c.rate.is_some() || c.total_rate.is_some() {
+                err(
+                    format!("{p}.trigger"),
+                    "a class sent on reconnect has no `rate` or `total_rate`: each device sends once per reconnection"
+                        .into(),
+                );
             }
-            (None, None) => err(
-                format!("{p}.rate"),
-                "missing `rate` (per device, e.g. `1/30s`) or `total_rate` (e.g. `500/s`)".into(),
-            ),
-            (Some(r), None) if r.as_per_sec() <= 0.0 => {
-                err(format!("{p}.rate"), "rate must be greater than zero".into())
+            if c.shape.is_some() || c.skew.is_some() {
+                err(format!("{p}.trigger"), "a class sent on reconnect has no `shape` or `skew`".into());
             }
-            (None, Some(r)) if r.as_per_sec() <= 0.0 => {
-                err(format!("{p}.total_rate"), "total_rate must be greater than zero".into())
+        } else {
+            match (c.rate, c.total_rate) {
+                (Some(_), Some(_)) => {
+                    err(format!("{p}.total_rate"), "give `rate` (per device) or `total_rate`, not both".into())
+                }
+                (None, None) => err(
+                    format!("{p}.rate"),
+                    "missing `rate` (per device, e.g. `1/30s`) or `total_rate` (e.g. `500/s`)".into(),
+                ),
+                (Some(r), None) if r.as_per_sec() <= 0.0 => {
+                    err(format!("{p}.rate"), "rate must be greater than zero".into())
+                }
+                (None, Some(r)) if r.as_per_sec() <= 0.0 => {
+                    err(format!("{p}.total_rate"), "total_rate must be greater than zero".into())
+                }
+                _ => {}
             }
-            _ => {}
         }
         if c.share.0 * (f.devices as f64) < 0.5 {
             err(format!("{p}.share"), format!("share {} of {} devices selects no device", c.share, f.devices));
@@ -412,6 +436,30 @@ pub fn checked(s: &Scenario) -> (Vec<Gate>, Vec<(String, String)>) {
                     if !(d.low >= 0.0 && d.high >= d.low && d.high.is_finite()) {
                         err(format!("{p}.diurnal"), "need 0 <= low <= high".into());
                     }
+                }
+            }
+        }
+    }
+
+    for (i, c) in f.classes.iter().enumerate() {
+        let p = format!("fleet.classes[{i}].skew");
+        match &c.skew {
+            Some(Skew::Zipf(z)) if !(z.exponent.is_finite() && z.exponent > 0.0 && z.exponent <= 4.0) => {
+                err(format!("{p}.zipf.exponent"), "exponent must be above 0 and at most 4".into());
+            }
+            None | Some(Skew::Zipf(_)) => {}
+            Some(Skew::Hot(h)) => {
+                let senders = (c.share.0 * f.devices as f64).round();
+                if !(h.share.0 > 0.0 && h.share.0 <= 1.0) {
+                    err(format!("{p}.hot.share"), "share must be above 0% and at most 100%".into());
+                } else if senders >= 1.0 && (h.share.0 * senders).round() < 1.0 {
+                    err(
+                        format!("{p}.hot.share"),
+                        format!("share {} of the class's {senders} devices selects no device", h.share),
+                    );
+                }
+                if !(h.factor.is_finite() && (1.0..=10_000.0).contains(&h.factor)) {
+                    err(format!("{p}.hot.factor"), "factor must be between 1 and 10000".into());
                 }
             }
         }

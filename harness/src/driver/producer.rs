@@ -11,7 +11,9 @@
 //!   the actual send time;
 //! - send lag (actual minus intended send time), for the whole instance;
 //! - backpressure waits; delivery errors by kind;
-//! - the audit's acknowledged/failed ledger and each partition's acknowledged end offset.
+//! - the audit's acknowledged/failed ledger and each partition's acknowledged end offset;
+//! - per partition, for the whole run after warm-up: acknowledgements, bytes and latency from the
+//!   intended send time (`recorder::partitions`, hot partitions).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,6 +34,7 @@ use crate::clock::{Clock, MonotonicClock};
 use crate::config::scenario::ProducerSpec;
 use crate::plan::Plan;
 use crate::recorder::audit::{AckLedger, Stream};
+use crate::recorder::partitions::PartitionTally;
 use crate::recorder::{Hist, OffsetBook, ProducerWindow, Source, Start, WindowClock, WindowData};
 use crate::wire::{self, Filler, Stamp};
 
@@ -89,6 +92,8 @@ pub struct ProducerOutcome {
     /// First send, and the moment the last acknowledgement arrived (µs since load start).
     pub first_send_us: u64,
     pub drained_us: u64,
+    /// Acknowledgements per partition after warm-up.
+    pub partitions: PartitionTally,
 }
 
 /// What the delivery report needs about a record, kept in a slab indexed by the record's opaque
@@ -116,6 +121,9 @@ struct State {
     /// costs as much as the rest of the report's bookkeeping).
     ack_now: u64,
     ack_now_uses: u32,
+    /// Per partition, records intended from `measured_from` on (after warm-up).
+    partitions: PartitionTally,
+    measured_from: u64,
 }
 
 /// Delivery reports that share one clock read.
@@ -219,6 +227,9 @@ impl ProducerContext for PCtx {
                 }
                 if let Some(idx) = idx {
                     self.book.acked(idx, msg.offset(), u64::from(f.bytes), f.send_us, now);
+                    if f.intended_us >= st.measured_from {
+                        st.partitions.acked(idx, u64::from(f.bytes), now.saturating_sub(f.intended_us));
+                    }
                 }
             }
             Err((e, _)) => {
@@ -344,6 +355,10 @@ fn run(args: ProducerArgs) -> ProducerOutcome {
             longest_ack_gap_us: 0,
             ack_now: 0,
             ack_now_uses: 0,
+            // Creating a histogram with these bounds cannot fail; if it did, acks are only counted.
+            partitions: PartitionTally::new(args.book.partitions.len()).unwrap_or_default(),
+            // Warm-up ends on a whole second, like the recorder's windows.
+            measured_from: args.plan.warmup_us.div_ceil(1_000_000) * 1_000_000,
         }),
         start: args.start.clone(),
         book: args.book.clone(),
@@ -413,6 +428,7 @@ fn run(args: ProducerArgs) -> ProducerOutcome {
         let st = producer.context().state();
         out.ledger = st.ledger.clone().unwrap_or_default();
         out.longest_ack_gap_us = st.longest_ack_gap_us;
+        out.partitions = st.partitions.clone();
     }
     args.source.done();
     out

@@ -223,6 +223,30 @@ fn counters_and_lag_add_and_each_shard_keeps_its_verdict() {
 }
 
 #[test]
+fn partitions_add_up_over_the_shards_and_the_hottest_tenth_is_recomputed_without_latencies() {
+    let (a, mut b) = (shard(0, 2), shard(1, 2));
+    // Shard 1's traffic lands on partition 3 instead of 7: together, 7 and 3 are the hottest.
+    if let Some(p) = b.report.partitions.as_mut().and_then(|p| p.topics.get_mut("t")) {
+        for l in &mut p.lines {
+            l.acked = if l.partition == 3 { 30_000 } else { 5_000 };
+        }
+    }
+    let c = check(vec![a.clone(), b], false).unwrap();
+    let r = combine(&c, &no_latencies()).unwrap();
+    let p = r.partitions.as_ref().unwrap();
+    let t = &p.topics["t"];
+    assert_eq!((t.partitions, t.acked, t.lines.len()), (12, 170_000, 12));
+    assert_eq!(t.hottest, [3, 7], "{t:?}");
+    assert!((t.hottest_share - 70_000.0 / 170_000.0).abs() < 1e-4, "{t:?}");
+    assert_eq!(t.lines[7].acked, 35_000);
+    assert!((t.per_s - 2.0 * a.report.partitions.as_ref().unwrap().topics["t"].per_s).abs() < 0.2);
+    assert_eq!((t.hottest_p99_us, t.rest_p99_us), (None, None));
+    assert!(p.note.as_deref().is_some_and(|n| n.contains("not merged")));
+    let md = crate::report::summary::markdown(&r);
+    assert!(md.contains("| `t[3]` | 35,000 |") && md.contains("not merged"), "{md}");
+}
+
+#[test]
 fn a_fault_is_taken_from_the_shard_that_injected_it_and_measured_on_the_merged_timeline() {
     let (mut a, mut b) = (shard(0, 2), shard(1, 2));
     assert!(a.report.faults.iter().any(|f| f.started_s.is_some()), "the fixture has an injected fault");

@@ -9,9 +9,13 @@
 //! - each class's rate, optionally varying over time ([`warp`]: stages, ramps, a diurnal curve);
 //! - fixed (evenly phased) or Poisson arrivals;
 //! - firmware versions and rollouts, which choose each event's payload ([`fleet`]);
+//! - skewed activity ([`skew`]): a Zipf law or a hot cohort over a class's devices, as per-device
+//!   rate multipliers with mean 1 (the class's total rate is unchanged);
 //! - reconnect waves ([`fleet::WavePlan`]): a device offline keeps creating events into a bounded
 //!   buffer; on reconnect it sends them in creation order at its flush rate. Such an event's
-//!   intended send time is later than its creation time; both travel in the record.
+//!   intended send time is later than its creation time; both travel in the record. A class with
+//!   `trigger: reconnect` sends one event per device at each of its reconnections (the
+//!   connection surge), its `k`-th event at the device's `k`-th reconnection.
 //!
 //! Memory is one heap entry (24 bytes) per (device, class) stream, plus a small drain state for
 //! the streams of devices that are flushing a wave's backlog.
@@ -20,11 +24,12 @@ pub mod fleet;
 pub mod heap;
 pub mod intmap;
 pub mod rng;
+pub mod skew;
 pub mod warp;
 
 use crate::config::dist::Dist;
 use crate::config::ids::IdPattern;
-use crate::config::scenario::{Arrival, Overflow, Scenario, ValueFormat};
+use crate::config::scenario::{Arrival, Overflow, Scenario, Skew, Trigger, ValueFormat};
 use crate::config::units::ByteSize;
 use fleet::{Cohorts, FirmwarePlan, WavePlan};
 use heap::QuadHeap;
@@ -126,6 +131,15 @@ pub struct ClassPlan {
     warp: Option<Warp>,
     /// Mean rate factor over the run (1 without a shape).
     pub mean_factor: f64,
+    /// `Reconnect`: one event per device at each reconnection, nothing else (`period_us` is
+    /// infinite).
+    pub trigger: Trigger,
+    /// A `Reconnect` class's planned events per second, averaged over the run.
+    reconnect_rate: f64,
+    /// Per-device rate multipliers, if the class is skewed (mean 1 over its devices).
+    activity: Option<skew::Activity>,
+    /// The skew the multipliers come from.
+    pub skew: Option<Skew>,
     members: Permutation,
 }
 
@@ -140,7 +154,13 @@ pub struct Payload {
 impl ClassPlan {
     /// Planned events per second across the class, averaged over the run.
     pub fn planned_rate(&self) -> f64 {
-        if self.period_us > 0.0 { self.participants as f64 * 1e6 / self.period_us * self.mean_factor } else { 0.0 }
+        if self.trigger == Trigger::Reconnect {
+            self.reconnect_rate
+        } else if self.period_us > 0.0 {
+            self.participants as f64 * 1e6 / self.period_us * self.mean_factor
+        } else {
+            0.0
+        }
     }
 
     /// The device's rank among this class's senders, if it is one.
@@ -151,6 +171,14 @@ impl ClassPlan {
 
     pub fn payload(&self, firmware: u16) -> &Payload {
         self.payloads.get(usize::from(firmware)).unwrap_or(&self.payloads[0])
+    }
+
+    /// Mean gap between two sends of `device` at factor 1, in nanoseconds: the class's period
+    /// divided by the device's activity multiplier.
+    #[inline]
+    fn device_period_ns(&self, device: u64) -> f64 {
+        let m = self.activity.as_ref().map_or(1.0, |a| a.of(device));
+        if m > 0.0 { self.period_us * 1e3 / m } else { self.period_us * 1e3 }
     }
 }
 
@@ -198,6 +226,29 @@ impl Plan {
         let duration_ns = s.duration.as_micros() * 1000;
         let firmware = s.fleet.firmware.as_ref().map(|f| FirmwarePlan::new(f, devices, s.seed));
         let versions: Vec<String> = firmware.as_ref().map(|f| f.names.clone()).unwrap_or_default();
+        let cohorts = Cohorts::new(&s.fleet.cohorts, devices, s.seed);
+        let mut first_instance = 0;
+        let waves: Vec<WavePlan> = s
+            .waves
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let plan = WavePlan::new(w, i, &cohorts.names, first_instance);
+                first_instance += plan.times as usize;
+                plan
+            })
+            .collect();
+        // Reconnections per device over the run, on average (waves whose devices are back before
+        // the end of the load).
+        let duration_s = s.duration.as_secs_f64();
+        let reconnections: f64 = waves
+            .iter()
+            .map(|w| {
+                let pool = w.cohort.map_or(devices, |c| cohorts.size(c)) as f64 / devices.max(1) as f64;
+                let back = (0..w.times).filter(|i| w.start_ns(*i) + w.offline_ns < duration_ns).count() as f64;
+                pool * w.share * back
+            })
+            .sum();
         let classes = s
             .fleet
             .classes
@@ -234,6 +285,13 @@ impl Plan {
                     }
                 }
                 let warp = c.shape.as_ref().map(|shape| Warp::new(shape, duration_ns));
+                let members = Permutation::new(devices, mix(s.seed, &[SALT_SHARE, i as u64]));
+                let activity = c.skew.as_ref().map(|skew| {
+                    skew::Activity::new(skew, devices, participants, |d| {
+                        let r = members.apply(d);
+                        (r < participants).then_some(r)
+                    })
+                });
                 ClassPlan {
                     name: c.name.clone(),
                     topic: topics.iter().position(|t| *t == c.topic).unwrap_or(0),
@@ -244,20 +302,16 @@ impl Plan {
                     payloads,
                     mean_factor: warp.as_ref().map_or(1.0, |w| w.mean_factor(duration_ns)),
                     warp,
-                    members: Permutation::new(devices, mix(s.seed, &[SALT_SHARE, i as u64])),
+                    trigger: c.trigger,
+                    reconnect_rate: if duration_s > 0.0 {
+                        participants as f64 * reconnections / duration_s
+                    } else {
+                        0.0
+                    },
+                    activity,
+                    skew: c.skew.clone(),
+                    members,
                 }
-            })
-            .collect();
-        let cohorts = Cohorts::new(&s.fleet.cohorts, devices, s.seed);
-        let mut first_instance = 0;
-        let waves = s
-            .waves
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                let plan = WavePlan::new(w, i, &cohorts.names, first_instance);
-                first_instance += plan.times as usize;
-                plan
             })
             .collect();
         Plan {
@@ -318,7 +372,7 @@ impl Plan {
             Arrival::Fixed => {
                 // Phases spread evenly over one period, in seeded order, jittered within their slot.
                 let u = unit(mix(self.seed, &[SALT_PHASE, class as u64, device]));
-                (rank as f64 + u) / c.participants.max(1) as f64 * c.period_us * 1e3
+                (rank as f64 + u) / c.participants.max(1) as f64 * c.device_period_ns(device)
             }
             Arrival::Poisson => self.gap_ns(class, device, 0),
         }
@@ -326,6 +380,9 @@ impl Plan {
 
     /// Creation time (ns) of a stream's first event.
     fn first_created(&self, class: usize, device: u64, rank: u64) -> u64 {
+        if self.classes[class].trigger == Trigger::Reconnect {
+            return self.reconnection(device, 0);
+        }
         let u = self.first_op_ns(class, device, rank);
         self.to_real(class, u)
     }
@@ -344,16 +401,19 @@ impl Plan {
     fn gap_ns(&self, class: usize, device: u64, k: u64) -> f64 {
         let c = &self.classes[class];
         match c.arrival {
-            Arrival::Fixed => c.period_us * 1e3,
+            Arrival::Fixed => c.device_period_ns(device),
             Arrival::Poisson => {
                 let u = unit(mix(self.seed, &[SALT_GAP, class as u64, device, k]));
-                -(1.0 - u).ln() * c.period_us * 1e3
+                -(1.0 - u).ln() * c.device_period_ns(device)
             }
         }
     }
 
     /// Creation time (ns) of event `k`, given event `k - 1` was created at `prev_ns`.
     fn next_created(&self, class: usize, device: u64, k: u64, prev_ns: u64) -> u64 {
+        if self.classes[class].trigger == Trigger::Reconnect {
+            return self.reconnection(device, k);
+        }
         let gap = self.gap_ns(class, device, k);
         match &self.classes[class].warp {
             None => prev_ns.saturating_add(gap.round() as u64),
@@ -370,7 +430,7 @@ impl Plan {
         let c = self.classes.get(class)?;
         let rank = c.rank(device)?;
         let first = self.first_created(class, device, rank);
-        let t = if c.warp.is_none() && c.arrival == Arrival::Fixed {
+        let t = if c.warp.is_none() && c.arrival == Arrival::Fixed && c.trigger == Trigger::Rate {
             first.saturating_add(seq.saturating_mul(self.gap_ns(class, device, 1).round() as u64))
         } else {
             (1..=seq.min(50_000_000)).fold(first, |t, k| self.next_created(class, device, k, t))
@@ -393,6 +453,19 @@ impl Plan {
             }
             w.window(device, t_ns, self.seed).map(|(i, reconnect)| (w.first_instance + i as usize, reconnect))
         })
+    }
+
+    /// When the device reconnects for the `k`-th time (from 0) over all waves' occurrences, in
+    /// time order (ns); `u64::MAX` when it reconnects fewer times. O(wave occurrences).
+    fn reconnection(&self, device: u64, k: u64) -> u64 {
+        let mut times: Vec<u64> = self
+            .waves
+            .iter()
+            .filter(|w| w.includes(device, &self.cohorts, self.seed))
+            .flat_map(|w| (0..w.times).map(move |i| w.reconnect_ns(i, device, self.seed)))
+            .collect();
+        times.sort_unstable();
+        usize::try_from(k).ok().and_then(|k| times.get(k).copied()).unwrap_or(u64::MAX)
     }
 
     fn wave_of_instance(&self, instance: usize) -> Option<&WavePlan> {
@@ -494,7 +567,7 @@ impl<'p> Schedule<'p> {
         };
         let mut entries = Vec::new();
         for (ci, class) in plan.classes.iter().enumerate() {
-            if class.participants == 0 || !class.period_us.is_finite() {
+            if class.participants == 0 || (!class.period_us.is_finite() && class.trigger == Trigger::Rate) {
                 continue;
             }
             let mut device = u64::from(shard);

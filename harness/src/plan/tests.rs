@@ -181,6 +181,34 @@ fn creation_times_can_be_recomputed_for_any_event() {
     }
 }
 
+#[test]
+fn a_skewed_class_keeps_its_total_and_moves_it_to_the_busy_devices() {
+    for (skew, top_min) in [("{zipf: {exponent: 1.1}}", 0.45), ("{hot: {share: 5%, factor: 20}}", 0.48)] {
+        let extra = format!("      skew: {skew}\n");
+        let skewed = Plan::from_scenario(&shaped("", &extra, ""));
+        let even = Plan::from_scenario(&shaped("", "", ""));
+        let mut per_device = vec![0u64; 1000];
+        let mut n = 0u64;
+        for e in skewed.schedule(0, 1) {
+            per_device[e.device as usize] += 1;
+            n += 1;
+        }
+        // The total stays (40 s x 1000 devices at 1/s), within the rounding of periods and phases.
+        let planned = even.schedule(0, 1).count() as f64;
+        assert!((n as f64 - planned).abs() / planned < 0.02, "{skew}: {n} vs {planned}");
+        assert!((skewed.planned_rate() - even.planned_rate()).abs() < 1e-9);
+        // The busiest 5% of the devices carry at least `top_min` of the records.
+        per_device.sort_unstable_by(|a, b| b.cmp(a));
+        let top: u64 = per_device[..50].iter().sum();
+        assert!(top as f64 / n as f64 >= top_min, "{skew}: top 5% carry {top} of {n}");
+        // Every device still sends, and creation times are still recomputable from the seed.
+        assert!(per_device.iter().all(|c| *c > 0), "{skew}");
+        for e in skewed.schedule(0, 1).step_by(101) {
+            assert_eq!(skewed.created_us(0, u64::from(e.device), e.seq), Some(e.created_us), "{e:?}");
+        }
+    }
+}
+
 fn shaped(extra_fleet: &str, class_extra: &str, top: &str) -> Scenario {
     let src = format!(
         r#"
@@ -251,6 +279,32 @@ fn a_wave_buffers_drops_exactly_and_flushes_in_a_burst() {
     // The flush second carries well over three times the usual rate.
     let rates = per_second(&with);
     assert!(rates[20] >= 3 * rates[5], "{} vs {}", rates[20], rates[5]);
+}
+
+#[test]
+fn a_reconnect_class_sends_once_per_device_at_each_reconnection() {
+    let hello = "    - {name: hello, topic: t, trigger: reconnect, format: binary, size: 64B}\n";
+    let wave = "waves:\n  - {at: 5s, offline: 5s, reconnect_jitter: 2s, share: 50%, repeat: {every: 15s, times: 3}}\n";
+    let plan = Plan::from_scenario(&shaped("", hello, wave));
+    let offline: Vec<u64> = (0..1000).filter(|d| plan.waves[0].includes(*d, &plan.cohorts, plan.seed)).collect();
+    let hellos: Vec<Event> = plan.schedule(0, 1).filter(|e| e.class == 1).collect();
+    // Two reconnections before the end of the load (at 10-12 s and 25-27 s; the third is at 40 s,
+    // the end): one hello per offline device each time, at its reconnection, numbered from 0.
+    assert_eq!(hellos.len(), 2 * offline.len());
+    for e in &hellos {
+        assert!(offline.contains(&u64::from(e.device)), "{e:?}");
+        assert_eq!(e.intended_us, e.created_us);
+        let i = u32::try_from(e.seq).unwrap();
+        let at = plan.waves[0].reconnect_ns(i, u64::from(e.device), plan.seed) / 1000;
+        assert_eq!(e.intended_us, at, "{e:?}");
+        assert_eq!(plan.created_us(1, u64::from(e.device), e.seq), Some(e.created_us));
+    }
+    // The planned rate counts them: 500 devices x 2 reconnections over 40 s.
+    assert!((plan.classes[1].planned_rate() - offline.len() as f64 * 2.0 / 40.0).abs() < 2.0);
+    // Nothing else changes: the rate class's events are the same as without the hello class.
+    let without = Plan::from_scenario(&shaped("", "", wave));
+    let a: Vec<Event> = plan.schedule(0, 1).filter(|e| e.class == 0).collect();
+    assert_eq!(a, without.schedule(0, 1).collect::<Vec<_>>());
 }
 
 #[test]

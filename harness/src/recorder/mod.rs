@@ -13,6 +13,7 @@ mod book;
 mod collector;
 pub mod hlog;
 pub mod monitor;
+pub mod partitions;
 
 pub use book::{OffsetBook, WATCH_SLOTS};
 pub use collector::{

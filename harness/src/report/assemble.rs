@@ -94,6 +94,7 @@ pub fn assemble(info: &RunInfo<'_>, ending: Ending, load: Option<Load<'_>>) -> R
         audit: AuditReport { enabled: s.audit.enabled, ..AuditReport::default() },
         faults: Vec::new(),
         waves: Vec::new(),
+        partitions: None,
         spectra: BTreeMap::new(),
         timeline: Vec::new(),
         cost_drivers: None,
@@ -229,6 +230,11 @@ fn fill(r: &mut Report, s: &Scenario, l: Load<'_>) {
     p.latency_from_intended = from_intended.summary();
     p.latency_from_send = from_send.summary();
     p.send_lag = rec.send_lag.summary();
+    let mut tally = crate::recorder::partitions::PartitionTally::default();
+    for o in l.outcomes {
+        tally.merge(&o.partitions);
+    }
+    r.partitions = Some(tally.summarise(&plan.topics, l.partitions, measured));
     r.spectra.insert("produce.latency_from_intended".into(), from_intended.spectrum());
     r.spectra.insert("produce.latency_from_send".into(), from_send.spectrum());
     for (g, t) in s.consumers.iter().zip(&rec.groups) {

@@ -196,13 +196,52 @@ pub fn report(profile: &str) -> Report {
             unsent: 5,
             baseline_sent_per_s: 1_500.0,
             peak_sent_per_s: 4_200,
+            peak_ratio: Some(2.8),
             ..Default::default()
         }],
+        partitions: Some(partitions()),
         spectra: BTreeMap::new(),
         timeline: Vec::new(),
         cost_drivers: None,
         backbone: None,
         cost: Vec::new(),
+    }
+}
+
+/// Topic `t`'s 12 partitions, partition 7 hot (about a third of the records) and slower.
+pub fn partitions() -> crate::report::schema::Partitions {
+    use crate::report::schema::{PartitionLine, Partitions, TopicPartitions};
+    let lines: Vec<PartitionLine> = (0..12)
+        .map(|p| {
+            let acked = if p == 7 { 30_000 } else { 5_000 };
+            PartitionLine {
+                partition: p,
+                acked,
+                per_s: acked as f64 / 58.0,
+                share: acked as f64 / 85_000.0,
+                p50_us: if p == 7 { 9_000 } else { 2_000 },
+                p99_us: if p == 7 { 41_000 } else { 8_000 },
+            }
+        })
+        .collect();
+    let topic = TopicPartitions {
+        partitions: 12,
+        all_tracked: true,
+        acked: 85_000,
+        per_s: 1_465.5,
+        even_share: 0.0833,
+        hottest: vec![7, 0],
+        hottest_share: 0.4118,
+        hottest_p99_us: Some(40_000),
+        rest_p99_us: Some(8_100),
+        lines,
+    };
+    Partitions {
+        tracked_limit: 256,
+        untracked_partitions: 0,
+        untracked_acked: 0,
+        topics: BTreeMap::from([("t".to_string(), topic)]),
+        note: None,
     }
 }
 

@@ -141,6 +141,15 @@ pub fn render(r: &Report, charts: &[Chart]) -> String {
         toc.h(&mut o, 2, "waves", "Reconnect waves");
         o.push_str(&table::waves(r).html());
     }
+    if r.partitions.as_ref().is_some_and(|p| !p.topics.is_empty()) {
+        toc.h(&mut o, 2, "partitions", "Partitions");
+        o.push_str(&table::partitions(r).html());
+        if let Some(note) = table::partitions_note(r) {
+            let _ = write!(o, "<p><small>{}</small></p>", esc(&note));
+        }
+        o.push_str("<p>Every partition that acknowledged a record, busiest first:</p>");
+        o.push_str(&table::partition_lines(r, None).html());
+    }
     if !r.errors.is_empty() {
         toc.h(&mut o, 2, "errors", "Errors");
         o.push_str(&table::errors(r).html());
@@ -466,7 +475,20 @@ mod tests {
         let shared: Vec<&String> = md.keys().filter(|k| html.contains_key(*k)).collect();
         assert_eq!(
             shared,
-            ["acked", "fault", "firmware", "gate", "group", "kind", "latency", "planned/s", "pricing", "wave"],
+            [
+                "acked",
+                "fault",
+                "firmware",
+                "gate",
+                "group",
+                "kind",
+                "latency",
+                "partition",
+                "planned/s",
+                "pricing",
+                "topic",
+                "wave"
+            ],
             "the tables both formats show"
         );
         for k in shared {

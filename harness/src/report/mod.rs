@@ -90,6 +90,10 @@ pub struct Report {
     pub faults: Vec<faults::FaultReport>,
     /// Each occurrence of each reconnect wave.
     pub waves: Vec<shapes::WaveReport>,
+    /// Acknowledged records and latency per partition: how even the load was, and how the
+    /// hottest partitions fared. Absent for a run that never reached its load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<schema::Partitions>,
     /// Percentile spectra of the main latency histograms (after warm-up), for charts and for
     /// comparisons: `produce.latency_from_intended`, `produce.latency_from_send`,
     /// `consumers.<group>.e2e_latency`.

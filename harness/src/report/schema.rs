@@ -187,6 +187,62 @@ pub struct AuditPoint {
 }
 
 /// One second of the harness's own resource use.
+/// How the acknowledged traffic spread over the partitions, and each partition's acknowledgement
+/// latency (hot partitions). Records intended after warm-up only, like the run's rates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Partitions {
+    /// Partitions tracked at most, over all topics (in the scenario's topic order).
+    pub tracked_limit: u32,
+    /// Partitions past the limit, and the acknowledgements on them (counted, not broken down).
+    pub untracked_partitions: u64,
+    pub untracked_acked: u64,
+    /// Per topic, by name.
+    pub topics: BTreeMap<String, TopicPartitions>,
+    /// A merged report (`fleetstorm merge`): why the per-partition latencies are absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One topic's partitions.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TopicPartitions {
+    /// Partitions of the topic tracked (all of them unless `all_tracked` is false).
+    pub partitions: u32,
+    pub all_tracked: bool,
+    /// Acknowledged records on the tracked partitions, and per second of the measured window.
+    pub acked: u64,
+    pub per_s: f64,
+    /// Each partition's share if the traffic were even (1 / partitions).
+    pub even_share: f64,
+    /// The busiest tenth of the partitions (at least one), busiest first.
+    pub hottest: Vec<i32>,
+    /// Their share of the topic's acknowledged records (0 to 1).
+    pub hottest_share: f64,
+    /// Acknowledgement p99 (from intended send time) of the hottest partitions' records together,
+    /// and of the other partitions' records together (µs). Absent when there were none, and in a
+    /// merged report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hottest_p99_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_p99_us: Option<u64>,
+    /// Every partition that acknowledged a record, by partition number.
+    pub lines: Vec<PartitionLine>,
+}
+
+/// One partition.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PartitionLine {
+    pub partition: i32,
+    pub acked: u64,
+    pub per_s: f64,
+    /// Share of the topic's acknowledged records (0 to 1).
+    pub share: f64,
+    /// Acknowledgement latency from the intended send time (2 significant digits; 0 in a merged
+    /// report).
+    pub p50_us: u64,
+    pub p99_us: u64,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HarnessPoint {
     /// fleetstorm's CPU use, in percent of one core (200 = two cores busy). With the embedded

@@ -31,6 +31,10 @@ pub struct WaveReport {
     pub baseline_sent_per_s: f64,
     /// The busiest second from reconnection to the end of the flush.
     pub peak_sent_per_s: u64,
+    /// `peak_sent_per_s / baseline_sent_per_s`: how many times the rate before the wave the flush
+    /// peaked at (absent without a baseline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_ratio: Option<f64>,
     /// Per consumer group, the worst per-second event-age p99 (creation to consumption) during
     /// the flush: how stale the backlog was when it arrived.
     pub peak_event_age_p99_us: std::collections::BTreeMap<String, u64>,
@@ -145,6 +149,8 @@ pub fn wave(tl: &[TimelinePoint], w: &WaveInput<'_>, groups: &[String]) -> WaveR
     let reconnect_until = offline_until + w.jitter_s;
     let flush_end = w.flush_end_s.unwrap_or(reconnect_until).max(reconnect_until);
     let flush: Vec<&TimelinePoint> = window(tl, offline_until, flush_end + 1.0).collect();
+    let baseline = mean(before(tl, w.start_s, 10.0).map(|p| p.produced as f64)).unwrap_or(0.0);
+    let peak = flush.iter().map(|p| p.produced).max().unwrap_or(0);
     WaveReport {
         name: w.name.to_string(),
         occurrence: w.occurrence,
@@ -156,8 +162,9 @@ pub fn wave(tl: &[TimelinePoint], w: &WaveInput<'_>, groups: &[String]) -> WaveR
         buffered: w.buffered,
         dropped: w.dropped,
         unsent: w.unsent,
-        baseline_sent_per_s: mean(before(tl, w.start_s, 10.0).map(|p| p.produced as f64)).unwrap_or(0.0),
-        peak_sent_per_s: flush.iter().map(|p| p.produced).max().unwrap_or(0),
+        baseline_sent_per_s: baseline,
+        peak_sent_per_s: peak,
+        peak_ratio: (baseline > 0.0).then(|| (peak as f64 / baseline * 100.0).round() / 100.0),
         peak_event_age_p99_us: groups
             .iter()
             .map(|g| {
@@ -329,6 +336,7 @@ mod tests {
         );
         assert_eq!(w.peak_sent_per_s, 900);
         assert_eq!(w.baseline_sent_per_s, 100.0);
+        assert_eq!(w.peak_ratio, Some(9.0));
         assert_eq!(w.reconnect_until_s, 21.0);
     }
 

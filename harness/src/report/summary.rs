@@ -113,7 +113,7 @@ pub fn text(r: &Report, report_path: &str) -> String {
     for w in &r.waves {
         let _ = writeln!(
             o,
-            "  wave       {}#{}: {} streams offline at {:.0}s, back by {:.0}s, buffered {} dropped {}{}, flushed {}, peak {}/s (before {:.0}/s)",
+            "  wave       {}#{}: {} streams offline at {:.0}s, back by {:.0}s, buffered {} dropped {}{}, flushed {}, peak {}/s (before {:.0}/s{})",
             w.name,
             w.occurrence + 1,
             count(w.streams),
@@ -124,7 +124,23 @@ pub fn text(r: &Report, report_path: &str) -> String {
             if w.unsent > 0 { format!(" unsent {}", count(w.unsent)) } else { String::new() },
             w.flush_end_s.map_or_else(|| "n/a".to_string(), |f| format!("by {f:.1}s")),
             count(w.peak_sent_per_s),
-            w.baseline_sent_per_s
+            w.baseline_sent_per_s,
+            w.peak_ratio.map_or_else(String::new, |x| format!(", {x:.1}x"))
+        );
+    }
+    for (t, x) in r.partitions.iter().flat_map(|p| p.topics.iter()) {
+        if x.partitions < 2 || x.acked == 0 {
+            continue;
+        }
+        let _ = writeln!(
+            o,
+            "  partitions {t}: hottest tenth ({}) carried {:.1}% of {} acked ({:.1}% if even), p99 {} vs {} for the rest",
+            x.hottest.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+            x.hottest_share * 100.0,
+            count(x.acked),
+            x.even_share * 100.0 * x.hottest.len() as f64,
+            x.hottest_p99_us.map_or_else(|| "n/a".into(), us),
+            x.rest_p99_us.map_or_else(|| "n/a".into(), us),
         );
     }
     let a = &r.audit;
@@ -290,6 +306,18 @@ pub fn markdown(r: &Report) -> String {
     }
     if !r.waves.is_empty() {
         let _ = write!(o, "\n## Reconnect waves\n\n{}", table::waves(r).markdown());
+    }
+    if r.partitions.as_ref().is_some_and(|p| !p.topics.is_empty()) {
+        let _ = write!(
+            o,
+            "\n## Partitions\n\n{}\nThe busiest {} partitions of each topic (report.html and report.json have them all):\n\n{}",
+            table::partitions(r).markdown(),
+            table::SUMMARY_PARTITIONS,
+            table::partition_lines(r, Some(table::SUMMARY_PARTITIONS)).markdown()
+        );
+        if let Some(note) = table::partitions_note(r) {
+            let _ = writeln!(o, "\n{note}");
+        }
     }
     if r.merged.is_some() {
         let _ = write!(o, "\n## Shards\n\n{}", table::shards(r).markdown());

@@ -335,8 +335,69 @@ pub fn waves(r: &Report) -> Table {
         .col("flushed by", |w| secs(w.flush_end_s))
         .col("peak/s", |w| count(w.peak_sent_per_s))
         .col("before/s", |w| format!("{:.0}", w.baseline_sent_per_s))
+        .col("peak ÷ before", |w| w.peak_ratio.map_or_else(|| "-".to_string(), |x| format!("{x:.1}x")))
         .done()
 }
+
+/// Per topic: how even the load was over the partitions, and how the hottest fared.
+pub fn partitions(r: &Report) -> Table {
+    let topics: Vec<(&String, &super::schema::TopicPartitions)> =
+        r.partitions.iter().flat_map(|p| p.topics.iter()).collect();
+    let opt_us = |v: Option<u64>| v.map_or_else(|| "-".to_string(), us);
+    Table::of(topics)
+        .col("topic", |(t, _)| Cell::code(t.as_str()))
+        .col("partitions", |(_, x)| count(u64::from(x.partitions)))
+        .col("acked/s", |(_, x)| format!("{:.1}", x.per_s))
+        .col("hottest tenth", |(_, x)| x.hottest.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "))
+        .col("its share", |(_, x)| format!("{:.1}%", x.hottest_share * 100.0))
+        .col("if even", |(_, x)| format!("{:.1}%", x.even_share * 100.0 * x.hottest.len() as f64))
+        .col("hottest p99", |(_, x)| opt_us(x.hottest_p99_us))
+        .col("rest p99", |(_, x)| opt_us(x.rest_p99_us))
+        .done()
+}
+
+/// The busiest partitions of each topic, busiest first: `limit` per topic (all with `None`).
+pub fn partition_lines(r: &Report, limit: Option<usize>) -> Table {
+    let mut rows: Vec<(&String, &super::schema::PartitionLine)> = Vec::new();
+    for (t, x) in r.partitions.iter().flat_map(|p| p.topics.iter()) {
+        let mut lines: Vec<&super::schema::PartitionLine> = x.lines.iter().collect();
+        lines.sort_by(|a, b| b.acked.cmp(&a.acked).then(a.partition.cmp(&b.partition)));
+        lines.truncate(limit.unwrap_or(usize::MAX));
+        rows.extend(lines.into_iter().map(|l| (t, l)));
+    }
+    let merged = r.merged.is_some();
+    let lat = move |v: u64| if merged { "-".to_string() } else { us(v) };
+    Table::of(rows)
+        .col("partition", |(t, l)| Cell::code(format!("{t}[{}]", l.partition)))
+        .col("acked", |(_, l)| count(l.acked))
+        .col("acked/s", |(_, l)| format!("{:.1}", l.per_s))
+        .col("share", |(_, l)| format!("{:.1}%", l.share * 100.0))
+        .col("p50", move |(_, l)| lat(l.p50_us))
+        .col("p99", move |(_, l)| lat(l.p99_us))
+        .done()
+}
+
+/// What the partition tables leave out: partitions past the tracking limit, a merged report's
+/// latencies.
+pub fn partitions_note(r: &Report) -> Option<String> {
+    let p = r.partitions.as_ref()?;
+    let mut notes = Vec::new();
+    if p.untracked_partitions > 0 {
+        notes.push(format!(
+            "{} partitions past the first {} were not tracked ({} records acknowledged there).",
+            count(p.untracked_partitions),
+            p.tracked_limit,
+            count(p.untracked_acked)
+        ));
+    }
+    if let Some(n) = &p.note {
+        notes.push(n.clone());
+    }
+    (!notes.is_empty()).then(|| notes.join(" "))
+}
+
+/// How many partitions per topic `summary.md` lists (report.html and report.json have them all).
+pub const SUMMARY_PARTITIONS: usize = 10;
 
 pub fn errors(r: &Report) -> Table {
     Table::of(&r.errors).col("kind", |(k, _)| k.as_str()).col("count", |(_, v)| count(**v)).done()

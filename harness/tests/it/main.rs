@@ -19,6 +19,7 @@ mod idempotence;
 mod live;
 mod merge;
 mod output;
+mod partitions;
 mod reports;
 mod restore;
 mod scenarios;

@@ -96,6 +96,53 @@ fn a_reconnect_wave_flushes_its_backlog_and_a_rollout_follows_its_window() {
     assert!(r.produce.versions["v2"].attempted > 0 && r.produce.versions["v1"].attempted > 0);
 }
 
+/// The shipped storm, its time compressed tenfold and its fleet shrunk tenfold: each device still
+/// creates as many events while offline and flushes them as fast, and the region still comes back
+/// within a twelfth of its outage, so the flush peaks at the same multiple of the base rate.
+#[test]
+fn the_shipped_reconnect_storm_scaled_down_flushes_at_over_three_times_its_base_rate() {
+    let _g = serial();
+    let shipped = std::fs::read_to_string(root().join("scenarios/reconnect-storm.yaml")).unwrap();
+    let mut text = shipped.clone();
+    for (from, to) in [
+        // The flush and the next wave's 10 s baseline do not scale: the repeat leaves room for both.
+        ("duration: 6m\n", "duration: 48s\n"),
+        ("warmup: 10s\n", "warmup: 1s\n"),
+        ("drain: 60s\n", "drain: 30s\n"),
+        ("devices: 60000\n", "devices: 6000\n"),
+        ("rate: 1/60s\n", "rate: 1/6s\n"),
+        ("at: 40s\n", "at: 4s\n"),
+        ("offline: 2m\n", "offline: 12s\n"),
+        ("reconnect_jitter: 10s\n", "reconnect_jitter: 1s\n"),
+        ("every: 170s,", "every: 28s,"),
+    ] {
+        assert!(text.contains(from), "the shipped storm no longer has `{}`: update this test", from.trim());
+        text = text.replacen(from, to, 1);
+    }
+    let r = run("reconnect-storm", &text);
+    assert_eq!(r.waves.len(), 2, "{:?}", r.waves);
+    for w in &r.waves {
+        // The whole region (45% of the fleet) went offline and lost nothing to full buffers.
+        assert!(w.streams >= 2_600 && w.streams <= 2_800, "{w:?}");
+        assert_eq!((w.dropped, w.unsent), (0, 0), "{w:?}");
+        assert!(w.buffered >= 2 * w.streams - 100, "about two events a device: {w:?}");
+        let ratio = w.peak_ratio.unwrap();
+        assert!(ratio >= 3.0, "the flush peaked at only {ratio}x the rate before: {w:?}");
+        assert!((ratio - w.peak_sent_per_s as f64 / w.baseline_sent_per_s).abs() < 0.01);
+        eprintln!(
+            "storm {}#{}: peak {}/s, before {:.0}/s: {ratio}x",
+            w.name,
+            w.occurrence + 1,
+            w.peak_sent_per_s,
+            w.baseline_sent_per_s
+        );
+    }
+    let a = &r.audit.counts;
+    assert_eq!((a.lost, a.duplicates), (0, 0), "{a:?}");
+    assert_eq!(a.acked, r.produce.acked);
+    assert_eq!(r.consumers["automation"].missed, 0);
+}
+
 #[test]
 fn a_replay_rereads_history_a_slow_sink_drains_and_a_restart_rebalances() {
     let _g = serial();

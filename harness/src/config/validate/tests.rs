@@ -106,6 +106,47 @@ fn rates_need_exactly_one_positive_rate_and_sane_shapes() {
 }
 
 #[test]
+fn skew_needs_an_exponent_in_range_a_share_that_selects_devices_and_a_factor_of_at_least_one() {
+    assert_eq!(problems("rate: 1/1s}", "rate: 1/1s, skew: {zipf: {exponent: 1.1}}}", ""), []);
+    assert_eq!(problems("rate: 1/1s}", "rate: 1/1s, skew: {hot: {share: 20%, factor: 20}}}", ""), []);
+    let p = problems("rate: 1/1s}", "rate: 1/1s, skew: {zipf: {exponent: 0}}}", "");
+    assert_eq!(
+        p,
+        [("fleet.classes[0].skew.zipf.exponent".to_string(), "exponent must be above 0 and at most 4".to_string())]
+    );
+    let p = problems("rate: 1/1s}", "rate: 1/1s, skew: {zipf: {exponent: 5}}}", "");
+    assert_eq!(paths(&p), ["fleet.classes[0].skew.zipf.exponent"]);
+    let p = problems("rate: 1/1s}", "rate: 1/1s, skew: {hot: {share: 0%, factor: 0.5}}}", "");
+    assert_eq!(paths(&p), ["fleet.classes[0].skew.hot.share", "fleet.classes[0].skew.hot.factor"]);
+    assert_eq!(p[0].1, "share must be above 0% and at most 100%");
+    assert_eq!(p[1].1, "factor must be between 1 and 10000");
+    // 1% of the 10 devices rounds to none.
+    let p = problems("rate: 1/1s}", "rate: 1/1s, skew: {hot: {share: 1%, factor: 2}}}", "");
+    assert_eq!(
+        p[0],
+        (
+            "fleet.classes[0].skew.hot.share".to_string(),
+            "share 1% of the class's 10 devices selects no device".to_string()
+        )
+    );
+}
+
+#[test]
+fn a_class_sent_on_reconnect_has_no_rate_and_needs_waves() {
+    let wave = "waves: [{at: 1s, offline: 2s}]\n";
+    assert_eq!(problems(", rate: 1/1s}", ", trigger: reconnect}", wave), []);
+    let p = problems(", rate: 1/1s}", ", trigger: reconnect, rate: 1/1s, skew: {zipf: {exponent: 1}}}", "");
+    assert_eq!(paths(&p), ["fleet.classes[0].trigger"; 2]);
+    assert!(p[0].1.starts_with("a class sent on reconnect has no `rate`"), "{p:?}");
+    assert_eq!(p[1].1, "a class sent on reconnect has no `shape` or `skew`");
+    // Waves are checked on the document: `--duration` may drop them from a short run.
+    let refs = references_of(&BASE.replace(", rate: 1/1s}", ", trigger: reconnect}"));
+    assert_eq!(paths(&refs), ["fleet.classes[0].trigger"]);
+    assert!(refs[0].1.ends_with("declare `waves`"), "{refs:?}");
+    assert_eq!(references_of(&(BASE.replace(", rate: 1/1s}", ", trigger: reconnect}") + wave)), []);
+}
+
+#[test]
 fn values_must_fit_the_envelope_and_stay_under_64mib() {
     let p = problems("rate: 1/1s}", "rate: 1/1s, size: 20B}", "");
     assert_eq!(paths(&p), ["fleet.classes[0].size"]);
