@@ -237,7 +237,7 @@ fn fault_line(f: &super::faults::FaultReport) -> String {
     match f.started_s {
         None => format!("{}: {} not performed: {}", f.name, f.kind, f.error.as_deref().unwrap_or("unknown reason")),
         Some(start) => format!(
-            "{}: {} on broker {broker} ({}) {start:.1}s-{}  unavailable {}  recovered {}  dip {:.0}%  audit lost {}{}",
+            "{}: {} on broker {broker} ({}) {start:.1}s-{}  unavailable {}  recovered {}  dip {:.0}%  peak p99 {}  audit lost {}{}{}",
             f.name,
             f.what(),
             f.mechanism,
@@ -245,7 +245,9 @@ fn fault_line(f: &super::faults::FaultReport) -> String {
             secs(f.unavailable.affected_partitions_s),
             secs(f.recovery.recovered_s),
             f.throughput.dip_pct,
+            f.recovery.peak_p99_us.map_or_else(|| "-".to_string(), |p| format!("{:.1}ms", p as f64 / 1e3)),
             f.audit.lost,
+            f.moved().map(|m| format!("  moved {m}")).unwrap_or_default(),
             f.error.as_ref().map(|e| format!("  ({e})")).unwrap_or_default()
         ),
     }
