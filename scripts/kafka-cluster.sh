@@ -39,10 +39,12 @@
 #                  degrade or cut node N's links (needs --network; loss and partitions need
 #                  root and iptables). One fault per node; `net N clear` undoes it (and
 #                  succeeds when nothing is applied); `net clear` clears every node.
-#   replace N      broker replacement: refuse if a partition is under-replicated (wiping would
-#                  lose data), stop node N, wipe its partition data (the KRaft metadata log,
-#                  meta.properties and bootstrap.checkpoint stay, so it rejoins with its id),
-#                  start it empty and wait until every partition is fully replicated again.
+#   replace N      broker replacement: refuse if a partition is under-replicated or has its only
+#                  replica on node N (wiping would lose data; FLEETSTORM_KAFKA_REPLACE_ALLOW_LONE=1
+#                  allows the latter, for throwaway test topics), stop node N, wipe its
+#                  partition data (the KRaft metadata log, meta.properties and
+#                  bootstrap.checkpoint stay, so it rejoins with its id), start it empty and
+#                  wait until every partition is fully replicated again.
 #   add-broker N   start node N (4..9) as a broker-only node that joins the running cluster
 #                  (formatted on first use); no partitions move (see reassign)
 #   remove-broker N  move every partition off node N (reassign), stop it; a broker-only node
@@ -1277,7 +1279,12 @@ cmd_replace() {
     --describe --under-replicated-partitions 2>/dev/null | grep -c 'Partition:' || true)
   ((urp == 0)) || die "refusing to wipe node $n: $urp partition(s) are under-replicated now (acknowledged data could be lost)"
   lone=$(grep -cE "Replicas: $n[[:space:]]+Isr" <<<"$desc" || true)
-  ((lone == 0)) || die "refusing to wipe node $n: it holds the only replica of $lone partition(s)"
+  if ((lone)); then
+    # Tests on a shared throwaway cluster meet other tests' single-replica topics.
+    [[ ${FLEETSTORM_KAFKA_REPLACE_ALLOW_LONE:-0} == 1 ]] \
+      || die "refusing to wipe node $n: it holds the only replica of $lone partition(s) (FLEETSTORM_KAFKA_REPLACE_ALLOW_LONE=1 wipes them anyway)"
+    log "warning: wiping the only replica of $lone partition(s) on node $n (FLEETSTORM_KAFKA_REPLACE_ALLOW_LONE=1): their records are lost"
+  fi
   log "replace: stopping node $n"
   stop_node "$n"
   local d f wiped
@@ -1335,6 +1342,14 @@ cmd_add_broker() {
 user_topics() {
   java_tool -Dfleetstorm.log.level=OFF org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap_list)" \
     --list --exclude-internal 2>/dev/null | paste -sd, -
+}
+
+# topics_on N: the non-internal topics with a replica on node N, comma separated.
+topics_on() {
+  java_tool -Dfleetstorm.log.level=OFF org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap_list)" \
+    --describe --exclude-internal 2>/dev/null \
+    | awk -v n="$1" '/Partition:/ { for (i = 1; i < NF; i++) if ($i == "Replicas:") { k = split($(i + 1), r, ","); for (j = 1; j <= k; j++) if (r[j] == n) print $2 } }' \
+    | sort -u | paste -sd, -
 }
 
 # moved_bytes_start / moved_bytes: bytes fetched for reassignments since, summed over the nodes
@@ -1476,7 +1491,18 @@ cmd_remove_broker() {
     local rest
     rest=$(brokers_without "$n")
     (($(tr ',' '\n' <<<"$rest" | wc -l) >= 3)) || die "remove-broker: only $rest would be left (the topics have 3 replicas)"
-    cmd_reassign "$rest" "$@"
+    if [[ " $* " != *" --topics "* ]]; then
+      # Without --topics (e.g. `fleetstorm restore` undoing a scale-out): only the topics that
+      # have a replica on node N move, so nothing else is reshuffled.
+      local on
+      on=$(topics_on "$n")
+      if [[ -n $on ]]; then set -- --topics "$on" "$@"; fi
+    fi
+    if [[ " $* " == *" --topics "* ]]; then
+      cmd_reassign "$rest" "$@"
+    else
+      log "remove-broker: no partition has a replica on node $n"
+    fi
     log "remove-broker: stopping node $n"
     stop_node "$n"
   else
