@@ -54,9 +54,10 @@
 #                  ones) over the comma list BROKERS with Kafka's ReassignPartitionsCommand,
 #                  throttled if asked, and wait until it completes (the throttle is removed)
 #   scale-out N [--topics T,...] [--throttle B]   start node N (add-broker, or restart for
-#                  1..3) and reassign the topics over every running broker
+#                  1..3) and reassign the topics over every running broker (without --topics
+#                  nothing moves)
 #   scale-in N [--topics T,...] [--throttle B]    reassign the topics off node N, then
-#                  remove-broker N
+#                  remove-broker N (without --topics: every topic with a replica on node N)
 #                  replace, reassign, scale-out and scale-in print, last, one line
 #                  `fleetstorm: completed_s=S bytes_moved=B bytes_source=SOURCE`: the seconds from
 #                  the start of the data movement until every partition is fully replicated on
@@ -1467,6 +1468,11 @@ cmd_scale_out() {
     exec 9>&-
     "${BASH_SOURCE[0]}" restart "$n" || die "could not restart node $n"
     take_lock
+  fi
+  if [[ " $* " != *" --topics "* ]]; then
+    # Without --topics (`fleetstorm restore` undoing a scale-in): the node is back, nothing moves.
+    log "scale-out: node $n running; no --topics, so no partitions moved"
+    return 0
   fi
   cmd_reassign "$(brokers_with "$n")" "$@"
 }

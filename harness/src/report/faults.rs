@@ -15,7 +15,8 @@ use crate::faults::FaultRun;
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct FaultReport {
     pub name: String,
-    /// `broker_kill`, `broker_stop`, `broker_pause`, `latency` or `network`.
+    /// `broker_kill`, `broker_stop`, `broker_pause`, `latency`, `network`, `broker_replace`,
+    /// `scale_out` or `scale_in`.
     pub kind: String,
     /// How the broker was chosen, e.g. `the leader of telemetry[0]`.
     pub selector: String,

@@ -206,7 +206,8 @@ pub struct HarnessPoint {
 /// One action a mechanism performed, as it goes into the report.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ActionRecord {
-    /// `broker_kill`, `broker_start`, `broker_resume`, `latency_remove`...
+    /// `broker_kill`, `broker_start`, `broker_resume`, `latency_remove`, `broker_replace`,
+    /// `scale_out`, `scale_in`...
     pub action: String,
     pub broker: i32,
     /// Seconds since the load started, when the action began.
