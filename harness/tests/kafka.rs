@@ -5,6 +5,8 @@
 mod common;
 #[path = "kafka/network.rs"]
 mod network;
+#[path = "kafka/scale.rs"]
+mod scale;
 #[path = "kafka/secured.rs"]
 mod secured;
 

@@ -336,6 +336,17 @@ pub struct ProcessFaults {
     pub network_apply: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_clear: Option<String>,
+    /// Broker replacement (`kind: broker_replace`): stop broker `{broker}`, wipe its partition
+    /// data, start it empty and return once it is back in every ISR. Undone by `restart`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace: Option<String>,
+    /// Add broker `{broker}` and reassign `{topics}` over every broker (`{move_args}`:
+    /// `--topics T,... [--throttle B]`), returning once the reassignment completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_out: Option<String>,
+    /// Reassign `{topics}` off broker `{broker}`, then stop it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_in: Option<String>,
 }
 
 /// The `command` fault mechanism: one template per action; a fault whose actions have no
@@ -374,6 +385,21 @@ pub struct CommandFaults {
     /// Undo it; must succeed when nothing is applied (it also runs at `fleetstorm restore`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_clear: Option<String>,
+    /// Replace broker `{broker}`: stop it, wipe its data, start it empty, return once it is back
+    /// in every ISR (undone by `broker_start`). A line `fleetstorm: completed_s=S bytes_moved=B
+    /// bytes_source=metrics|log-dirs` in its output goes into the report (docs/faults.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_replace: Option<String>,
+    /// Add broker `{broker}` and move partitions onto it (`{topics}`: the scenario's topics,
+    /// comma separated; `{throttle}`: bytes per second, 0 for none; `{move_args}`: both as
+    /// `--topics T,... --throttle B`), e.g. a Cruise Control `add_broker` request
+    /// (docs/faults.md). Returns once the movement completed; undone by `scale_in`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_out: Option<String>,
+    /// Move partitions off broker `{broker}` and stop it, e.g. Cruise Control's
+    /// `remove_broker`. Undone by `scale_out`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_in: Option<String>,
     /// How long each command may run before it is killed (and the action counted as failed).
     /// Default `120s`.
     #[serde(default = "default_command_timeout")]
@@ -392,6 +418,9 @@ impl Default for CommandFaults {
             latency_remove: None,
             network_apply: None,
             network_clear: None,
+            broker_replace: None,
+            scale_out: None,
+            scale_in: None,
             timeout: default_command_timeout(),
         }
     }

@@ -548,6 +548,23 @@ pub fn checked(s: &Scenario) -> (Vec<Gate>, Vec<(String, String)>) {
             ),
             (_, None) => {}
         }
+        match (fault.kind, fault.throttle) {
+            (FaultKind::ScaleOut | FaultKind::ScaleIn, Some(t)) if t.0 < 1024 => {
+                err(format!("{p}.throttle"), "throttle must be at least 1KiB (per second)".into())
+            }
+            (FaultKind::ScaleOut | FaultKind::ScaleIn, _) | (_, None) => {}
+            (kind, Some(_)) => err(
+                format!("{p}.throttle"),
+                format!("`throttle` applies only to `kind: scale_out` and `scale_in`, not `{}`", kind.as_str()),
+            ),
+        }
+        if fault.kind == FaultKind::ScaleOut && !matches!(fault.broker, crate::config::scenario::BrokerSelector::Id(_))
+        {
+            err(
+                format!("{p}.broker"),
+                "a `scale_out` fault adds the broker it names: `broker: <id>`, e.g. `4` on the local cluster".into(),
+            );
+        }
         match (fault.kind, &fault.network) {
             (FaultKind::Network, None) => err(
                 format!("{p}.network"),
@@ -809,6 +826,9 @@ pub fn profile(p: &Profile) -> Vec<(String, String)> {
                 ("latency_remove", &c.latency_remove),
                 ("network_apply", &c.network_apply),
                 ("network_clear", &c.network_clear),
+                ("broker_replace", &c.broker_replace),
+                ("scale_out", &c.scale_out),
+                ("scale_in", &c.scale_in),
             ];
             if templates.iter().all(|(_, t)| t.is_none()) {
                 out.push(("faults.command".into(), "declare at least one command template".into()));

@@ -12,7 +12,7 @@ use super::{EmbeddedControls, FaultError, PartitionLeader};
 use crate::clock::Clock;
 use crate::config::profile::{CommandFaults, FaultMechanism, ProcessFaults};
 use crate::config::scenario::{FaultKind, FaultSpec, Links, NetworkSpec};
-use crate::report::schema::ActionRecord;
+use crate::report::schema::{ActionRecord, Movement};
 
 /// One thing to do to a broker.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -22,6 +22,12 @@ pub enum Action {
     Pause,
     LatencyAdd(Duration),
     NetworkApply(NetworkSpec),
+    /// Stop, wipe, start empty, wait for every ISR.
+    Replace,
+    /// Add the broker and move partitions onto it; the throttle in bytes per second.
+    ScaleOut(Option<u64>),
+    /// Move partitions off the broker and stop it.
+    ScaleIn(Option<u64>),
     Start,
     Resume,
     LatencyRemove,
@@ -37,12 +43,19 @@ impl Action {
             FaultKind::BrokerPause => Action::Pause,
             FaultKind::Latency => Action::LatencyAdd(spec.latency.map(|l| l.0).unwrap_or_default()),
             FaultKind::Network => Action::NetworkApply(spec.network.unwrap_or_default()),
+            FaultKind::BrokerReplace => Action::Replace,
+            FaultKind::ScaleOut => Action::ScaleOut(spec.throttle.map(|t| t.0)),
+            FaultKind::ScaleIn => Action::ScaleIn(spec.throttle.map(|t| t.0)),
         }
     }
 
+    /// What undoes it (the journal replays this for a run that died: no throttle then).
     pub fn restore(kind: FaultKind) -> Action {
         match kind {
-            FaultKind::BrokerKill | FaultKind::BrokerStop => Action::Start,
+            // A replacement that died halfway leaves the broker stopped (and empty): start it.
+            FaultKind::BrokerKill | FaultKind::BrokerStop | FaultKind::BrokerReplace => Action::Start,
+            FaultKind::ScaleOut => Action::ScaleIn(None),
+            FaultKind::ScaleIn => Action::ScaleOut(None),
             FaultKind::BrokerPause => Action::Resume,
             FaultKind::Latency => Action::LatencyRemove,
             FaultKind::Network => Action::NetworkClear,
@@ -56,6 +69,9 @@ impl Action {
             Action::Pause => "broker_pause",
             Action::LatencyAdd(_) => "latency_add",
             Action::NetworkApply(_) => "network_apply",
+            Action::Replace => "broker_replace",
+            Action::ScaleOut(_) => "scale_out",
+            Action::ScaleIn(_) => "scale_in",
             Action::Start => "broker_start",
             Action::Resume => "broker_resume",
             Action::LatencyRemove => "latency_remove",
@@ -69,8 +85,17 @@ impl Action {
 pub enum Mechanism {
     None,
     Embedded,
-    Process { spec: ProcessFaults, dir: PathBuf },
-    Command { spec: CommandFaults, dir: PathBuf },
+    /// `topics`: the scenario's topics, comma separated (`{topics}` in the templates).
+    Process {
+        spec: ProcessFaults,
+        dir: PathBuf,
+        topics: String,
+    },
+    Command {
+        spec: CommandFaults,
+        dir: PathBuf,
+        topics: String,
+    },
 }
 
 impl Mechanism {
@@ -78,9 +103,21 @@ impl Mechanism {
         match m {
             None => Mechanism::None,
             Some(FaultMechanism::Embedded) => Mechanism::Embedded,
-            Some(FaultMechanism::Process(spec)) => Mechanism::Process { spec: spec.clone(), dir },
-            Some(FaultMechanism::Command(spec)) => Mechanism::Command { spec: spec.clone(), dir },
+            Some(FaultMechanism::Process(spec)) => {
+                Mechanism::Process { spec: spec.clone(), dir, topics: String::new() }
+            }
+            Some(FaultMechanism::Command(spec)) => {
+                Mechanism::Command { spec: spec.clone(), dir, topics: String::new() }
+            }
         }
+    }
+
+    /// The topics whose partitions scale-out and scale-in move (`{topics}`).
+    pub fn moving(mut self, names: &[String]) -> Mechanism {
+        if let Mechanism::Process { topics, .. } | Mechanism::Command { topics, .. } = &mut self {
+            *topics = names.join(",");
+        }
+        self
     }
 
     pub fn name(&self) -> &'static str {
@@ -106,6 +143,13 @@ impl Mechanism {
                     i,
                     "the profile declares no fault mechanism (`faults: {process: ...}` or `{command: ...}`)".into(),
                 )),
+                Mechanism::Embedded if f.kind.moves_data() => out.push((
+                    i,
+                    format!(
+                        "the embedded cluster cannot do `{}`: librdkafka's mock cluster has no log directories to wipe and no partition reassignment; use a real cluster (profiles/local-kafka.yaml)",
+                        f.kind.as_str()
+                    ),
+                )),
                 Mechanism::Embedded => {
                     if let Some(n) = f.network.filter(|_| f.kind == FaultKind::Network)
                         && (n.loss.is_some()
@@ -123,6 +167,13 @@ impl Mechanism {
                     }
                     if f.kind == FaultKind::Network && (spec.network_apply.is_none() || spec.network_clear.is_none()) {
                         out.push((i, "the `process` mechanism needs `network_apply` and `network_clear` commands for a network fault (scripts/kafka-cluster.sh net, in profiles/local-kafka.yaml)".into()));
+                    }
+                    for a in actions {
+                        if process_template(spec, a).is_none()
+                            && matches!(a, Action::Replace | Action::ScaleOut(_) | Action::ScaleIn(_))
+                        {
+                            out.push((i, format!("the `process` mechanism needs a `{}` command for `kind: {}` (scripts/kafka-cluster.sh, in profiles/local-kafka.yaml)", process_key(a), f.kind.as_str())));
+                        }
                     }
                 }
                 Mechanism::Command { spec, .. } => {
@@ -162,10 +213,10 @@ impl Mechanism {
         };
         let result: Result<(), FaultError> = match self {
             Mechanism::None | Mechanism::Embedded => Err(FaultError::NoMechanism),
-            Mechanism::Process { spec, dir } => process_action(spec, dir, action, broker, &mut record),
-            Mechanism::Command { spec, dir } => match template(spec, action) {
+            Mechanism::Process { spec, dir, topics } => process_action(spec, dir, topics, action, broker, &mut record),
+            Mechanism::Command { spec, dir, topics } => match template(spec, action) {
                 Some(t) => {
-                    let cmd = expand(t, broker, action);
+                    let cmd = expand_moving(t, broker, action, topics);
                     let out = run_command(&cmd, dir, spec.timeout.0);
                     record.command = Some(cmd);
                     record.exit_code = out.exit_code;
@@ -176,6 +227,9 @@ impl Mechanism {
             },
         };
         record.duration_s = clock.now_us().saturating_sub(started) as f64 / 1e6;
+        if matches!(action, Action::Replace | Action::ScaleOut(_) | Action::ScaleIn(_)) {
+            record.movement = Movement::parse(&record.output);
+        }
         match result {
             Ok(()) => record.ok = true,
             Err(e) => {
@@ -197,11 +251,55 @@ fn template(spec: &CommandFaults, action: Action) -> Option<&String> {
         Action::Pause => spec.broker_pause.as_ref(),
         Action::LatencyAdd(_) => spec.latency_add.as_ref(),
         Action::NetworkApply(_) => spec.network_apply.as_ref(),
+        Action::Replace => spec.broker_replace.as_ref(),
+        Action::ScaleOut(_) => spec.scale_out.as_ref(),
+        Action::ScaleIn(_) => spec.scale_in.as_ref(),
         Action::Start => spec.broker_start.as_ref(),
         Action::Resume => spec.broker_resume.as_ref(),
         Action::LatencyRemove => spec.latency_remove.as_ref(),
         Action::NetworkClear => spec.network_clear.as_ref(),
     }
+}
+
+/// The process mechanism's command for the actions that are commands there too.
+fn process_template(spec: &ProcessFaults, action: Action) -> Option<&String> {
+    match action {
+        Action::NetworkApply(_) => spec.network_apply.as_ref(),
+        Action::NetworkClear => spec.network_clear.as_ref(),
+        Action::Replace => spec.replace.as_ref(),
+        Action::ScaleOut(_) => spec.scale_out.as_ref(),
+        Action::ScaleIn(_) => spec.scale_in.as_ref(),
+        _ => None,
+    }
+}
+
+/// The process mechanism's key for such a command.
+fn process_key(action: Action) -> &'static str {
+    match action {
+        Action::Replace => "replace",
+        other => other.name(),
+    }
+}
+
+/// [`expand`], and the movement's placeholders: `{topics}` (comma separated), `{throttle}`
+/// (bytes per second, 0 for none) and `{move_args}` (`--topics T,... --throttle B`, each only
+/// when set: the shape `scripts/kafka-cluster.sh scale-out N` takes).
+pub fn expand_moving(t: &str, broker: i32, action: Action, topics: &str) -> String {
+    let throttle = match action {
+        Action::ScaleOut(t) | Action::ScaleIn(t) => t,
+        _ => None,
+    };
+    let mut args = Vec::new();
+    if !topics.is_empty() {
+        args.push(format!("--topics {topics}"));
+    }
+    if let Some(b) = throttle {
+        args.push(format!("--throttle {b}"));
+    }
+    expand(t, broker, action)
+        .replace("{topics}", topics)
+        .replace("{throttle}", &throttle.unwrap_or(0).to_string())
+        .replace("{move_args}", &args.join(" "))
 }
 
 /// A template with the action's placeholders filled in.
@@ -257,6 +355,8 @@ pub fn embedded(
         Action::LatencyAdd(d) => controls.set_rtt(broker, *d),
         Action::NetworkApply(n) => controls.set_rtt(broker, n.delay.map(|d| d.0).unwrap_or_default()),
         Action::Resume | Action::LatencyRemove | Action::NetworkClear => controls.set_rtt(broker, Duration::ZERO),
+        // Refused before the run (Mechanism::check); here for a profile that skipped it.
+        Action::Replace | Action::ScaleOut(_) | Action::ScaleIn(_) => Err(FaultError::NoMechanism),
     };
     ActionRecord {
         action: action.name().into(),
@@ -272,6 +372,7 @@ pub fn embedded(
 fn process_action(
     spec: &ProcessFaults,
     dir: &Path,
+    topics: &str,
     action: Action,
     broker: i32,
     record: &mut ActionRecord,
@@ -318,15 +419,11 @@ fn process_action(
             record.output = out.output;
             out.result
         }
-        Action::NetworkApply(_) | Action::NetworkClear => {
-            let t = match action {
-                Action::NetworkApply(_) => spec.network_apply.as_ref(),
-                _ => spec.network_clear.as_ref(),
+        Action::NetworkApply(_) | Action::NetworkClear | Action::Replace | Action::ScaleOut(_) | Action::ScaleIn(_) => {
+            let Some(t) = process_template(spec, action) else {
+                return Err(FaultError::NoTemplate(process_key(action)));
             };
-            let Some(t) = t else {
-                return Err(FaultError::NoTemplate(action.name()));
-            };
-            let cmd = expand(t, broker, action);
+            let cmd = expand_moving(t, broker, action, topics);
             let out = run_command(&cmd, dir, spec.timeout.0);
             record.command = Some(cmd);
             record.exit_code = out.exit_code;

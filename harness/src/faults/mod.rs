@@ -206,7 +206,7 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
         topics: Vec<String>,
         clock: C,
     ) -> Scheduler<C> {
-        let mechanism = Mechanism::new(mech, base_dir);
+        let mechanism = Mechanism::new(mech, base_dir).moving(&topics);
         let slots = specs
             .iter()
             .enumerate()
@@ -287,6 +287,8 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
         let mut brokers = target.broker_ids();
         brokers.sort_unstable();
         match sel {
+            // Scale-out adds the broker it names: it need not be one of the target's yet.
+            BrokerSelector::Id(id) if self.slots[index].spec.kind == FaultKind::ScaleOut => Ok(*id),
             BrokerSelector::Id(id) if brokers.contains(id) => Ok(*id),
             BrokerSelector::Id(id) => Err(FaultError::UnknownBroker { id: *id, brokers }),
             BrokerSelector::Random if brokers.is_empty() => Err(FaultError::NoBrokers),
@@ -365,14 +367,21 @@ impl<C: Clock + Clone + 'static> Scheduler<C> {
         let ok = record.ok;
         let end_us = ((record.at_s + record.duration_s) * 1e6) as u64;
         let s = &mut self.slots[i];
+        // A movement's effect (the data it moves, the load it slows) begins with the action.
+        let start_us = if s.spec.kind.moves_data() { (record.at_s * 1e6) as u64 } else { end_us };
         s.run.actions.push(record);
         if !ok {
             s.run.error = Some(format!("injecting {} failed", s.spec.kind.as_str()));
             self.journal_remove(i);
             return Phase::Done;
         }
-        s.run.injected_at_us = Some(end_us);
-        s.watch = book.arm_watch(end_us);
+        s.run.injected_at_us = Some(start_us);
+        // A replacement is over once the broker is back in every ISR (the action waited for it):
+        // undone (a start that finds it running) now, unless the scenario says when.
+        if s.spec.kind == FaultKind::BrokerReplace && s.run.planned_restore_us.is_none() {
+            s.run.planned_restore_us = Some(end_us);
+        }
+        s.watch = book.arm_watch(start_us);
         if s.watch.is_none() {
             tracing::warn!("fault {}: too many concurrent faults to measure its unavailability", s.run.label);
         }

@@ -167,6 +167,9 @@ fn mechanisms_say_what_they_cannot_do() {
             timeout: Dur::from_secs(1),
             network_apply: None,
             network_clear: None,
+            replace: None,
+            scale_out: None,
+            scale_in: None,
         })),
         ".".into(),
     );
@@ -241,6 +244,11 @@ fn process_mechanism(dir: &Path) -> Mechanism {
             timeout: Dur::from_secs(5),
             network_apply: Some("echo apply {broker} {network} >> network".into()),
             network_clear: Some("echo clear {broker} >> network".into()),
+            replace: Some(
+                "echo replace {broker}; echo fleetstorm: completed_s=1.5 bytes_moved=2048 bytes_source=log-dirs".into(),
+            ),
+            scale_out: Some("echo scale-out {broker} {move_args} >> moves".into()),
+            scale_in: Some("echo scale-in {broker} {move_args} >> moves".into()),
         })),
         dir.to_path_buf(),
     )
@@ -284,4 +292,97 @@ fn the_process_mechanism_refuses_a_pid_that_is_not_a_broker() {
     assert!(other.try_wait().unwrap().is_none(), "the unrelated process is untouched");
     other.kill().unwrap();
     let _ = other.wait();
+}
+
+#[test]
+fn movements_are_commands_whose_measurements_reach_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = process_mechanism(dir.path()).moving(&["a".to_string(), "b".to_string()]);
+    let run = |a| m.spawn(a, 4, ManualClock::default()).unwrap().join().unwrap();
+    let replaced = run(Action::Replace);
+    assert!(replaced.ok, "{replaced:?}");
+    assert_eq!(replaced.action, "broker_replace");
+    let moved = replaced.movement.expect("a movement");
+    assert_eq!((moved.completed_s, moved.bytes_moved), (1.5, Some(2048)));
+    assert_eq!(moved.bytes_source, crate::report::schema::BytesSource::LogDirs);
+    let out = run(Action::ScaleOut(Some(1_048_576)));
+    assert!(out.ok && out.movement.is_none(), "no measurement printed: none invented ({out:?})");
+    assert!(run(Action::ScaleIn(None)).ok);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("moves")).unwrap(),
+        "scale-out 4 --topics a,b --throttle 1048576\nscale-in 4 --topics a,b\n"
+    );
+    // What undoes each: a replacement that died halfway is started; scale-out and -in undo each other.
+    assert_eq!(Action::restore(FaultKind::BrokerReplace), Action::Start);
+    assert_eq!(Action::restore(FaultKind::ScaleOut), Action::ScaleIn(None));
+    assert_eq!(Action::restore(FaultKind::ScaleIn), Action::ScaleOut(None));
+}
+
+#[test]
+fn a_movement_line_is_parsed_and_never_invented() {
+    use crate::report::schema::{BytesSource, Movement};
+    let m = Movement::parse("noise\nfleetstorm: completed_s=3.88 bytes_moved=28383140 bytes_source=metrics\n").unwrap();
+    assert_eq!((m.completed_s, m.bytes_moved, m.bytes_source), (3.88, Some(28_383_140), BytesSource::Metrics));
+    assert_eq!(m.to_string(), "3.9 s, 28.4 MB (metrics)");
+    let unmeasured = Movement::parse("fleetstorm: completed_s=2 bytes_moved=5").unwrap();
+    assert_eq!((unmeasured.bytes_moved, unmeasured.bytes_source), (None, BytesSource::Unverified));
+    assert_eq!(Movement::parse("fleetstorm: bytes_moved=5 bytes_source=metrics"), None);
+    assert_eq!(Movement::parse("nothing here"), None);
+}
+
+#[test]
+fn the_embedded_cluster_and_a_bare_process_mechanism_refuse_movements() {
+    let faults = [
+        spec("{at: 1s, kind: broker_replace, broker: 1}"),
+        spec("{at: 1s, kind: scale_out, broker: 4, throttle: 1MiB}"),
+        spec("{at: 1s, kind: scale_in, broker: 3}"),
+    ];
+    let embedded = Mechanism::new(Some(&FaultMechanism::Embedded), ".".into()).check(&faults);
+    assert_eq!(embedded.iter().map(|p| p.0).collect::<Vec<_>>(), [0, 1, 2]);
+    assert!(embedded[0].1.contains("cannot do `broker_replace`"), "{embedded:?}");
+    let bare = Mechanism::new(
+        Some(&FaultMechanism::Process(ProcessFaults {
+            pid_file: "x/{broker}".into(),
+            restart: "true {broker}".into(),
+            stop_timeout: Dur::from_secs(1),
+            timeout: Dur::from_secs(1),
+            network_apply: None,
+            network_clear: None,
+            replace: None,
+            scale_out: None,
+            scale_in: None,
+        })),
+        ".".into(),
+    );
+    let problems = bare.check(&faults);
+    // scale_out and scale_in each need both commands (one undoes the other).
+    assert_eq!(problems.len(), 5, "{problems:?}");
+    assert!(problems[0].1.contains("needs a `replace` command"), "{problems:?}");
+    assert_eq!(process_mechanism(Path::new(".")).check(&faults), vec![]);
+}
+
+#[test]
+fn a_scale_out_adds_a_broker_the_target_does_not_have_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = Fake::new();
+    let book = book();
+    let clock = ManualClock::default();
+    let f = spec("{at: 1s, kind: scale_out, broker: 4}");
+    let mech = FaultMechanism::Command(CommandFaults {
+        scale_out: Some("echo fleetstorm: completed_s=2.5 bytes_moved=10 bytes_source=metrics".into()),
+        scale_in: Some("true".into()),
+        ..CommandFaults::default()
+    });
+    let mut s = Scheduler::new(&[f], Some(&mech), dir.path().to_path_buf(), 1, vec!["t".into()], clock.clone());
+    clock.set(1_000_000);
+    s.tick(&target, &book);
+    s.restore_all(&target, &book);
+    let runs = s.finish(&book);
+    assert_eq!(runs[0].broker, Some(4), "{:?}", runs[0].error);
+    assert!(runs[0].error.is_none(), "{:?}", runs[0].error);
+    // It counts from the start of the movement, not its end.
+    assert_eq!(runs[0].injected_at_us, Some(1_000_000));
+    let actions: Vec<&str> = runs[0].actions.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(actions, ["scale_out", "scale_in"]);
+    assert_eq!(runs[0].actions[0].movement.map(|m| m.completed_s), Some(2.5));
 }

@@ -15,7 +15,8 @@ use crate::faults::FaultRun;
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct FaultReport {
     pub name: String,
-    /// `broker_kill`, `broker_stop`, `broker_pause`, `latency` or `network`.
+    /// `broker_kill`, `broker_stop`, `broker_pause`, `latency`, `network`, `broker_replace`,
+    /// `scale_out` or `scale_in`.
     pub kind: String,
     /// How the broker was chosen, e.g. `the leader of telemetry[0]`.
     pub selector: String,
@@ -70,6 +71,22 @@ impl FaultReport {
             (None, Some(next)) => format!("not before the next fault ({next:.1}s)"),
             (v, _) => super::fmt::secs(v),
         }
+    }
+
+    /// The partition data its actions moved, as they measured it: `scale_out 3.9 s, 28.4 MB
+    /// (metrics); scale_in 6.0 s, 28.4 MB (metrics)`. `None` if no action moved data.
+    pub fn moved(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .actions
+            .iter()
+            .filter(|a| matches!(a.action.as_str(), "broker_replace" | "scale_out" | "scale_in"))
+            .map(|a| match &a.movement {
+                Some(m) => format!("{} {m}", a.action),
+                None if a.ok => format!("{} unmeasured", a.action),
+                None => format!("{} failed", a.action),
+            })
+            .collect();
+        if parts.is_empty() { None } else { Some(parts.join("; ")) }
     }
 }
 

@@ -262,7 +262,8 @@ pub struct HarnessPoint {
 /// One action a mechanism performed, as it goes into the report.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ActionRecord {
-    /// `broker_kill`, `broker_start`, `broker_resume`, `latency_remove`...
+    /// `broker_kill`, `broker_start`, `broker_resume`, `latency_remove`, `broker_replace`,
+    /// `scale_out`, `scale_in`...
     pub action: String,
     pub broker: i32,
     /// Seconds since the load started, when the action began.
@@ -277,6 +278,79 @@ pub struct ActionRecord {
     /// What the action printed or why it failed (last 4000 characters).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub output: String,
+    /// The partition data the action moved (broker replacement, scale-out, scale-in), as its
+    /// command measured and reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub movement: Option<Movement>,
+}
+
+/// Partition data moved between brokers by one action, as the command measured it: its output
+/// held a line `fleetstorm: completed_s=S bytes_moved=B bytes_source=metrics|log-dirs`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Movement {
+    /// Seconds from the start of the movement until every moved partition was fully replicated
+    /// on its new replicas (every ISR complete).
+    pub completed_s: f64,
+    /// Bytes moved; `None` if the command could not measure them (unverified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_moved: Option<u64>,
+    pub bytes_source: BytesSource,
+}
+
+/// Where a movement's byte count comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BytesSource {
+    /// The brokers' `ReassignmentBytesInPerSec` counters, before and after.
+    Metrics,
+    /// The record segments in the brokers' log directories.
+    LogDirs,
+    /// Not measured.
+    Unverified,
+}
+
+impl BytesSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BytesSource::Metrics => "metrics",
+            BytesSource::LogDirs => "log-dirs",
+            BytesSource::Unverified => "unverified",
+        }
+    }
+}
+
+impl Movement {
+    /// The last `fleetstorm: completed_s=... bytes_moved=... bytes_source=...` line of `output`.
+    pub fn parse(output: &str) -> Option<Movement> {
+        let line = output.lines().rev().find_map(|l| l.trim().strip_prefix("fleetstorm:"))?;
+        let mut completed = None;
+        let mut bytes = None;
+        let mut source = BytesSource::Unverified;
+        for kv in line.split_whitespace() {
+            match kv.split_once('=') {
+                Some(("completed_s", v)) => completed = v.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0),
+                Some(("bytes_moved", v)) => bytes = v.parse::<u64>().ok(),
+                Some(("bytes_source", "metrics")) => source = BytesSource::Metrics,
+                Some(("bytes_source", "log-dirs")) => source = BytesSource::LogDirs,
+                _ => {}
+            }
+        }
+        let bytes_moved = bytes.filter(|_| source != BytesSource::Unverified);
+        let bytes_source = if bytes_moved.is_some() { source } else { BytesSource::Unverified };
+        Some(Movement { completed_s: completed?, bytes_moved, bytes_source })
+    }
+}
+
+impl std::fmt::Display for Movement {
+    /// `12.3 s, 28.4 MB (metrics)` or `12.3 s, bytes unverified`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.bytes_moved {
+            Some(b) => {
+                write!(f, "{:.1} s, {:.1} MB ({})", self.completed_s, b as f64 / 1e6, self.bytes_source.as_str())
+            }
+            None => write!(f, "{:.1} s, bytes unverified", self.completed_s),
+        }
+    }
 }
 
 /// The compatibility matrix of one target (`fleetstorm check --compat`, written as

@@ -253,7 +253,7 @@ fn fault_line(f: &super::faults::FaultReport) -> String {
     match f.started_s {
         None => format!("{}: {} not performed: {}", f.name, f.kind, f.error.as_deref().unwrap_or("unknown reason")),
         Some(start) => format!(
-            "{}: {} on broker {broker} ({}) {start:.1}s-{}  unavailable {}  recovered {}  dip {:.0}%  audit lost {}{}",
+            "{}: {} on broker {broker} ({}) {start:.1}s-{}  unavailable {}  recovered {}  dip {:.0}%  peak p99 {}  audit lost {}{}{}",
             f.name,
             f.what(),
             f.mechanism,
@@ -261,7 +261,9 @@ fn fault_line(f: &super::faults::FaultReport) -> String {
             secs(f.unavailable.affected_partitions_s),
             f.recovered_text(),
             f.throughput.dip_pct,
+            f.recovery.peak_p99_us.map_or_else(|| "-".to_string(), |p| format!("{:.1}ms", p as f64 / 1e3)),
             f.audit.lost,
+            f.moved().map(|m| format!("  moved {m}")).unwrap_or_default(),
             f.error.as_ref().map(|e| format!("  ({e})")).unwrap_or_default()
         ),
     }
@@ -377,9 +379,9 @@ mod tests {
         assert!(md.contains("| `produce.latency.p99 < 1us` | 4.0ms | **FAIL** | failed: 4.0ms is not < 1us |"), "{md}");
         assert!(md.contains("| `audit.lost == 0` | 0 | pass | |"), "{md}");
         assert!(md.contains("| storm#1 | 30s | 45s | 600 | 6,000 | 10 | 5 | 48.50s | 4,200 | 1500 |"), "{md}");
-        assert!(
-            md.contains("| pause | broker_pause | - | n/a | n/a | n/a | n/a | 0% | 0 | no pid file for broker 3 |")
-        );
+        assert!(md.contains(
+            "| pause | broker_pause | - | n/a | n/a | n/a | n/a | 0% | - | - | 0 | no pid file for broker 3 |"
+        ));
     }
 
     #[test]

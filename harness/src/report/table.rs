@@ -318,6 +318,10 @@ pub fn faults(r: &Report) -> Table {
         .col("unavailable (affected)", |f| secs(f.unavailable.affected_partitions_s))
         .col("p99 recovered", |f| f.recovered_text())
         .col("throughput dip", |f| format!("{:.0}%", f.throughput.dip_pct))
+        .col("peak p99", |f| {
+            f.recovery.peak_p99_us.map_or_else(|| "-".to_string(), |p| format!("{:.1} ms", p as f64 / 1e3))
+        })
+        .col("moved (time, bytes)", |f| f.moved().unwrap_or_else(|| "-".to_string()))
         .col("lost", |f| Cell::finding(f.audit.lost))
         .col("error", |f| f.error.as_deref().unwrap_or(""))
         .done()

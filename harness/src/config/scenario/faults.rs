@@ -29,6 +29,10 @@ pub struct FaultSpec {
     /// What happens to the broker's links, for `kind: network`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkSpec>,
+    /// Replication throttle while partitions move, bytes per second per broker (`kind:
+    /// scale_out` / `scale_in`), e.g. `10MiB`. Default: unthrottled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<ByteSize>,
 }
 
 /// A network fault on one broker's links: any of delay (with jitter), loss, a bandwidth cap, or
@@ -159,6 +163,18 @@ pub enum FaultKind {
     /// The broker's links degrade or break (`network`: delay, jitter, loss, bandwidth,
     /// partition). Undone by clearing it.
     Network,
+    /// Broker replacement: the broker is stopped, its partition data wiped and it starts again
+    /// empty, under the same id; the fault lasts until it is back in every ISR. Refused (by the
+    /// local cluster's script) while a partition is under-replicated. Undone by starting it.
+    BrokerReplace,
+    /// A broker (`broker: <new id>`) joins the running cluster and the partitions of the
+    /// scenario's topics are reassigned over every broker, `throttle`d if set. Undone by
+    /// `scale_in` of the same broker.
+    ScaleOut,
+    /// The broker is decommissioned: the partitions of the scenario's topics are reassigned off
+    /// it, then it is stopped (and unregistered, if it is not a controller). Undone by
+    /// `scale_out` of the same broker.
+    ScaleIn,
 }
 
 impl FaultKind {
@@ -169,7 +185,16 @@ impl FaultKind {
             FaultKind::BrokerPause => "broker_pause",
             FaultKind::Latency => "latency",
             FaultKind::Network => "network",
+            FaultKind::BrokerReplace => "broker_replace",
+            FaultKind::ScaleOut => "scale_out",
+            FaultKind::ScaleIn => "scale_in",
         }
+    }
+
+    /// Whether the fault moves partition data between brokers: its injection lasts as long as
+    /// the movement, and the fault counts from the start of it.
+    pub fn moves_data(self) -> bool {
+        matches!(self, FaultKind::BrokerReplace | FaultKind::ScaleOut | FaultKind::ScaleIn)
     }
 }
 

@@ -216,6 +216,18 @@ fn faults_need_the_settings_of_their_kind() {
 }
 
 #[test]
+fn movements_say_which_broker_to_add_and_throttle_only_what_moves() {
+    let p = problems(
+        "",
+        "",
+        "faults:\n  - {at: 1s, kind: scale_out}\n  - {at: 2s, kind: scale_in, broker: 2, throttle: 10B}\n  - {at: 3s, kind: broker_replace, broker: 3, throttle: 1MiB}\n  - {at: 4s, kind: scale_out, broker: 4, throttle: 1MiB}\n",
+    );
+    assert_eq!(paths(&p), ["faults[0].broker", "faults[1].throttle", "faults[2].throttle"]);
+    assert!(p[0].1.contains("`broker: <id>`"), "{}", p[0].1);
+    assert_eq!(p[2].1, "`throttle` applies only to `kind: scale_out` and `scale_in`, not `broker_replace`");
+}
+
+#[test]
 fn gates_are_checked_against_the_scenario_in_the_same_pass() {
     let (gates, p) = checked(&typed(
         &(BASE.to_string() + "gates: [audit.lost == 0, consumers.g.max_lag < 5, \"produce.latency.p99 < 5\"]\n"),
