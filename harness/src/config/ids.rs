@@ -71,11 +71,14 @@ impl IdPattern {
                 break;
             }
         }
-        let digits = buf.len() - i;
-        for _ in digits..self.width {
+        // Zero padding from the same buffer: one copy, not a push per padding digit (this runs
+        // once per record sent).
+        let padded = buf.len() - self.width.clamp(buf.len() - i, buf.len());
+        buf[padded..i].fill(b'0');
+        for _ in buf.len()..self.width {
             out.push(b'0');
         }
-        out.extend_from_slice(&buf[i..]);
+        out.extend_from_slice(&buf[padded..]);
         out.extend_from_slice(self.suffix.as_bytes());
     }
 
@@ -104,5 +107,19 @@ mod tests {
         assert_eq!(e("d-{id}"), "unknown placeholder `{id}`: use `{n}` or `{n:06}`");
         assert_eq!(e("d-{n:x}"), "bad width in `{n:x}`: use e.g. `{n:06}`");
         assert_eq!(e("d-{n}-{n}"), "the pattern may contain only one `{n}` placeholder");
+    }
+
+    #[test]
+    fn ids_are_padded_to_the_width_and_never_cut() {
+        let p = |prefix: &str, width: usize, suffix: &str| IdPattern {
+            prefix: prefix.into(),
+            width,
+            suffix: suffix.into(),
+        };
+        assert_eq!(p("device-", 6, "").render(378), "device-000378");
+        assert_eq!(p("d", 0, "").render(0), "d0");
+        assert_eq!(p("d", 2, "x").render(12345), "d12345x");
+        assert_eq!(p("", 22, "").render(7), format!("{:022}", 7));
+        assert_eq!(p("", 20, "").render(u64::MAX), u64::MAX.to_string());
     }
 }

@@ -5,18 +5,27 @@
 //! records per second that lookup was a tenth of the producer thread (see BENCHMARKS.md).
 //! Here the producer keeps one topic handle per topic and one native header set per payload
 //! version, and passes them to `rd_kafka_producev` itself, the way librdkafka's own
-//! `rdkafka_performance` does. Delivery reports still arrive through rust-rdkafka's
-//! `ProducerContext::delivery`, with the `usize` opaque given here.
+//! `rdkafka_performance` does.
+//!
+//! Delivery reports are read here too ([`Events`]): rust-rdkafka's `poll` calls
+//! `ProducerContext::delivery` once per record, so the producer's bookkeeping had to sit behind
+//! a lock taken twice per record (once to park the record, once to settle it). Reading the
+//! client's main queue directly hands over one produce response's reports as a slice, to state
+//! the producer thread owns: no lock, one clock read per response. The queue's other events
+//! (logs, statistics, errors, OAUTHBEARER token refreshes) go to the client's context exactly as
+//! rust-rdkafka's own `poll` would send them.
 //!
 //! This file holds the crate's only `unsafe` FFI besides `kill(2)` (faults) and `sysconf(3)`
 //! (the self-monitor); each block says why it is sound.
 
-use std::ffi::{CString, c_void};
+use std::ffi::{CStr, CString, c_void};
 use std::marker::PhantomData;
 use std::ptr;
+use std::time::Duration;
 
 use rdkafka::bindings as rd;
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 
 /// A topic handle of one producer. It borrows the producer, so it cannot outlive it (librdkafka
@@ -83,17 +92,115 @@ pub struct Record<'a> {
     pub opaque: usize,
 }
 
+/// The opaque bit that marks a record whose value is lent by a [`Lender`].
+const LENT: usize = 1 << (usize::BITS - 1);
+
 /// Enqueue one record (librdkafka copies key and value). `Err` carries librdkafka's reason,
 /// e.g. `QueueFull`; then nothing was enqueued and no delivery report will come.
 pub fn produce<C: ProducerContext<DeliveryOpaque = usize>>(
     producer: &BaseProducer<C>,
     r: &Record<'_>,
 ) -> Result<(), RDKafkaErrorCode> {
+    if r.opaque & LENT != 0 {
+        return Err(RDKafkaErrorCode::InvalidArgument);
+    }
+    // SAFETY: key and value are borrowed slices that librdkafka copies (F_COPY) during the call.
+    unsafe { producev(producer, r, r.value, rd::RD_KAFKA_MSG_F_COPY, r.opaque) }
+}
+
+/// Value buffers lent to librdkafka instead of copied into it: one per slot, written by the
+/// producer, read by librdkafka's broker threads until the record's delivery report. This
+/// saves a copy and a larger allocation per record (the value is the record's bulk), as
+/// `rdkafka_performance` does by sending one buffer it never copies.
+///
+/// A slot's buffer cannot be written while it is lent: [`Lender::buffer`] refuses it until the
+/// delivery report that returns it has come from this producer's queue ([`Lender::returned`]).
+/// A lender dropped with buffers still lent leaks them rather than free memory librdkafka may
+/// still read (a run's end, after a purge).
+#[derive(Default)]
+pub struct Lender {
+    bufs: Vec<Vec<u8>>,
+    lent: Vec<bool>,
+    /// The client the buffers are lent to (0: none yet).
+    client: usize,
+}
+
+impl Lender {
+    /// The buffer of `slot`, to write a value into; `None` while it is lent.
+    pub fn buffer(&mut self, slot: usize) -> Option<&mut Vec<u8>> {
+        if slot >= self.bufs.len() {
+            self.bufs.resize_with(slot + 1, Vec::new);
+            self.lent.resize(slot + 1, false);
+        }
+        if self.lent[slot] {
+            return None;
+        }
+        self.bufs.get_mut(slot)
+    }
+
+    /// A delivery report came: its slot's buffer, if lent, is ours again.
+    pub fn returned(&mut self, d: &Delivered) {
+        if d.lent && d.client == self.client {
+            if let Some(l) = self.lent.get_mut(d.opaque) {
+                *l = false;
+            }
+        }
+    }
+}
+
+impl Drop for Lender {
+    fn drop(&mut self) {
+        for (buf, lent) in self.bufs.iter_mut().zip(&self.lent) {
+            if *lent {
+                std::mem::forget(std::mem::take(buf));
+            }
+        }
+    }
+}
+
+/// Enqueue one record whose value is `lender`'s buffer of `slot` (`r.value` is ignored), not
+/// copied; the delivery report carries `slot` as its opaque. `r.opaque` must be `slot`.
+pub fn produce_lent<C: ProducerContext<DeliveryOpaque = usize>>(
+    producer: &BaseProducer<C>,
+    r: &Record<'_>,
+    lender: &mut Lender,
+    slot: usize,
+) -> Result<(), RDKafkaErrorCode> {
+    let client = producer.client().native_ptr() as usize;
+    if slot & LENT != 0 || r.opaque != slot || (lender.client != 0 && lender.client != client) {
+        return Err(RDKafkaErrorCode::InvalidArgument);
+    }
+    if lender.buffer(slot).is_none() {
+        return Err(RDKafkaErrorCode::InvalidArgument);
+    }
+    lender.client = client;
+    let value = lender.bufs[slot].as_slice();
+    // SAFETY: no flag, so librdkafka references the value until the record's delivery report.
+    // The buffer stays valid and unchanged until then: it is marked lent below, `buffer`
+    // refuses it while lent, only that report (LENT bit, this client) returns it, and a lender
+    // dropped early leaks lent buffers instead of freeing them.
+    let res = unsafe { producev(producer, r, value, 0, slot | LENT) };
+    if res.is_ok() {
+        lender.lent[slot] = true;
+    }
+    res
+}
+
+/// # Safety
+/// `value` must stay valid and unchanged until librdkafka is done with it: for the call if
+/// `flags` holds `RD_KAFKA_MSG_F_COPY`, until the record's delivery report otherwise.
+unsafe fn producev<C: ProducerContext<DeliveryOpaque = usize>>(
+    producer: &BaseProducer<C>,
+    r: &Record<'_>,
+    value: &[u8],
+    flags: i32,
+    opaque: usize,
+) -> Result<(), RDKafkaErrorCode> {
     // SAFETY: a copy of the template, owned by us until librdkafka accepts the record.
     let headers = r.headers.map_or(ptr::null_mut(), |t| unsafe { rd::rd_kafka_headers_copy(t.0) });
     // SAFETY: every pointer is valid for the call: the client and topic handle live as long as
-    // the producer, key and value are borrowed slices that librdkafka copies (F_COPY; a null key
-    // with length 0 means no key), and the
+    // the producer, the key is a borrowed slice that librdkafka copies (a null key with length 0
+    // means no key), the value as the caller guarantees, and the
     // argument list follows rd_kafka_producev's vtype/value pairs, ended by VTYPE_END. The opaque
     // is an integer, never dereferenced.
     let err = unsafe {
@@ -104,15 +211,15 @@ pub fn produce<C: ProducerContext<DeliveryOpaque = usize>>(
             rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_PARTITION,
             -1i32,
             rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_MSGFLAGS,
-            rd::RD_KAFKA_MSG_F_COPY,
+            flags,
             rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_VALUE,
-            r.value.as_ptr() as *mut c_void,
-            r.value.len(),
+            value.as_ptr() as *mut c_void,
+            value.len(),
             rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_KEY,
             if r.key.is_empty() { ptr::null() } else { r.key.as_ptr() as *const c_void },
             r.key.len(),
             rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_OPAQUE,
-            r.opaque as *mut c_void,
+            opaque as *mut c_void,
             rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_TIMESTAMP,
             r.timestamp_ms,
             rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADERS,
@@ -129,6 +236,192 @@ pub fn produce<C: ProducerContext<DeliveryOpaque = usize>>(
             unsafe { rd::rd_kafka_headers_destroy(headers) };
         }
         Err(RDKafkaErrorCode::from(err))
+    }
+}
+
+/// One delivery report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivered {
+    /// The opaque given to [`produce`] (the slot, for [`produce_lent`]).
+    pub opaque: usize,
+    pub partition: i32,
+    pub offset: i64,
+    /// `None`: acknowledged.
+    pub error: Option<RDKafkaErrorCode>,
+    /// Its value was lent ([`Lender::returned`]), by this client.
+    lent: bool,
+    client: usize,
+}
+
+/// A producer's main queue, read directly (see the module's documentation). It borrows the
+/// producer, so it cannot outlive it.
+pub struct Events<'p, C: ProducerContext> {
+    producer: &'p BaseProducer<C>,
+    queue: *mut rd::rd_kafka_queue_t,
+    messages: Vec<*const rd::rd_kafka_message_t>,
+    batch: Vec<Delivered>,
+}
+
+impl<C: ProducerContext> Drop for Events<'_, C> {
+    fn drop(&mut self) {
+        // SAFETY: the reference taken by rd_kafka_queue_get_main, released exactly once.
+        unsafe { rd::rd_kafka_queue_destroy(self.queue) }
+    }
+}
+
+/// At most this many events are served by one [`Events::serve`] call once it has waited (so a
+/// sender is not held up by a long backlog of reports).
+const EVENTS_PER_SERVE: usize = 64;
+
+impl<'p, C: ProducerContext> Events<'p, C> {
+    pub fn new(producer: &'p BaseProducer<C>) -> Events<'p, C> {
+        // SAFETY: the client pointer is live for the producer's lifetime, which bounds `Events`;
+        // the call returns a new reference to the main queue (never null), released in `drop`.
+        let queue = unsafe { rd::rd_kafka_queue_get_main(producer.client().native_ptr()) };
+        Events { producer, queue, messages: Vec::new(), batch: Vec::new() }
+    }
+
+    /// Wait up to `timeout` for an event, then serve it and those already waiting (at most
+    /// [`EVENTS_PER_SERVE`]); each delivery-report event's records go to `on_delivery` as one
+    /// slice: one produce response's worth, acknowledged at one moment. Returns the number of
+    /// events served.
+    pub fn serve(&mut self, timeout: Duration, on_delivery: &mut dyn FnMut(&[Delivered])) -> usize {
+        let mut wait_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        let mut served = 0;
+        while served < EVENTS_PER_SERVE {
+            // SAFETY: the queue reference is live (released only in drop).
+            let ev = unsafe { rd::rd_kafka_queue_poll(self.queue, wait_ms) };
+            if ev.is_null() {
+                break;
+            }
+            wait_ms = 0;
+            served += 1;
+            self.dispatch(ev, on_delivery);
+            // SAFETY: the event was returned by rd_kafka_queue_poll and is destroyed exactly
+            // once, after its last use (`dispatch` keeps no pointer into it).
+            unsafe { rd::rd_kafka_event_destroy(ev) };
+        }
+        served
+    }
+
+    fn dispatch(&mut self, ev: *mut rd::rd_kafka_event_t, on_delivery: &mut dyn FnMut(&[Delivered])) {
+        let ctx = self.producer.context();
+        // SAFETY (every call below on `ev`): `ev` is a live event owned by `serve` until it
+        // destroys it after this function returns; strings librdkafka returns for it are
+        // NUL-terminated and live as long as the event, and are copied before it ends.
+        match unsafe { rd::rd_kafka_event_type(ev) } {
+            rd::RD_KAFKA_EVENT_DR => {
+                let n = unsafe { rd::rd_kafka_event_message_count(ev) };
+                self.messages.clear();
+                self.messages.resize(n, ptr::null());
+                let got = unsafe { rd::rd_kafka_event_message_array(ev, self.messages.as_mut_ptr(), n) };
+                self.batch.clear();
+                let client = self.producer.client().native_ptr() as usize;
+                for &m in self.messages.iter().take(got) {
+                    if m.is_null() {
+                        continue;
+                    }
+                    // SAFETY: a message of the live event, read-only.
+                    let m = unsafe { &*m };
+                    let opaque = m._private as usize;
+                    self.batch.push(Delivered {
+                        opaque: opaque & !LENT,
+                        lent: opaque & LENT != 0,
+                        client,
+                        partition: m.partition,
+                        offset: m.offset,
+                        error: (m.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR)
+                            .then(|| RDKafkaErrorCode::from(m.err)),
+                    });
+                }
+                on_delivery(&self.batch);
+            }
+            rd::RD_KAFKA_EVENT_LOG => {
+                let (mut fac, mut text, mut level) = (ptr::null(), ptr::null(), 0);
+                if unsafe { rd::rd_kafka_event_log(ev, &mut fac, &mut text, &mut level) } == 0
+                    && !fac.is_null()
+                    && !text.is_null()
+                {
+                    let fac = unsafe { CStr::from_ptr(fac) }.to_string_lossy();
+                    let text = unsafe { CStr::from_ptr(text) }.to_string_lossy();
+                    ctx.log(log_level(level), fac.trim(), text.trim());
+                }
+            }
+            rd::RD_KAFKA_EVENT_STATS => {
+                let json = unsafe { rd::rd_kafka_event_stats(ev) };
+                if !json.is_null() {
+                    ctx.stats_raw(unsafe { CStr::from_ptr(json) }.to_bytes());
+                }
+            }
+            rd::RD_KAFKA_EVENT_ERROR => {
+                let code = unsafe { rd::rd_kafka_event_error(ev) };
+                let reason = unsafe { rd::rd_kafka_event_error_string(ev) };
+                let reason = if reason.is_null() {
+                    String::new()
+                } else {
+                    unsafe { CStr::from_ptr(reason) }.to_string_lossy().into_owned()
+                };
+                ctx.error(KafkaError::Global(code.into()), reason.trim());
+            }
+            rd::RD_KAFKA_EVENT_OAUTHBEARER_TOKEN_REFRESH => {
+                let config = unsafe { rd::rd_kafka_event_config_string(ev) };
+                let config =
+                    (!config.is_null()).then(|| unsafe { CStr::from_ptr(config) }.to_string_lossy().into_owned());
+                self.refresh_token(config.as_deref());
+            }
+            _ => {}
+        }
+    }
+
+    /// What rust-rdkafka does with a token refresh event: ask the context for a token and give
+    /// it to librdkafka, or tell librdkafka why there is none.
+    fn refresh_token(&self, config: Option<&str>) {
+        let rk = self.producer.client().native_ptr();
+        let failure = |why: String| {
+            let why = CString::new(why.replace('\0', " ")).unwrap_or_default();
+            // SAFETY: `rk` is the live client; `why` is NUL-terminated and outlives the call.
+            unsafe { rd::rd_kafka_oauthbearer_set_token_failure(rk, why.as_ptr()) };
+        };
+        let token = match self.producer.context().generate_oauth_token(config) {
+            Ok(t) => t,
+            Err(e) => return failure(e.to_string()),
+        };
+        let (Ok(value), Ok(principal)) = (CString::new(token.token), CString::new(token.principal_name)) else {
+            return failure("the token or its principal holds a NUL byte".into());
+        };
+        let mut errstr = [0 as std::ffi::c_char; 512];
+        // SAFETY: `rk` is the live client; `value` and `principal` are NUL-terminated and outlive
+        // the call; no extensions (null, 0); `errstr` is writable and its size is passed.
+        let code = unsafe {
+            rd::rd_kafka_oauthbearer_set_token(
+                rk,
+                value.as_ptr(),
+                token.lifetime_ms,
+                principal.as_ptr(),
+                ptr::null_mut(),
+                0,
+                errstr.as_mut_ptr(),
+                errstr.len(),
+            )
+        };
+        if code != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            let bytes: Vec<u8> = errstr.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+            failure(String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+}
+
+/// librdkafka's syslog-style level, as rust-rdkafka maps it.
+fn log_level(level: i32) -> RDKafkaLogLevel {
+    match level {
+        0 => RDKafkaLogLevel::Emerg,
+        1 => RDKafkaLogLevel::Alert,
+        2 => RDKafkaLogLevel::Critical,
+        3 => RDKafkaLogLevel::Error,
+        4 => RDKafkaLogLevel::Warning,
+        5 => RDKafkaLogLevel::Notice,
+        6 => RDKafkaLogLevel::Info,
+        _ => RDKafkaLogLevel::Debug,
     }
 }
 
@@ -182,13 +475,20 @@ mod tests {
             };
             produce(&producer, &r).unwrap();
         }
+        // Delivery reports come through `Events`, not the context's `delivery`.
+        let mut got: Vec<Delivered> = Vec::new();
+        let mut events = Events::new(&producer);
         for _ in 0..100 {
-            producer.poll(Duration::from_millis(50));
-            if producer.context().0.lock().unwrap().len() == 3 {
+            events.serve(Duration::from_millis(50), &mut |batch| got.extend_from_slice(batch));
+            if got.len() == 3 {
                 break;
             }
         }
-        assert_eq!(*producer.context().0.lock().unwrap(), vec![(40, true), (41, true), (42, true)]);
+        drop(events);
+        let opaques: Vec<(usize, i32, i64, bool)> =
+            got.iter().map(|d| (d.opaque, d.partition, d.offset, d.error.is_none())).collect();
+        assert_eq!(opaques, vec![(40, 0, 0, true), (41, 0, 1, true), (42, 0, 2, true)]);
+        assert!(producer.context().0.lock().unwrap().is_empty(), "the context's delivery was not called");
         drop(topic);
 
         let consumer: BaseConsumer =
@@ -241,5 +541,114 @@ mod tests {
         assert_eq!(producer.in_flight_count(), 1);
         producer.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
         producer.poll(Duration::from_millis(10));
+    }
+
+    /// A context that remembers the statistics and errors `Events` hands it.
+    #[derive(Default)]
+    struct Seen {
+        stats: Mutex<u32>,
+        errors: Mutex<Vec<String>>,
+    }
+    impl ClientContext for Seen {
+        fn stats_raw(&self, statistics: &[u8]) {
+            if statistics.starts_with(b"{") {
+                *self.stats.lock().unwrap() += 1;
+            }
+        }
+        fn error(&self, error: KafkaError, reason: &str) {
+            self.errors.lock().unwrap().push(format!("{error}: {reason}"));
+        }
+    }
+    impl ProducerContext for Seen {
+        type DeliveryOpaque = usize;
+        fn delivery(&self, _: &DeliveryResult<'_>, _: usize) {}
+    }
+
+    #[test]
+    fn events_hand_failed_reports_with_their_error_and_other_events_to_the_context() {
+        let mock = MockCluster::new(1).unwrap();
+        mock.create_topic("t", 1, 1).unwrap();
+        let producer: BaseProducer<Seen> = ClientConfig::new()
+            .set("bootstrap.servers", mock.bootstrap_servers())
+            .set("statistics.interval.ms", "100")
+            .set("message.timeout.ms", "300")
+            .set("linger.ms", "0")
+            .create_with_context(Seen::default())
+            .unwrap();
+        let topic = TopicHandle::new(&producer, "t").unwrap();
+        // The only broker goes away: the record times out and its report carries the error.
+        mock.broker_down(1).unwrap();
+        let r = Record { topic: &topic, key: b"k", value: b"v", timestamp_ms: 0, headers: None, opaque: 7 };
+        produce(&producer, &r).unwrap();
+        let mut got: Vec<Delivered> = Vec::new();
+        let mut events = Events::new(&producer);
+        for _ in 0..60 {
+            events.serve(Duration::from_millis(50), &mut |batch| got.extend_from_slice(batch));
+            if !got.is_empty() && *producer.context().stats.lock().unwrap() > 0 {
+                break;
+            }
+        }
+        drop(events);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].opaque, 7);
+        assert_eq!(got[0].error, Some(RDKafkaErrorCode::MessageTimedOut));
+        assert!(*producer.context().stats.lock().unwrap() > 0, "statistics reached the context");
+    }
+
+    #[test]
+    fn lent_values_arrive_intact_and_a_buffer_is_refused_until_its_report_returns_it() {
+        let mock = MockCluster::new(1).unwrap();
+        mock.create_topic("t", 1, 1).unwrap();
+        let bootstrap = mock.bootstrap_servers();
+        let producer: BaseProducer<Seen> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("linger.ms", "20")
+            .create_with_context(Seen::default())
+            .unwrap();
+        let topic = TopicHandle::new(&producer, "t").unwrap();
+        let mut lender = Lender::default();
+        for slot in 0..3usize {
+            let b = lender.buffer(slot).unwrap();
+            b.clear();
+            b.extend_from_slice(format!("value-{slot}").as_bytes());
+            let r = Record { topic: &topic, key: b"k", value: &[], timestamp_ms: 0, headers: None, opaque: slot };
+            produce_lent(&producer, &r, &mut lender, slot).unwrap();
+            assert!(lender.buffer(slot).is_none(), "a lent buffer cannot be written");
+        }
+        // A record whose opaque claims to be lent is refused; so is a slot that is lent.
+        let r = Record { topic: &topic, key: b"k", value: b"v", timestamp_ms: 0, headers: None, opaque: LENT | 1 };
+        assert_eq!(produce(&producer, &r), Err(RDKafkaErrorCode::InvalidArgument));
+        let r = Record { topic: &topic, key: b"k", value: &[], timestamp_ms: 0, headers: None, opaque: 1 };
+        assert_eq!(produce_lent(&producer, &r, &mut lender, 1), Err(RDKafkaErrorCode::InvalidArgument));
+        let mut got: Vec<Delivered> = Vec::new();
+        let mut events = Events::new(&producer);
+        for _ in 0..100 {
+            events.serve(Duration::from_millis(50), &mut |batch| got.extend_from_slice(batch));
+            if got.len() == 3 {
+                break;
+            }
+        }
+        drop(events);
+        assert_eq!(got.iter().map(|d| d.opaque).collect::<Vec<_>>(), vec![0, 1, 2]);
+        for d in &got {
+            lender.returned(d);
+        }
+        assert!(lender.buffer(1).is_some(), "its report gave the buffer back");
+
+        let consumer: BaseConsumer =
+            ClientConfig::new().set("bootstrap.servers", &bootstrap).set("group.id", "g").create().unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("t", 0, rdkafka::Offset::Beginning).unwrap();
+        consumer.assign(&tpl).unwrap();
+        let mut values = Vec::new();
+        for _ in 0..100 {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                values.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+                if values.len() == 3 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(values, vec!["value-0", "value-1", "value-2"]);
     }
 }

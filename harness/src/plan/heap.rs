@@ -77,6 +77,21 @@ impl<T: HeapKey> QuadHeap<T> {
         self.v[hole] = x;
     }
 
+    pub fn push(&mut self, x: T) {
+        let mut hole = self.v.len();
+        self.v.push(x);
+        while hole > 0 {
+            let parent = (hole - 1) / D;
+            if x.key() < self.v[parent].key() {
+                self.v[hole] = self.v[parent];
+                hole = parent;
+            } else {
+                break;
+            }
+        }
+        self.v[hole] = x;
+    }
+
     pub fn pop(&mut self) -> Option<T> {
         let last = self.v.pop()?;
         match self.v.first().copied() {
@@ -147,7 +162,11 @@ mod tests {
             for step in 0..5 * n + 10 {
                 assert_eq!(ours.peek().copied(), std.peek().map(|r| r.0), "n={n} step={step}");
                 let Some(&(t, id)) = ours.peek() else { break };
-                if step % 7 == 3 {
+                if step % 13 == 6 {
+                    let extra = (t + rng.step() % 300, 1_000_000 + step as u32);
+                    ours.push(extra);
+                    std.push(Reverse(extra));
+                } else if step % 7 == 3 {
                     assert_eq!(ours.pop(), std.pop().map(|r| r.0));
                 } else {
                     let next = (t + 1 + rng.step() % 300, id);

@@ -20,6 +20,7 @@
 //! Memory is one heap entry (24 bytes) per (device, class) stream, plus a small drain state for
 //! the streams of devices that are flushing a wave's backlog.
 
+pub mod calendar;
 pub mod fleet;
 pub mod heap;
 pub mod intmap;
@@ -31,8 +32,8 @@ use crate::config::dist::Dist;
 use crate::config::ids::IdPattern;
 use crate::config::scenario::{Arrival, Overflow, Scenario, Skew, Trigger, ValueFormat};
 use crate::config::units::ByteSize;
+use calendar::Calendar;
 use fleet::{Cohorts, FirmwarePlan, WavePlan};
-use heap::QuadHeap;
 use intmap::IntMap;
 use rng::{Permutation, SplitMix, mix, unit};
 use warp::Warp;
@@ -544,7 +545,7 @@ impl WaveCounts {
 /// class).
 pub struct Schedule<'p> {
     plan: &'p Plan,
-    heap: QuadHeap<Entry>,
+    heap: Calendar<Entry>,
     end_ns: u64,
     drains: IntMap<u64, Drain>,
     /// Per wave occurrence (see [`Plan::wave_instances`]).
@@ -560,7 +561,7 @@ impl<'p> Schedule<'p> {
         let end_ns = plan.duration_us.saturating_mul(1000);
         let mut s = Schedule {
             plan,
-            heap: QuadHeap::from_vec(Vec::new()),
+            heap: Calendar::from_vec(Vec::new()),
             end_ns,
             drains: IntMap::default(),
             waves: vec![WaveCounts::default(); plan.wave_instances().len()],
@@ -585,7 +586,7 @@ impl<'p> Schedule<'p> {
                 device += u64::from(shards);
             }
         }
-        s.heap = QuadHeap::from_vec(entries);
+        s.heap = Calendar::from_vec(entries);
         s
     }
 
@@ -613,7 +614,7 @@ impl<'p> Schedule<'p> {
                 }
                 return None;
             }
-            if let Some(d) = self.drains.get_mut(&key) {
+            if let Some(d) = if self.drains.is_empty() { None } else { self.drains.get_mut(&key) } {
                 if (d.drop_lo..d.drop_hi).contains(&k) {
                     k += 1;
                     c = plan.next_created(ci, d64, k, c);
@@ -691,7 +692,8 @@ impl Iterator for Schedule<'_> {
         let class = usize::from(e.class);
         let device = u64::from(e.device);
         let key = stream_key(e.device, e.class);
-        let created = self.drains.get(&key).map_or(e.t, |d| d.created);
+        // No lookup while no stream is draining a wave's backlog (the common case).
+        let created = if self.drains.is_empty() { e.t } else { self.drains.get(&key).map_or(e.t, |d| d.created) };
         let firmware = plan.firmware_at(device, created);
         let event = Event {
             intended_us: e.t / 1000,

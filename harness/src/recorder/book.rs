@@ -41,6 +41,17 @@ struct Reader {
     local_only: bool,
 }
 
+/// What [`OffsetBook::acked_many`] adds to one partition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Acked {
+    /// The highest offset acknowledged.
+    pub last_offset: i64,
+    pub bytes: u64,
+    pub count: u64,
+    /// When the latest-sent of these records was sent.
+    pub latest_send_us: u64,
+}
+
 impl OffsetBook {
     /// `partitions[t]` is the partition count of topic `t`; `start_ends` the log end offsets at
     /// the start, flattened.
@@ -100,14 +111,22 @@ impl OffsetBook {
     /// A record sent at `send_us` was acknowledged at `ack_us` at `offset` of partition `idx`.
     #[inline]
     pub fn acked(&self, idx: usize, offset: i64, bytes: u64, send_us: u64, ack_us: u64) {
+        self.acked_many(idx, Acked { last_offset: offset, bytes, count: 1, latest_send_us: send_us }, ack_us);
+    }
+
+    /// Records of partition `idx` acknowledged together at `ack_us` (one produce response):
+    /// three atomic operations for all of them, not three per record.
+    #[inline]
+    pub fn acked_many(&self, idx: usize, a: Acked, ack_us: u64) {
         if let Some(e) = self.ends.get(idx) {
-            e.fetch_max(offset + 1, Ordering::Relaxed);
-            self.acked_bytes[idx].fetch_add(bytes, Ordering::Relaxed);
-            self.acked_count[idx].fetch_add(1, Ordering::Relaxed);
+            e.fetch_max(a.last_offset + 1, Ordering::Relaxed);
+            self.acked_bytes[idx].fetch_add(a.bytes, Ordering::Relaxed);
+            self.acked_count[idx].fetch_add(a.count, Ordering::Relaxed);
             let mask = self.watch_mask.load(Ordering::Relaxed);
             if mask != 0 {
                 for (slot, w) in self.watches.iter().enumerate() {
-                    if mask & (1 << slot) != 0 && send_us >= w.since_us.load(Ordering::Relaxed) {
+                    // Some record of the batch was sent after the watch began.
+                    if mask & (1 << slot) != 0 && a.latest_send_us >= w.since_us.load(Ordering::Relaxed) {
                         w.first_ack_us[idx].fetch_min(ack_us, Ordering::Relaxed);
                     }
                 }

@@ -15,7 +15,7 @@ pub mod hlog;
 pub mod monitor;
 pub mod partitions;
 
-pub use book::{OffsetBook, WATCH_SLOTS};
+pub use book::{Acked, OffsetBook, WATCH_SLOTS};
 pub use collector::{
     ClassTotals, Collector, CollectorConfig, GroupTotals, LIVE_BUCKETS_US, LiveClass, LiveCounters, LiveGroup,
     LiveHist, Recording, Start,
