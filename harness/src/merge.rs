@@ -902,6 +902,8 @@ fn harness(r: &mut Report, reports: &[&Report]) {
     let h = &mut r.harness;
     *h = HarnessReport {
         cores: reports.iter().map(|x| x.harness.cores).sum(),
+        producer_instances: reports.iter().map(|x| x.harness.producer_instances).sum(),
+        producer_instances_why: None,
         cpu_pct_mean: reports.iter().map(|x| x.harness.cpu_pct_mean).sum(),
         cpu_pct_peak: r.timeline.iter().filter_map(|p| p.harness).map(|p| p.cpu_pct).fold(0.0, f32::max),
         librdkafka_cpu_pct_mean: reports

@@ -113,6 +113,8 @@ struct Meta {
     campaign: Option<Campaign>,
     /// What the report says about the campaign (set once the start is agreed).
     campaign_info: Option<crate::report::CampaignInfo>,
+    /// How `producer.instances: auto` was resolved.
+    instances_why: Option<String>,
 }
 
 pub fn run(
@@ -206,6 +208,16 @@ pub fn run(
     };
     let dir = out::dir(opts, &scenario.name, started)?;
     let canonical = serde_json::to_vec(&scenario).unwrap_or_default();
+    // `producer.instances: auto` becomes a number now (after the fingerprint, which keeps
+    // `auto`: the same scenario compares with itself on another machine).
+    let mut scenario = scenario;
+    let reserved = usize::from(profile.kind == TargetKind::Embedded);
+    let (instances, instances_why) = scenario.producer.instances.resolve(
+        crate::recorder::monitor::cores(),
+        crate::recorder::monitor::load_average(),
+        reserved,
+    );
+    scenario.producer.instances = crate::config::scenario::Instances::Count(instances);
     let meta = Meta {
         fingerprint: format!("{:x}", Sha256::digest(&canonical)),
         scenario_file: sc.file.display().to_string(),
@@ -223,6 +235,7 @@ pub fn run(
         base_dir,
         campaign: opts.campaign.clone(),
         campaign_info: None,
+        instances_why,
     };
     let redactor = Arc::new(Redactor::for_run(&meta.profile, &meta.scenario));
     Ok(Runner {
@@ -684,6 +697,7 @@ impl Runner {
             warnings: &m.warnings,
             target: TargetInfo { oauthbearer: m.auth.tally(), ..TargetInfo::of(&m.profile, &m.bootstrap, &m.brokers) },
             campaign: m.campaign_info.clone(),
+            instances_why: m.instances_why.as_deref(),
         };
         assemble::assemble(&info, ending, load)
     }

@@ -471,9 +471,12 @@ pub struct ProducerSpec {
     /// Default `30s`.
     #[serde(default = "default_message_timeout")]
     pub message_timeout: Dur,
-    /// Number of producer instances; devices are split evenly between them. Default 1.
-    #[serde(default = "one")]
-    pub instances: u32,
+    /// Number of producer instances (each its own librdkafka client and thread); devices are
+    /// split evenly between them. `auto` (the default): as many as the cores that are free when
+    /// the run starts can drive, at two cores per instance (its thread and librdkafka's); the
+    /// report says how many it used and why (`harness.producer_instances`).
+    #[serde(default)]
+    pub instances: Instances,
     /// Any other librdkafka producer property, passed through as is.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
@@ -489,7 +492,7 @@ impl Default for ProducerSpec {
             idempotence: true,
             max_in_flight: default_in_flight(),
             message_timeout: default_message_timeout(),
-            instances: 1,
+            instances: Instances::Auto,
             librdkafka: BTreeMap::new(),
         }
     }
@@ -517,6 +520,101 @@ fn yes() -> bool {
 
 fn one() -> u32 {
     1
+}
+
+/// How many producer instances a run starts: a number, or `auto`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Instances {
+    #[default]
+    Auto,
+    Count(u32),
+}
+
+impl Instances {
+    /// The number of instances; `auto` counts as one until the run resolves it
+    /// ([`Instances::resolve`]).
+    pub fn count(self) -> u32 {
+        match self {
+            Instances::Auto => 1,
+            Instances::Count(n) => n,
+        }
+    }
+
+    /// Resolve `auto` for a machine with `cores` cores, a one-minute load average of
+    /// `load_avg`, and `reserved` cores taken by something else of this run (an in-process
+    /// embedded cluster): one instance per two free cores (its thread and librdkafka's broker
+    /// threads), at least 1 and at most 16. Returns the count and, for `auto`, why.
+    pub fn resolve(self, cores: usize, load_avg: f64, reserved: usize) -> (u32, Option<String>) {
+        match self {
+            Instances::Count(n) => (n, None),
+            Instances::Auto => {
+                let busy = if load_avg.is_finite() { load_avg.max(0.0).round() as usize } else { 0 };
+                let free = cores.saturating_sub(busy).saturating_sub(reserved);
+                let n = u32::try_from((free / 2).clamp(1, 16)).unwrap_or(1);
+                let why = format!(
+                    "auto: {cores} core(s), load average {load_avg:.1}{}, {free} free: {n} instance(s) at two cores each",
+                    if reserved > 0 {
+                        format!(", {reserved} for the in-process embedded cluster")
+                    } else {
+                        String::new()
+                    }
+                );
+                (n, Some(why))
+            }
+        }
+    }
+}
+
+impl Serialize for Instances {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Instances::Auto => s.serialize_str("auto"),
+            Instances::Count(n) => s.serialize_u32(*n),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Instances {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Instances;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of instances or `auto`")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Instances, E> {
+                u32::try_from(v).map(Instances::Count).map_err(|_| E::custom("instances must be between 1 and 64"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Instances, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom("instances must be between 1 and 64"))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Instances, E> {
+                match v {
+                    "auto" => Ok(Instances::Auto),
+                    _ => v
+                        .parse::<u32>()
+                        .map(Instances::Count)
+                        .map_err(|_| E::custom(format!("`{v}`: expected a number of instances or `auto`"))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for Instances {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Instances".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "a number of instances (1-64) or `auto`",
+            "anyOf": [{ "type": "integer", "minimum": 1, "maximum": 64 }, { "const": "auto" }]
+        })
+    }
 }
 
 /// Producer acknowledgement level.
@@ -764,5 +862,42 @@ mod tests {
             let json = serde_json::to_string(&sel).unwrap();
             assert_eq!(serde_json::from_str::<BrokerSelector>(&json).unwrap(), sel, "{json}");
         }
+    }
+}
+
+#[cfg(test)]
+mod instances_tests {
+    use super::Instances;
+
+    #[test]
+    fn auto_takes_two_free_cores_per_instance_and_a_number_is_kept() {
+        assert_eq!(Instances::Count(3).resolve(64, 0.0, 0), (3, None));
+        assert_eq!(Instances::Auto.resolve(2, 0.0, 1).0, 1, "2 cores with the embedded cluster in-process");
+        assert_eq!(Instances::Auto.resolve(8, 0.2, 0).0, 4);
+        assert_eq!(Instances::Auto.resolve(8, 4.0, 0).0, 2, "busy cores are not free");
+        assert_eq!(Instances::Auto.resolve(64, 0.0, 0).0, 16, "at most 16");
+        assert_eq!(Instances::Auto.resolve(1, f64::NAN, 0).0, 1, "at least 1");
+        let (_, why) = Instances::Auto.resolve(8, 4.0, 1);
+        assert_eq!(
+            why.as_deref(),
+            Some(
+                "auto: 8 core(s), load average 4.0, 1 for the in-process embedded cluster, 3 free: 1 instance(s) at two cores each"
+            )
+        );
+    }
+
+    #[test]
+    fn instances_parse_from_a_number_or_auto_and_say_what_else_is_wrong() {
+        let p = |v: &str| {
+            let text = format!(
+                "name: n\nseed: 1\nduration: 1s\ntopics: [{{name: t}}]\nfleet:\n  devices: 1\n  classes: [{{name: c, topic: t, rate: 1/s, size: 200B}}]\nproducer: {{instances: {v}}}\n"
+            );
+            crate::config::parse_scenario("s.yaml", &text).map(|s| s.producer.instances).map_err(|e| e.to_string())
+        };
+        assert_eq!(p("4"), Ok(Instances::Count(4)));
+        assert_eq!(p("auto"), Ok(Instances::Auto));
+        let e = p("many").unwrap_err();
+        assert!(e.contains("s.yaml:8:") && e.contains("expected a number of instances or `auto`"), "{e}");
+        assert!(p("0").unwrap_err().contains("instances must be between 1 and 64"));
     }
 }

@@ -505,7 +505,7 @@ pub fn checked(s: &Scenario) -> (Vec<Gate>, Vec<(String, String)>) {
 
     // Producer.
     let pr = &s.producer;
-    if pr.instances == 0 || pr.instances > 64 {
+    if matches!(pr.instances, super::scenario::Instances::Count(n) if n == 0 || n > 64) {
         err("producer.instances".into(), "instances must be between 1 and 64".into());
     }
     if pr.max_in_flight == 0 || pr.max_in_flight > 2_147_483_647 {

@@ -313,12 +313,13 @@ pub fn start(
 ) -> std::io::Result<Vec<std::thread::JoinHandle<ProducerOutcome>>> {
     let common = properties(spec);
     let mut handles = Vec::new();
-    for i in 0..spec.instances {
+    let instances = spec.instances.count();
+    for i in 0..instances {
         shared.ready_expected.fetch_add(1, Ordering::SeqCst);
         let id = props([("client.id", format!("fleetstorm-producer-{i}"))]);
         handles.push(spawn(ProducerArgs {
             instance: i,
-            instances: spec.instances,
+            instances,
             plan: launch.plan.clone(),
             run_id: shared.run_id,
             config: shared.writer_config(&[&common, &id, &spec.librdkafka]),
@@ -331,7 +332,7 @@ pub fn start(
             filler: launch.filler.clone(),
             drain: launch.drain,
             ready: shared.ready.clone(),
-            unpaced: launch.unpaced.map(|n| n.div_ceil(u64::from(spec.instances))),
+            unpaced: launch.unpaced.map(|n| n.div_ceil(u64::from(instances))),
             keep_ledger: launch.keep_ledger,
             stats: shared.stats.producers.clone(),
         })?);

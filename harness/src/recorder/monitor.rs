@@ -100,6 +100,14 @@ fn rdk_thread_ticks(stat: &str) -> Option<u64> {
 }
 
 /// Cores this process may run on (respects CPU affinity, e.g. `taskset`).
+/// The machine's one-minute load average (`/proc/loadavg`); NaN when it cannot be read.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }

@@ -31,6 +31,8 @@ pub struct RunInfo<'a> {
     pub target: TargetInfo,
     /// Set when the run is one shard of a campaign.
     pub campaign: Option<super::CampaignInfo>,
+    /// How `producer.instances: auto` was resolved, if it was.
+    pub instances_why: Option<&'a str>,
 }
 
 /// How a run ended: its status, what stopped it early (if anything) and why, in words.
@@ -85,7 +87,12 @@ pub fn assemble(info: &RunInfo<'_>, ending: Ending, load: Option<Load<'_>>) -> R
         elapsed_s: m.elapsed_s,
         clock: "monotonic clock of the fleetstorm process; producers and consumers share it, so end-to-end latency needs no clock sync".into(),
         warnings: m.warnings.to_vec(),
-        harness: super::HarnessReport { cores: crate::recorder::monitor::cores(), ..Default::default() },
+        harness: super::HarnessReport {
+            cores: crate::recorder::monitor::cores(),
+            producer_instances: info.scenario.producer.instances.count(),
+            producer_instances_why: info.instances_why.map(str::to_string),
+            ..Default::default()
+        },
         max_rate: None,
         gates: Vec::new(),
         errors: BTreeMap::new(),
@@ -613,6 +620,7 @@ consumers: [{name: sink, topics: [t]}]
             elapsed_s: 12.5,
             warnings: &[],
             campaign: None,
+            instances_why: None,
             target: TargetInfo {
                 profile: "embedded".into(),
                 kind: "embedded".into(),

@@ -326,6 +326,12 @@ pub struct MaxRate {
 pub struct HarnessReport {
     /// Cores fleetstorm could run on (affinity respected).
     pub cores: usize,
+    /// Producer instances the run used (each its own librdkafka client and thread).
+    #[serde(default)]
+    pub producer_instances: u32,
+    /// How `producer.instances: auto` chose that number (absent when the scenario set it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_instances_why: Option<String>,
     pub cpu_pct_mean: f32,
     pub cpu_pct_peak: f32,
     /// The part of `cpu_pct_mean` used by librdkafka's own threads (client I/O, and the embedded

@@ -244,6 +244,14 @@ pub fn text(r: &Report, report_path: &str) -> String {
             h.host_cpu_pct_mean
         );
     }
+    if h.producer_instances > 0 {
+        let _ = writeln!(
+            o,
+            "  producers  {} instance(s){}",
+            h.producer_instances,
+            h.producer_instances_why.as_deref().map_or(String::new(), |w| format!(" ({w})"))
+        );
+    }
     let _ = writeln!(o, "  report     {report_path}");
     o
 }
