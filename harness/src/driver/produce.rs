@@ -439,60 +439,42 @@ mod tests {
 
     use super::*;
 
-    #[derive(Default)]
-    struct Acks(Mutex<Vec<(usize, bool)>>);
-    impl ClientContext for Acks {}
-    impl ProducerContext for Acks {
-        type DeliveryOpaque = usize;
-        fn delivery(&self, r: &DeliveryResult<'_>, opaque: usize) {
-            if let Ok(mut v) = self.0.lock() {
-                v.push((opaque, r.is_ok()));
-            }
-        }
-    }
-
-    #[test]
-    fn records_arrive_with_key_value_timestamp_headers_and_their_opaque_comes_back_and_an_empty_key_is_none() {
+    /// A one-broker mock cluster with topic `t`, and a producer on it with `props`.
+    fn producer_on_mock<C: ProducerContext + Default>(
+        props: &[(&str, &str)],
+    ) -> (MockCluster<'static, rdkafka::producer::DefaultProducerContext>, BaseProducer<C>) {
         let mock = MockCluster::new(1).unwrap();
         mock.create_topic("t", 1, 1).unwrap();
-        let bootstrap = mock.bootstrap_servers();
-        let producer: BaseProducer<Acks> = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("linger.ms", "0")
-            .create_with_context(Acks::default())
-            .unwrap();
-        let topic = TopicHandle::new(&producer, "t").unwrap();
-        let headers = HeaderTemplate::new([("schema", "v2"), ("fw", "4.0")].into_iter());
-        for (i, h) in [None, Some(&headers), None].into_iter().enumerate() {
-            let key = if i < 2 { format!("device-{i}") } else { String::new() };
-            let r = Record {
-                topic: &topic,
-                key: key.as_bytes(),
-                value: b"payload",
-                timestamp_ms: 1_700_000_000_000 + i as i64,
-                headers: h,
-                opaque: 40 + i,
-            };
-            produce(&producer, &r).unwrap();
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", mock.bootstrap_servers());
+        for (k, v) in props {
+            config.set(*k, *v);
         }
-        // Delivery reports come through `Events`, not the context's `delivery`.
+        let producer = config.create_with_context(C::default()).unwrap();
+        (mock, producer)
+    }
+
+    /// Serve `producer`'s queue until `done` says so (at most 5 s): the delivery reports.
+    fn reports<C: ProducerContext>(producer: &BaseProducer<C>, done: impl Fn(&[Delivered]) -> bool) -> Vec<Delivered> {
         let mut got: Vec<Delivered> = Vec::new();
-        let mut events = Events::new(&producer);
+        let mut events = Events::new(producer);
         for _ in 0..100 {
             events.serve(Duration::from_millis(50), &mut |batch| got.extend_from_slice(batch));
-            if got.len() == 3 {
+            if done(&got) {
                 break;
             }
         }
-        drop(events);
-        let opaques: Vec<(usize, i32, i64, bool)> =
-            got.iter().map(|d| (d.opaque, d.partition, d.offset, d.error.is_none())).collect();
-        assert_eq!(opaques, vec![(40, 0, 0, true), (41, 0, 1, true), (42, 0, 2, true)]);
-        assert!(producer.context().0.lock().unwrap().is_empty(), "the context's delivery was not called");
-        drop(topic);
+        got
+    }
 
+    /// The first `n` records of partition 0 of `t`: key, value, timestamp, headers.
+    #[allow(clippy::type_complexity)]
+    fn read_back(
+        bootstrap: &str,
+        n: usize,
+    ) -> Vec<(Option<Vec<u8>>, Option<Vec<u8>>, Option<i64>, Vec<(String, String)>)> {
         let consumer: BaseConsumer =
-            ClientConfig::new().set("bootstrap.servers", &bootstrap).set("group.id", "g").create().unwrap();
+            ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", "g").create().unwrap();
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset("t", 0, rdkafka::Offset::Beginning).unwrap();
         consumer.assign(&tpl).unwrap();
@@ -508,11 +490,52 @@ mod tests {
                     })
                     .unwrap_or_default();
                 got.push((m.key().map(|k| k.to_vec()), m.payload().map(|p| p.to_vec()), m.timestamp().to_millis(), hs));
-                if got.len() == 3 {
+                if got.len() == n {
                     break;
                 }
             }
         }
+        got
+    }
+
+    #[derive(Default)]
+    struct Acks(Mutex<Vec<(usize, bool)>>);
+    impl ClientContext for Acks {}
+    impl ProducerContext for Acks {
+        type DeliveryOpaque = usize;
+        fn delivery(&self, r: &DeliveryResult<'_>, opaque: usize) {
+            if let Ok(mut v) = self.0.lock() {
+                v.push((opaque, r.is_ok()));
+            }
+        }
+    }
+
+    #[test]
+    fn records_arrive_with_key_value_timestamp_headers_and_their_opaque_comes_back_and_an_empty_key_is_none() {
+        let (mock, producer) = producer_on_mock::<Acks>(&[("linger.ms", "0")]);
+        let topic = TopicHandle::new(&producer, "t").unwrap();
+        let headers = HeaderTemplate::new([("schema", "v2"), ("fw", "4.0")].into_iter());
+        for (i, h) in [None, Some(&headers), None].into_iter().enumerate() {
+            let key = if i < 2 { format!("device-{i}") } else { String::new() };
+            let r = Record {
+                topic: &topic,
+                key: key.as_bytes(),
+                value: b"payload",
+                timestamp_ms: 1_700_000_000_000 + i as i64,
+                headers: h,
+                opaque: 40 + i,
+            };
+            produce(&producer, &r).unwrap();
+        }
+        // Delivery reports come through `Events`, not the context's `delivery`.
+        let got = reports(&producer, |g| g.len() == 3);
+        let opaques: Vec<(usize, i32, i64, bool)> =
+            got.iter().map(|d| (d.opaque, d.partition, d.offset, d.error.is_none())).collect();
+        assert_eq!(opaques, vec![(40, 0, 0, true), (41, 0, 1, true), (42, 0, 2, true)]);
+        assert!(producer.context().0.lock().unwrap().is_empty(), "the context's delivery was not called");
+        drop(topic);
+
+        let got = read_back(&mock.bootstrap_servers(), 3);
         assert_eq!(got.len(), 3);
         assert_eq!(got[0].0.as_deref(), Some(&b"device-0"[..]));
         assert_eq!(got[0].1.as_deref(), Some(&b"payload"[..]));
@@ -525,14 +548,8 @@ mod tests {
 
     #[test]
     fn a_full_queue_is_reported_and_the_record_not_enqueued() {
-        let mock = MockCluster::new(1).unwrap();
-        mock.create_topic("t", 1, 1).unwrap();
-        let producer: BaseProducer<Acks> = ClientConfig::new()
-            .set("bootstrap.servers", mock.bootstrap_servers())
-            .set("queue.buffering.max.messages", "1")
-            .set("linger.ms", "1000")
-            .create_with_context(Acks::default())
-            .unwrap();
+        let (_mock, producer) =
+            producer_on_mock::<Acks>(&[("queue.buffering.max.messages", "1"), ("linger.ms", "1000")]);
         let topic = TopicHandle::new(&producer, "t").unwrap();
         let headers = HeaderTemplate::new([("a", "b")].into_iter());
         let r = Record { topic: &topic, key: b"k", value: b"v", timestamp_ms: 0, headers: Some(&headers), opaque: 1 };
@@ -566,45 +583,27 @@ mod tests {
 
     #[test]
     fn events_hand_failed_reports_with_their_error_and_other_events_to_the_context() {
-        let mock = MockCluster::new(1).unwrap();
-        mock.create_topic("t", 1, 1).unwrap();
-        let producer: BaseProducer<Seen> = ClientConfig::new()
-            .set("bootstrap.servers", mock.bootstrap_servers())
-            .set("statistics.interval.ms", "100")
-            .set("message.timeout.ms", "300")
-            .set("linger.ms", "0")
-            .create_with_context(Seen::default())
-            .unwrap();
+        let (mock, producer) = producer_on_mock::<Seen>(&[
+            ("statistics.interval.ms", "100"),
+            ("message.timeout.ms", "300"),
+            ("linger.ms", "0"),
+        ]);
         let topic = TopicHandle::new(&producer, "t").unwrap();
         // The only broker goes away: the record times out and its report carries the error.
         mock.broker_down(1).unwrap();
         let r = Record { topic: &topic, key: b"k", value: b"v", timestamp_ms: 0, headers: None, opaque: 7 };
         produce(&producer, &r).unwrap();
-        let mut got: Vec<Delivered> = Vec::new();
-        let mut events = Events::new(&producer);
-        for _ in 0..60 {
-            events.serve(Duration::from_millis(50), &mut |batch| got.extend_from_slice(batch));
-            if !got.is_empty() && *producer.context().stats.lock().unwrap() > 0 {
-                break;
-            }
-        }
-        drop(events);
+        let stats = || *producer.context().stats.lock().unwrap();
+        let got = reports(&producer, |g| !g.is_empty() && stats() > 0);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].opaque, 7);
         assert_eq!(got[0].error, Some(RDKafkaErrorCode::MessageTimedOut));
-        assert!(*producer.context().stats.lock().unwrap() > 0, "statistics reached the context");
+        assert!(stats() > 0, "statistics reached the context");
     }
 
     #[test]
     fn lent_values_arrive_intact_and_a_buffer_is_refused_until_its_report_returns_it() {
-        let mock = MockCluster::new(1).unwrap();
-        mock.create_topic("t", 1, 1).unwrap();
-        let bootstrap = mock.bootstrap_servers();
-        let producer: BaseProducer<Seen> = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("linger.ms", "20")
-            .create_with_context(Seen::default())
-            .unwrap();
+        let (mock, producer) = producer_on_mock::<Seen>(&[("linger.ms", "20")]);
         let topic = TopicHandle::new(&producer, "t").unwrap();
         let mut lender = Lender::default();
         for slot in 0..3usize {
@@ -620,35 +619,13 @@ mod tests {
         assert_eq!(produce(&producer, &r), Err(RDKafkaErrorCode::InvalidArgument));
         let r = Record { topic: &topic, key: b"k", value: &[], timestamp_ms: 0, headers: None, opaque: 1 };
         assert_eq!(produce_lent(&producer, &r, &mut lender, 1), Err(RDKafkaErrorCode::InvalidArgument));
-        let mut got: Vec<Delivered> = Vec::new();
-        let mut events = Events::new(&producer);
-        for _ in 0..100 {
-            events.serve(Duration::from_millis(50), &mut |batch| got.extend_from_slice(batch));
-            if got.len() == 3 {
-                break;
-            }
-        }
-        drop(events);
+        let got = reports(&producer, |g| g.len() == 3);
         assert_eq!(got.iter().map(|d| d.opaque).collect::<Vec<_>>(), vec![0, 1, 2]);
         for d in &got {
             lender.returned(d);
         }
         assert!(lender.buffer(1).is_some(), "its report gave the buffer back");
-
-        let consumer: BaseConsumer =
-            ClientConfig::new().set("bootstrap.servers", &bootstrap).set("group.id", "g").create().unwrap();
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("t", 0, rdkafka::Offset::Beginning).unwrap();
-        consumer.assign(&tpl).unwrap();
-        let mut values = Vec::new();
-        for _ in 0..100 {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                values.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
-                if values.len() == 3 {
-                    break;
-                }
-            }
-        }
-        assert_eq!(values, vec!["value-0", "value-1", "value-2"]);
+        let values: Vec<Option<Vec<u8>>> = read_back(&mock.bootstrap_servers(), 3).into_iter().map(|r| r.1).collect();
+        assert_eq!(values, ["value-0", "value-1", "value-2"].map(|v| Some(v.as_bytes().to_vec())));
     }
 }

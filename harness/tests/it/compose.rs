@@ -84,7 +84,8 @@ fn the_ci_examples_are_valid_yaml_and_their_gates_fit_the_readiness_scenario() {
 fn the_nightly_bench_check_fails_a_regressed_ratio_and_passes_a_steady_one() {
     let root = common::root();
     let base: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("docs/benchmarks/ratio-baseline.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(root.join("docs/benchmarks/ratio-baseline.json")).unwrap())
+            .unwrap();
     assert!(base["ratios"].as_object().is_some_and(|r| !r.is_empty()));
     let dir = tempfile::tempdir().unwrap();
     let line = |tool: &str, rep: u32, rate: f64| {
@@ -94,7 +95,8 @@ fn the_nightly_bench_check_fails_a_regressed_ratio_and_passes_a_steady_one() {
     };
     let results = |fs_rate: f64| {
         let p = dir.path().join(format!("r{fs_rate}.jsonl"));
-        let text: String = (1..=3).map(|i| line("fleetstorm-unkeyed", i, fs_rate) + &line("rdkafka_performance", i, 1000.0)).collect();
+        let text: String =
+            (1..=3).map(|i| line("fleetstorm-unkeyed", i, fs_rate) + &line("rdkafka_performance", i, 1000.0)).collect();
         std::fs::write(&p, text).unwrap();
         p
     };
@@ -102,7 +104,13 @@ fn the_nightly_bench_check_fails_a_regressed_ratio_and_passes_a_steady_one() {
         std::process::Command::new("python3").arg(root.join("scripts/bench_check.py")).args(args).output().unwrap()
     };
     let baseline = dir.path().join("b.json");
-    let o = check(&[results(900.0).as_os_str(), "--write-baseline".as_ref(), baseline.as_os_str(), "--tolerance".as_ref(), "0.1".as_ref()]);
+    let o = check(&[
+        results(900.0).as_os_str(),
+        "--write-baseline".as_ref(),
+        baseline.as_os_str(),
+        "--tolerance".as_ref(),
+        "0.1".as_ref(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = check(&[results(850.0).as_os_str(), "--baseline".as_ref(), baseline.as_os_str()]);
     assert_eq!(o.status.code(), Some(0), "0.85 is within 0.10 of 0.90: {}", String::from_utf8_lossy(&o.stdout));
