@@ -440,8 +440,13 @@ impl Plan {
     }
 
     fn size_of(&self, class: usize, device: u64, k: u64, firmware: u16) -> u32 {
+        let size = &self.classes[class].payload(firmware).size;
+        if let crate::config::dist::Dist::Fixed(b) = size {
+            // No draw to make (this runs once per event sent).
+            return u32::try_from(b.0).unwrap_or(u32::MAX);
+        }
         let mut rng = SplitMix::new(mix(self.seed, &[SALT_SIZE, class as u64, device, k]));
-        let bytes = self.classes[class].payload(firmware).size.sample(&mut rng).0;
+        let bytes = size.sample(&mut rng).0;
         u32::try_from(bytes).unwrap_or(u32::MAX)
     }
 
