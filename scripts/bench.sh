@@ -249,8 +249,8 @@ else C100=2000000; C1K=1000000; KC100=1000000; KC1K=300000; RD=10s; RATES=(1000 
 
 if want produce || want rate || want consume || want whole; then
     build_rdkafka_performance
-    log "starting the embedded cluster (3 brokers, topics bench with 12 partitions, $RTOPIC with $RPARTS)"
-    coproc SERVE { exec "$FS" serve-embedded --brokers 3 --topic bench:12 --topic "$RTOPIC:$RPARTS" --until-stdin-closes; }
+    log "starting the embedded cluster (3 brokers, topics bench and whole with 12 partitions, $RTOPIC with $RPARTS)"
+    coproc SERVE { exec "$FS" serve-embedded --brokers 3 --topic bench:12 --topic "$RTOPIC:$RPARTS" --topic whole:12 --until-stdin-closes; }
     SERVER_PID=$SERVE_PID
     read -r line <&"${SERVE[0]}"
     EMBEDDED="${line#bootstrap=}"
