@@ -274,6 +274,10 @@ pub fn consume(l: &Load, reader: Reader, run_id: u64) -> Result<ConsumeResult, B
     let read = || total - book.lag(book_reader).min(total);
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut first: Option<(Instant, u64, u64)> = None;
+    // FLEETSTORM_BENCH_TRACE=1: the records read so far, every millisecond, on stderr (how the
+    // fetch stalls of BENCHMARKS.md, "Replay reads", were found).
+    let trace = std::env::var_os("FLEETSTORM_BENCH_TRACE").is_some();
+    let t_start = Instant::now();
     let mut last = None;
     while Instant::now() < deadline {
         let n = read();
@@ -284,8 +288,8 @@ pub fn consume(l: &Load, reader: Reader, run_id: u64) -> Result<ConsumeResult, B
             last = Some((Instant::now(), process_cpu_ns()));
             break;
         }
-        if std::env::var_os("FLEETSTORM_BENCH_TRACE").is_some() {
-            eprintln!("{:?} {n}", Instant::now());
+        if trace {
+            eprintln!("bench consume: {:.3} s {n}", t_start.elapsed().as_secs_f64());
         }
         std::thread::sleep(Duration::from_millis(1));
     }
