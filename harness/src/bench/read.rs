@@ -174,6 +174,7 @@ pub struct ConsumeResult {
     /// distinct records in the seen-ledger). Equal to `count` when the topic holds only the
     /// fill's records.
     pub recorded: u64,
+    /// Value bytes read, as the group's windows count them (0 for the audit, which counts none).
     pub bytes: u64,
     /// From the first record read to the last.
     pub seconds: f64,
