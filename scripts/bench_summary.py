@@ -134,6 +134,50 @@ def main():
                 target = "n/a"
             out.append(f"| {r['bench']} | {r['ns']:.1f} ns | {r['low_ns']:.1f}–{r['high_ns']:.1f} ns | {target} |")
         out.append("")
+    consume = [r for r in rows if r.get("part") == "consume"]
+    if consume:
+        out.append("## e. Replay reads (a pre-filled topic read from its start; records/s, medians; ratios paired run by run)\n")
+        out.append("fleetstorm's group member against `rdkafka_performance -G` (a fresh group), its audit reader "
+                   "against `rdkafka_performance -C` (assigned partitions, no group). fleetstorm records every "
+                   "record as in a run (group: e2e and age histograms, the group's ledger, offsets; audit: the "
+                   "seen-ledger with its order check). CPU: whole process, ns per record.\n")
+        out.append("| target | reader | ratio | range | fleetstorm | rdkafka_performance | fleetstorm CPU/record "
+                   "| rdkafka_performance CPU/record | recorded / read | ≥ 0.9 |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
+        groups = defaultdict(lambda: defaultdict(dict))
+        for r in consume:
+            side = "fs" if r["tool"].startswith("fleetstorm") else "rk"
+            groups[(r["target"], r["reader"])][side][r["rep"]] = r
+        for (target, reader), sides in sorted(groups.items(), key=lambda kv: (kv[0][0] != "embedded", kv[0][1] != "group")):
+            fs, rk = sides.get("fs", {}), sides.get("rk", {})
+            xs = [fs[k]["msgs_per_s"] / rk[k]["msgs_per_s"] for k in fs if k in rk and rk[k]["msgs_per_s"]]
+            rng = f"{min(xs):.2f}–{max(xs):.2f}" if xs else "–"
+            rec = f"{sum(r['recorded'] for r in fs.values()):,} / {sum(r['count'] for r in fs.values()):,}"
+
+            def m(side, key):
+                return med([x[key] for x in side.values()]) if side else float("nan")
+            out.append(f"| {target} | {reader} | **{med(xs):.2f}** | {rng} | {fmt_rate(m(fs, 'msgs_per_s'))} "
+                       f"| {fmt_rate(m(rk, 'msgs_per_s'))} | {m(fs, 'cpu_ns_per_record'):,.0f} ns "
+                       f"| {m(rk, 'cpu_ns_per_record'):,.0f} ns | {rec} | {'yes' if med(xs) >= 0.9 else 'no'} |")
+        out.append("")
+
+    whole = [r for r in rows if r.get("part") == "whole"]
+    if whole:
+        out.append("## f. Whole run (produce + audit + one consumer group, open loop; fleetstorm process CPU per record)\n")
+        kinds = sorted({k for r in whole for k in r.get("cpu_ns_per_record_by_thread", {})})
+        out.append("| target | planned/s | records | CPU ns/record (median) | range | "
+                   + " | ".join(kinds) + " | lost | saturated |")
+        out.append("|---|---|---|---|---|" + "---|" * len(kinds) + "---|---|")
+        groups = defaultdict(list)
+        for r in whole:
+            groups[(r["target"], round(r["planned_per_s"]))].append(r)
+        for (target, planned), rs in sorted(groups.items()):
+            ns = [r["cpu_ns_per_record"] for r in rs]
+            split = " | ".join(f"{med([r['cpu_ns_per_record_by_thread'].get(k, 0) for r in rs]):,.0f}" for k in kinds)
+            out.append(f"| {target} | {fmt_rate(planned)} | {fmt_rate(med([r['acked'] for r in rs]))} "
+                       f"| **{med(ns):,.0f}** | {min(ns):,.0f}–{max(ns):,.0f} | {split} "
+                       f"| {sum(r['lost'] for r in rs)} | {sum(1 for r in rs if r['harness_saturated'])}/{len(rs)} |")
+        out.append("")
     print("\n".join(out))
 
 

@@ -2,7 +2,9 @@
 //!
 //! - `recorder/*`: what recording one sample costs: one latency into a histogram, and the whole
 //!   bookkeeping of one acknowledgement (two latencies, counters, the audit's ack ledger and the
-//!   partition's offset book) or of one audited read.
+//!   partition's offset book) or of one audited read; `group_read`: everything a consumer-group
+//!   member records for one record it reads (envelope decode, the offset book, the group's ledger,
+//!   the end-to-end and age histograms, the window's counters), as `driver/consumer.rs` does.
 //! - `schedule/next`: producing the next event of a 10,000-device fleet (the priority queue, the
 //!   device's next arrival, size and firmware).
 //!
@@ -14,7 +16,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fleetstorm::config;
 use fleetstorm::plan::Plan;
 use fleetstorm::recorder::audit::{AckLedger, SeenLedger, Stream};
-use fleetstorm::recorder::{Hist, OffsetBook, ProducerWindow};
+use fleetstorm::recorder::{ConsumerWindow, Hist, OffsetBook, ProducerWindow};
 
 /// A deterministic stream of plausible latencies (µs) and devices.
 struct Samples(u64);
@@ -68,6 +70,69 @@ fn recorder(c: &mut Criterion) {
             e2e.record(1_000 + r % 10_000);
             seen.saw(Stream { class: 0, device }, seq[device as usize], (r % 60) as u32);
             seq[device as usize] += 1;
+        })
+    });
+
+    // One record read by a consumer-group member of the run that wrote it.
+    let filler = fleetstorm::wire::Filler::new(1);
+    let payloads: Vec<Vec<u8>> = (0..1024u32)
+        .map(|i| {
+            let stamp = fleetstorm::wire::Stamp {
+                run: 7,
+                device: i * 9 % 10_000,
+                class: 0,
+                firmware: 0,
+                seq: u64::from(i),
+                created_us: 1_000,
+                intended_us: 2_000,
+            };
+            let (mut out, mut cursor) = (Vec::new(), 0);
+            fleetstorm::wire::encode(
+                config::scenario::ValueFormat::Binary,
+                &stamp,
+                b"",
+                100,
+                &filler,
+                &mut cursor,
+                &mut out,
+            );
+            out
+        })
+        .collect();
+    let ledger = fleetstorm::driver::group::GroupLedger::default();
+    let book = {
+        let mut b = OffsetBook::new(&[12], &[0; 12]);
+        b.add_reader(&[0], &[0; 12]);
+        b
+    };
+    let mut window = ConsumerWindow::new(&template);
+    let mut s = Samples(4);
+    let mut seq = vec![0u64; 10_000];
+    let mut i = 0usize;
+    // The envelope is decoded from a real payload; the ledger is keyed like `audit_read` (10,000
+    // devices at random, each with its next sequence number), as a replay of a fleet's log reads.
+    g.bench_function("group_read", |b| {
+        b.iter(|| {
+            let r = s.next();
+            let payload = &payloads[i];
+            i = (i + 1) % payloads.len();
+            let now = 10_000 + r % 10_000;
+            let device = (r % 10_000) as u32;
+            book.consumed(0, device as usize % 12, black_box(r as i64));
+            window.consumed += 1;
+            window.bytes += payload.len() as u64;
+            if let Some(st) = fleetstorm::wire::decode(black_box(payload))
+                && st.run == 7
+            {
+                let stream = Stream { class: st.class, device };
+                if ledger.first_read(stream, seq[device as usize]) {
+                    window.e2e.record(now.saturating_sub(st.intended_us));
+                    window.age.record(now.saturating_sub(st.created_us));
+                } else {
+                    window.rereads += 1;
+                }
+                seq[device as usize] += 1;
+            }
         })
     });
     g.finish();

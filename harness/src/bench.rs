@@ -17,6 +17,8 @@ use crate::report::Report;
 use crate::run::{self, RunOptions};
 use crate::signals::Interrupts;
 
+pub mod read;
+
 /// Settings shared by the produce benchmarks.
 #[derive(Clone, Debug)]
 pub struct Load {
@@ -54,12 +56,23 @@ pub enum BenchError {
 }
 
 fn scenario(l: &Load, rate_per_s: f64, duration_s: f64, name: &str) -> Result<Loaded<config::Scenario>, BenchError> {
+    scenario_with(l, rate_per_s, duration_s, name, "audit: {enabled: false}\n")
+}
+
+/// The benchmark scenario with `readers` (its `audit:` and any `consumers:`, YAML) at the end.
+fn scenario_with(
+    l: &Load,
+    rate_per_s: f64,
+    duration_s: f64,
+    name: &str,
+    readers: &str,
+) -> Result<Loaded<config::Scenario>, BenchError> {
     let text = format!(
         "name: {name}\nseed: 1\nduration: {duration_s}s\ndrain: 60s\ntarget_timeout: 60s\n\
          topics: [{{name: {topic}, partitions: {p}, replication: {rf}{config}}}]\n\
          fleet:\n  devices: {d}\n  classes: [{{name: m, topic: {topic}, total_rate: {rate_per_s}/s, size: {size}B, format: binary, key: {key}}}]\n\
          producer: {{instances: {instances}, acks: \"{acks}\", linger: {linger}ms, batch_size: 1000000B, compression: none, idempotence: false, max_in_flight: 100000}}\n\
-         audit: {{enabled: false}}\n",
+         {readers}",
         topic = l.topic,
         p = l.partitions,
         d = l.devices,

@@ -155,6 +155,34 @@ pub enum BenchCommand {
         #[arg(long, value_parser = parse_dur, default_value = "10s")]
         duration: Dur,
     },
+    /// Replay reads: with --fill, write COUNT records to the topic through a max-rate run and
+    /// print its run id; otherwise read the whole topic from its start with fleetstorm's group
+    /// member or audit reader, as readers of that run (every record recorded as in a run).
+    Consume {
+        #[command(flatten)]
+        load: BenchLoad,
+        /// Fill the topic (COUNT records of SIZE bytes) instead of reading it.
+        #[arg(long)]
+        fill: bool,
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+        /// The reader to measure.
+        #[arg(long, default_value = "group", value_parser = ["group", "audit"])]
+        reader: String,
+        /// The run id (hex) the fill printed: the records' run, which the reader takes as its own.
+        #[arg(long, required_unless_present = "fill")]
+        run_id: Option<String>,
+    },
+    /// Whole run: an open-loop run at RATE with the audit and one consumer group; CPU
+    /// nanoseconds of the fleetstorm process per record, and their split by thread kind.
+    Whole {
+        #[command(flatten)]
+        load: BenchLoad,
+        #[arg(long, value_parser = parse_rate, default_value = "50000/s")]
+        rate: crate::config::units::Rate,
+        #[arg(long, value_parser = parse_dur, default_value = "10s")]
+        duration: Dur,
+    },
     /// Fleet scale: time and memory to plan a fleet of idle devices.
     Fleet {
         #[arg(long, default_value_t = 1_000_000)]

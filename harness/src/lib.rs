@@ -227,6 +227,19 @@ pub fn run_bench(what: cli::BenchCommand) -> Result<Exit, Failure> {
         cli::BenchCommand::Rate { load, rate, duration } => {
             line(bench::rate(&bench_load(&load), rate.as_per_sec(), duration.as_secs_f64()))
         }
+        cli::BenchCommand::Consume { load, fill: true, count, .. } => {
+            line(bench::read::fill(&bench_load(&load), count))
+        }
+        cli::BenchCommand::Consume { load, reader, run_id, .. } => {
+            let reader = if reader == "audit" { bench::read::Reader::Audit } else { bench::read::Reader::Group };
+            match u64::from_str_radix(run_id.as_deref().unwrap_or_default(), 16) {
+                Ok(id) => line(bench::read::consume(&bench_load(&load), reader, id)),
+                Err(e) => Err(anyhow::anyhow!("--run-id: {e}")),
+            }
+        }
+        cli::BenchCommand::Whole { load, rate, duration } => {
+            line(bench::read::whole(&bench_load(&load), rate.as_per_sec(), duration.as_secs_f64()))
+        }
         cli::BenchCommand::Fleet { devices, classes } => line(bench::fleet(devices, classes)),
         cli::BenchCommand::Ledger { scenario, duration } => line(bench::ledger(&scenario, duration)),
     };
