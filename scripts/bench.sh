@@ -155,7 +155,8 @@ rate_suite() { # target bootstrap duration rates...
 # --- e. replay reads --------------------------------------------------------------------------
 # The topic holds only the fill's records; every reader reads all of them from the start.
 # rdkafka_performance sets queued.min.messages=1000000 for itself; it is put back to librdkafka's
-# default (100000), which fleetstorm's readers use. Both are timed from the first record to the
+# default (100000), which fleetstorm's readers use; both use fetch.queue.backoff.ms=10 (fleetstorm's
+# readers' setting: librdkafka's default 1000 ms stalls a replay whenever the queue fills). Both are timed from the first record to the
 # last; CPU is the whole process's (user + system; fleetstorm: over the same span, getrusage;
 # rdkafka_performance: /usr/bin/time over its whole life, start-up included).
 RTOPIC=replay
@@ -169,7 +170,7 @@ rk_consume() { # target bootstrap count mode(group|assign) rep
         for p in $(seq 0 $((RPARTS - 1))); do args+=(-p "$p"); done
     fi
     row=$(/usr/bin/time -f "%U %S" -o "$OUT/rk-time.txt" timeout 600 "$RK" "${args[@]}" -t "$RTOPIC" -b "$b" -c "$count" \
-        -X queued.min.messages=100000 -u 2>/dev/null | grep '^|' | tail -1) || true
+        -X queued.min.messages=100000 -X fetch.queue.backoff.ms=10 -u 2>/dev/null | grep '^|' | tail -1) || true
     cpu=$(tail -1 "$OUT/rk-time.txt" 2>/dev/null || echo "0 0")
     python3 - "$row" "$cpu" "$target" "$count" "$mode" "$rep" <<'PY' >> "$RESULTS"
 import json, sys

@@ -22,8 +22,8 @@ from collections import defaultdict
 PAIRS = [  # (name, fleetstorm tool, rdkafka_performance tool)
     ("produce unkeyed", "fleetstorm-unkeyed", "rdkafka_performance"),
     ("produce keyed", "fleetstorm", "rdkafka_performance-spread"),
-    ("replay group", "fleetstorm-group", "rdkafka_performance-consume"),
-    ("replay audit", "fleetstorm-audit", "rdkafka_performance-consume"),
+    ("replay group", "fleetstorm-group", "rdkafka_performance-group"),
+    ("replay audit", "fleetstorm-audit", "rdkafka_performance-assign"),
 ]
 
 
@@ -33,7 +33,7 @@ def ratios(rows):
     for r in rows:
         if r.get("part") not in ("produce", "consume") or not r.get("msgs_per_s"):
             continue
-        k = (r["target"], r["part"], r.get("size"), str(r.get("acks", "-")))
+        k = (r["target"], r["part"], r.get("size") or "-", str(r.get("acks") or "-"))
         by[k][r["tool"]][r["rep"]] = r["msgs_per_s"]
     out = {}
     for (target, part, size, acks), tools in by.items():

@@ -68,6 +68,8 @@ pub fn properties(run_id: u64) -> BTreeMap<String, String> {
         ("enable.auto.commit", "false".into()),
         ("enable.auto.offset.store", "false".into()),
         ("auto.offset.reset", "earliest".into()),
+        // See `group::member_properties`: a full consumer queue must not stall the read for 1 s.
+        ("fetch.queue.backoff.ms", super::group::FETCH_QUEUE_BACKOFF_MS.into()),
     ])
 }
 

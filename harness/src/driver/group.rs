@@ -47,6 +47,15 @@ pub fn group_id(spec: &ConsumerGroupSpec, scenario: &str, run_id: u64) -> String
     spec.group_id.clone().unwrap_or_else(|| format!("fleetstorm.{scenario}.{}.{:08x}", spec.name, run_id >> 32))
 }
 
+/// librdkafka's `fetch.queue.backoff.ms` for fleetstorm's readers. When the high-level
+/// consumer's queue is full (`queued.max.messages.kbytes`, all partitions together, which a
+/// replay from the start fills at once), librdkafka postpones the next fetch by this long: by
+/// default 1000 ms, which made replays read in bursts with one-second gaps (BENCHMARKS.md,
+/// replay reads: `rdkafka_performance -G` went from 0.36-0.56M to 1.07-1.33M records/s with
+/// 10 ms). A slow replay must be the target's, not a client default's; a group's own
+/// `librdkafka` map can set it back.
+pub const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+
 /// A member's librdkafka properties (the group's own `librdkafka` map is layered on top).
 pub fn member_properties(spec: &ConsumerGroupSpec, group_id: &str, member: u32) -> BTreeMap<String, String> {
     props([
@@ -62,6 +71,7 @@ pub fn member_properties(spec: &ConsumerGroupSpec, group_id: &str, member: u32) 
         // Groups that start at `latest`/`earliest` have their start offsets committed before they
         // join (see `start_offsets`); `committed` groups with no offsets yet begin at the end.
         ("auto.offset.reset", if spec.start == StartOffset::Committed { "latest" } else { "earliest" }.into()),
+        ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS.into()),
         // Statistics give the bytes fetched on the wire (the report's cost drivers).
         super::stats::property(),
     ])
