@@ -65,21 +65,16 @@ impl<T: HeapKey> QuadHeap<T> {
             hole = best;
         }
         // ...then let `x` rise to its place.
-        while hole > 0 {
-            let parent = (hole - 1) / D;
-            if x.key() < self.v[parent].key() {
-                self.v[hole] = self.v[parent];
-                hole = parent;
-            } else {
-                break;
-            }
-        }
-        self.v[hole] = x;
+        self.sift_up(hole, x);
     }
 
     pub fn push(&mut self, x: T) {
-        let mut hole = self.v.len();
         self.v.push(x);
+        self.sift_up(self.v.len() - 1, x);
+    }
+
+    /// Put `x` in the hole at `hole` or, while it is smaller than the parent, higher up.
+    fn sift_up(&mut self, mut hole: usize, x: T) {
         while hole > 0 {
             let parent = (hole - 1) / D;
             if x.key() < self.v[parent].key() {
