@@ -186,6 +186,13 @@ pub fn produce_lent<C: ProducerContext<DeliveryOpaque = usize>>(
     res
 }
 
+/// librdkafka's name of a client instance (`rd_kafka_name`), as its statistics name it.
+pub fn instance_name<C: rdkafka::ClientContext>(client: &rdkafka::client::Client<C>) -> String {
+    // SAFETY: the client is alive for the call; librdkafka returns a NUL-terminated string it
+    // owns for the client's lifetime, copied out here.
+    unsafe { std::ffi::CStr::from_ptr(rd::rd_kafka_name(client.native_ptr())) }.to_string_lossy().into_owned()
+}
+
 /// # Safety
 /// `value` must stay valid and unchanged until librdkafka is done with it: for the call if
 /// `flags` holds `RD_KAFKA_MSG_F_COPY`, until the record's delivery report otherwise.

@@ -50,11 +50,22 @@ struct Doc {
     txmsg_bytes: u64,
     #[serde(default)]
     rxmsg_bytes: u64,
+    /// The idempotent producer's state (`eos.idemp_state`), absent in consumers' documents.
+    #[serde(default)]
+    eos: Option<Eos>,
+}
+
+#[derive(Deserialize)]
+struct Eos {
+    #[serde(default)]
+    idemp_state: String,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     clients: BTreeMap<String, WireCounts>,
+    /// Instances whose idempotent producer holds a producer id (`idemp_state` `Assigned`).
+    pid_assigned: std::collections::BTreeSet<String>,
     callbacks: u64,
     parse: Duration,
     unreadable: u64,
@@ -87,6 +98,11 @@ impl Meter {
         let mut inner = self.lock();
         match doc {
             Ok(d) => {
+                if d.eos.is_some_and(|e| e.idemp_state == "Assigned") {
+                    inner.pid_assigned.insert(d.name.clone());
+                } else {
+                    inner.pid_assigned.remove(&d.name);
+                }
                 inner.clients.insert(
                     d.name,
                     WireCounts {
@@ -103,6 +119,12 @@ impl Meter {
         }
         inner.callbacks += 1;
         inner.parse += t.elapsed();
+    }
+
+    /// Whether the latest document of client instance `name` (librdkafka's `rd_kafka_name`)
+    /// said its idempotent producer holds a producer id.
+    pub fn producer_id_assigned(&self, name: &str) -> bool {
+        self.lock().pid_assigned.contains(name)
     }
 
     /// Callbacks served so far.
@@ -177,6 +199,23 @@ mod tests {
         assert_eq!(got.counts.tx_record_bytes, 600);
         assert_eq!(got.callbacks, 3);
         assert_eq!(got.unreadable, 0);
+    }
+
+    #[test]
+    fn a_meter_knows_which_producers_hold_a_producer_id() {
+        let m = Meter::default();
+        let eos = |name: &str, state: &str| {
+            format!(r#"{{"name":"{name}","tx":1,"eos":{{"idemp_state":"{state}","producer_id":-1}}}}"#)
+        };
+        m.record(eos("p#producer-1", "WaitPID").as_bytes());
+        m.record(doc("p#producer-2", 1, 1, 1).as_bytes());
+        assert!(!m.producer_id_assigned("p#producer-1"));
+        m.record(eos("p#producer-1", "Assigned").as_bytes());
+        assert!(m.producer_id_assigned("p#producer-1"));
+        assert!(!m.producer_id_assigned("p#producer-2"));
+        // An epoch bump drops it again until the new id is assigned.
+        m.record(eos("p#producer-1", "DrainBump").as_bytes());
+        assert!(!m.producer_id_assigned("p#producer-1"));
     }
 
     #[test]

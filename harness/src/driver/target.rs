@@ -102,6 +102,30 @@ fn transient(e: &KafkaError) -> bool {
     )
 }
 
+/// The leader of each partition of a topic the embedded cluster just created (`replicas`, by
+/// partition): librdkafka's mock picks one of the replicas at random, so a fault on one broker hit
+/// no partition of a 3-partition topic in about a third of runs. Instead, round-robin over the
+/// brokers as a fresh Kafka cluster spreads them (partition `p` on the `p mod n`-th broker when
+/// every broker is a replica; else the replica leading fewest so far, the nearest to that turn):
+/// the same scenario meets the same layout every run.
+fn spread_leaders(replicas: &[Vec<i32>], brokers: &[i32]) -> Vec<i32> {
+    let mut ids = brokers.to_vec();
+    ids.sort_unstable();
+    let mut led: BTreeMap<i32, usize> = BTreeMap::new();
+    let mut out = Vec::with_capacity(replicas.len());
+    let n = ids.len().max(1);
+    for (p, reps) in replicas.iter().enumerate() {
+        // The replica leading fewest so far; of those, the first from partition p's turn.
+        let turns_away = |b: &i32| ids.iter().position(|x| x == b).map_or(n, |i| (i + n - p % n) % n);
+        let Some(&leader) = reps.iter().min_by_key(|b| (led.get(*b).copied().unwrap_or(0), turns_away(b))) else {
+            continue;
+        };
+        *led.entry(leader).or_default() += 1;
+        out.push(leader);
+    }
+    out
+}
+
 fn reason(e: impl std::fmt::Display, r: &Redactor) -> String {
     r.scrub(&e.to_string())
 }
@@ -369,6 +393,18 @@ impl Connection {
                 match ready {
                     Some((n, true)) => {
                         out.partitions.push(n);
+                        if let Some(mock) = self.embedded.as_ref().filter(|_| out.created.contains(&t.name)) {
+                            let replicas: Vec<Vec<i32>> = md
+                                .topics()
+                                .iter()
+                                .flat_map(|m| m.partitions())
+                                .map(|p| p.replicas().to_vec())
+                                .collect();
+                            for (p, leader) in spread_leaders(&replicas, &self.brokers).into_iter().enumerate() {
+                                mock.partition_leader(&t.name, p as i32, Some(leader))
+                                    .map_err(|e| TargetError::Topic { topic: t.name.clone(), reason: e.to_string() })?;
+                            }
+                        }
                         break;
                     }
                     _ if Instant::now() > deadline => {
@@ -649,6 +685,36 @@ mod tests {
             panic!("{e}");
         }
         vec![("t".into(), 0, 0), ("t".into(), 1, 0)]
+    }
+
+    #[test]
+    fn leaders_go_round_robin_among_each_partitions_replicas() {
+        let all = vec![vec![1, 2, 3]; 4];
+        assert_eq!(spread_leaders(&all, &[3, 1, 2]), vec![1, 2, 3, 1]);
+        // Replication 1 (the mock's replica of p is broker p mod n + 1): its only replica.
+        assert_eq!(spread_leaders(&[vec![1], vec![2], vec![3]], &[1, 2, 3]), vec![1, 2, 3]);
+        // Replication 2: the least-loaded replica, the nearest to the partition's turn.
+        assert_eq!(spread_leaders(&[vec![1, 2], vec![3, 1], vec![2, 3]], &[1, 2, 3]), vec![1, 3, 2]);
+        assert!(spread_leaders(&[vec![]], &[1]).is_empty());
+    }
+
+    #[test]
+    fn the_embedded_cluster_spreads_a_new_topics_leaders_round_robin() {
+        // Regression: librdkafka's mock picked leaders at random, so a fault on broker 2 hit no
+        // partition of a 3-partition topic in about a third of runs.
+        for _ in 0..5 {
+            let conn = embedded();
+            let spec = TopicSpec { name: "t".into(), partitions: 7, replication: 3, config: BTreeMap::new() };
+            if let Err(e) = conn.ensure_topics(&[spec]) {
+                panic!("{e}");
+            }
+            let leaders = match crate::faults::Target::leaders(&conn, &["t".to_string()]) {
+                Ok(l) => l,
+                Err(e) => panic!("{e}"),
+            };
+            let got: Vec<(i32, i32)> = leaders.iter().map(|l| (l.partition, l.leader)).collect();
+            assert_eq!(got, vec![(0, 1), (1, 2), (2, 3), (3, 1), (4, 2), (5, 3), (6, 1)]);
+        }
     }
 
     #[test]
