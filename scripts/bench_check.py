@@ -27,6 +27,11 @@ PAIRS = [  # (name, fleetstorm tool, rdkafka_performance tool)
 ]
 
 
+def paired(a, b):
+    """Ratios a/b of the repetitions both ran ({rep: records/s} each), in a's order."""
+    return [a[i] / b[i] for i in a if i in b and b[i]]
+
+
 def ratios(rows):
     """{key: [paired ratios]} with key = "target/part/size/acks/pair"."""
     by = defaultdict(lambda: defaultdict(dict))
@@ -39,7 +44,7 @@ def ratios(rows):
     for (target, part, size, acks), tools in by.items():
         for name, fs, rk in PAIRS:
             a, b = tools.get(fs, {}), tools.get(rk, {})
-            xs = [a[i] / b[i] for i in a if i in b and b[i]]
+            xs = paired(a, b)
             if xs:
                 out[f"{target}/{part}/{size}/{acks}/{name}"] = xs
     return out
@@ -80,4 +85,5 @@ def main():
     return 1 if failed else 0
 
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,6 +7,8 @@ import json
 import statistics
 from collections import defaultdict
 
+from bench_check import paired
+
 
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
@@ -22,6 +24,11 @@ def version(hexstr):
         return f"{v >> 24}.{(v >> 16) & 0xFF}.{(v >> 8) & 0xFF}"
     except ValueError:
         return hexstr
+
+
+def rep_ratios(a, b):
+    """Paired records/s ratios of two tools' rows ({rep: row} each)."""
+    return paired(*({k: r["msgs_per_s"] for k, r in side.items()} for side in (a, b)))
 
 
 def main():
@@ -52,9 +59,6 @@ def main():
         for r in produce:
             groups[(r["target"], r["size"], str(r["acks"]))][r["tool"]][r["rep"]] = r
 
-        def ratios(a, b):
-            return [a[k]["msgs_per_s"] / b[k]["msgs_per_s"] for k in a if k in b and b[k]["msgs_per_s"]]
-
         def ratio_cells(xs):
             """Two cells: the median in bold, then the range over the paired runs."""
             return f"**{med(xs):.2f}** | " + (f"{min(xs):.2f}–{max(xs):.2f}" if xs else "–")
@@ -67,7 +71,7 @@ def main():
             fu = tools.get("fleetstorm-unkeyed", {})
             rk = tools.get("rdkafka_performance", {})
             sp = tools.get("rdkafka_performance-spread", {})
-            ru, rs, rd = ratios(fu, rk), ratios(fs, sp), ratios(fs, rk)
+            ru, rs, rd = rep_ratios(fu, rk), rep_ratios(fs, sp), rep_ratios(fs, rk)
             met = ", ".join("yes" if med(xs) >= 0.9 else "no" for xs in (ru, rs))
             out.append(
                 f"| {target} | {size} B | {acks} | {ratio_cells(ru)} | {ratio_cells(rs)} "
@@ -150,7 +154,7 @@ def main():
             groups[(r["target"], r["reader"])][side][r["rep"]] = r
         for (target, reader), sides in sorted(groups.items(), key=lambda kv: (kv[0][0] != "embedded", kv[0][1] != "group")):
             fs, rk = sides.get("fs", {}), sides.get("rk", {})
-            xs = [fs[k]["msgs_per_s"] / rk[k]["msgs_per_s"] for k in fs if k in rk and rk[k]["msgs_per_s"]]
+            xs = rep_ratios(fs, rk)
             rng = f"{min(xs):.2f}–{max(xs):.2f}" if xs else "–"
             rec = f"{sum(r['recorded'] for r in fs.values()):,} / {sum(r['count'] for r in fs.values()):,}"
 

@@ -24,7 +24,7 @@ use crate::config::{self, Overrides};
 use crate::driver::target::Connection;
 use crate::driver::{ClientEvents, Shared, audit, group, launch};
 use crate::plan::Plan;
-use crate::recorder::{Collector, CollectorConfig, Hist, LiveCounters, OffsetBook, Start};
+use crate::recorder::{Collector, Hist, LiveCounters, OffsetBook, Start};
 
 /// Which of fleetstorm's readers `bench consume` measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -223,22 +223,8 @@ pub fn consume(l: &Load, reader: Reader, run_id: u64) -> Result<ConsumeResult, B
     shared.book = Arc::new(book);
     std::fs::create_dir_all(&l.out)?;
     let live = Arc::new(LiveCounters::new(plan.classes.len(), s.consumers.len()));
-    let mut collector = Collector::new(CollectorConfig {
-        live,
-        hlog: Some(crate::recorder::hlog::HlogConfig {
-            dir: l.out.clone(),
-            classes: plan.classes.iter().map(|c| c.name.clone()).collect(),
-        }),
-        classes: plan.classes.len(),
-        versions: plan.firmware_names().to_vec(),
-        groups: s.consumers.iter().map(|g| g.name.clone()).collect(),
-        group_readers: if reader == Reader::Group { vec![book_reader] } else { Vec::new() },
-        warmup_us: 0,
-        load_end_us: plan.duration_us,
-        template: shared.template.clone(),
-        book: shared.book.clone(),
-        start: start.clone(),
-    });
+    let groups = if reader == Reader::Group { vec![book_reader] } else { Vec::new() };
+    let mut collector = Collector::new(launch::collector_config(&s, &plan, &shared, live, &l.out, groups));
     // The clock runs before the readers start: in a run it starts once they are ready, before
     // any record of the run exists; here the records are there already, and a reader only
     // records what it reads while the clock runs.

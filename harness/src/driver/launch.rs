@@ -163,6 +163,34 @@ pub struct Options {
     pub live: Option<Arc<LiveCounters>>,
 }
 
+/// The collector of a run of `s` (and of `bench consume`, which starts readers the same way):
+/// interval logs in `hlog_dir`, `group_readers` the offset-book readers of the scenario's groups.
+pub fn collector_config(
+    s: &Scenario,
+    plan: &Plan,
+    shared: &Shared,
+    live: Arc<LiveCounters>,
+    hlog_dir: &std::path::Path,
+    group_readers: Vec<usize>,
+) -> CollectorConfig {
+    CollectorConfig {
+        live,
+        hlog: Some(crate::recorder::hlog::HlogConfig {
+            dir: hlog_dir.to_path_buf(),
+            classes: plan.classes.iter().map(|c| c.name.clone()).collect(),
+        }),
+        classes: plan.classes.len(),
+        versions: plan.firmware_names().to_vec(),
+        groups: s.consumers.iter().map(|g| g.name.clone()).collect(),
+        group_readers,
+        warmup_us: plan.warmup_us,
+        load_end_us: plan.duration_us,
+        template: shared.template.clone(),
+        book: shared.book.clone(),
+        start: shared.start.clone(),
+    }
+}
+
 /// Start the collector, the audit reader, every group's members and the producers. `shared.book`
 /// is replaced by the run's offset book (partition ends, one reader per group, then the audit).
 pub fn start(
@@ -195,22 +223,8 @@ pub fn start(
     let audit_reader = book.add_reader(&fleet_topics, &layout.highs);
     shared.book = Arc::new(book);
     let live = opts.live.clone().unwrap_or_else(|| Arc::new(LiveCounters::new(plan.classes.len(), s.consumers.len())));
-    let mut collector = Collector::new(CollectorConfig {
-        live: live.clone(),
-        hlog: Some(crate::recorder::hlog::HlogConfig {
-            dir: opts.hlog_dir.clone(),
-            classes: plan.classes.iter().map(|c| c.name.clone()).collect(),
-        }),
-        classes: plan.classes.len(),
-        versions: plan.firmware_names().to_vec(),
-        groups: s.consumers.iter().map(|g| g.name.clone()).collect(),
-        group_readers: group_readers.clone(),
-        warmup_us: plan.warmup_us,
-        load_end_us: plan.duration_us,
-        template: shared.template.clone(),
-        book: shared.book.clone(),
-        start: shared.start.clone(),
-    });
+    let mut collector =
+        Collector::new(collector_config(s, plan, &shared, live.clone(), &opts.hlog_dir, group_readers.clone()));
     let audit = if s.audit.enabled {
         let assignment: Vec<(String, i32, i64)> = layout
             .partitions
