@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh - is fleetstorm ever the bottleneck? One command, measured side by side.
 #
-# Usage: scripts/bench.sh [--quick] [--reps N] [--out DIR] [--no-kafka] [--only PART...]
+# Usage: scripts/bench.sh [--quick] [--reps N] [--out DIR] [--no-kafka] [--instances N] [--only PART...]
 #
 # Measures, on this machine (see BENCHMARKS.md for the results and how to read them):
 #   a. max-rate produce throughput, fleetstorm vs librdkafka's rdkafka_performance (built here
@@ -21,12 +21,15 @@
 # Results: DIR/results.jsonl (one JSON object per measurement) and DIR/summary.md (medians,
 # ratios); DIR defaults to reports/bench/<UTC time>. Progress goes to stderr.
 # --quick: fewer records and shorter runs (a smoke test of the script, not numbers to quote).
+# --instances N: fleetstorm's producer instances in part a (default 1: one producer thread
+# against rdkafka_performance's one application thread).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REPS=3
 QUICK=0
 KAFKA=auto
+INSTANCES=1
 OUT=""
 PARTS=()
 while [ $# -gt 0 ]; do
@@ -35,8 +38,9 @@ while [ $# -gt 0 ]; do
         --reps) REPS="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         --no-kafka) KAFKA=no ;;
+        --instances) INSTANCES="$2"; shift ;;
         --only) shift; while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do PARTS+=("$1"); shift; done; continue ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -105,7 +109,8 @@ retention() { if [ "$1" = kafka ]; then echo "--retention-ms 120000"; fi; }
 fs_produce() { # target bootstrap size acks count rep key
     local line
     # shellcheck disable=SC2046
-    line=$("$FS" bench produce --bootstrap "$2" --size "$3" --acks "$4" --count "$5" --key "$7" $(retention "$1") --out "$OUT/runs/produce" 2>/dev/null)
+    line=$("$FS" bench produce --bootstrap "$2" --size "$3" --acks "$4" --count "$5" --key "$7" --instances "$INSTANCES" \
+        $(retention "$1") --out "$OUT/runs/produce" 2>/dev/null)
     python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(part="produce", target=sys.argv[2], rep=int(sys.argv[3])); print(json.dumps(d))' \
         "$line" "$1" "$6" >> "$RESULTS"
 }

@@ -45,7 +45,9 @@ def main():
 
     produce = [r for r in rows if r.get("part") == "produce"]
     if produce:
-        out.append("## a. Max-rate produce throughput (records/s, medians; ratios paired run by run)\n")
+        inst = sorted({r.get("instances", 1) for r in produce if r["tool"].startswith("fleetstorm")})
+        out.append("## a. Max-rate produce throughput (records/s, medians; ratios paired run by run; "
+                   f"fleetstorm producer instances: {', '.join(map(str, inst))})\n")
         out.append("Two like-for-like pairs: fleetstorm with unkeyed records against rdkafka_performance "
                    "(which sends unkeyed records), and fleetstorm keyed by device id (its default) against "
                    "rdkafka_performance spreading records over partitions like keyed traffic "
