@@ -205,34 +205,46 @@ unsafe fn producev<C: ProducerContext<DeliveryOpaque = usize>>(
 ) -> Result<(), RDKafkaErrorCode> {
     // SAFETY: a copy of the template, owned by us until librdkafka accepts the record.
     let headers = r.headers.map_or(ptr::null_mut(), |t| unsafe { rd::rd_kafka_headers_copy(t.0) });
+    // `rd_kafka_produceva` with only the fields that differ from librdkafka's defaults (no
+    // partition: the partitioner's; no key or headers when there are none): `rd_kafka_producev`
+    // walked nine variadic pairs per record (callgrind: ~290 instructions of its own per record
+    // against 76 for `rd_kafka_produce`, which cannot set the CreateTime).
+    let vu = |vtype, u| rd::rd_kafka_vu_t { vtype, u };
+    let mem = |ptr: *const u8, size: usize| rd::rd_kafka_vu_s__bindgen_ty_1 {
+        mem: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 { ptr: ptr as *mut c_void, size },
+    };
+    use rd::rd_kafka_vtype_t as V;
+    let mut vus = [
+        vu(V::RD_KAFKA_VTYPE_RKT, rd::rd_kafka_vu_s__bindgen_ty_1 { rkt: r.topic.0 }),
+        vu(V::RD_KAFKA_VTYPE_MSGFLAGS, rd::rd_kafka_vu_s__bindgen_ty_1 { i: flags }),
+        vu(V::RD_KAFKA_VTYPE_VALUE, mem(value.as_ptr(), value.len())),
+        vu(V::RD_KAFKA_VTYPE_OPAQUE, rd::rd_kafka_vu_s__bindgen_ty_1 { ptr: opaque as *mut c_void }),
+        vu(V::RD_KAFKA_VTYPE_TIMESTAMP, rd::rd_kafka_vu_s__bindgen_ty_1 { i64_: r.timestamp_ms }),
+        vu(V::RD_KAFKA_VTYPE_KEY, mem(r.key.as_ptr(), r.key.len())),
+        vu(V::RD_KAFKA_VTYPE_HEADERS, rd::rd_kafka_vu_s__bindgen_ty_1 { headers }),
+    ];
+    let mut n = 5;
+    if !r.key.is_empty() {
+        n += 1;
+    }
+    if !headers.is_null() {
+        vus.swap(n, 6);
+        n += 1;
+    }
     // SAFETY: every pointer is valid for the call: the client and topic handle live as long as
-    // the producer, the key is a borrowed slice that librdkafka copies (a null key with length 0
-    // means no key), the value as the caller guarantees, and the
-    // argument list follows rd_kafka_producev's vtype/value pairs, ended by VTYPE_END. The opaque
-    // is an integer, never dereferenced.
+    // the producer, the key is a borrowed slice that librdkafka copies, the value as the caller
+    // guarantees; `vus[..n]` is an initialised array of `n` type/value pairs, each union read as
+    // its type says. The opaque is an integer, never dereferenced. The returned error, if any, is
+    // ours: read, then destroyed exactly once.
     let err = unsafe {
-        rd::rd_kafka_producev(
-            producer.client().native_ptr(),
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_RKT,
-            r.topic.0,
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_PARTITION,
-            -1i32,
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_MSGFLAGS,
-            flags,
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_VALUE,
-            value.as_ptr() as *mut c_void,
-            value.len(),
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_KEY,
-            if r.key.is_empty() { ptr::null() } else { r.key.as_ptr() as *const c_void },
-            r.key.len(),
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_OPAQUE,
-            opaque as *mut c_void,
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_TIMESTAMP,
-            r.timestamp_ms,
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_HEADERS,
-            headers,
-            rd::rd_kafka_vtype_t::RD_KAFKA_VTYPE_END,
-        )
+        let e = rd::rd_kafka_produceva(producer.client().native_ptr(), vus.as_ptr(), n);
+        if e.is_null() {
+            rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        } else {
+            let code = rd::rd_kafka_error_code(e);
+            rd::rd_kafka_error_destroy(e);
+            code
+        }
     };
     if err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
         // librdkafka now owns the header copy.
