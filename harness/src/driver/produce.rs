@@ -4,8 +4,9 @@
 //! topic up under a write lock of the whole client, after a `CString` allocation. At a million
 //! records per second that lookup was a tenth of the producer thread (see BENCHMARKS.md).
 //! Here the producer keeps one topic handle per topic and one native header set per payload
-//! version, and passes them to `rd_kafka_producev` itself, the way librdkafka's own
-//! `rdkafka_performance` does.
+//! version, and passes them to `rd_kafka_produceva` itself (an array of only the fields that
+//! differ from librdkafka's defaults: cheaper than `rd_kafka_producev`'s variadic pairs), the
+//! way librdkafka's own `rdkafka_performance` calls `rd_kafka_produce`.
 //!
 //! Delivery reports are read here too ([`Events`]): rust-rdkafka's `poll` calls
 //! `ProducerContext::delivery` once per record, so the producer's bookkeeping had to sit behind

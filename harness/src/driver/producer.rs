@@ -128,7 +128,7 @@ struct Acks {
 
 /// Values from `LEND_MIN` to `LEND_MAX` bytes are lent to librdkafka rather than copied (see
 /// [`produce::Lender`]). Below, the copy costs less than a slot's buffer (callgrind, 100 B: 26
-/// instructions saved in `rd_kafka_producev`, more spent keeping the buffers); above, a slot's
+/// instructions saved in librdkafka's produce call, more spent keeping the buffers); above, a slot's
 /// buffer, kept between records, would hold too much while idle.
 const LEND_MIN: usize = 512;
 const LEND_MAX: usize = 16 * 1024;
@@ -460,7 +460,8 @@ fn run(args: ProducerArgs) -> ProducerOutcome {
     drain(&args, &mut link, &mut windows, &mut sends, &mut out, &flush);
 
     // One more statistics callback, so the wire counters include the drain's last requests.
-    super::stats::settle(&producer.context().stats, || link.poll(Duration::from_millis(50)));
+    let name = produce::instance_name(producer.client());
+    super::stats::settle(&producer.context().stats, &name, || link.poll(Duration::from_millis(50)));
     flush(&mut link.acks, windows.current(), &mut sends);
     let Link { events, acks, .. } = link;
     drop(events);

@@ -66,6 +66,8 @@ struct Inner {
     clients: BTreeMap<String, WireCounts>,
     /// Instances whose idempotent producer holds a producer id (`idemp_state` `Assigned`).
     pid_assigned: std::collections::BTreeSet<String>,
+    /// Documents read, per client instance.
+    per_client: BTreeMap<String, u64>,
     callbacks: u64,
     parse: Duration,
     unreadable: u64,
@@ -98,6 +100,7 @@ impl Meter {
         let mut inner = self.lock();
         match doc {
             Ok(d) => {
+                *inner.per_client.entry(d.name.clone()).or_default() += 1;
                 if d.eos.is_some_and(|e| e.idemp_state == "Assigned") {
                     inner.pid_assigned.insert(d.name.clone());
                 } else {
@@ -132,6 +135,11 @@ impl Meter {
         self.lock().callbacks
     }
 
+    /// Documents read so far from client instance `name`.
+    pub fn callbacks_of(&self, name: &str) -> u64 {
+        self.lock().per_client.get(name).copied().unwrap_or(0)
+    }
+
     /// The sum over the role's client instances of their latest counters.
     pub fn measured(&self) -> Measured {
         let inner = self.lock();
@@ -143,13 +151,15 @@ impl Meter {
     }
 }
 
-/// Serve the client (`poll`) until a statistics callback that started after this call arrives,
-/// or two intervals and a half pass: the counters then include everything sent before the call.
-pub fn settle(meter: &Meter, mut poll: impl FnMut()) {
-    let before = meter.callbacks();
+/// Serve client instance `name` (`poll`) until a statistics callback of its own that started
+/// after this call arrives, or two intervals and a half pass: its counters then include
+/// everything it sent before the call. (Counting every instance's callbacks, as this once did,
+/// let one producer of several stop waiting on the others' documents.)
+pub fn settle(meter: &Meter, name: &str, mut poll: impl FnMut()) {
+    let before = meter.callbacks_of(name);
     let until = Instant::now() + Duration::from_millis(INTERVAL_MS * 5 / 2);
     // The first callback may have been emitted before this call and queued: wait for two.
-    while meter.callbacks() < before + 2 && Instant::now() < until {
+    while meter.callbacks_of(name) < before + 2 && Instant::now() < until {
         poll();
     }
 }
@@ -229,13 +239,23 @@ mod tests {
     }
 
     #[test]
-    fn settle_returns_after_two_fresh_callbacks() {
+    fn settle_returns_after_two_fresh_callbacks_of_its_own_instance() {
         let m = Meter::default();
         let mut polls = 0;
-        settle(&m, || {
+        settle(&m, "p#producer-1", || {
             polls += 1;
             m.record(doc("p#producer-1", polls, polls, 0).as_bytes());
         });
         assert_eq!(polls, 2);
+        // Another instance's documents do not count.
+        let mut polls = 0;
+        settle(&m, "p#producer-1", || {
+            polls += 1;
+            m.record(doc("p#producer-2", polls, polls, 0).as_bytes());
+            if polls >= 4 {
+                m.record(doc("p#producer-1", 9, 9, 0).as_bytes());
+            }
+        });
+        assert_eq!(polls, 5);
     }
 }
