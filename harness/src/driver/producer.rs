@@ -360,13 +360,12 @@ const PRODUCER_ID_WAIT: Duration = Duration::from_secs(10);
 /// the first records of about half the runs waited ~0.5 s, measured as the target's latency and
 /// taken into the first fault's baseline. Wait (serving the client, whose statistics tell the
 /// state) until the id is assigned, within [`PRODUCER_ID_WAIT`]; then the clock may start.
-fn wait_for_producer_id(args: &ProducerArgs, producer: &BaseProducer<PCtx>) {
+fn wait_for_producer_id(args: &ProducerArgs, producer: &BaseProducer<PCtx>, name: &str) {
     if args.config.get("enable.idempotence") != Some("true") {
         return;
     }
-    let name = produce::instance_name(producer.client());
     let until = Instant::now() + PRODUCER_ID_WAIT;
-    while !args.stats.producer_id_assigned(&name) {
+    while !args.stats.producer_id_assigned(name) {
         if Instant::now() >= until {
             tracing::warn!(
                 "producer {}: no idempotent producer id after {}s; the first sends will wait for it",
@@ -412,7 +411,9 @@ fn run(args: ProducerArgs) -> ProducerOutcome {
             );
         }
     }
-    wait_for_producer_id(&args, &producer);
+    // librdkafka's name of this client, as its statistics documents name it.
+    let name = produce::instance_name(producer.client());
+    wait_for_producer_id(&args, &producer, &name);
     args.ready.fetch_add(1, Ordering::SeqCst);
     let Some(clock) = wait_for_start(&args.start, &args.control) else {
         args.source.done();
@@ -460,7 +461,6 @@ fn run(args: ProducerArgs) -> ProducerOutcome {
     drain(&args, &mut link, &mut windows, &mut sends, &mut out, &flush);
 
     // One more statistics callback, so the wire counters include the drain's last requests.
-    let name = produce::instance_name(producer.client());
     super::stats::settle(&producer.context().stats, &name, || link.poll(Duration::from_millis(50)));
     flush(&mut link.acks, windows.current(), &mut sends);
     let Link { events, acks, .. } = link;

@@ -61,13 +61,19 @@ struct Eos {
     idemp_state: String,
 }
 
+/// What the latest documents of one client instance said.
+#[derive(Debug, Default)]
+struct Client {
+    counts: WireCounts,
+    /// Its idempotent producer holds a producer id (`idemp_state` `Assigned`).
+    pid_assigned: bool,
+    /// Documents read from it.
+    documents: u64,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    clients: BTreeMap<String, WireCounts>,
-    /// Instances whose idempotent producer holds a producer id (`idemp_state` `Assigned`).
-    pid_assigned: std::collections::BTreeSet<String>,
-    /// Documents read, per client instance.
-    per_client: BTreeMap<String, u64>,
+    clients: BTreeMap<String, Client>,
     callbacks: u64,
     parse: Duration,
     unreadable: u64,
@@ -100,23 +106,17 @@ impl Meter {
         let mut inner = self.lock();
         match doc {
             Ok(d) => {
-                *inner.per_client.entry(d.name.clone()).or_default() += 1;
-                if d.eos.is_some_and(|e| e.idemp_state == "Assigned") {
-                    inner.pid_assigned.insert(d.name.clone());
-                } else {
-                    inner.pid_assigned.remove(&d.name);
-                }
-                inner.clients.insert(
-                    d.name,
-                    WireCounts {
-                        tx_bytes: d.tx_bytes,
-                        rx_bytes: d.rx_bytes,
-                        tx_requests: d.tx,
-                        rx_responses: d.rx,
-                        tx_record_bytes: d.txmsg_bytes,
-                        rx_record_bytes: d.rxmsg_bytes,
-                    },
-                );
+                let c = inner.clients.entry(d.name).or_default();
+                c.documents += 1;
+                c.pid_assigned = d.eos.is_some_and(|e| e.idemp_state == "Assigned");
+                c.counts = WireCounts {
+                    tx_bytes: d.tx_bytes,
+                    rx_bytes: d.rx_bytes,
+                    tx_requests: d.tx,
+                    rx_responses: d.rx,
+                    tx_record_bytes: d.txmsg_bytes,
+                    rx_record_bytes: d.rxmsg_bytes,
+                };
             }
             Err(_) => inner.unreadable += 1,
         }
@@ -127,7 +127,7 @@ impl Meter {
     /// Whether the latest document of client instance `name` (librdkafka's `rd_kafka_name`)
     /// said its idempotent producer holds a producer id.
     pub fn producer_id_assigned(&self, name: &str) -> bool {
-        self.lock().pid_assigned.contains(name)
+        self.lock().clients.get(name).is_some_and(|c| c.pid_assigned)
     }
 
     /// Callbacks served so far.
@@ -137,7 +137,7 @@ impl Meter {
 
     /// Documents read so far from client instance `name`.
     pub fn callbacks_of(&self, name: &str) -> u64 {
-        self.lock().per_client.get(name).copied().unwrap_or(0)
+        self.lock().clients.get(name).map_or(0, |c| c.documents)
     }
 
     /// The sum over the role's client instances of their latest counters.
@@ -145,7 +145,7 @@ impl Meter {
         let inner = self.lock();
         let mut counts = WireCounts::default();
         for c in inner.clients.values() {
-            counts.add(c);
+            counts.add(&c.counts);
         }
         Measured { counts, callbacks: inner.callbacks, parse: inner.parse, unreadable: inner.unreadable }
     }
