@@ -106,7 +106,7 @@ pub fn produce<C: ProducerContext<DeliveryOpaque = usize>>(
         return Err(RDKafkaErrorCode::InvalidArgument);
     }
     // SAFETY: key and value are borrowed slices that librdkafka copies (F_COPY) during the call.
-    unsafe { producev(producer, r, r.value, rd::RD_KAFKA_MSG_F_COPY, r.opaque) }
+    unsafe { enqueue(producer, r, r.value, rd::RD_KAFKA_MSG_F_COPY, r.opaque) }
 }
 
 /// Value buffers lent to librdkafka instead of copied into it: one per slot, written by the
@@ -180,7 +180,7 @@ pub fn produce_lent<C: ProducerContext<DeliveryOpaque = usize>>(
     // The buffer stays valid and unchanged until then: it is marked lent below, `buffer`
     // refuses it while lent, only that report (LENT bit, this client) returns it, and a lender
     // dropped early leaks lent buffers instead of freeing them.
-    let res = unsafe { producev(producer, r, value, 0, slot | LENT) };
+    let res = unsafe { enqueue(producer, r, value, 0, slot | LENT) };
     if res.is_ok() {
         lender.lent[slot] = true;
     }
@@ -197,7 +197,7 @@ pub fn instance_name<C: rdkafka::ClientContext>(client: &rdkafka::client::Client
 /// # Safety
 /// `value` must stay valid and unchanged until librdkafka is done with it: for the call if
 /// `flags` holds `RD_KAFKA_MSG_F_COPY`, until the record's delivery report otherwise.
-unsafe fn producev<C: ProducerContext<DeliveryOpaque = usize>>(
+unsafe fn enqueue<C: ProducerContext<DeliveryOpaque = usize>>(
     producer: &BaseProducer<C>,
     r: &Record<'_>,
     value: &[u8],
