@@ -14,11 +14,10 @@ use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::consumer::Reading;
-use super::{Control, Ctx, Shared, props};
+use super::{Control, Ctx, Shared, fetch, props};
 use crate::recorder::audit::{SeenLedger, Stream};
 use crate::recorder::{OffsetBook, Source, Start, WindowClock, WindowData};
 use crate::wire;
@@ -117,6 +116,9 @@ fn run(args: AuditArgs) -> AuditOutcome {
             return out;
         }
     };
+    // Before assigning: none of the records may reach the consumer queue.
+    let partitions: Vec<(String, i32)> = args.assignment.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+    let mut batches = fetch::Batches::new(&consumer, &partitions, &args.plan_topics);
     let mut tpl = TopicPartitionList::new();
     for (t, p, o) in &args.assignment {
         if let Err(e) = tpl.add_partition_offset(t, *p, Offset::Offset(*o)) {
@@ -129,30 +131,30 @@ fn run(args: AuditArgs) -> AuditOutcome {
         return out;
     }
     args.ready.fetch_add(1, Ordering::SeqCst);
-    let reading = Reading { plan_topics: args.plan_topics.clone(), book: args.book.clone(), reader: args.reader };
+    let reading = Reading { book: args.book.clone(), reader: args.reader };
     let mut windows = WindowClock::default();
     let mut reads = 0u64;
     // Per flattened partition, the next offset not read yet: a record below it is a re-read.
     let mut next: Vec<i64> = Vec::new();
     while !args.control.stop_audit.load(Ordering::Relaxed) && !args.control.hard() {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                reads += 1;
-                if reading.position(&m).is_some_and(|i| !advance(&mut next, i, m.offset())) {
+        reads += batches.read(Duration::from_millis(100), fetch::BATCH, |r| match r {
+            Ok(r) => {
+                let position = r.topic.and_then(|t| reading.at(t, r.partition, r.offset));
+                if position.is_some_and(|i| !advance(&mut next, i, r.offset)) {
                     out.ledger.reread();
                 } else {
-                    record(&mut out.ledger, &m, &args);
+                    record(&mut out.ledger, r, &args);
                 }
             }
-            Some(Err(e)) => tracing::debug!("audit reader: {e}"),
-            None => {}
-        }
+            Err(e) => tracing::debug!("audit reader: {e}"),
+        }) as u64;
         if let Some(c) = args.start.get()
             && let Some(second) = windows.roll(crate::clock::Clock::now_us(c))
         {
             args.source.send(second, WindowData::Audit { reads: std::mem::take(&mut reads) });
         }
     }
+    drop(batches);
     args.source.send(windows.current(), WindowData::Audit { reads });
     args.source.done();
     out
@@ -171,12 +173,14 @@ fn advance(next: &mut Vec<i64>, i: usize, offset: i64) -> bool {
 }
 
 /// Count one record read back in the seen-ledger (or as foreign).
-fn record(ledger: &mut SeenLedger, m: &rdkafka::message::BorrowedMessage<'_>, args: &AuditArgs) {
-    match m.payload().and_then(wire::decode) {
+fn record(ledger: &mut SeenLedger, r: &fetch::Read<'_>, args: &AuditArgs) {
+    match r.payload.and_then(wire::decode) {
         Some(s) if s.run == args.run_id && !args.mine.shard.owns(args.mine.seed, u64::from(s.device)) => {
             ledger.other_shard();
         }
         Some(s) if s.run == args.run_id => {
+            // The clock's origin, read per record: it is set when the load starts, which may be
+            // while a batch is being read.
             let origin = args.start.get().map_or(0, |c| c.origin_unix_us());
             let second = u32::try_from(s.intended_us.saturating_sub(origin) / 1_000_000).unwrap_or(u32::MAX);
             let stream = Stream { class: s.class, device: s.device };
@@ -186,7 +190,10 @@ fn record(ledger: &mut SeenLedger, m: &rdkafka::message::BorrowedMessage<'_>, ar
                 ledger.saw_unkeyed(stream, s.seq, second)
             };
             if !fresh {
-                ledger.duplicate_at(stream, s.seq, || format!("{}[{}]@{}", m.topic(), m.partition(), m.offset()));
+                ledger.duplicate_at(stream, s.seq, || {
+                    let topic = r.topic.and_then(|t| args.plan_topics.get(t)).map_or("?", String::as_str);
+                    format!("{topic}[{}]@{}", r.partition, r.offset)
+                });
             }
         }
         _ => ledger.foreign(),

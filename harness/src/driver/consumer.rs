@@ -23,10 +23,10 @@ use rdkafka::client::OAuthToken;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::fetch::{self, Read};
 use super::group::GroupLedger;
 use super::{Control, Ctx, error_kind};
 use crate::clock::{Clock, MonotonicClock};
@@ -192,17 +192,16 @@ pub fn spawn(args: MemberArgs) -> std::io::Result<std::thread::JoinHandle<Member
 
 /// Decoding shared by group members and the audit reader.
 pub(super) struct Reading {
-    pub plan_topics: Vec<String>,
     pub book: Arc<OffsetBook>,
     pub reader: usize,
 }
 
 impl Reading {
-    /// Note the record's position; return the flattened partition index.
-    pub fn position(&self, m: &BorrowedMessage<'_>) -> Option<usize> {
-        let t = self.plan_topics.iter().position(|t| t == m.topic())?;
-        let idx = self.book.index(t, m.partition())?;
-        self.book.consumed(self.reader, idx, m.offset());
+    /// Note a read at `offset` of partition `partition` of plan topic `topic`; return the
+    /// flattened partition index.
+    pub fn at(&self, topic: usize, partition: i32, offset: i64) -> Option<usize> {
+        let idx = self.book.index(topic, partition)?;
+        self.book.consumed(self.reader, idx, offset);
         Some(idx)
     }
 }
@@ -338,12 +337,14 @@ impl Member<'_> {
         }
     }
 
-    fn handle(&mut self, m: &BorrowedMessage<'_>, reading: &Reading, clock: Option<MonotonicClock>) {
+    fn handle(&mut self, m: &Read<'_>, reading: &Reading, clock: Option<MonotonicClock>) {
         let now = clock.map_or(0, |c| c.now_us());
-        reading.position(m);
+        if let Some(t) = m.topic {
+            reading.at(t, m.partition, m.offset);
+        }
         self.window.consumed += 1;
         self.out.consumed += 1;
-        let payload = m.payload().unwrap_or_default();
+        let payload = m.payload.unwrap_or_default();
         self.window.bytes += payload.len() as u64;
         match (wire::decode(payload), clock) {
             (Some(stamp), Some(c)) if stamp.run == self.args.run_id => {
@@ -383,13 +384,13 @@ impl Member<'_> {
         }
     }
 
-    fn dead_letter(&mut self, m: &BorrowedMessage<'_>, topic: &str) {
+    fn dead_letter(&mut self, m: &Read<'_>, topic: &str) {
         let Some(p) = &self.dlq else { return };
         let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(topic);
-        if let Some(k) = m.key() {
+        if let Some(k) = m.key {
             record = record.key(k);
         }
-        if let Some(v) = m.payload() {
+        if let Some(v) = m.payload {
             record = record.payload(v);
         }
         match p.send(record) {
@@ -463,6 +464,64 @@ impl Member<'_> {
         self.out.replays.push(done);
     }
 
+    /// Read with `consumer` until the run stops (None) or a restart is due: (when, how long to
+    /// stay away). Records come in batches ([`fetch::Batches`]); a member that spends time per
+    /// record (processing, a rate-capped replay) takes one at a time, so that it serves its
+    /// client's events (rebalances) between records as before.
+    fn serve(
+        &mut self,
+        consumer: &BaseConsumer<MCtx>,
+        reading: &Reading,
+        cues: &[(u64, Cue)],
+        next_cue: &mut usize,
+    ) -> Option<(u64, Duration)> {
+        let mut batches = fetch::Batches::new(consumer, &[], &self.args.plan_topics);
+        while !self.stopping() {
+            let clock = self.args.start.get().copied();
+            if let Some(c) = clock {
+                while *next_cue < cues.len() && c.now_us() >= cues[*next_cue].0 {
+                    let now = c.now_us();
+                    let cue = cues[*next_cue].1.clone();
+                    *next_cue += 1;
+                    match cue {
+                        Cue::SlowFrom(f) => self.slow = f,
+                        Cue::SlowTo => self.slow = 1.0,
+                        Cue::StallFrom => self.stalled = true,
+                        Cue::StallTo => self.stalled = false,
+                        Cue::Replay(i) => self.replay(consumer, i, now),
+                        Cue::Restart(down) => return Some((now, down)),
+                    }
+                }
+                if self.stalled {
+                    self.wait_until(c.now_us() + 50_000, c);
+                    continue;
+                }
+            }
+            let paced = self.args.processing.is_some()
+                || self.args.batch.is_some()
+                || matches!(self.replaying, Some((_, _, Some(_), _, _)));
+            batches.read(Duration::from_millis(10), if paced { 1 } else { fetch::BATCH }, |r| match r {
+                // The clock may have started while reading: read it again for this record.
+                Ok(r) => {
+                    self.handle(r, reading, self.args.start.get().copied());
+                    // At-least-once: an offset is stored (and later committed) only once its
+                    // record is processed. With librdkafka's automatic store, records that
+                    // rust-rdkafka's `BaseConsumer` drop polls and discards while closing would
+                    // be committed unread.
+                    if let Err(e) = r.store_offset() {
+                        *self.window.errors.entry(format!("offset_store.{}", error_kind(&e))).or_insert(0) += 1;
+                    }
+                }
+                Err(e) => *self.window.errors.entry(error_kind(&e)).or_insert(0) += 1,
+            });
+            if let Some(c) = clock {
+                self.check_replay(consumer, c.now_us());
+            }
+            self.roll(clock);
+        }
+        None
+    }
+
     /// Has the replaying member read back up to where it was?
     fn check_replay(&mut self, consumer: &BaseConsumer<MCtx>, now: u64) {
         let Some((index, before, ..)) = &self.replaying else { return };
@@ -512,67 +571,29 @@ fn run(args: MemberArgs) -> MemberOutcome {
             None
         }
     };
-    let reading = Reading { plan_topics: args.plan_topics.clone(), book: args.book.clone(), reader: args.reader };
+    let reading = Reading { book: args.book.clone(), reader: args.reader };
     let cues = cues(&args);
     let mut next_cue = 0;
-
-    while consumer.is_some() && !m.stopping() {
-        let clock = args.start.get().copied();
-        if let Some(c) = clock {
-            while next_cue < cues.len() && c.now_us() >= cues[next_cue].0 {
-                let now = c.now_us();
-                match cues[next_cue].1.clone() {
-                    Cue::SlowFrom(f) => m.slow = f,
-                    Cue::SlowTo => m.slow = 1.0,
-                    Cue::StallFrom => m.stalled = true,
-                    Cue::StallTo => m.stalled = false,
-                    Cue::Replay(i) => {
-                        if let Some(cons) = &consumer {
-                            m.replay(cons, i, now);
-                        }
-                    }
-                    Cue::Restart(down) => {
-                        // Close: leave the group (committing offsets), stay away, rejoin.
-                        drop(consumer.take());
-                        m.wait_until(c.now_us() + u64::try_from(down.as_micros()).unwrap_or(0), c);
-                        match m.connect() {
-                            Ok(cons) => {
-                                m.out.restarts.push((now, Some(c.now_us())));
-                                consumer = Some(cons);
-                            }
-                            Err(e) => {
-                                m.out.restarts.push((now, None));
-                                m.out.error = Some(format!("could not rejoin after a restart: {e}"));
-                            }
-                        }
-                    }
-                }
-                next_cue += 1;
+    // One consumer's life per turn: a restart closes it (leaving the group, committing
+    // offsets), stays away, and rejoins with a new one.
+    while let Some(cons) = consumer.take() {
+        let Some((at, down)) = m.serve(&cons, &reading, &cues, &mut next_cue) else {
+            consumer = Some(cons);
+            break;
+        };
+        drop(cons);
+        let Some(c) = args.start.get().copied() else { break };
+        m.wait_until(c.now_us() + u64::try_from(down.as_micros()).unwrap_or(0), c);
+        match m.connect() {
+            Ok(cons) => {
+                m.out.restarts.push((at, Some(c.now_us())));
+                consumer = Some(cons);
             }
-            if m.stalled {
-                m.wait_until(c.now_us() + 50_000, c);
-                continue;
+            Err(e) => {
+                m.out.restarts.push((at, None));
+                m.out.error = Some(format!("could not rejoin after a restart: {e}"));
             }
         }
-        let Some(cons) = &consumer else { break };
-        match cons.poll(Duration::from_millis(100)) {
-            // The clock may have started while polling: read it again for this record.
-            Some(Ok(msg)) => {
-                m.handle(&msg, &reading, args.start.get().copied());
-                // At-least-once: an offset is stored (and later committed) only once its record
-                // is processed. With librdkafka's automatic store, records that rust-rdkafka's
-                // `BaseConsumer` drop polls and discards while closing would be committed unread.
-                if let Err(e) = cons.store_offset_from_message(&msg) {
-                    *m.window.errors.entry(format!("offset_store.{}", error_kind(&e))).or_insert(0) += 1;
-                }
-            }
-            Some(Err(e)) => *m.window.errors.entry(error_kind(&e)).or_insert(0) += 1,
-            None => {}
-        }
-        if let (Some(c), Some(cons)) = (clock, &consumer) {
-            m.check_replay(cons, c.now_us());
-        }
-        m.roll(clock);
     }
     let last = m.windows.current();
     m.flush(last);

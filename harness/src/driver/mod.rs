@@ -16,6 +16,7 @@ pub mod auth;
 pub mod barrier;
 pub mod compat;
 pub mod consumer;
+pub mod fetch;
 pub mod group;
 pub mod launch;
 pub mod pacer;

@@ -16,8 +16,8 @@
 //! (logs, statistics, errors, OAUTHBEARER token refreshes) go to the client's context exactly as
 //! rust-rdkafka's own `poll` would send them.
 //!
-//! This file holds the crate's only `unsafe` FFI besides `kill(2)` (faults) and `sysconf(3)`
-//! (the self-monitor); each block says why it is sound.
+//! Each `unsafe` block says why it is sound (ARCHITECTURE.md lists where else the crate has
+//! `unsafe`).
 
 use std::ffi::{CStr, CString, c_void};
 use std::marker::PhantomData;
