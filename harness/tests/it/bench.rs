@@ -17,10 +17,19 @@ fn json(o: &std::process::Output) -> serde_json::Value {
 }
 
 #[test]
-fn max_rate_bench_sends_exactly_the_requested_records_to_a_served_embedded_cluster() {
+fn bench_produce_rate_and_consume_measure_real_runs_on_a_served_embedded_cluster() {
     let _g = serial();
     let mut serve = bin()
-        .args(["serve-embedded", "--brokers", "3", "--topic", "bench:12", "--until-stdin-closes"])
+        .args([
+            "serve-embedded",
+            "--brokers",
+            "3",
+            "--topic",
+            "bench:12",
+            "--topic",
+            "replay:16",
+            "--until-stdin-closes",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -62,6 +71,33 @@ fn max_rate_bench_sends_exactly_the_requested_records_to_a_served_embedded_clust
     assert!((planned - 2000.0).abs() < 100.0, "{r}");
     let ratio = r["ratio"].as_f64().unwrap();
     assert!((0.95..=1.01).contains(&ratio), "{r}");
+
+    // Replay reads: a filled topic read from its start by the group member and by the audit
+    // reader, both taking records in batches from a queue of their own (driver/fetch.rs);
+    // every record is recorded as the fill's run's (distinct records, so none lost to a
+    // partition that never moved to the batch queue).
+    let base = ["bench", "consume", "--bootstrap", &bootstrap, "--topic", "replay", "--partitions", "16"];
+    let o = bin()
+        .args(base)
+        .args(["--fill", "--count", "20000", "--size", "100", "--acks", "1"])
+        .arg("--out")
+        .arg(dir.path().join("fill"))
+        .output()
+        .unwrap();
+    let fill = json(&o);
+    assert_eq!(fill["acked"], 20000, "{fill}");
+    let id = fill["run_id"].as_str().unwrap().to_string();
+    for reader in ["group", "audit"] {
+        let o = bin()
+            .args(base)
+            .args(["--reader", reader, "--run-id", &id])
+            .arg("--out")
+            .arg(dir.path().join(reader))
+            .output()
+            .unwrap();
+        let c = json(&o);
+        assert_eq!((c["count"].as_u64(), c["recorded"].as_u64()), (Some(20000), Some(20000)), "{reader}: {c}");
+    }
 
     drop(serve.stdin.take());
     let status = serve.wait().unwrap();
