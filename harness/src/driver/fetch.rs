@@ -141,28 +141,19 @@ impl<'c, C: ConsumerContext> Batches<'c, C> {
         let mut drained = false;
         // Partitions moved during this call (their later records already come here).
         let mut moved: Vec<(*const rd::rd_kafka_topic_t, i32)> = Vec::new();
-        for _ in 0..max {
-            // SAFETY: the consumer queue handle is live (released in drop).
-            if unsafe { rd::rd_kafka_queue_length(self.consumer_queue) } == 0 {
-                drained = true;
-                break;
-            }
-            match self.consumer.poll(Duration::ZERO) {
-                Some(Ok(m)) => {
-                    // SAFETY: the message lives until `m` is dropped, after this block.
-                    let r = self.view(unsafe { &*m.ptr() });
-                    each(Ok(&r));
-                    read += 1;
-                    let here = (m.topic_ptr() as *const rd::rd_kafka_topic_t, m.partition());
-                    if !moved.contains(&here) {
-                        moved.push(here);
-                        if let Ok(t) = CString::new(m.topic()) {
-                            self.adopt(t, m.partition());
-                        }
-                    }
+        if self.consumer_queue.is_null() {
+            // A client without a consumer queue (no group id) has its events on the main queue,
+            // which `poll` serves: once per read.
+            read += self.poll_one(&mut moved, &mut each);
+            drained = true;
+        } else {
+            for _ in 0..max {
+                // SAFETY: the consumer queue handle is live (released in drop).
+                if unsafe { rd::rd_kafka_queue_length(self.consumer_queue) } == 0 {
+                    drained = true;
+                    break;
                 }
-                Some(Err(e)) => each(Err(e)),
-                None => {}
+                read += self.poll_one(&mut moved, &mut each);
             }
         }
         if !drained || read >= max {
@@ -188,6 +179,36 @@ impl<'c, C: ConsumerContext> Batches<'c, C> {
         }
         self.buf.clear();
         read
+    }
+
+    /// Serve one event of the consumer queue with rust-rdkafka's `poll`; a record that comes
+    /// back is read, and its partition moved here (once per read: `moved`). Returns 1 for a
+    /// record.
+    fn poll_one(
+        &mut self,
+        moved: &mut Vec<(*const rd::rd_kafka_topic_t, i32)>,
+        each: &mut impl FnMut(Result<&Read<'_>, KafkaError>),
+    ) -> usize {
+        match self.consumer.poll(Duration::ZERO) {
+            Some(Ok(m)) => {
+                // SAFETY: the message lives until `m` is dropped, after this block.
+                let r = self.view(unsafe { &*m.ptr() });
+                each(Ok(&r));
+                let here = (m.topic_ptr() as *const rd::rd_kafka_topic_t, m.partition());
+                if !moved.contains(&here) {
+                    moved.push(here);
+                    if let Ok(t) = CString::new(m.topic()) {
+                        self.adopt(t, m.partition());
+                    }
+                }
+                1
+            }
+            Some(Err(e)) => {
+                each(Err(e));
+                0
+            }
+            None => 0,
+        }
     }
 
     /// Take up to `max` messages from the queue into `buf`, waiting up to `timeout_ms` (0: not
