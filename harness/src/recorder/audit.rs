@@ -103,7 +103,15 @@ pub struct AckLedger {
 /// A stream whose records went to more than one partition (an unkeyed class).
 pub const SEVERAL: u32 = u32::MAX;
 
+/// The last second a by-second count is kept for: 31 days into a run. A record that claims a
+/// later intended second (a corrupt or foreign stamp that passed the run check) still counts in
+/// the totals, not on the timeline, so a bad value cannot make a vector of billions of seconds.
+pub const LAST_TIMELINE_SECOND: u32 = 31 * 24 * 3600;
+
 fn bump(v: &mut Vec<u64>, second: u32) {
+    if second > LAST_TIMELINE_SECOND {
+        return;
+    }
     let i = second as usize;
     if v.len() <= i {
         v.resize(i + 1, 0);
@@ -690,5 +698,18 @@ mod tests {
         // A second beyond the acknowledged ones is clamped to the last: nothing is dropped.
         let p = by_second(&a, &s, &reach, &|_, _| Some(9));
         assert_eq!((p.len(), p[0].lost, p[0].unverified), (1, 6, 5));
+    }
+
+    #[test]
+    fn an_absurd_intended_second_counts_in_the_totals_but_grows_no_timeline() {
+        let (mut a, mut s) = (AckLedger::default(), SeenLedger::default());
+        a.acked(st(1), 0, u32::MAX, 0);
+        assert!(s.saw(st(1), 0, u32::MAX));
+        assert!(!s.saw(st(1), 0, LAST_TIMELINE_SECOND + 1));
+        assert!(s.saw(st(1), 1, LAST_TIMELINE_SECOND));
+        assert_eq!((a.acked.len(), s.reads, s.duplicates), (1, 3, 1));
+        assert!(a.acked_by_second.is_empty() && s.duplicates_by_second.is_empty());
+        assert_eq!(s.seen_by_second.len(), LAST_TIMELINE_SECOND as usize + 1);
+        assert!(a.heap_bytes() + s.heap_bytes() < 64 << 20);
     }
 }
