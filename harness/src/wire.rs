@@ -90,17 +90,19 @@ pub fn encode(
     out.clear();
     match format {
         ValueFormat::Binary => {
-            out.extend_from_slice(b"FS");
-            out.push(1);
-            out.push(0);
-            out.extend_from_slice(&stamp.run.to_le_bytes());
-            out.extend_from_slice(&stamp.device.to_le_bytes());
-            out.extend_from_slice(&stamp.class.to_le_bytes());
-            out.extend_from_slice(&stamp.firmware.to_le_bytes());
-            out.extend_from_slice(&stamp.seq.to_le_bytes());
-            out.extend_from_slice(&stamp.created_us.to_le_bytes());
-            out.extend_from_slice(&stamp.intended_us.to_le_bytes());
-            out.extend_from_slice(&0u32.to_le_bytes());
+            // The header is built in a fixed array and appended once: one capacity check and
+            // one copy, not one per field (callgrind: this function's own instructions per
+            // record 176 → 93, BENCHMARKS.md).
+            let mut h = [0u8; BINARY_HEADER];
+            h[..4].copy_from_slice(b"FS\x01\x00");
+            h[4..12].copy_from_slice(&stamp.run.to_le_bytes());
+            h[12..16].copy_from_slice(&stamp.device.to_le_bytes());
+            h[16..18].copy_from_slice(&stamp.class.to_le_bytes());
+            h[18..20].copy_from_slice(&stamp.firmware.to_le_bytes());
+            h[20..28].copy_from_slice(&stamp.seq.to_le_bytes());
+            h[28..36].copy_from_slice(&stamp.created_us.to_le_bytes());
+            h[36..44].copy_from_slice(&stamp.intended_us.to_le_bytes());
+            out.extend_from_slice(&h);
             let pad = size.saturating_sub(out.len());
             for s in Filler::slice(&filler.bytes, cursor, pad) {
                 out.extend_from_slice(s);
@@ -241,6 +243,24 @@ mod tests {
         encode(ValueFormat::Binary, &stamp(), b"ignored", 4096, &f, &mut 0, &mut out);
         assert_eq!(out.len(), 4096);
         assert_eq!(decode(&out), Some(stamp()));
+    }
+
+    #[test]
+    fn the_binary_header_is_the_documented_layout() {
+        // Other readers (the Python checks, users' consumers) decode these bytes: pinned here.
+        let mut out = Vec::new();
+        let s = Stamp { run: 1, device: 2, class: 3, firmware: 4, seq: 5, created_us: 6, intended_us: 7 };
+        encode(ValueFormat::Binary, &s, b"", 0, &Filler::new(1), &mut 0, &mut out);
+        let mut want = b"FS\x01\x00".to_vec();
+        want.extend(1u64.to_le_bytes());
+        want.extend(2u32.to_le_bytes());
+        want.extend(3u16.to_le_bytes());
+        want.extend(4u16.to_le_bytes());
+        for v in [5u64, 6, 7] {
+            want.extend(v.to_le_bytes());
+        }
+        want.extend(0u32.to_le_bytes());
+        assert_eq!(out, want);
     }
 
     #[test]

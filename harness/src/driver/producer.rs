@@ -30,7 +30,7 @@ use super::pacer::{Pacer, Step};
 use super::produce::{self, Delivered, Events, HeaderTemplate, TopicHandle};
 use super::{Control, Ctx, Shared, error_kind, props};
 use crate::clock::{Clock, MonotonicClock};
-use crate::config::scenario::ProducerSpec;
+use crate::config::scenario::{ProducerSpec, ValueFormat};
 use crate::plan::Plan;
 use crate::recorder::audit::{AckLedger, Stream};
 use crate::recorder::partitions::PartitionTally;
@@ -577,7 +577,12 @@ fn send_all(
                     out.planned_measured += 1;
                 }
                 let class = &plan.classes[usize::from(ev.class)];
-                plan.ids.write(u64::from(ev.device), &mut key);
+                let format = class.payload(ev.firmware).format;
+                // The device id is the key of a keyed class and a field of a JSON value; an
+                // unkeyed binary record carries only the device number, so no id is written.
+                if class.keyed || matches!(format, ValueFormat::Json) {
+                    plan.ids.write(u64::from(ev.device), &mut key);
+                }
                 let stamp = Stamp {
                     run: args.run_id,
                     device: ev.device,
@@ -615,7 +620,7 @@ fn send_all(
                     }
                     _ => (&mut value, false),
                 };
-                wire::encode(class.payload(ev.firmware).format, &stamp, &key, want, &args.filler, &mut cursor, buf);
+                wire::encode(format, &stamp, &key, want, &args.filler, &mut cursor, buf);
                 let bytes = u32::try_from(buf.len()).unwrap_or(u32::MAX);
                 if let Some(f) = link.acks.flights.get_mut(slot) {
                     f.bytes = bytes;
