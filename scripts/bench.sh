@@ -230,7 +230,7 @@ whole_suite() { # target bootstrap rate duration
         log "$1: whole run at $3/s for $4, rep $rep/$REPS"
         # shellcheck disable=SC2046
         line=$("$FS" bench whole --bootstrap "$2" --topic whole --rate "$3/s" --duration "$4" --acks 1 $(retention "$1") \
-            --out "$OUT/runs/whole" 2>/dev/null) || continue
+            --out "$OUT/runs/whole-$rep" 2>/dev/null) || continue
         python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(part="whole", target=sys.argv[2], rep=int(sys.argv[3])); print(json.dumps(d))' \
             "$line" "$1" "$rep" >> "$RESULTS"
     done

@@ -184,6 +184,16 @@ def main():
                        f"| **{med(ns):,.0f}** | {min(ns):,.0f}–{max(ns):,.0f} | {split} "
                        f"| {sum(r['lost'] for r in rs)} | {sum(1 for r in rs if r['harness_saturated'])}/{len(rs)} |")
         out.append("")
+        # A repetition that acknowledged fewer records than it planned says why (older result
+        # lines lack the fields: nothing to say).
+        short = [r for r in whole if "planned" in r and r["acked"] < r["planned"]]
+        for r in short:
+            why = "; ".join(r.get("warnings", [])) or "no warning in its report"
+            out.append(f"- {r['target']} rep {r.get('rep', '?')}: {r['acked']:,} of {r['planned']:,} planned records "
+                       f"acknowledged (status {r['status']}, failed {r['failed']:,}, unsent at the end "
+                       f"{r['unsent_at_end']:,}; {why}); report: `{r['report']}`")
+        if short:
+            out.append("")
     print("\n".join(out))
 
 

@@ -322,8 +322,17 @@ pub fn consume(l: &Load, reader: Reader, run_id: u64) -> Result<ConsumeResult, B
 /// The result of `bench whole`.
 #[derive(Clone, Debug, Serialize)]
 pub struct WholeResult {
+    /// How the run ended, and its report: a repetition that fell short says why (its status,
+    /// failures, records left unsent, the report's warnings), and its report stays behind.
+    pub status: crate::report::Status,
+    pub report: String,
+    pub warnings: Vec<String>,
     pub planned_per_s: f64,
     pub duration_s: f64,
+    /// Records planned, failed, and still unsent when the load ended.
+    pub planned: u64,
+    pub failed: u64,
+    pub unsent_at_end: u64,
     /// Records acknowledged, and read by the audit and the group.
     pub acked: u64,
     pub audited: u64,
@@ -355,8 +364,14 @@ pub fn whole(l: &Load, rate_per_s: f64, duration_s: f64) -> Result<WholeResult, 
     let acked = r.produce.acked;
     let per = |ns: u64| ns as f64 / acked.max(1) as f64;
     Ok(WholeResult {
+        status: r.status,
+        report: l.out.join("report.json").display().to_string(),
+        warnings: r.warnings.clone(),
         planned_per_s: r.produce.planned_rate,
         duration_s,
+        planned: r.produce.planned,
+        failed: r.produce.failed,
+        unsent_at_end: r.produce.unsent_at_end,
         acked,
         audited: r.audit.counts.seen,
         group_consumed: r.consumers.values().map(|g| g.consumed).sum(),

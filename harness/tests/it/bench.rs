@@ -16,6 +16,11 @@ fn json(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).unwrap()
 }
 
+/// `fleetstorm bench ARGS --out OUT`: its one JSON line.
+fn bench(args: &[&str], out: &std::path::Path) -> serde_json::Value {
+    json(&bin().arg("bench").args(args).arg("--out").arg(out).output().unwrap())
+}
+
 #[test]
 fn bench_produce_rate_and_consume_measure_real_runs_on_a_served_embedded_cluster() {
     let _g = serial();
@@ -39,13 +44,10 @@ fn bench_produce_rate_and_consume_measure_real_runs_on_a_served_embedded_cluster
     let bootstrap = line.trim().strip_prefix("bootstrap=").unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
 
-    let o = bin()
-        .args(["bench", "produce", "--bootstrap", &bootstrap, "--count", "30000", "--size", "1024", "--acks", "all"])
-        .arg("--out")
-        .arg(dir.path().join("p"))
-        .output()
-        .unwrap();
-    let p = json(&o);
+    let p = bench(
+        &["produce", "--bootstrap", &bootstrap, "--count", "30000", "--size", "1024", "--acks", "all"],
+        &dir.path().join("p"),
+    );
     assert_eq!(p["acked"], 30000, "{p}");
     assert_eq!(p["size"], 1024);
     assert!(p["msgs_per_s"].as_f64().unwrap() > 0.0);
@@ -59,13 +61,7 @@ fn bench_produce_rate_and_consume_measure_real_runs_on_a_served_embedded_cluster
     assert_eq!(report["max_rate"]["acked"], 30000);
     assert_eq!(report["status"], "completed");
 
-    let o = bin()
-        .args(["bench", "rate", "--bootstrap", &bootstrap, "--rate", "2000/s", "--duration", "3s"])
-        .arg("--out")
-        .arg(dir.path().join("r"))
-        .output()
-        .unwrap();
-    let r = json(&o);
+    let r = bench(&["rate", "--bootstrap", &bootstrap, "--rate", "2000/s", "--duration", "3s"], &dir.path().join("r"));
     // Planned: what the seeded schedule actually holds in the measured window (≈ 2000/s).
     let planned = r["planned_per_s"].as_f64().unwrap();
     assert!((planned - 2000.0).abs() < 100.0, "{r}");
@@ -76,28 +72,46 @@ fn bench_produce_rate_and_consume_measure_real_runs_on_a_served_embedded_cluster
     // reader, both taking records in batches from a queue of their own (driver/fetch.rs);
     // every record is recorded as the fill's run's (distinct records, so none lost to a
     // partition that never moved to the batch queue).
-    let base = ["bench", "consume", "--bootstrap", &bootstrap, "--topic", "replay", "--partitions", "16"];
-    let o = bin()
-        .args(base)
-        .args(["--fill", "--count", "20000", "--size", "100", "--acks", "1"])
-        .arg("--out")
-        .arg(dir.path().join("fill"))
-        .output()
-        .unwrap();
-    let fill = json(&o);
+    let base = ["consume", "--bootstrap", &bootstrap, "--topic", "replay", "--partitions", "16"];
+    let fill = bench(
+        &[&base[..], &["--fill", "--count", "20000", "--size", "100", "--acks", "1"]].concat(),
+        &dir.path().join("fill"),
+    );
     assert_eq!(fill["acked"], 20000, "{fill}");
     let id = fill["run_id"].as_str().unwrap().to_string();
     for reader in ["group", "audit"] {
-        let o = bin()
-            .args(base)
-            .args(["--reader", reader, "--run-id", &id])
-            .arg("--out")
-            .arg(dir.path().join(reader))
-            .output()
-            .unwrap();
-        let c = json(&o);
+        let c = bench(&[&base[..], &["--reader", reader, "--run-id", &id]].concat(), &dir.path().join(reader));
         assert_eq!((c["count"].as_u64(), c["recorded"].as_u64()), (Some(20000), Some(20000)), "{reader}: {c}");
     }
+
+    // A whole run: produce, the audit and one group. It says how it ended and what was planned,
+    // so a short repetition explains itself (its report stays in its own directory).
+    let w = bench(
+        &[
+            "whole",
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            "bench",
+            "--rate",
+            "2000/s",
+            "--duration",
+            "3s",
+            "--acks",
+            "1",
+        ],
+        &dir.path().join("w"),
+    );
+    assert_eq!(w["status"], "completed", "{w}");
+    let planned = w["planned"].as_u64().unwrap();
+    assert!(planned > 4000 && w["acked"] == planned && w["audited"] == planned, "{w}");
+    assert_eq!(
+        (w["failed"].as_u64(), w["unsent_at_end"].as_u64(), w["lost"].as_u64()),
+        (Some(0), Some(0), Some(0)),
+        "{w}"
+    );
+    assert!(w["cpu_ns_per_record"].as_f64().unwrap() > 0.0, "{w}");
+    assert!(w["report"].as_str().unwrap().ends_with("report.json"), "{w}");
 
     drop(serve.stdin.take());
     let status = serve.wait().unwrap();
