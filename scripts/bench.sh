@@ -49,7 +49,7 @@ done
 want() { local p; for p in "${PARTS[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 OUT="${OUT:-reports/bench/$(date -u +%Y%m%dT%H%M%SZ)}"
-mkdir -p "$OUT"
+mkdir -p "$OUT/runs"
 RESULTS="$OUT/results.jsonl"
 : > "$RESULTS"
 log() { echo "bench: $*" >&2; }
@@ -174,9 +174,9 @@ rk_consume() { # target bootstrap count mode(group|assign) rep
         args=(-C -o beginning)
         for p in $(seq 0 $((RPARTS - 1))); do args+=(-p "$p"); done
     fi
-    row=$(/usr/bin/time -f "%U %S" -o "$OUT/rk-time.txt" timeout 600 "$RK" "${args[@]}" -t "$RTOPIC" -b "$b" -c "$count" \
+    row=$(/usr/bin/time -f "%U %S" -o "$OUT/runs/rk-time.txt" timeout 600 "$RK" "${args[@]}" -t "$RTOPIC" -b "$b" -c "$count" \
         -X queued.min.messages=100000 -X fetch.queue.backoff.ms=10 -u 2>/dev/null | grep '^|' | tail -1) || true
-    cpu=$(tail -1 "$OUT/rk-time.txt" 2>/dev/null || echo "0 0")
+    cpu=$(tail -1 "$OUT/runs/rk-time.txt" 2>/dev/null || echo "0 0")
     python3 - "$row" "$cpu" "$target" "$count" "$mode" "$rep" <<'PY' >> "$RESULTS"
 import json, sys
 row, cpu, target, count, mode, rep = sys.argv[1:]
