@@ -103,7 +103,8 @@ pub struct AckLedger {
 /// A stream whose records went to more than one partition (an unkeyed class).
 pub const SEVERAL: u32 = u32::MAX;
 
-/// The last second a by-second count is kept for: 31 days into a run. A record that claims a
+/// The last second a by-second count is kept for: 31 days into a run, four times the longest
+/// load validation allows (a week) plus its drain. A record that claims a
 /// later intended second (a corrupt or foreign stamp that passed the run check) still counts in
 /// the totals, not on the timeline, so a bad value cannot make a vector of billions of seconds.
 pub const LAST_TIMELINE_SECOND: u32 = 31 * 24 * 3600;
